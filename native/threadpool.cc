@@ -1,0 +1,161 @@
+#include "threadpool.h"
+#include "napi_util.h"
+#include "registry.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace moelab {
+
+namespace {
+
+// Workers sleep on a condition variable between jobs and spin briefly after one, because training
+// issues thousands of short kernels back to back and a futex wake-up costs tens of microseconds.
+class Pool {
+ public:
+  Pool() {
+    int n = (int)std::thread::hardware_concurrency();
+    if (const char* e = std::getenv("MOELAB_THREADS")) {
+      int v = std::atoi(e);
+      if (v > 0) n = v;
+    }
+    resize(std::max(1, n));
+  }
+  ~Pool() { stopAll(); }
+
+  int size() const { return nthreads_; }
+
+  void resize(int n) {
+    n = std::max(1, std::min(n, 256));
+    if (n == nthreads_) return;
+    stopAll();
+    nthreads_ = n;
+    stop_ = false;
+    for (int i = 1; i < n; i++) workers_.emplace_back([this, i] { loop(i); });
+  }
+
+  void run(int nt, const std::function<void(int, int)>& fn) {
+    nt = std::max(1, std::min(nt, nthreads_));
+    if (nt == 1) {
+      fn(0, 1);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      job_ = &fn;
+      jobThreads_ = nt;
+      pending_.store(nt - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    fn(0, nt);
+    while (pending_.load(std::memory_order_acquire) != 0) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+    }
+  }
+
+ private:
+  void loop(int idx) {
+    uint64_t seen = generation_.load(std::memory_order_acquire);
+    for (;;) {
+      // spin a little before sleeping
+      uint64_t g = seen;
+      for (int spin = 0; spin < 20000; spin++) {
+        g = generation_.load(std::memory_order_acquire);
+        if (g != seen || stop_.load(std::memory_order_relaxed)) break;
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+      }
+      if (g == seen) {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen || stop_.load(); });
+        g = generation_.load(std::memory_order_acquire);
+      }
+      if (stop_.load()) return;
+      seen = g;
+      const std::function<void(int, int)>* job;
+      int nt;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        job = job_;
+        nt = jobThreads_;
+      }
+      if (idx < nt) {
+        (*job)(idx, nt);
+        pending_.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+  }
+
+  void stopAll() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+      generation_.fetch_add(1);
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
+  int nthreads_ = 0;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+  const std::function<void(int, int)>* job_ = nullptr;
+  int jobThreads_ = 1;
+};
+
+Pool& pool() {
+  static Pool p;
+  return p;
+}
+
+}  // namespace
+
+int threads() { return pool().size(); }
+void setThreads(int n) { pool().resize(n); }
+
+void parallelRun(int maxThreads, const std::function<void(int, int)>& fn) { pool().run(maxThreads, fn); }
+
+void parallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  int64_t maxChunks = (n + grain - 1) / grain;
+  int nt = (int)std::min<int64_t>(threads(), maxChunks);
+  if (nt <= 1) {
+    fn(0, n);
+    return;
+  }
+  pool().run(nt, [&](int t, int ntt) {
+    int64_t b = n * t / ntt, e = n * (t + 1) / ntt;
+    if (b < e) fn(b, e);
+  });
+}
+
+static Napi::Value ThreadsNapi(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), threads());
+}
+MOELAB_EXPORT(getThreads, ThreadsNapi);
+
+static Napi::Value SetThreadsNapi(const Napi::CallbackInfo& info) {
+  needArgs(info, 1, "setThreads");
+  int64_t n = dimArg(info, 0, "setThreads", "n", 1);
+  if (n > 256) throwRange(info.Env(), "setThreads: n must be <= 256");
+  setThreads((int)n);
+  return info.Env().Undefined();
+}
+MOELAB_EXPORT(setThreads, SetThreadsNapi);
+
+}  // namespace moelab

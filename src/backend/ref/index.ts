@@ -1,0 +1,28 @@
+// The pure-TypeScript reference: every Kernels method, written for clarity. It is the oracle the
+// native kernels are tested against and the fallback where the addon cannot be built.
+import type { Kernels } from '../kernels.js';
+import * as gemm from './gemm.js';
+import * as elementwise from './elementwise.js';
+import * as reduce from './reduce.js';
+import * as norm from './norm.js';
+import * as loss from './loss.js';
+import * as attention from './attention.js';
+import * as indexing from './indexing.js';
+import * as optim from './optim.js';
+
+let refThreads = 1;
+
+export const ref: Kernels = {
+  name: 'ref',
+  cpuInfo: () => ({ isa: 'js', avx2: false, fma: false, avx512f: false }),
+  getThreads: () => refThreads,
+  setThreads: (n: number) => { refThreads = n; },
+  ...gemm,
+  ...elementwise,
+  ...reduce,
+  ...norm,
+  ...loss,
+  ...attention,
+  ...indexing,
+  ...optim,
+} as Kernels;
