@@ -1,0 +1,105 @@
+/**
+ * Reverse-mode autodiff over the graph recorded by ops.
+ *
+ * Each op that has an input needing gradients attaches a Node to its output. A node's backward
+ * receives the output's gradient (contiguous, in the output's logical shape) and returns one
+ * gradient per input (or null where none is needed). Gradients it returns become owned by the
+ * engine, which accumulates them per tensor and hands the final sum to the producer's node.
+ *
+ * Memory: a node is released (its closure, and with it every buffer it saved for backward) right
+ * after it runs, and each gradient is dropped once its consumer has used it, so peak memory during
+ * backward is the saved activations still waiting plus the gradients in flight.
+ */
+import { backend } from '../backend/index.js';
+import { Tensor } from './tensor.js';
+
+export interface Node {
+  name: string;
+  inputs: Tensor[];
+  backward: ((gout: Float32Array) => (Float32Array | null)[]) | null;
+}
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn with graph recording off (inference, optimizer updates, evaluation). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  // Iterative DFS: models are deep enough (hundreds of ops) that recursion depth is a risk.
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    const inputs = t.node ? t.node.inputs : [];
+    if (i < inputs.length) {
+      top[1]++;
+      const c = inputs[i];
+      if (c.requiresGrad && !seen.has(c)) {
+        seen.add(c);
+        stack.push([c, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+  return order; // inputs before outputs
+}
+
+/**
+ * Backpropagates from `root`. Leaves with requiresGrad receive (accumulate into) `.grad`.
+ * `seed` defaults to ones (so a scalar loss gets d loss / d loss = 1).
+ */
+export function backward(root: Tensor, seed?: Float32Array): void {
+  if (!root.requiresGrad) throw new Error('backward(): tensor does not require grad (was it computed under noGrad?)');
+  const k = backend();
+  const order = topoOrder(root);
+  const grads = new Map<Tensor, Float32Array>();
+  const g0 = seed ?? new Float32Array(root.size).fill(1);
+  if (g0.length !== root.size) throw new Error(`backward(): seed has ${g0.length} elements, tensor ${root.size}`);
+  grads.set(root, g0);
+
+  for (let i = order.length - 1; i >= 0; i--) {
+    const t = order[i];
+    const g = grads.get(t);
+    grads.delete(t);
+    if (!g) continue;
+    const node = t.node;
+    if (!node) {
+      // A leaf: accumulate into .grad (a fresh array is adopted, an existing one summed into).
+      if (t.grad) k.axpy(1, g, t.grad.f32);
+      else t.grad = new Tensor(g, t.shape);
+      continue;
+    }
+    if (!node.backward) throw new Error(`backward(): graph through '${node.name}' was already freed (backward called twice?)`);
+    const gins = node.backward(g);
+    node.backward = null; // frees everything the op saved
+    const handed = new Set<Float32Array>();
+    node.inputs.forEach((inp, j) => {
+      let gi = gins[j];
+      if (!gi || !inp.requiresGrad) return;
+      if (gi.length !== inp.size) throw new Error(`backward(): op '${node.name}' returned a gradient of ${gi.length} elements for an input of ${inp.size}`);
+      if (handed.has(gi)) gi = gi.slice(); // the same array for two inputs: each needs its own
+      handed.add(gi);
+      const prev = grads.get(inp);
+      if (prev) k.axpy(1, gi, prev);
+      else grads.set(inp, gi);
+    });
+    t.node = null;
+  }
+}

@@ -1,0 +1,8 @@
+// The tensor library: storage and views, autograd, and the op set the models are built from.
+export * from './tensor.js';
+export { backward, noGrad, isGradEnabled } from './autograd.js';
+export * from './ops/elementwise.js';
+export * from './ops/reduce.js';
+export * from './ops/matmul.js';
+export * from './ops/nn.js';
+export * from './ops/indexing.js';
