@@ -13,6 +13,12 @@ import type { Node } from './autograd.js';
 import { isGradEnabled, backward as runBackward } from './autograd.js';
 
 export type DType = 'f32' | 'i32';
+
+/** A row-sparse gradient: values[i*d .. i*d+d) belongs to row ids[i]. */
+export interface RowSparseGrad {
+  ids: Int32Array;
+  values: Float32Array;
+}
 export type Storage = Float32Array | Int32Array;
 
 export function numel(shape: readonly number[]): number {
@@ -47,6 +53,12 @@ export class Tensor {
   grad: Tensor | null = null;
   /** The op that produced this tensor (null for leaves and when grad is off). */
   node: Node | null = null;
+  /**
+   * Row-sparse gradient chunks for embedding-like parameters whose layers skip the dense gradient
+   * (PEER's expert tables): each chunk adds rows[i*d..] to row ids[i]. Ids may repeat across and
+   * within chunks; optimizers coalesce them.
+   */
+  sparseGrad: RowSparseGrad[] | null = null;
   /** Name used by modules and checkpoints (parameters only). */
   name = '';
 
