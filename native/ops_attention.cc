@@ -1,0 +1,491 @@
+// Fused causal multi-head attention (forward, backward, KV-cache decoding), FlashAttention-2 style:
+// per (batch, head) and block of BR queries, scores against blocks of BC keys with an online softmax;
+// only lse per query is saved and backward recomputes P from it. The causal upper triangle is
+// skipped at 6-row x 8-column granularity. This file validates, packs operands into per-thread
+// scratch, threads and dispatches; the tile kernels are AVX2 (avx2/attention_avx2.cc) or the
+// portable versions below (MOELAB_ISA=generic).
+#include "cpu.h"
+#include "napi_util.h"
+#include "registry.h"
+#include "threadpool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <new>
+#include <vector>
+
+namespace moelab {
+
+// avx2/attention_avx2.cc
+void attnGemmAvx2(int m, int n, int k, const float* A, int64_t lda, bool transA, const float* B, int64_t ldb,
+                  float* C, int64_t ldc, const float* cscale, bool acc, int tri, int diag);
+void attnSoftmaxTileAvx2(int rows, int n, float* S, int64_t lds, int diag, float* m, float* l, float* alpha);
+void attnBwdTileAvx2(int rows, int n, float* S, float* dP, int64_t ld, int diag, const float* lse, const float* D);
+
+namespace {
+
+constexpr int BR = 64;  // queries per block
+constexpr int BC = 64;  // keys per block (multiple of 8)
+
+inline int roundup8(int64_t x) { return (int)((x + 7) & ~int64_t(7)); }
+
+// ------------------------------------------------------------------ portable tile kernels
+// Same contracts as the AVX2 versions (see avx2/attention_avx2.cc), with exact per-row masking.
+
+void gemmGeneric(int m, int n, int k, const float* A, int64_t lda, bool transA, const float* B, int64_t ldb,
+                 float* C, int64_t ldc, const float* cscale, bool acc, int tri, int diag) {
+  for (int i = 0; i < m; i++) {
+    int nn = n, kb = 0, ke = k;
+    if (tri == 1) nn = std::clamp(diag + i + 1, 0, n);
+    else if (tri == 2) ke = std::clamp(diag + i + 1, 0, k);
+    else if (tri == 3) kb = std::clamp(i - diag, 0, k);
+    float* c = C + (int64_t)i * ldc;
+    for (int j = 0; j < nn; j++) c[j] = cscale ? c[j] * cscale[i] : acc ? c[j] : 0.0f;
+    for (int p = kb; p < ke; p++) {
+      float a = transA ? A[(int64_t)p * lda + i] : A[(int64_t)i * lda + p];
+      const float* b = B + (int64_t)p * ldb;
+      for (int j = 0; j < nn; j++) c[j] += a * b[j];
+    }
+  }
+}
+
+void softmaxTileGeneric(int rows, int n, float* S, int64_t lds, int diag, float* m, float* l, float* alpha) {
+  for (int i = 0; i < rows; i++) {
+    float* s = S + (int64_t)i * lds;
+    int valid = std::clamp(diag + i + 1, 0, n);
+    if (valid == 0) {
+      std::fill(s, s + n, 0.0f);
+      alpha[i] = 1.0f;
+      continue;
+    }
+    float mx = -INFINITY;
+    for (int c = 0; c < valid; c++) mx = std::max(mx, s[c]);
+    float mold = m[i], mnew = std::max(mold, mx);
+    float a = mold == -INFINITY ? 0.0f : std::exp(mold - mnew);
+    float sum = 0;
+    for (int c = 0; c < valid; c++) sum += (s[c] = std::exp(s[c] - mnew));
+    std::fill(s + valid, s + n, 0.0f);
+    l[i] = l[i] * a + sum;
+    m[i] = mnew;
+    alpha[i] = a;
+  }
+}
+
+void bwdTileGeneric(int rows, int n, float* S, float* dP, int64_t ld, int diag, const float* lse, const float* D) {
+  for (int i = 0; i < rows; i++) {
+    float* s = S + (int64_t)i * ld;
+    float* dp = dP + (int64_t)i * ld;
+    int valid = std::clamp(diag + i + 1, 0, n);
+    for (int c = 0; c < valid; c++) {
+      s[c] = std::exp(s[c] - lse[i]);
+      dp[c] = s[c] * (dp[c] - D[i]);
+    }
+    std::fill(s + valid, s + n, 0.0f);
+    std::fill(dp + valid, dp + n, 0.0f);
+  }
+}
+
+struct TileKernels {
+  decltype(&gemmGeneric) gemm;
+  decltype(&softmaxTileGeneric) softmax;
+  decltype(&bwdTileGeneric) bwd;
+};
+
+const TileKernels& tileKernels() {
+  static const TileKernels avx2{attnGemmAvx2, attnSoftmaxTileAvx2, attnBwdTileAvx2};
+  static const TileKernels generic{gemmGeneric, softmaxTileGeneric, bwdTileGeneric};
+  return activeIsa() >= Isa::Avx2 ? avx2 : generic;
+}
+
+// ------------------------------------------------------------------ forward
+
+// One head's queries, keys and values, each row r at base + r*stride (hd contiguous floats).
+// Query r sits at absolute position pos0 + r and attends to keys 0 .. pos0 + r.
+struct FwdHead {
+  const float* q; int64_t qs;
+  const float* k; int64_t ks;
+  const float* v; int64_t vs;
+  float* o; int64_t os;
+  float* lse;  // [nq] or null
+  int nq, pos0;
+};
+
+inline int64_t fwdScratch(int nkMax, int hd) {
+  int64_t hdp = roundup8(hd), Sp = roundup8(nkMax);
+  return hd * Sp + (int64_t)nkMax * hdp + 2 * BR * hdp + BR * BC + 3 * BR + 64;
+}
+
+inline float* align64(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
+}
+
+// Queries of blocks [qb0, qb1) of one head.
+void fwdHead(const TileKernels& K, const FwdHead& h, int hd, float scale, int qb0, int qb1, float* scratch) {
+  const int hdp = roundup8(hd);
+  const int rEnd = std::min(h.nq, qb1 * BR);
+  const int nk = h.pos0 + rEnd;  // keys any of these queries needs
+  const int Sp = roundup8(nk);
+  float* KT = align64(scratch);             // [hd][Sp]
+  float* V = KT + (int64_t)hd * Sp;         // [nk][hdp]
+  float* Qs = V + (int64_t)nk * hdp;        // [BR][hdp]
+  float* O = Qs + (int64_t)BR * hdp;        // [BR][hdp]
+  float* St = O + (int64_t)BR * hdp;        // [BR][BC]
+  float* m = St + BR * BC;
+  float* l = m + BR;
+  float* alpha = l + BR;
+
+  for (int t = 0; t < nk; t++) {
+    const float* kr = h.k + t * h.ks;
+    for (int c = 0; c < hd; c++) KT[(int64_t)c * Sp + t] = kr[c];
+    const float* vr = h.v + t * h.vs;
+    float* vd = V + (int64_t)t * hdp;
+    std::memcpy(vd, vr, sizeof(float) * hd);
+    for (int c = hd; c < hdp; c++) vd[c] = 0.0f;
+  }
+  for (int c = 0; c < hd; c++)
+    for (int t = nk; t < Sp; t++) KT[(int64_t)c * Sp + t] = 0.0f;
+
+  for (int qb = qb0; qb < qb1; qb++) {
+    const int r0 = qb * BR, nr = std::min(BR, h.nq - r0);
+    if (nr <= 0) break;
+    for (int i = 0; i < nr; i++) {
+      const float* qr = h.q + (r0 + i) * h.qs;
+      float* qd = Qs + (int64_t)i * hdp;
+      for (int c = 0; c < hd; c++) qd[c] = scale * qr[c];
+      for (int c = hd; c < hdp; c++) qd[c] = 0.0f;
+      m[i] = -INFINITY;
+      l[i] = 0.0f;
+    }
+    const int nkb = h.pos0 + r0 + nr;  // keys this block needs
+    for (int t0 = 0; t0 < nkb; t0 += BC) {
+      const int nkt = std::min(BC, nkb - t0), ncol = roundup8(nkt);
+      const int diag = h.pos0 + r0 - t0;
+      K.gemm(nr, ncol, hd, Qs, hdp, false, KT + t0, Sp, St, BC, nullptr, false, 1, diag);
+      K.softmax(nr, ncol, St, BC, diag, m, l, alpha);
+      K.gemm(nr, hdp, nkt, St, BC, false, V + (int64_t)t0 * hdp, hdp, O, hdp, t0 == 0 ? nullptr : alpha,
+             false, 2, diag);
+    }
+    for (int i = 0; i < nr; i++) {
+      const float inv = 1.0f / l[i];
+      float* od = h.o + (r0 + i) * h.os;
+      const float* os = O + (int64_t)i * hdp;
+      for (int c = 0; c < hd; c++) od[c] = os[c] * inv;
+      if (h.lse) h.lse[r0 + i] = m[i] + std::log(l[i]);
+    }
+  }
+}
+
+// Work list of (head, query-block range) items run with a shared atomic counter. Heads are whole
+// items while there are enough of them to keep every thread busy; the remainder are split into
+// query blocks (largest first) so a single head still uses all threads.
+struct FwdItem {
+  int head, qb0, qb1;
+};
+
+template <typename HeadFn>
+void runFwd(int nHeads, int nq, int nkMax, int hd, const HeadFn& headAt, float scale) {
+  const TileKernels& K = tileKernels();
+  const int nqb = (nq + BR - 1) / BR;
+  const int nt0 = std::max(1, threads());
+  const int rem = nHeads % nt0;
+  // A reusable list; workers reach it through the reference (naming a thread_local in the lambda
+  // would give each worker its own, empty, copy).
+  thread_local std::vector<FwdItem> itemsTl;
+  std::vector<FwdItem>& items = itemsTl;
+  items.clear();
+  for (int hh = 0; hh < nHeads - rem; hh++) items.push_back({hh, 0, nqb});
+  for (int qb = nqb - 1; qb >= 0; qb--)
+    for (int hh = nHeads - rem; hh < nHeads; hh++) items.push_back({hh, qb, qb + 1});
+  if (items.empty()) return;
+  const int nt = (int)std::min<int64_t>(nt0, items.size());
+  const int64_t per = fwdScratch(nkMax, hd);
+  thread_local std::vector<float> arena;
+  if ((int64_t)arena.size() < per * nt) arena.resize(per * nt);
+  std::atomic<int64_t> next{0};
+  float* base = arena.data();
+  parallelRun(nt, [&](int t, int) {
+    float* scratch = base + per * t;
+    for (;;) {
+      int64_t it = next.fetch_add(1, std::memory_order_relaxed);
+      if (it >= (int64_t)items.size()) break;
+      const FwdItem& w = items[it];
+      fwdHead(K, headAt(w.head), hd, scale, w.qb0, w.qb1, scratch);
+    }
+  });
+}
+
+// ------------------------------------------------------------------ backward
+
+struct BwdHead {
+  const float* q; const float* k; const float* v; int64_t qkvs;  // row stride of q, k, v
+  const float* o; const float* go; int64_t os;                    // row stride of out, gout
+  const float* lse;                                               // [S]
+  float* gq; float* gk; float* gv;                                // rows at stride qkvs
+};
+
+inline int64_t bwdScratch(int S, int hd) {
+  int64_t hdp = roundup8(hd), Sp = roundup8(S);
+  return 4 * (int64_t)S * hdp + 2 * hd * Sp + 2 * BR * BC + 2 * (int64_t)BC * hdp + S + 64;
+}
+
+// Key blocks taken from `nextKb` (shared counter) of one head; dQ (unscaled) accumulates into
+// dQ [S][hdp], which the caller zeroed. dK and dV of each key block are written to the head's gk, gv.
+void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale, std::atomic<int>& nextKb,
+             float* scratch, float* dQ) {
+  const int hdp = roundup8(hd), Sp = roundup8(S);
+  const int nkbTotal = (S + BC - 1) / BC;
+  float* Qs = align64(scratch);           // [S][hdp] scale * q
+  float* Kr = Qs + (int64_t)S * hdp;      // [S][hdp]
+  float* dO = Kr + (int64_t)S * hdp;      // [S][hdp]
+  float* KT = dO + (int64_t)S * hdp;      // [hd][Sp]
+  float* VT = KT + (int64_t)hd * Sp;      // [hd][Sp]
+  float* St = VT + (int64_t)hd * Sp;      // [BR][BC]
+  float* dPt = St + BR * BC;              // [BR][BC]
+  float* dKt = dPt + BR * BC;             // [BC][hdp]
+  float* dVt = dKt + (int64_t)BC * hdp;   // [BC][hdp]
+  float* D = dVt + (int64_t)BC * hdp;     // [S]
+
+  for (int s = 0; s < S; s++) {
+    const float* q = h.q + s * h.qkvs;
+    const float* k = h.k + s * h.qkvs;
+    const float* v = h.v + s * h.qkvs;
+    const float* o = h.o + s * h.os;
+    const float* go = h.go + s * h.os;
+    float* qd = Qs + (int64_t)s * hdp;
+    float* kd = Kr + (int64_t)s * hdp;
+    float* gd = dO + (int64_t)s * hdp;
+    double dsum = 0;
+    for (int c = 0; c < hd; c++) {
+      qd[c] = scale * q[c];
+      kd[c] = k[c];
+      gd[c] = go[c];
+      KT[(int64_t)c * Sp + s] = k[c];
+      VT[(int64_t)c * Sp + s] = v[c];
+      dsum += (double)go[c] * o[c];
+    }
+    for (int c = hd; c < hdp; c++) qd[c] = kd[c] = gd[c] = 0.0f;
+    D[s] = (float)dsum;
+  }
+  for (int c = 0; c < hd; c++)
+    for (int s = S; s < Sp; s++) KT[(int64_t)c * Sp + s] = VT[(int64_t)c * Sp + s] = 0.0f;
+
+  for (;;) {
+    const int kb = nextKb.fetch_add(1, std::memory_order_relaxed);
+    if (kb >= nkbTotal) break;
+    const int t0 = kb * BC, nkt = std::min(BC, S - t0), ncol = roundup8(nkt);
+    std::fill(dKt, dKt + (int64_t)BC * hdp, 0.0f);
+    std::fill(dVt, dVt + (int64_t)BC * hdp, 0.0f);
+    for (int r0 = (t0 / BR) * BR; r0 < S; r0 += BR) {
+      const int nr = std::min(BR, S - r0), diag = r0 - t0;
+      if (diag + nr <= 0) continue;
+      const float* Qi = Qs + (int64_t)r0 * hdp;
+      const float* dOi = dO + (int64_t)r0 * hdp;
+      K.gemm(nr, ncol, hd, Qi, hdp, false, KT + t0, Sp, St, BC, nullptr, false, 1, diag);
+      K.gemm(nr, ncol, hd, dOi, hdp, false, VT + t0, Sp, dPt, BC, nullptr, false, 1, diag);
+      K.bwd(nr, ncol, St, dPt, BC, diag, h.lse + r0, D + r0);
+      K.gemm(nkt, hdp, nr, St, BC, true, dOi, hdp, dVt, hdp, nullptr, true, 3, diag);
+      K.gemm(nkt, hdp, nr, dPt, BC, true, Qi, hdp, dKt, hdp, nullptr, true, 3, diag);
+      K.gemm(nr, hdp, nkt, dPt, BC, false, Kr + (int64_t)t0 * hdp, hdp, dQ + (int64_t)r0 * hdp, hdp, nullptr,
+             true, 2, diag);
+    }
+    for (int t = 0; t < nkt; t++) {
+      std::memcpy(h.gk + (t0 + t) * h.qkvs, dKt + (int64_t)t * hdp, sizeof(float) * hd);
+      std::memcpy(h.gv + (t0 + t) * h.qkvs, dVt + (int64_t)t * hdp, sizeof(float) * hd);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ validation helpers
+
+[[noreturn]] void tooBig(const Napi::Env& env, const char* fn) { throwRange(env, std::string(fn) + ": sizes too large"); }
+
+// Product of non-negative dims; throws when it would exceed 2^53.
+int64_t prod(const Napi::Env& env, const char* fn, std::initializer_list<int64_t> xs) {
+  int64_t p = 1;
+  for (int64_t x : xs) if (x == 0) return 0;
+  for (int64_t x : xs) {
+    if (__builtin_mul_overflow(p, x, &p) || p > (int64_t(1) << 53)) tooBig(env, fn);
+  }
+  return p;
+}
+
+// Runs fn, turning allocation failure into a JS error.
+template <typename Fn>
+void guarded(const Napi::Env& env, const char* fn, const Fn& f) {
+  try {
+    f();
+  } catch (const std::bad_alloc&) {
+    throwRange(env, std::string(fn) + ": out of memory for scratch buffers");
+  } catch (const std::length_error&) {
+    throwRange(env, std::string(fn) + ": out of memory for scratch buffers");
+  }
+}
+
+constexpr int64_t kMaxDim = int64_t(1) << 30;
+
+// ------------------------------------------------------------------ N-API entry points
+
+Napi::Value AttentionNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "attention";
+  Napi::Env env = info.Env();
+  needArgs(info, 8, fn);
+  int64_t B = dimArg(info, 0, fn, "B"), S = dimArg(info, 1, fn, "S"), H = dimArg(info, 2, fn, "H"),
+          hd = dimArg(info, 3, fn, "hd");
+  float scale = (float)numArg(info, 4, fn, "scale");
+  auto qkv = f32Arg(info, 5, fn, "qkv");
+  auto out = f32Arg(info, 6, fn, "out");
+  auto lse = f32Arg(info, 7, fn, "lse");
+  needLen(env, qkv, prod(env, fn, {B, S, 3, H, hd}), fn, "qkv");
+  needLen(env, out, prod(env, fn, {B, S, H, hd}), fn, "out");
+  needLen(env, lse, prod(env, fn, {B, H, S}), fn, "lse");
+  noAlias(env, out, qkv, fn, "out", "qkv");
+  noAlias(env, lse, qkv, fn, "lse", "qkv");
+  noAlias(env, lse, out, fn, "lse", "out");
+  if (B * H * S == 0) return env.Undefined();
+  if (S > kMaxDim || hd > kMaxDim) tooBig(env, fn);
+  if (hd == 0) {  // all scores 0: uniform softmax
+    for (int64_t bh = 0; bh < B * H; bh++)
+      for (int64_t s = 0; s < S; s++) lse.data[bh * S + s] = (float)std::log((double)(s + 1));
+    return env.Undefined();
+  }
+  const int64_t rs = 3 * H * hd;
+  auto headAt = [&](int bh) {
+    const int64_t b = bh / H, h = bh % H;
+    const float* base = qkv.data + b * S * rs + h * hd;
+    return FwdHead{base, rs, base + H * hd, rs, base + 2 * H * hd, rs, out.data + b * S * H * hd + h * hd, H * hd,
+                   lse.data + (b * H + h) * S, (int)S, 0};
+  };
+  guarded(env, fn, [&] { runFwd((int)(B * H), (int)S, (int)S, (int)hd, headAt, scale); });
+  return env.Undefined();
+}
+
+Napi::Value AttentionKVNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "attentionKV";
+  Napi::Env env = info.Env();
+  needArgs(info, 9, fn);
+  int64_t Sq = dimArg(info, 0, fn, "Sq"), H = dimArg(info, 1, fn, "H"), hd = dimArg(info, 2, fn, "hd"),
+          pos0 = dimArg(info, 3, fn, "pos0");
+  float scale = (float)numArg(info, 4, fn, "scale");
+  auto q = f32Arg(info, 5, fn, "q");
+  auto kc = f32Arg(info, 6, fn, "kCache");
+  auto vc = f32Arg(info, 7, fn, "vCache");
+  auto out = f32Arg(info, 8, fn, "out");
+  if (Sq > kMaxDim || pos0 > kMaxDim) tooBig(env, fn);
+  needLen(env, q, prod(env, fn, {Sq, H, hd}), fn, "q");
+  needLen(env, kc, prod(env, fn, {pos0 + Sq, H, hd}), fn, "kCache");
+  needLen(env, vc, prod(env, fn, {pos0 + Sq, H, hd}), fn, "vCache");
+  needLen(env, out, prod(env, fn, {Sq, H, hd}), fn, "out");
+  noAlias(env, out, q, fn, "out", "q");
+  noAlias(env, out, kc, fn, "out", "kCache");
+  noAlias(env, out, vc, fn, "out", "vCache");
+  if (Sq * H * hd == 0) return env.Undefined();
+  if (hd > kMaxDim) tooBig(env, fn);
+  const int64_t rs = H * hd;
+  auto headAt = [&](int h) {
+    return FwdHead{q.data + h * hd, rs, kc.data + h * hd, rs, vc.data + h * hd, rs, out.data + h * hd, rs, nullptr,
+                   (int)Sq, (int)pos0};
+  };
+  guarded(env, fn, [&] { runFwd((int)H, (int)Sq, (int)(pos0 + Sq), (int)hd, headAt, scale); });
+  return env.Undefined();
+}
+
+Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "attentionBackward";
+  Napi::Env env = info.Env();
+  needArgs(info, 10, fn);
+  int64_t B = dimArg(info, 0, fn, "B"), S = dimArg(info, 1, fn, "S"), H = dimArg(info, 2, fn, "H"),
+          hd = dimArg(info, 3, fn, "hd");
+  float scale = (float)numArg(info, 4, fn, "scale");
+  auto qkv = f32Arg(info, 5, fn, "qkv");
+  auto out = f32Arg(info, 6, fn, "out");
+  auto lse = f32Arg(info, 7, fn, "lse");
+  auto gout = f32Arg(info, 8, fn, "gout");
+  auto gqkv = f32Arg(info, 9, fn, "gqkv");
+  needLen(env, qkv, prod(env, fn, {B, S, 3, H, hd}), fn, "qkv");
+  needLen(env, out, prod(env, fn, {B, S, H, hd}), fn, "out");
+  needLen(env, lse, prod(env, fn, {B, H, S}), fn, "lse");
+  needLen(env, gout, prod(env, fn, {B, S, H, hd}), fn, "gout");
+  needLen(env, gqkv, prod(env, fn, {B, S, 3, H, hd}), fn, "gqkv");
+  noAlias(env, gqkv, qkv, fn, "gqkv", "qkv");
+  noAlias(env, gqkv, out, fn, "gqkv", "out");
+  noAlias(env, gqkv, lse, fn, "gqkv", "lse");
+  noAlias(env, gqkv, gout, fn, "gqkv", "gout");
+  if (B * H * S * hd == 0) return env.Undefined();
+  if (S > kMaxDim || hd > kMaxDim) tooBig(env, fn);
+
+  const int64_t rs = 3 * H * hd;
+  auto headAt = [&](int64_t bh) {
+    const int64_t b = bh / H, h = bh % H;
+    const int64_t qo = b * S * rs + h * hd, oo = b * S * H * hd + h * hd;
+    return BwdHead{qkv.data + qo, qkv.data + qo + H * hd, qkv.data + qo + 2 * H * hd, rs,
+                   out.data + oo, gout.data + oo, H * hd, lse.data + (b * H + h) * S,
+                   gqkv.data + qo, gqkv.data + qo + H * hd, gqkv.data + qo + 2 * H * hd};
+  };
+  const TileKernels& K = tileKernels();
+  const int Si = (int)S, hdi = (int)hd, hdp = roundup8(hd);
+  const int64_t BH = B * H;
+  const int nt0 = std::max(1, threads());
+  const int64_t rem = BH % nt0;
+  const int64_t per = bwdScratch(Si, hdi) + (int64_t)Si * hdp + 16;  // + private dQ
+  auto writeDq = [&](const BwdHead& h, const float* dQ) {
+    for (int s = 0; s < Si; s++) {
+      float* d = h.gq + s * rs;
+      const float* src = dQ + (int64_t)s * hdp;
+      for (int c = 0; c < hdi; c++) d[c] = scale * src[c];
+    }
+  };
+
+  guarded(env, fn, [&] {
+    thread_local std::vector<float> arena;
+    if ((int64_t)arena.size() < per * nt0) arena.resize(per * nt0);
+    float* base = arena.data();
+    // Whole heads, one thread each: no write conflicts, dQ goes straight to gqkv.
+    if (BH - rem > 0) {
+      std::atomic<int64_t> next{0};
+      parallelRun((int)std::min<int64_t>(nt0, BH - rem), [&](int t, int) {
+        float* scratch = base + per * t;
+        float* dQ = align64(scratch + bwdScratch(Si, hdi));
+        for (;;) {
+          int64_t bh = next.fetch_add(1, std::memory_order_relaxed);
+          if (bh >= BH - rem) break;
+          BwdHead h = headAt(bh);
+          std::fill(dQ, dQ + (int64_t)Si * hdp, 0.0f);
+          std::atomic<int> kb{0};
+          bwdHead(K, h, Si, hdi, scale, kb, scratch, dQ);
+          writeDq(h, dQ);
+        }
+      });
+    }
+    // Remaining heads one at a time, key blocks shared by all threads, private dQ summed after.
+    for (int64_t bh = BH - rem; bh < BH; bh++) {
+      BwdHead h = headAt(bh);
+      std::atomic<int> kb{0};
+      const int nt = (int)std::min<int64_t>(nt0, (S + BC - 1) / BC);
+      parallelRun(nt, [&](int t, int) {
+        float* scratch = base + per * t;
+        float* dQ = align64(scratch + bwdScratch(Si, hdi));
+        std::fill(dQ, dQ + (int64_t)Si * hdp, 0.0f);
+        bwdHead(K, h, Si, hdi, scale, kb, scratch, dQ);
+      });
+      float* dQ0 = align64(base + bwdScratch(Si, hdi));
+      for (int t = 1; t < nt; t++) {
+        const float* dQt = align64(base + per * t + bwdScratch(Si, hdi));
+        for (int64_t i = 0; i < (int64_t)Si * hdp; i++) dQ0[i] += dQt[i];
+      }
+      writeDq(h, dQ0);
+    }
+  });
+  return env.Undefined();
+}
+
+}  // namespace
+
+MOELAB_EXPORT(attention, AttentionNapi);
+MOELAB_EXPORT(attentionBackward, AttentionBackwardNapi);
+MOELAB_EXPORT(attentionKV, AttentionKVNapi);
+
+}  // namespace moelab

@@ -1,0 +1,393 @@
+// Indexing kernels: row gather / scatter-add, last-axis gather / scatter-add, top-k, stable counting
+// sort and the weighted embedding bag with its backward. All memory-bound; every index is checked
+// (serially, before any thread starts) so a bad id throws instead of touching memory.
+// Accumulating kernels split work so no two threads write the same element and each element sums its
+// contributions in input order (results do not depend on the thread count).
+#include "napi_util.h"
+#include "registry.h"
+#include "threadpool.h"
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <initializer_list>
+#include <vector>
+
+namespace moelab {
+namespace {
+
+int64_t prod(const Napi::Env& env, const char* fn, std::initializer_list<int64_t> xs) {
+  int64_t p = 1;
+  for (int64_t x : xs)
+    if (x == 0) return 0;
+  for (int64_t x : xs)
+    if (__builtin_mul_overflow(p, x, &p) || p > (int64_t(1) << 53))
+      throwRange(env, std::string(fn) + ": sizes too large");
+  return p;
+}
+
+// Throws unless ids[0..n) are all in [0, hi); returns the largest id (or -1 when n == 0).
+int64_t checkIds(const Napi::Env& env, const int32_t* ids, int64_t n, int64_t hi, const char* fn, const char* name) {
+  int32_t mx = -1;
+  for (int64_t i = 0; i < n; i++) {
+    const int32_t v = ids[i];
+    if (v < 0 || v >= hi)
+      throwRange(env, std::string(fn) + ": " + name + "[" + std::to_string(i) + "] = " + std::to_string(v) +
+                          " out of range [0, " + std::to_string(hi) + ")");
+    mx = std::max(mx, v);
+  }
+  return mx;
+}
+
+// Grain (items per chunk) so each chunk moves at least ~32K elements.
+int64_t grainFor(int64_t perItem) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, perItem)); }
+
+// Runs body(c0, c1, r0, r1) so that threads own disjoint parts of a [dstRows, d] destination:
+// column ranges [c0, c1) (multiples of 16 floats) for wide rows, row ranges [r0, r1) otherwise.
+// work ~ elements touched, to decide whether threading pays.
+template <typename Body>
+void splitDestination(int64_t work, int64_t d, int64_t dstRows, const Body& body) {
+  const int nt = (int)std::min<int64_t>(threads(), std::max<int64_t>(1, work / 32768));
+  if (nt <= 1) {
+    body(0, d, 0, dstRows);
+  } else if (d >= 64) {
+    parallelRun(nt, [&](int t, int ntt) {
+      int64_t c0 = (d * t / ntt) & ~int64_t(15), c1 = t + 1 == ntt ? d : (d * (t + 1) / ntt) & ~int64_t(15);
+      if (c0 < c1) body(c0, c1, 0, dstRows);
+    });
+  } else {
+    parallelRun(nt, [&](int t, int ntt) { body(0, d, dstRows * t / ntt, dstRows * (t + 1) / ntt); });
+  }
+}
+
+// ------------------------------------------------------------------ rows
+
+Napi::Value IndexSelectNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "indexSelect";
+  Napi::Env env = info.Env();
+  needArgs(info, 5, fn);
+  int64_t n = dimArg(info, 0, fn, "n"), d = dimArg(info, 1, fn, "d");
+  auto table = f32Arg(info, 2, fn, "table");
+  auto ids = i32Arg(info, 3, fn, "ids");
+  auto out = f32Arg(info, 4, fn, "out");
+  needLen(env, ids, n, fn, "ids");
+  needLen(env, out, prod(env, fn, {n, d}), fn, "out");
+  noAlias(env, out, table, fn, "out", "table");
+  noAlias(env, out, ids, fn, "out", "ids");
+  if (n == 0 || d == 0) return env.Undefined();
+  checkIds(env, ids.data, n, (int64_t)table.length / d, fn, "ids");
+  const float* T = table.data;
+  const int32_t* I = ids.data;
+  float* O = out.data;
+  parallelFor(n, grainFor(d), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) std::memcpy(O + i * d, T + (int64_t)I[i] * d, sizeof(float) * d);
+  });
+  return env.Undefined();
+}
+
+Napi::Value IndexAddNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "indexAdd";
+  Napi::Env env = info.Env();
+  needArgs(info, 5, fn);
+  int64_t n = dimArg(info, 0, fn, "n"), d = dimArg(info, 1, fn, "d");
+  auto ids = i32Arg(info, 2, fn, "ids");
+  auto src = f32Arg(info, 3, fn, "src");
+  auto dst = f32Arg(info, 4, fn, "dst");
+  needLen(env, ids, n, fn, "ids");
+  needLen(env, src, prod(env, fn, {n, d}), fn, "src");
+  noAlias(env, dst, src, fn, "dst", "src");
+  noAlias(env, dst, ids, fn, "dst", "ids");
+  if (n == 0 || d == 0) return env.Undefined();
+  const int64_t rows = (int64_t)dst.length / d;
+  checkIds(env, ids.data, n, rows, fn, "ids");
+  const int32_t* I = ids.data;
+  const float* S = src.data;
+  float* D = dst.data;
+  splitDestination(n * d, d, rows, [&](int64_t c0, int64_t c1, int64_t r0, int64_t r1) {
+    for (int64_t i = 0; i < n; i++) {
+      const int64_t id = I[i];
+      if (id < r0 || id >= r1) continue;
+      float* o = D + id * d;
+      const float* s = S + i * d;
+      for (int64_t c = c0; c < c1; c++) o[c] += s[c];
+    }
+  });
+  return env.Undefined();
+}
+
+// ------------------------------------------------------------------ last axis
+
+Napi::Value GatherNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "gather";
+  Napi::Env env = info.Env();
+  needArgs(info, 6, fn);
+  int64_t rows = dimArg(info, 0, fn, "rows"), n = dimArg(info, 1, fn, "n"), k = dimArg(info, 2, fn, "k");
+  auto x = f32Arg(info, 3, fn, "x");
+  auto idx = i32Arg(info, 4, fn, "idx");
+  auto out = f32Arg(info, 5, fn, "out");
+  needLen(env, x, prod(env, fn, {rows, n}), fn, "x");
+  needLen(env, idx, prod(env, fn, {rows, k}), fn, "idx");
+  needLen(env, out, prod(env, fn, {rows, k}), fn, "out");
+  noAlias(env, out, x, fn, "out", "x");
+  noAlias(env, out, idx, fn, "out", "idx");
+  if (rows * k == 0) return env.Undefined();
+  checkIds(env, idx.data, rows * k, n, fn, "idx");
+  const float* X = x.data;
+  const int32_t* I = idx.data;
+  float* O = out.data;
+  parallelFor(rows, grainFor(k), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; r++)
+      for (int64_t j = 0; j < k; j++) O[r * k + j] = X[r * n + I[r * k + j]];
+  });
+  return env.Undefined();
+}
+
+Napi::Value ScatterAddNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "scatterAdd";
+  Napi::Env env = info.Env();
+  needArgs(info, 6, fn);
+  int64_t rows = dimArg(info, 0, fn, "rows"), n = dimArg(info, 1, fn, "n"), k = dimArg(info, 2, fn, "k");
+  auto idx = i32Arg(info, 3, fn, "idx");
+  auto src = f32Arg(info, 4, fn, "src");
+  auto dst = f32Arg(info, 5, fn, "dst");
+  needLen(env, idx, prod(env, fn, {rows, k}), fn, "idx");
+  needLen(env, src, prod(env, fn, {rows, k}), fn, "src");
+  needLen(env, dst, prod(env, fn, {rows, n}), fn, "dst");
+  noAlias(env, dst, src, fn, "dst", "src");
+  noAlias(env, dst, idx, fn, "dst", "idx");
+  if (rows * k == 0) return env.Undefined();
+  checkIds(env, idx.data, rows * k, n, fn, "idx");
+  const float* S = src.data;
+  const int32_t* I = idx.data;
+  float* D = dst.data;
+  parallelFor(rows, grainFor(k), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; r++)
+      for (int64_t j = 0; j < k; j++) D[r * n + I[r * k + j]] += S[r * k + j];
+  });
+  return env.Undefined();
+}
+
+// ------------------------------------------------------------------ top-k
+
+// Ranking key: larger key ranks first. Value order maps onto unsigned order (-0 as +0, every NaN
+// above +inf), and the low word is ~index so equal values keep the lower index first.
+inline uint64_t rankKey(float v, uint32_t i) {
+  uint32_t b;
+  std::memcpy(&b, &v, 4);
+  uint32_t key;
+  if ((b & 0x7fffffffu) > 0x7f800000u) key = 0xffffffffu;
+  else if (b == 0x80000000u) key = 0x80000000u;
+  else key = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  return ((uint64_t)key << 32) | (uint32_t)~i;
+}
+
+Napi::Value TopkNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "topk";
+  Napi::Env env = info.Env();
+  needArgs(info, 6, fn);
+  int64_t rows = dimArg(info, 0, fn, "rows"), n = dimArg(info, 1, fn, "n"), k = dimArg(info, 2, fn, "k");
+  auto x = f32Arg(info, 3, fn, "x");
+  auto vals = f32Arg(info, 4, fn, "vals");
+  auto idx = i32Arg(info, 5, fn, "idx");
+  if (k > n) throwRange(env, std::string(fn) + ": k (" + std::to_string(k) + ") > n (" + std::to_string(n) + ")");
+  if (n > 0x7fffffff) throwRange(env, std::string(fn) + ": n too large");
+  needLen(env, x, prod(env, fn, {rows, n}), fn, "x");
+  needLen(env, vals, prod(env, fn, {rows, k}), fn, "vals");
+  needLen(env, idx, prod(env, fn, {rows, k}), fn, "idx");
+  noAlias(env, vals, x, fn, "vals", "x");
+  noAlias(env, idx, x, fn, "idx", "x");
+  noAlias(env, vals, idx, fn, "vals", "idx");
+  if (rows * k == 0) return env.Undefined();
+  const float* X = x.data;
+  float* V = vals.data;
+  int32_t* I = idx.data;
+  // Small k: a sorted buffer of the best k so far (insertion); large k: partial_sort of all keys.
+  const bool small = k <= 32;
+  parallelFor(rows, grainFor(n), [&](int64_t b, int64_t e) {
+    std::vector<uint64_t> buf(small ? k : n);
+    for (int64_t r = b; r < e; r++) {
+      const float* xr = X + r * n;
+      if (small) {
+        int64_t cnt = 0;
+        for (int64_t i = 0; i < n; i++) {
+          const uint64_t key = rankKey(xr[i], (uint32_t)i);
+          if (cnt == k) {
+            if (key <= buf[k - 1]) continue;
+            cnt--;
+          }
+          int64_t p = cnt++;
+          while (p > 0 && buf[p - 1] < key) {
+            buf[p] = buf[p - 1];
+            p--;
+          }
+          buf[p] = key;
+        }
+      } else {
+        for (int64_t i = 0; i < n; i++) buf[i] = rankKey(xr[i], (uint32_t)i);
+        std::partial_sort(buf.begin(), buf.begin() + k, buf.end(), std::greater<uint64_t>());
+      }
+      for (int64_t j = 0; j < k; j++) {
+        const int32_t i = (int32_t)~(uint32_t)buf[j];
+        I[r * k + j] = i;
+        V[r * k + j] = xr[i];
+      }
+    }
+  });
+  return env.Undefined();
+}
+
+// ------------------------------------------------------------------ counting sort
+
+Napi::Value ArgsortIntNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "argsortInt";
+  Napi::Env env = info.Env();
+  needArgs(info, 5, fn);
+  int64_t n = dimArg(info, 0, fn, "n");
+  auto keys = i32Arg(info, 1, fn, "keys");
+  int64_t numKeys = dimArg(info, 2, fn, "numKeys");
+  auto order = i32Arg(info, 3, fn, "order");
+  auto counts = i32Arg(info, 4, fn, "counts");
+  if (n > 0x7fffffff) throwRange(env, std::string(fn) + ": n too large");
+  needLen(env, keys, n, fn, "keys");
+  needLen(env, order, n, fn, "order");
+  needLen(env, counts, numKeys, fn, "counts");
+  noAlias(env, order, keys, fn, "order", "keys");
+  noAlias(env, counts, keys, fn, "counts", "keys");
+  noAlias(env, order, counts, fn, "order", "counts");
+  const int32_t* K = keys.data;
+  checkIds(env, K, n, numKeys, fn, "keys");
+  int32_t* C = counts.data;
+  std::fill(C, C + numKeys, 0);
+  for (int64_t i = 0; i < n; i++) C[K[i]]++;
+  thread_local std::vector<int32_t> next;
+  next.resize(numKeys);
+  int32_t run = 0;
+  for (int64_t c = 0; c < numKeys; c++) {
+    next[c] = run;
+    run += C[c];
+  }
+  int32_t* O = order.data;
+  for (int64_t i = 0; i < n; i++) O[next[K[i]]++] = (int32_t)i;
+  return env.Undefined();
+}
+
+// ------------------------------------------------------------------ embedding bag
+
+Napi::Value EmbeddingBagNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "embeddingBag";
+  Napi::Env env = info.Env();
+  needArgs(info, 7, fn);
+  int64_t bags = dimArg(info, 0, fn, "bags"), per = dimArg(info, 1, fn, "per"), d = dimArg(info, 2, fn, "d");
+  auto table = f32Arg(info, 3, fn, "table");
+  auto ids = i32Arg(info, 4, fn, "ids");
+  auto weights = f32Arg(info, 5, fn, "weights");
+  auto out = f32Arg(info, 6, fn, "out");
+  const int64_t ne = prod(env, fn, {bags, per});
+  needLen(env, ids, ne, fn, "ids");
+  needLen(env, weights, ne, fn, "weights");
+  needLen(env, out, prod(env, fn, {bags, d}), fn, "out");
+  noAlias(env, out, table, fn, "out", "table");
+  noAlias(env, out, ids, fn, "out", "ids");
+  noAlias(env, out, weights, fn, "out", "weights");
+  if (bags * d == 0) return env.Undefined();
+  checkIds(env, ids.data, ne, (int64_t)table.length / d, fn, "ids");
+  const float* T = table.data;
+  const int32_t* I = ids.data;
+  const float* W = weights.data;
+  float* O = out.data;
+  parallelFor(bags, grainFor(per * d), [&](int64_t b, int64_t e) {
+    for (int64_t bg = b; bg < e; bg++) {
+      float* o = O + bg * d;
+      std::fill(o, o + d, 0.0f);
+      for (int64_t j = 0; j < per; j++) {
+        const float w = W[bg * per + j];
+        const float* t = T + (int64_t)I[bg * per + j] * d;
+        for (int64_t c = 0; c < d; c++) o[c] += w * t[c];
+      }
+    }
+  });
+  return env.Undefined();
+}
+
+Napi::Value EmbeddingBagBackwardNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "embeddingBagBackward";
+  Napi::Env env = info.Env();
+  needArgs(info, 9, fn);
+  int64_t bags = dimArg(info, 0, fn, "bags"), per = dimArg(info, 1, fn, "per"), d = dimArg(info, 2, fn, "d");
+  auto table = f32Arg(info, 3, fn, "table");
+  auto ids = i32Arg(info, 4, fn, "ids");
+  auto weights = f32Arg(info, 5, fn, "weights");
+  auto gout = f32Arg(info, 6, fn, "gout");
+  auto gweights = f32Arg(info, 7, fn, "gweights");
+  auto gtable = f32OptArg(info, 8, fn, "gtable");
+  const bool hasG = gtable.data != nullptr;
+  const int64_t ne = prod(env, fn, {bags, per});
+  needLen(env, ids, ne, fn, "ids");
+  needLen(env, weights, ne, fn, "weights");
+  needLen(env, gweights, ne, fn, "gweights");
+  needLen(env, gout, prod(env, fn, {bags, d}), fn, "gout");
+  noAlias(env, gweights, table, fn, "gweights", "table");
+  noAlias(env, gweights, ids, fn, "gweights", "ids");
+  noAlias(env, gweights, weights, fn, "gweights", "weights");
+  noAlias(env, gweights, gout, fn, "gweights", "gout");
+  if (hasG) {
+    noAlias(env, gtable, table, fn, "gtable", "table");
+    noAlias(env, gtable, ids, fn, "gtable", "ids");
+    noAlias(env, gtable, weights, fn, "gtable", "weights");
+    noAlias(env, gtable, gout, fn, "gtable", "gout");
+    noAlias(env, gtable, gweights, fn, "gtable", "gweights");
+  }
+  if (ne == 0) return env.Undefined();
+  if (d == 0) {
+    std::fill(gweights.data, gweights.data + ne, 0.0f);
+    return env.Undefined();
+  }
+  const int64_t rows = (int64_t)table.length / d;
+  const int64_t maxId = checkIds(env, ids.data, ne, rows, fn, "ids");
+  if (hasG) needLen(env, gtable, (maxId + 1) * d, fn, "gtable");
+  const float* T = table.data;
+  const int32_t* I = ids.data;
+  const float* W = weights.data;
+  const float* G = gout.data;
+  float* GW = gweights.data;
+  parallelFor(ne, grainFor(d), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) {
+      const float* g = G + (i / per) * d;
+      const float* t = T + (int64_t)I[i] * d;
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t c = 0;
+      for (; c + 8 <= d; c += 8)
+        for (int u = 0; u < 8; u++) acc[u] += g[c + u] * t[c + u];
+      float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+      for (; c < d; c++) s += g[c] * t[c];
+      GW[i] = s;
+    }
+  });
+  if (hasG) {
+    float* GT = gtable.data;
+    splitDestination(ne * d, d, maxId + 1, [&](int64_t c0, int64_t c1, int64_t r0, int64_t r1) {
+      for (int64_t i = 0; i < ne; i++) {
+        const int64_t id = I[i];
+        if (id < r0 || id >= r1) continue;
+        float* o = GT + id * d;
+        const float* g = G + (i / per) * d;
+        const float w = W[i];
+        for (int64_t c = c0; c < c1; c++) o[c] += w * g[c];
+      }
+    });
+  }
+  return env.Undefined();
+}
+
+}  // namespace
+
+MOELAB_EXPORT(indexSelect, IndexSelectNapi);
+MOELAB_EXPORT(indexAdd, IndexAddNapi);
+MOELAB_EXPORT(gather, GatherNapi);
+MOELAB_EXPORT(scatterAdd, ScatterAddNapi);
+MOELAB_EXPORT(topk, TopkNapi);
+MOELAB_EXPORT(argsortInt, ArgsortIntNapi);
+MOELAB_EXPORT(embeddingBag, EmbeddingBagNapi);
+MOELAB_EXPORT(embeddingBagBackward, EmbeddingBagBackwardNapi);
+
+}  // namespace moelab
