@@ -55,6 +55,8 @@ export class GPT extends Module {
   readonly blocks: ModuleList<Block>;
   readonly ln_f: LayerNorm;
   private dropoutCalls = 0;
+  /** Training step, set by the trainer: dropout masks depend on (seed, step, call), so resumed runs repeat them. */
+  step = 0;
 
   constructor(readonly shape: GPTShape, makeFfn: (layer: number) => FeedForward, readonly dropoutSeed = 0) {
     super();
@@ -68,7 +70,8 @@ export class GPT extends Module {
 
   private drop(x: Tensor): Tensor {
     if (!this.training || this.shape.dropout === 0) return x;
-    return dropout(x, this.shape.dropout, (this.dropoutSeed * 0x9e3779b1 + ++this.dropoutCalls) >>> 0);
+    const seed = (Math.imul(this.dropoutSeed + 1, 0x9e3779b1) ^ Math.imul(this.step + 1, 0x85ebca6b) ^ ++this.dropoutCalls) >>> 0;
+    return dropout(x, this.shape.dropout, seed);
   }
 
   /** idx, targets: int32 [B, S]. Returns logits [B, S, V] and, with targets, the mean loss. */
@@ -76,6 +79,7 @@ export class GPT extends Module {
     const [B, S] = idx.shape;
     const { d, vocabSize: V } = this.shape;
     if (S > this.shape.seq) throw new Error(`sequence of ${S} tokens exceeds the model's context of ${this.shape.seq}`);
+    this.dropoutCalls = 0;
     let x = add(this.tok.forward(idx), slice(this.pos.weight, 0, 0, S)); // [B, S, d]
     x = this.drop(x);
     let aux: Tensor | null = null;

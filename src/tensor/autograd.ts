@@ -15,7 +15,7 @@ import { Tensor } from './tensor.js';
 
 export interface Node {
   name: string;
-  inputs: Tensor[];
+  inputs: Tensor[]; // emptied after backward runs
   backward: ((gout: Float32Array) => (Float32Array | null)[]) | null;
 }
 
@@ -100,6 +100,8 @@ export function backward(root: Tensor, seed?: Float32Array): void {
       if (prev) k.axpy(1, gi, prev);
       else grads.set(inp, gi);
     });
-    t.node = null;
+    // Keep the (now empty) node so a second backward through it fails loudly, but drop the
+    // references that would keep inputs' storage alive.
+    node.inputs = [];
   }
 }
