@@ -1,0 +1,343 @@
+// The MoE layer: routing and outputs against a brute-force per-token loop (float64), dropless vs
+// capacity mode and the reference's drop rule, finite-difference gradients through router, gates,
+// experts and the router losses, and the PyTorch goldens (loss, aux, logits, every parameter
+// gradient), on both the reference and the native backend.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { ref, nativeKernels, setBackend, type Kernels } from '../src/backend/index.js';
+import { Tensor, tensor, add, concat, reshape, noGrad } from '../src/tensor/index.js';
+import { MoE, type MoEOptions } from '../src/nn/moe.js';
+import { MLP } from '../src/nn/mlp.js';
+import { GPT } from '../src/nn/gpt.js';
+import type { FeedForward } from '../src/nn/ffn.js';
+import { readSafetensors } from '../src/io/safetensors.js';
+import { gradcheck } from './gradcheck.js';
+import { assertClose, randn } from './util.js';
+
+/** Both backends; MOELAB_TEST_BACKEND=ref|native restricts the run to one (e.g. while native kernels are missing). */
+function backends(): [string, Kernels][] {
+  const only = process.env.MOELAB_TEST_BACKEND;
+  const all: [string, () => Kernels][] = [['ref', () => ref], ['native', nativeKernels]];
+  return all.filter(([n]) => !only || n === only).map(([n, k]) => [n, k()]);
+}
+
+const BASE: MoEOptions = {
+  experts: 4, topk: 2, hidden: 12, granularity: 1, sharedExperts: 0, capacityFactor: 0, evalCapacityFactor: 0,
+  renormalize: true, jitter: 0, auxCoef: 0.01, zCoef: 0,
+};
+
+/** A MoE with random weights; the router is wide so that top-k choices are far from ties. */
+function makeMoE(d: number, over: Partial<MoEOptions>, seed = 1): MoE {
+  const m = new MoE(d, { ...BASE, ...over });
+  let s = seed * 100;
+  for (const [name, p] of m.namedParameters()) {
+    const scale = name === 'router.weight' ? 1 : name.endsWith('b1') || name.endsWith('b2') || name.endsWith('bias') ? 0.3 : 0.5;
+    p.f32.set(randn(p.size, s++, scale));
+  }
+  return m;
+}
+
+// ------------------------------------------------------------------------------ brute force (float64)
+
+function erf(x: number): number {
+  const ax = Math.abs(x);
+  if (ax > 3.5) { // asymptotic erfc
+    const x2 = ax * ax;
+    const erfc = (Math.exp(-x2) / (ax * Math.sqrt(Math.PI))) * (1 - 1 / (2 * x2) + 3 / (4 * x2 * x2));
+    return Math.sign(x) * (1 - erfc);
+  }
+  let term = x, s = x; // Taylor: 2/sqrt(pi) * sum (-1)^n x^(2n+1) / (n! (2n+1))
+  for (let n = 1; n < 80; n++) {
+    term *= (-x * x) / n;
+    const t = term / (2 * n + 1);
+    s += t;
+    if (Math.abs(t) < 1e-17 * Math.abs(s)) break;
+  }
+  return (2 / Math.sqrt(Math.PI)) * s;
+}
+const geluD = (v: number) => 0.5 * v * (1 + erf(v / Math.SQRT2));
+
+interface Brute {
+  y: Float64Array;
+  idx: number[][]; // chosen experts per token, by rank
+  counts: number[]; // slots per expert before drops
+  dropped: Set<number>; // dropped slots t*k + j
+  balance: number;
+  z: number;
+}
+
+/** Per-token loop over the MoE's own weights: routing, capacity rule, experts, shared experts, losses. */
+function bruteForce(m: MoE, x: Float32Array, T: number): Brute {
+  const d = m.d, E = m.experts, k = m.topk, h = m.hidden;
+  const Wr = m.router.weight.f32, W1 = m.w1.f32, B1 = m.b1.f32, W2 = m.w2.f32, B2 = m.b2.f32;
+  const y = new Float64Array(T * d);
+  const idx: number[][] = [], gates: number[][] = [], probs: number[][] = [], lses: number[] = [];
+  for (let t = 0; t < T; t++) {
+    const l: number[] = [];
+    for (let e = 0; e < E; e++) {
+      let s = 0;
+      for (let i = 0; i < d; i++) s += x[t * d + i] * Wr[e * d + i];
+      l.push(s);
+    }
+    const mx = Math.max(...l);
+    const se = l.reduce((a, v) => a + Math.exp(v - mx), 0);
+    const p = l.map((v) => Math.exp(v - mx) / se);
+    lses.push(mx + Math.log(se));
+    probs.push(p);
+    const ord = p.map((_, e) => e).sort((a, b) => p[b] - p[a] || a - b).slice(0, k);
+    let g = ord.map((e) => p[e]);
+    if (m.o.renormalize) {
+      const s = g.reduce((a, v) => a + v, 0);
+      g = g.map((v) => v / s);
+    }
+    idx.push(ord);
+    gates.push(g);
+  }
+  // the reference's capacity rule: slots in (token, rank) order, the C first of each expert are kept
+  const counts = new Array<number>(E).fill(0);
+  const dropped = new Set<number>();
+  const C = m.capacity(T);
+  for (let t = 0; t < T; t++) {
+    for (let j = 0; j < k; j++) {
+      const e = idx[t][j];
+      if (counts[e] >= C) dropped.add(t * k + j);
+      counts[e]++;
+    }
+  }
+  for (let t = 0; t < T; t++) {
+    for (let j = 0; j < k; j++) {
+      if (dropped.has(t * k + j)) continue;
+      const e = idx[t][j];
+      const a = new Float64Array(h);
+      for (let u = 0; u < h; u++) {
+        let s = B1[e * h + u];
+        for (let i = 0; i < d; i++) s += x[t * d + i] * W1[(e * d + i) * h + u];
+        a[u] = geluD(s);
+      }
+      for (let o = 0; o < d; o++) {
+        let s = B2[e * d + o];
+        for (let u = 0; u < h; u++) s += a[u] * W2[(e * h + u) * d + o];
+        y[t * d + o] += gates[t][j] * s;
+      }
+    }
+  }
+  for (const mlp of m.shared ? m.shared.items : []) {
+    const F1 = mlp.fc1.weight.f32, C1 = mlp.fc1.bias!.f32, F2 = mlp.fc2.weight.f32, C2 = mlp.fc2.bias!.f32;
+    for (let t = 0; t < T; t++) {
+      const a = new Float64Array(h);
+      for (let u = 0; u < h; u++) {
+        let s = C1[u];
+        for (let i = 0; i < d; i++) s += x[t * d + i] * F1[u * d + i];
+        a[u] = geluD(s);
+      }
+      for (let o = 0; o < d; o++) {
+        let s = C2[o];
+        for (let u = 0; u < h; u++) s += a[u] * F2[o * h + u];
+        y[t * d + o] += s;
+      }
+    }
+  }
+  let balance = 0;
+  for (let e = 0; e < E; e++) {
+    let pm = 0;
+    for (let t = 0; t < T; t++) pm += probs[t][e];
+    balance += (counts[e] / (T * k)) * (pm / T);
+  }
+  balance *= E;
+  const z = lses.reduce((a, v) => a + v * v, 0) / T;
+  return { y, idx, counts, dropped, balance, z };
+}
+
+function checkAgainstBrute(label: string, m: MoE, T: number, seed: number): Brute {
+  const x = randn(T * m.d, seed);
+  const y = noGrad(() => m.forward(new Tensor(x.slice(), [T, m.d])));
+  const b = bruteForce(m, x, T);
+  assertClose(y.f32, b.y, 1e-4, 1e-5, `${label}: output`);
+  const st = m.stats()!;
+  assertClose(st.load as number[], b.counts.map((c) => c / (T * m.topk)), 0, 1e-12, `${label}: load`);
+  assert.equal(st.dropRate, b.dropped.size / (T * m.topk), `${label}: drop rate`);
+  assertClose([st.balanceLoss as number, st.zLoss as number], [b.balance, b.z], 1e-5, 1e-6, `${label}: router losses`);
+  return b;
+}
+
+// ------------------------------------------------------------------------------ goldens
+
+const GOLDEN = fileURLToPath(new URL('../../fixtures/golden/', import.meta.url));
+
+interface GoldenConfig {
+  d: number; layers: number; heads: number; seq: number; experts: number; topk: number; expert_hidden: number;
+  moe_every: number; capacity_factor: number; aux_coef: number;
+}
+
+function runGolden(name: string): void {
+  const { tensors, metadata } = readSafetensors(GOLDEN + `${name}.safetensors`);
+  const cfg = JSON.parse(metadata.config) as GoldenConfig;
+  const get = (n: string): Float32Array => {
+    const t = tensors.get(n);
+    assert.ok(t, `${name}: golden has no tensor '${n}'`);
+    return t.data as Float32Array;
+  };
+  const moes: MoE[] = [];
+  const makeFfn = (i: number): FeedForward => {
+    if (i % cfg.moe_every !== cfg.moe_every - 1) return new MLP(cfg.d, 4 * cfg.d);
+    const m = new MoE(cfg.d, {
+      experts: cfg.experts, topk: cfg.topk, hidden: cfg.expert_hidden, granularity: 1, sharedExperts: 0,
+      capacityFactor: cfg.capacity_factor, evalCapacityFactor: cfg.capacity_factor, renormalize: true, jitter: 0,
+      auxCoef: cfg.aux_coef, zCoef: 0,
+    });
+    moes.push(m);
+    return m;
+  };
+  const model = new GPT({ vocabSize: 256, d: cfg.d, layers: cfg.layers, heads: cfg.heads, seq: cfg.seq, dropout: 0, lnEps: 1e-5 }, makeFfn);
+  assert.ok(moes.length > 0, `${name}: no MoE layer`);
+  const names = model.namedParameters().map(([n]) => n);
+  const stateNames = [...tensors.keys()].filter((n) => !n.startsWith('input.') && !n.startsWith('out.') && !n.startsWith('grad.'));
+  assert.deepEqual(names, stateNames, `${name}: parameter names/order differ from the state_dict`);
+  for (const [n, p] of model.namedParameters()) p.f32.set(get(n));
+  const xt = tensors.get('input.x')!, yt = tensors.get('input.y')!;
+  const x = new Tensor(xt.data as Int32Array, xt.shape), y = new Tensor(yt.data as Int32Array, yt.shape);
+
+  model.train();
+  const res = model.forward(x, y);
+  const loss = res.loss!.item(), lossRef = get('out.loss')[0];
+  assert.ok(Math.abs(loss - lossRef) <= 1e-5 * Math.abs(lossRef), `${name}: loss ${loss} vs ${lossRef}`);
+  const aux = moes.reduce((s, m) => s + m.routerLossValues()!.balance, 0), auxRef = get('out.aux')[0];
+  assert.ok(Math.abs(aux - auxRef) <= 1e-5 * Math.max(1, Math.abs(auxRef)), `${name}: aux ${aux} vs ${auxRef}`);
+  assert.ok(Math.abs(res.aux!.item() - cfg.aux_coef * auxRef) <= 1e-7, `${name}: weighted aux ${res.aux!.item()}`);
+  model.zeroGrad();
+  add(res.loss!, res.aux!).backward();
+  for (const [n, p] of model.namedParameters()) {
+    const gRef = get(`grad.${n}`);
+    let scale = 0;
+    for (const v of gRef) scale = Math.max(scale, Math.abs(v));
+    assert.ok(p.grad, `${name}: no gradient for ${n}`);
+    assertClose(p.grad.f32, gRef, 0, 1e-4 * Math.max(scale, 1e-6), `${name}: grad.${n}`);
+  }
+
+  model.eval();
+  const logits = noGrad(() => model.forward(x).logits);
+  const lRef = get('out.logits');
+  let lscale = 0;
+  for (const v of lRef) lscale = Math.max(lscale, Math.abs(v));
+  assertClose(logits.f32, lRef, 0, 1e-5 * lscale, `${name}: eval logits`);
+}
+
+// ------------------------------------------------------------------------------ tests
+
+for (const [bname, kern] of backends()) {
+  describe(`MoE on ${bname}`, () => {
+    test.beforeEach(() => setBackend(kern));
+
+    test('routing and outputs equal a per-token loop', () => {
+      const d = 8, T = 13;
+      checkAgainstBrute('top-2', makeMoE(d, {}), T, 1);
+      checkAgainstBrute('top-1', makeMoE(d, { topk: 1, experts: 3 }, 2), T, 2);
+      checkAgainstBrute('top-1 no renorm', makeMoE(d, { topk: 1, experts: 5, renormalize: false }, 3), T, 3);
+      checkAgainstBrute('top-2 no renorm', makeMoE(d, { renormalize: false }, 4), T, 4);
+      checkAgainstBrute('top-3 of 6', makeMoE(d, { topk: 3, experts: 6 }, 5), T, 5);
+      const g2 = makeMoE(d, { experts: 3, topk: 1, granularity: 2 }, 6);
+      assert.deepEqual([g2.experts, g2.topk, g2.hidden], [6, 2, 6]);
+      assert.deepEqual(g2.namedParameters().map(([n, p]) => `${n}:${p.shape.join('x')}`),
+        ['w1:6x8x6', 'b1:6x6', 'w2:6x6x8', 'b2:6x8', 'router.weight:6x8']);
+      checkAgainstBrute('granularity 2', g2, T, 6);
+      const sh = makeMoE(d, { sharedExperts: 2, granularity: 2 }, 7);
+      assert.deepEqual(sh.namedParameters().map(([n]) => n).slice(5),
+        ['shared.0.fc1.weight', 'shared.0.fc1.bias', 'shared.0.fc2.weight', 'shared.0.fc2.bias',
+          'shared.1.fc1.weight', 'shared.1.fc1.bias', 'shared.1.fc2.weight', 'shared.1.fc2.bias']);
+      checkAgainstBrute('shared experts', sh, T, 7);
+      // one token and an expert nobody picks
+      checkAgainstBrute('T=1', makeMoE(d, { experts: 8 }, 8), 1, 8);
+    });
+
+    test('capacity: unbounded == dropless; small factors drop exactly the reference slots', () => {
+      const d = 8, T = 17;
+      const m = makeMoE(d, {}, 11);
+      const x = new Tensor(randn(T * d, 12), [T, d]);
+      const y0 = noGrad(() => m.forward(x)).f32.slice();
+      assert.equal(m.stats()!.dropRate, 0);
+      m.o.capacityFactor = 100;
+      const y1 = noGrad(() => m.forward(x)).f32.slice();
+      assert.equal(m.stats()!.dropRate, 0);
+      assertClose(y1, y0, 0, 0, 'cf=100 vs dropless');
+      for (const cf of [1, 0.75, 0.5, 0.25]) {
+        m.o.capacityFactor = cf;
+        const b = checkAgainstBrute(`cf=${cf}`, m, T, 12);
+        assert.equal(m.capacity(T), Math.ceil((cf * T * 2) / 4));
+        if (cf <= 0.5) assert.ok(b.dropped.size > 0, `cf=${cf} should drop slots`);
+      }
+      // evaluation uses its own factor
+      m.o.capacityFactor = 0.25;
+      m.o.evalCapacityFactor = 0;
+      m.eval();
+      const y2 = noGrad(() => m.forward(x)).f32;
+      assert.equal(m.stats()!.dropRate, 0);
+      assertClose(y2, y0, 0, 0, 'eval dropless');
+      m.o.evalCapacityFactor = 0.5;
+      checkAgainstBrute('eval cf=0.5', m, T, 12);
+      assert.ok((m.stats()!.dropRate as number) > 0);
+      m.train();
+      // fine-grained experts: C = ceil(cf * T * kG / EG)
+      const g = makeMoE(d, { experts: 2, topk: 1, granularity: 3, capacityFactor: 0.6 }, 13);
+      assert.equal(g.capacity(T), Math.ceil((0.6 * T * 3) / 6));
+      checkAgainstBrute('granularity 3 cf=0.6', g, T, 13);
+    });
+
+    test('finite-difference gradients through router, gates, experts and router losses', () => {
+      const d = 5, T = 7;
+      const cases: [string, Partial<MoEOptions>][] = [
+        ['dropless top-2', { hidden: 6 }],
+        ['capacity 0.75', { hidden: 6, capacityFactor: 0.75 }],
+        ['top-1 no renorm', { hidden: 6, topk: 1, renormalize: false }],
+        ['top-1 renorm', { hidden: 6, topk: 1, experts: 3 }],
+        ['granularity 2 + shared', { hidden: 6, granularity: 2, sharedExperts: 1, experts: 2, topk: 1 }],
+      ];
+      for (const [label, over] of cases) {
+        const m = makeMoE(d, { ...over, auxCoef: 0.7, zCoef: 0.3 }, 21);
+        const x = tensor(randn(T * d, 22), [T, d]);
+        const fn = (xi: Tensor): Tensor => {
+          const y = m.forward(xi);
+          return concat([reshape(y, [-1]), reshape(m.auxLoss()!, [1])], 0);
+        };
+        const params = m.parameters();
+        gradcheck(`MoE ${label}`, fn, [x, ...params], { eps: 1e-3, rtol: 1e-2, atol: 2e-3, samples: 16 });
+        // the losses alone, so their gradients are not drowned by the outputs'
+        gradcheck(`MoE ${label} losses`, (xi: Tensor) => {
+          m.forward(xi);
+          return m.auxLoss()!;
+        }, [x, m.router.weight], { eps: 1e-3, rtol: 1e-2, atol: 1e-3 });
+      }
+    });
+
+    test('stats, macs, jitter', () => {
+      const d = 8, T = 9;
+      const m = makeMoE(d, { experts: 4, topk: 2, hidden: 12, sharedExperts: 1, granularity: 2 }, 31);
+      assert.equal(m.macsPerToken(), 8 * 8 + 4 * 2 * 8 * 6 + 1 * 2 * 8 * 6);
+      const x = new Tensor(randn(T * d, 32), [T, d]);
+      noGrad(() => m.forward(x));
+      const st = m.stats()!;
+      assert.equal((st.load as number[]).length, 8);
+      assert.ok(Math.abs((st.load as number[]).reduce((a, v) => a + v, 0) - 1) < 1e-12);
+      assert.ok((st.routerEntropy as number) > 0 && (st.routerEntropy as number) < Math.log(8));
+      // jitter: training forwards differ (seeded, reproducible), eval has none
+      const mk = () => makeMoE(d, { jitter: 0.5, seed: 5 }, 33);
+      const a = mk(), b = mk();
+      const ya1 = noGrad(() => a.forward(x)).f32.slice();
+      const z1 = a.routerLossValues()!.z;
+      noGrad(() => a.forward(x));
+      const z2 = a.routerLossValues()!.z;
+      const yb1 = noGrad(() => b.forward(x)).f32.slice();
+      assertClose(ya1, yb1, 0, 0, 'same seed, same jitter');
+      assert.notEqual(z1, z2, 'the noise changes from call to call');
+      a.eval();
+      const ye = noGrad(() => a.forward(x)).f32.slice();
+      const ref0 = makeMoE(d, {}, 33).eval();
+      assertClose(ye, noGrad(() => ref0.forward(x)).f32, 0, 0, 'no jitter in eval');
+      assert.ok(a.jitterCalls === 2);
+    });
+
+    for (const g of ['moe', 'moe_capacity', 'moe_top1']) {
+      test(`golden ${g}`, () => runGolden(g));
+    }
+  });
+}
