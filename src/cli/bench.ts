@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { benchTrain } from '../train/bench.js';
-import { benchGemm } from '../../bench/gemm.js';
 import { collect, configFromFlags, intOption } from './common.js';
 
 export function registerBench(program: Command): void {
@@ -12,6 +11,7 @@ export function registerBench(program: Command): void {
     .option('--vs-openblas', 'also time numpy/OpenBLAS (python3 + numpy + OpenBLAS needed) and report ratios')
     .option('--seconds <s>', 'timing budget per case', '1')
     .action(async (o) => {
+      const { benchGemm } = await import('../../bench/gemm.js');
       const r = await benchGemm({ threads: String(o.threads).split(',').map(Number), vsOpenblas: Boolean(o.vsOpenblas), seconds: Number(o.seconds) });
       process.stdout.write(JSON.stringify(r) + '\n');
     });

@@ -1,0 +1,89 @@
+/**
+ * A run directory's checkpoint, in terms of a live model and optimizer: parameters and buffers
+ * under the PyTorch reference's state_dict names (so torch can load model.safetensors), optimizer
+ * moments under `<optimizer>/<param>.exp_avg`, and the trainer's state.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { validateConfig, deepMerge, parseOverrides, expandDotted } from '../config/load.js';
+import { saveCheckpoint, loadCheckpoint, isCheckpoint, CONFIG_FILE } from './checkpoint.js';
+import type { TensorData, TensorLike } from '../io/safetensors.js';
+import { modelTensorShapes } from '../scaling/count.js';
+import { buildModel } from '../nn/build.js';
+import type { GPT } from '../nn/gpt.js';
+import type { Optimizer, NamedArray } from '../optim/optimizer.js';
+import { getTokenizer, type Tokenizer } from '../data/tokenizer.js';
+
+export const runExists = (dir: string): boolean => isCheckpoint(dir);
+
+/** torch stores BatchNorm's batch counter as int64; everything else here is float32. */
+const INT64_BUFFERS = /num_batches_tracked$/;
+
+function modelTensors(model: GPT): Map<string, TensorLike> {
+  const out = new Map<string, TensorLike>();
+  for (const [name, p] of model.namedParameters()) out.set(name, { dtype: 'F32', shape: p.shape, data: p.contiguous().f32 });
+  for (const [name, b] of model.namedBuffers()) {
+    if (INT64_BUFFERS.test(name)) out.set(name, { dtype: 'I64', shape: b.shape, data: BigInt64Array.from(Array.from(b.data as ArrayLike<number>), (v) => BigInt(Math.round(v))) });
+    else out.set(name, { dtype: 'F32', shape: b.shape, data: b.contiguous().f32 });
+  }
+  return out;
+}
+
+function optimizerTensors(opt: Optimizer): Map<string, TensorLike> {
+  const out = new Map<string, TensorLike>();
+  for (const [k, v] of opt.stateDict()) out.set(k, { dtype: v.dtype, shape: v.shape, data: v.data });
+  return out;
+}
+
+export function saveRun(dir: string, model: GPT, opt: Optimizer, cfg: Config, state: Record<string, unknown>): void {
+  saveCheckpoint(dir, { model: modelTensors(model), optimizer: optimizerTensors(opt), config: cfg, state });
+}
+
+/** Copies checkpoint tensors into the model's parameters and buffers (shapes already verified). */
+export function loadWeights(model: GPT, tensors: Map<string, TensorData>): void {
+  for (const [name, t] of [...model.namedParameters(), ...model.namedBuffers()]) {
+    const src = tensors.get(name);
+    if (!src) throw new Error(`checkpoint lacks tensor '${name}'`);
+    const dst = t.data;
+    if (src.data instanceof BigInt64Array) {
+      for (let i = 0; i < dst.length; i++) dst[i] = Number(src.data[i]);
+    } else if (src.data instanceof Float32Array && dst instanceof Float32Array) {
+      dst.set(src.data);
+    } else {
+      throw new Error(`checkpoint tensor '${name}' has dtype ${src.dtype}, expected F32`);
+    }
+  }
+}
+
+/** Restores model, optimizer and trainer state from dir; refuses a checkpoint of another architecture. */
+export function loadRun(dir: string, model: GPT, opt: Optimizer, cfg: Config): { state: Record<string, unknown> } {
+  const ck = loadCheckpoint(dir, { expectConfig: cfg, expectModelShapes: modelTensorShapes(cfg.model) });
+  loadWeights(model, ck.model);
+  opt.loadStateDict(ck.optimizer! as Map<string, NamedArray>);
+  return { state: ck.state };
+}
+
+/** The config saved in a run, with optional overrides (steps, threads, --set). */
+export function loadRunConfig(dir: string, o: { steps?: number; threads?: number; set?: string[] } = {}): Config {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(join(dir, CONFIG_FILE), 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read ${join(dir, CONFIG_FILE)}: ${(e as Error).message}`);
+  }
+  const over: Record<string, unknown> = parseOverrides(o.set ?? []);
+  if (o.steps !== undefined) over['train.steps'] = o.steps;
+  if (o.threads !== undefined) over['train.threads'] = o.threads;
+  return validateConfig(deepMerge(raw, expandDotted(over)), join(dir, CONFIG_FILE));
+}
+
+/** A trained model ready for evaluation or sampling (optimizer state not read). */
+export function loadModelFromRun(dir: string): { model: GPT; config: Config; tokenizer: Tokenizer } {
+  const config = loadRunConfig(dir);
+  const ck = loadCheckpoint(dir, { expectConfig: config, expectModelShapes: modelTensorShapes(config.model), loadOptimizer: false });
+  const model = buildModel(config.model, config.train.seed);
+  loadWeights(model, ck.model);
+  model.eval();
+  return { model, config, tokenizer: getTokenizer(config.model.vocab) };
+}
