@@ -1,0 +1,129 @@
+/**
+ * PEER kernels (He 2024, "Mixture of A Million Experts"): product-key retrieval, the expert
+ * forward/backward over gathered rows, row-sparse gradient coalescing and lazy sparse Adam.
+ *
+ * These live beside the main kernel contract (kernels.ts) with the same conventions: raw typed
+ * arrays, explicit sizes, row-major, outputs written unless "accumulates", Int32 ids. The native
+ * addon exports each function under the same name (native/ops_peer.cc); ref/peer.ts is the oracle.
+ * `peerKernels()` follows the active backend: native when backend() is the native addon and the
+ * addon has these functions, the reference otherwise (so setBackend(ref) switches both).
+ *
+ * Shapes: T tokens, d model width, h heads, k experts per head, hk = h*k, dk = 2*half query size
+ * per head, nSub sub-keys per half, N = nSub^2 experts (expert id = i1*nSub + i2).
+ */
+import type { F32, I32 } from './kernels.js';
+import { backend } from './index.js';
+import { loadNative } from './native.js';
+import * as refPeer from './ref/peer.js';
+
+export type U16 = Uint16Array;
+export { PeerAct } from './ref/peer.js';
+
+export interface PeerKernels {
+  readonly name: 'native' | 'ref';
+
+  /**
+   * Product-key retrieval without the [T*h, N] score matrix. Row r = t*h + j (token t, head j)
+   * has its query q[r*dk .. r*dk+dk) (q is [T, h*dk]); the first half is scored against the
+   * sub-keys keys[0] ([nSub, half]), the second against keys[1]. Per half the top-k sub-keys are
+   * kept; of the k*k sums s1[a] + s2[b] the top k are written in descending order:
+   *   ids[r*k + i] = i1*nSub + i2 (the chosen sub-keys are ids / nSub and ids % nSub),
+   *   scores[r*k + i] = s1[i1] + s2[i2] (float32 sum of the two float32 sub-scores).
+   * Ties keep the lower index (sub-key index, then candidate index a*k + b); NaN never displaces a
+   * number. Requires 1 <= k <= nSub and nSub^2 < 2^31.
+   */
+  peerRetrieve(T: number, h: number, nSub: number, half: number, k: number, q: F32, keys: F32, ids: I32, scores: F32): void;
+
+  /**
+   * Backward of peerRetrieve given d loss / d scores (gscores [T*h, k]):
+   *   gq [T, h*dk] (written): gq[r, :half] = sum_i gs_i keys[0][i1_i],  gq[r, half:] = sum_i gs_i keys[1][i2_i]
+   *   gkeys [2, nSub, half] (accumulates): keys[0][i1_i] += gs_i q[r, :half],  keys[1][i2_i] += gs_i q[r, half:]
+   */
+  peerRetrieveBackward(T: number, h: number, nSub: number, half: number, k: number, q: F32, keys: F32, ids: I32,
+    gscores: F32, gq: F32, gkeys: F32): void;
+
+  /**
+   * Expert forward for T tokens, hk = h*k experts each (ids [T, hk], raw scores [T, hk]):
+   *   g = softmax of each consecutive group of k scores (one head)          -> g [T, hk]
+   *   a[t,j] = u[ids[t,j]] . x[t]           (gathered batched GEMV)         -> a [T, hk]
+   *   y[t] = sum_j g[t,j] act(a[t,j]) v[ids[t,j]]   (weighted embedding bag) -> y [T, d]
+   * u, v: [N, d]; act: PeerAct code (gelu = exact erf GELU, relu). With u null (product-key memory)
+   * the weights are g alone and a is not touched (may be null).
+   */
+  peerForward(T: number, d: number, N: number, hk: number, k: number, act: number,
+    x: F32, u: F32 | null, v: F32, ids: I32, scores: F32, g: F32, a: F32 | null, y: F32): void;
+
+  /**
+   * Expert backward, per token (gy [T, d] = d loss / d y). With w = g act(a), gw = gy[t] . v[id]:
+   *   cv[t,j] = w                    (v's row gradient is sum over occurrences of cv * gy[t])
+   *   cu[t,j] = gw g act'(a)         (u's row gradient is sum over occurrences of cu * x[t])
+   *   gx[t] = sum_j cu[t,j] u[id]    (written)
+   *   gscores = softmax backward of dg = gw act(a) within each head: g (dg - sum_head g dg)
+   * With u null (pkm): cv = g, dg = gw, and gx, cu are not touched (may be null).
+   */
+  peerBackward(T: number, d: number, N: number, hk: number, k: number, act: number,
+    x: F32, u: F32 | null, v: F32, ids: I32, g: F32, a: F32 | null, gy: F32,
+    gx: F32 | null, gscores: F32, cu: F32 | null, cv: F32): void;
+
+  /**
+   * Stable counting sort of ids [n] in [0, N). Returns U, the number of distinct ids; uniq[0..U)
+   * receives them ascending; the positions holding uniq[i] are order[offsets[i] .. offsets[i+1])
+   * in ascending order. uniq needs n entries, offsets n+1, order n. O(n + N) time, N ints scratch.
+   */
+  peerCoalesce(n: number, N: number, ids: I32, uniq: I32, offsets: I32, order: I32): number;
+
+  /**
+   * Row gradients from a coalesced index (written, not accumulated), for i < U:
+   *   out[i, :] = sum_{p in [offsets[i], offsets[i+1])} coef[order[p]] * src[floor(order[p] / per), :]
+   * coef null means 1. PEER uses per = hk (entry -> token); coalescing sparse chunks uses per = 1.
+   */
+  peerRowGrad(U: number, d: number, per: number, offsets: I32, order: I32, coef: F32 | null, src: F32, out: F32): void;
+
+  /**
+   * Lazy Adam on the rows ids[0..U) (strictly increasing) of p [N, d], coalesced gradient rows
+   * g [U, d], PyTorch SparseAdam semantics (no weight decay):
+   *   m += (1-beta1)(g - m);  v += (1-beta2)(g^2 - v);  p -= lr*sqrt(bc2)/bc1 * m / (sqrt(v) + eps)
+   * m, v: [N, d], both Float32Array or both Uint16Array (bfloat16 bits, computed in float32 and
+   * stored rounded to nearest even). Other rows are not touched.
+   */
+  sparseAdam(U: number, d: number, ids: I32, g: F32, p: F32, m: F32 | U16, v: F32 | U16,
+    lr: number, beta1: number, beta2: number, eps: number, bc1: number, bc2: number): void;
+}
+
+const REF: PeerKernels = {
+  name: 'ref',
+  peerRetrieve: refPeer.peerRetrieve,
+  peerRetrieveBackward: refPeer.peerRetrieveBackward,
+  peerForward: refPeer.peerForward,
+  peerBackward: refPeer.peerBackward,
+  peerCoalesce: refPeer.peerCoalesce,
+  peerRowGrad: refPeer.peerRowGrad,
+  sparseAdam: refPeer.sparseAdam,
+};
+
+const NAMES = ['peerRetrieve', 'peerRetrieveBackward', 'peerForward', 'peerBackward', 'peerCoalesce', 'peerRowGrad',
+  'sparseAdam'] as const;
+
+let nativeCache: PeerKernels | null | undefined;
+
+/** The addon's PEER functions, or null if the addon is missing or predates them. */
+export function nativePeerKernels(): PeerKernels | null {
+  if (nativeCache !== undefined) return nativeCache;
+  const nat = loadNative() as unknown as Record<string, unknown> | null;
+  if (!nat || !NAMES.every((n) => typeof nat[n] === 'function')) return (nativeCache = null);
+  const out: Record<string, unknown> = { name: 'native' };
+  for (const n of NAMES) out[n] = nat[n];
+  return (nativeCache = out as unknown as PeerKernels);
+}
+
+export const refPeerKernels: PeerKernels = REF;
+
+/** PEER kernels matching the active backend (see the file comment). */
+export function peerKernels(): PeerKernels {
+  if (backend().name === 'native') {
+    const nat = nativePeerKernels();
+    if (nat) return nat;
+    if (process.env.MOELAB_BACKEND === 'native') throw new Error('moelab: the native addon lacks the PEER kernels (rebuild it)');
+  }
+  return REF;
+}
