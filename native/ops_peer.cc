@@ -1,0 +1,723 @@
+// PEER kernels (contracts in src/backend/peer_kernels.ts, reference in src/backend/ref/peer.ts):
+//   peerRetrieve          product-key retrieval: per row (token, head) both query halves scored
+//                         against their sub-key tables in blocks of rows (6x16 register tiles on
+//                         packed sub-keys), top-k per half by a threshold-skipping scan, then the
+//                         k*k candidate sums pruned to the pairs (a+1)(b+1) <= k that can still rank
+//                         in the top k. Never forms [T*h, N] scores; threaded over rows.
+//   peerForward           softmax gates, gathered u-row dot products, gated v-row sums (tokens).
+//   peerBackward          per-token side of the backward: gx, gate/score gradients, row coefficients.
+//   peerRetrieveBackward  query and sub-key gradients of the chosen candidates (per-thread key sums).
+//   peerCoalesce          stable counting sort of expert ids -> unique ids + occurrence lists.
+//   peerRowGrad           row-sparse table gradients from the coalesced lists (threaded over rows).
+//   sparseAdam            lazy Adam on touched rows, fp32 or bf16 moments.
+// This file validates every argument, packs, threads and dispatches; the AVX2 inner loops are in
+// avx2/peer_avx2.cc, the portable ones below (MOELAB_ISA=generic).
+#include "cpu.h"
+#include "napi_util.h"
+#include "registry.h"
+#include "threadpool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace moelab {
+
+// avx2/peer_avx2.cc
+void peerScoreAvx2(int rows, int nPanels, int half, const float* Q, int64_t ldq, const float* Kp, float* S,
+                   int64_t lds);
+int peerTopkAvx2(const float* s, int n, int k, float* vals, int32_t* idx);
+void peerGatherDotsAvx2(const float* x, const float* table, const int32_t* ids, int n, int64_t d, float* out);
+void peerGatherAxpyAvx2(const float* table, const int32_t* ids, const float* w, int n, int64_t d, float* y);
+void peerAxpyAvx2(float a, const float* x, float* y, int64_t d);
+void sparseAdamRowAvx2(int64_t d, const float* g, float* p, float* m, float* v, float b1c, float b2c, float step,
+                       float eps);
+void sparseAdamRowBf16Avx2(int64_t d, const float* g, float* p, uint16_t* m, uint16_t* v, float b1c, float b2c,
+                           float step, float eps);
+
+namespace {
+
+// ------------------------------------------------------------------ portable inner loops
+
+inline int topkInsert(float* vals, int32_t* idx, int cnt, int k, float v, int32_t i) {
+  int pos;
+  if (cnt == k) {
+    if (!(v > vals[k - 1])) return cnt;
+    pos = k - 1;
+  } else {
+    pos = cnt++;
+  }
+  while (pos > 0 && v > vals[pos - 1]) {
+    vals[pos] = vals[pos - 1];
+    idx[pos] = idx[pos - 1];
+    pos--;
+  }
+  vals[pos] = v;
+  idx[pos] = i;
+  return cnt;
+}
+
+void scoreGeneric(int rows, int nPanels, int half, const float* Q, int64_t ldq, const float* Kp, float* S,
+                  int64_t lds) {
+  for (int r = 0; r < rows; r++) {
+    const float* q = Q + r * ldq;
+    for (int p = 0; p < nPanels; p++) {
+      float acc[16] = {0};
+      const float* kp = Kp + (int64_t)p * half * 16;
+      for (int c = 0; c < half; c++)
+        for (int j = 0; j < 16; j++) acc[j] += q[c] * kp[c * 16 + j];
+      std::memcpy(S + r * lds + p * 16, acc, sizeof acc);
+    }
+  }
+}
+
+int topkGeneric(const float* s, int n, int k, float* vals, int32_t* idx) {
+  int cnt = 0;
+  for (int i = 0; i < n; i++) cnt = topkInsert(vals, idx, cnt, k, s[i], i);
+  return cnt;
+}
+
+void gatherDotsGeneric(const float* x, const float* table, const int32_t* ids, int n, int64_t d, float* out) {
+  for (int j = 0; j < n; j++) {
+    const float* r = table + (int64_t)ids[j] * d;
+    float s = 0;
+    for (int64_t c = 0; c < d; c++) s += r[c] * x[c];
+    out[j] = s;
+  }
+}
+
+void gatherAxpyGeneric(const float* table, const int32_t* ids, const float* w, int n, int64_t d, float* y) {
+  std::fill(y, y + d, 0.0f);
+  for (int j = 0; j < n; j++) {
+    const float* r = table + (int64_t)ids[j] * d;
+    for (int64_t c = 0; c < d; c++) y[c] += w[j] * r[c];
+  }
+}
+
+void axpyGeneric(float a, const float* x, float* y, int64_t d) {
+  for (int64_t c = 0; c < d; c++) y[c] += a * x[c];
+}
+
+void adamRowGeneric(int64_t d, const float* g, float* p, float* m, float* v, float b1c, float b2c, float step,
+                    float eps) {
+  for (int64_t c = 0; c < d; c++) {
+    float mv = m[c] + b1c * (g[c] - m[c]);
+    float vv = v[c] + b2c * (g[c] * g[c] - v[c]);
+    m[c] = mv;
+    v[c] = vv;
+    p[c] -= step * mv / (std::sqrt(vv) + eps);
+  }
+}
+
+inline float bf16ToF32(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+inline uint16_t f32ToBf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+void adamRowBf16Generic(int64_t d, const float* g, float* p, uint16_t* m, uint16_t* v, float b1c, float b2c,
+                        float step, float eps) {
+  for (int64_t c = 0; c < d; c++) {
+    float m0 = bf16ToF32(m[c]), v0 = bf16ToF32(v[c]);
+    float mv = m0 + b1c * (g[c] - m0);
+    float vv = v0 + b2c * (g[c] * g[c] - v0);
+    m[c] = f32ToBf16(mv);
+    v[c] = f32ToBf16(vv);
+    p[c] -= step * mv / (std::sqrt(vv) + eps);
+  }
+}
+
+struct PeerIsa {
+  decltype(&scoreGeneric) score;
+  decltype(&topkGeneric) topk;
+  decltype(&gatherDotsGeneric) dots;
+  decltype(&gatherAxpyGeneric) axpys;
+  decltype(&axpyGeneric) axpy;
+  decltype(&adamRowGeneric) adam;
+  decltype(&adamRowBf16Generic) adamBf16;
+};
+
+const PeerIsa& isa() {
+  static const PeerIsa avx2{peerScoreAvx2, peerTopkAvx2, peerGatherDotsAvx2, peerGatherAxpyAvx2, peerAxpyAvx2,
+                            sparseAdamRowAvx2, sparseAdamRowBf16Avx2};
+  static const PeerIsa generic{scoreGeneric, topkGeneric, gatherDotsGeneric, gatherAxpyGeneric, axpyGeneric,
+                               adamRowGeneric, adamRowBf16Generic};
+  return activeIsa() >= Isa::Avx2 ? avx2 : generic;
+}
+
+// ------------------------------------------------------------------ activations (float, as torch)
+
+constexpr int ACT_GELU = 0, ACT_RELU = 1;
+
+inline float actF(int act, float x) {
+  if (act == ACT_GELU) return 0.5f * x * std::erfc(-x * 0.70710678118654752f);
+  return x > 0 ? x : 0.0f;
+}
+
+inline float actD(int act, float x) {
+  if (act == ACT_GELU)
+    return 0.5f * std::erfc(-x * 0.70710678118654752f) + x * 0.39894228040143268f * std::exp(-0.5f * x * x);
+  return x > 0 ? 1.0f : 0.0f;
+}
+
+// ------------------------------------------------------------------ validation helpers
+
+constexpr int64_t kMaxElems = int64_t(1) << 53;
+
+int64_t mulChk(const Napi::Env& env, const char* fn, int64_t a, int64_t b) {
+  if (a != 0 && b > kMaxElems / a) throwRange(env, std::string(fn) + ": sizes overflow");
+  return a * b;
+}
+
+template <typename A, typename B>
+inline void distinct(const Napi::Env& env, const Span<A>& a, const Span<B>& b, const char* fn, const char* na,
+                     const char* nb) {
+  noAlias(env, a, b, fn, na, nb);
+}
+
+// Checks every id in [0, n) lies in [0, N).
+void checkIds(const Napi::Env& env, const char* fn, const int32_t* ids, int64_t n, int64_t N) {
+  for (int64_t i = 0; i < n; i++)
+    if (ids[i] < 0 || ids[i] >= N)
+      throwRange(env, std::string(fn) + ": id " + std::to_string(ids[i]) + " at " + std::to_string(i) +
+                          " out of range [0, " + std::to_string(N) + ")");
+}
+
+int actArg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+  int64_t a = dimArg(info, i, fn, "act");
+  if (a != ACT_GELU && a != ACT_RELU) throwRange(info.Env(), std::string(fn) + ": unknown activation code " + std::to_string(a));
+  return (int)a;
+}
+
+// Splits [0, n) into one contiguous range per thread (at most ceil(n / minPer) threads) and calls
+// fn(thread, begin, end).
+template <typename F>
+void forThreads(int64_t n, int64_t minPer, int* usedThreads, const F& fn) {
+  int64_t maxT = std::max<int64_t>(1, (n + minPer - 1) / std::max<int64_t>(1, minPer));
+  int nt = (int)std::min<int64_t>(threads(), maxT);
+  if (usedThreads) *usedThreads = nt;
+  if (n <= 0) return;
+  parallelRun(nt, [&](int t, int ntt) {
+    int64_t b = n * t / ntt, e = n * (t + 1) / ntt;
+    if (b < e) fn(t, b, e);
+  });
+}
+
+int threadsFor(int64_t n, int64_t minPer) {
+  int64_t maxT = std::max<int64_t>(1, (n + minPer - 1) / std::max<int64_t>(1, minPer));
+  return (int)std::min<int64_t>(threads(), maxT);
+}
+
+// ------------------------------------------------------------------ peerRetrieve
+
+constexpr int RB = 24;  // rows per scoring block (multiple of the 6-row tile)
+
+// peerRetrieve(T, h, nSub, half, k, q, keys, ids, scores)
+Napi::Value PeerRetrieveNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "peerRetrieve";
+  auto env = info.Env();
+  needArgs(info, 9, fn);
+  int64_t T = dimArg(info, 0, fn, "T"), h = dimArg(info, 1, fn, "h", 1), nSub = dimArg(info, 2, fn, "nSub", 1);
+  int64_t half = dimArg(info, 3, fn, "half", 1), k = dimArg(info, 4, fn, "k", 1);
+  if (k > nSub) throwRange(env, std::string(fn) + ": k (" + std::to_string(k) + ") must be <= nSub (" + std::to_string(nSub) + ")");
+  if (nSub > 46340) throwRange(env, std::string(fn) + ": nSub^2 must fit int32 ids (nSub <= 46340)");
+  if (half > (1 << 20)) throwRange(env, std::string(fn) + ": half too large");
+  auto q = f32Arg(info, 5, fn, "q");
+  auto keys = f32Arg(info, 6, fn, "keys");
+  auto ids = i32Arg(info, 7, fn, "ids");
+  auto scores = f32Arg(info, 8, fn, "scores");
+  int64_t R = mulChk(env, fn, T, h), dk = 2 * half;
+  needLen(env, q, mulChk(env, fn, R, dk), fn, "q");
+  needLen(env, keys, 2 * nSub * half, fn, "keys");
+  needLen(env, ids, mulChk(env, fn, R, k), fn, "ids");
+  needLen(env, scores, R * k, fn, "scores");
+  distinct(env, ids, scores, fn, "ids", "scores");
+  distinct(env, ids, q, fn, "ids", "q");
+  distinct(env, ids, keys, fn, "ids", "keys");
+  distinct(env, scores, q, fn, "scores", "q");
+  distinct(env, scores, keys, fn, "scores", "keys");
+  if (R == 0) return env.Undefined();
+
+  const int nP = (int)((nSub + 15) / 16), nSubP = nP * 16, H = (int)half, K = (int)k, NS = (int)nSub;
+  const int64_t panelSize = (int64_t)H * 16;
+  std::vector<float> Kp((size_t)(2 * nP * panelSize), 0.0f);  // zero-padded sub-keys, scored but never selected
+  for (int hf = 0; hf < 2; hf++)
+    for (int n = 0; n < NS; n++)
+      for (int c = 0; c < H; c++)
+        Kp[(size_t)(hf * nP * panelSize + (n / 16) * panelSize + c * 16 + n % 16)] =
+            keys.data[(int64_t)hf * nSub * half + (int64_t)n * half + c];
+
+  const int nt = threadsFor(R, 8);
+  const int64_t perThread = 2 * (int64_t)RB * nSubP + 6 * (int64_t)K;
+  std::vector<float> scratch((size_t)(nt * perThread));
+  std::vector<int32_t> iscratch((size_t)(nt * 3 * K));
+  const PeerIsa& I = isa();
+  const float* Q = q.data;
+  int32_t* IDS = ids.data;
+  float* SC = scores.data;
+
+  forThreads(R, 8, nullptr, [&](int t, int64_t r0, int64_t r1) {
+    float* S0 = scratch.data() + t * perThread;
+    float* S1 = S0 + (int64_t)RB * nSubP;
+    float* v1 = S1 + (int64_t)RB * nSubP;
+    float* v2 = v1 + K;
+    float* cv = v2 + K;
+    int32_t* i1 = iscratch.data() + (int64_t)t * 3 * K;
+    int32_t* i2 = i1 + K;
+    int32_t* ci = i2 + K;
+    for (int64_t rb = r0; rb < r1; rb += RB) {
+      const int rows = (int)std::min<int64_t>(RB, r1 - rb);
+      I.score(rows, nP, H, Q + rb * dk, dk, Kp.data(), S0, nSubP);
+      I.score(rows, nP, H, Q + rb * dk + half, dk, Kp.data() + nP * panelSize, S1, nSubP);
+      for (int i = 0; i < rows; i++) {
+        I.topk(S0 + (int64_t)i * nSubP, NS, K, v1, i1);
+        I.topk(S1 + (int64_t)i * nSubP, NS, K, v2, i2);
+        int cnt = 0;
+        for (int a = 0; a < K; a++) {
+          const int bEnd = K / (a + 1);
+          for (int b = 0; b < bEnd; b++) cnt = topkInsert(cv, ci, cnt, K, v1[a] + v2[b], a * K + b);
+        }
+        const int64_t o = (rb + i) * k;
+        for (int j = 0; j < K; j++) {
+          IDS[o + j] = i1[ci[j] / K] * NS + i2[ci[j] % K];
+          SC[o + j] = cv[j];
+        }
+      }
+    }
+  });
+  return env.Undefined();
+}
+MOELAB_EXPORT(peerRetrieve, PeerRetrieveNapi);
+
+// ------------------------------------------------------------------ peerRetrieveBackward
+
+// peerRetrieveBackward(T, h, nSub, half, k, q, keys, ids, gscores, gq, gkeys)
+Napi::Value PeerRetrieveBackwardNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "peerRetrieveBackward";
+  auto env = info.Env();
+  needArgs(info, 11, fn);
+  int64_t T = dimArg(info, 0, fn, "T"), h = dimArg(info, 1, fn, "h", 1), nSub = dimArg(info, 2, fn, "nSub", 1);
+  int64_t half = dimArg(info, 3, fn, "half", 1), k = dimArg(info, 4, fn, "k", 1);
+  if (nSub > 46340) throwRange(env, std::string(fn) + ": nSub^2 must fit int32 ids (nSub <= 46340)");
+  auto q = f32Arg(info, 5, fn, "q");
+  auto keys = f32Arg(info, 6, fn, "keys");
+  auto ids = i32Arg(info, 7, fn, "ids");
+  auto gs = f32Arg(info, 8, fn, "gscores");
+  auto gq = f32Arg(info, 9, fn, "gq");
+  auto gk = f32Arg(info, 10, fn, "gkeys");
+  int64_t R = mulChk(env, fn, T, h), dk = mulChk(env, fn, 2, half), nk = mulChk(env, fn, 2 * nSub, half);
+  needLen(env, q, mulChk(env, fn, R, dk), fn, "q");
+  needLen(env, keys, nk, fn, "keys");
+  needLen(env, ids, mulChk(env, fn, R, k), fn, "ids");
+  needLen(env, gs, R * k, fn, "gscores");
+  needLen(env, gq, R * dk, fn, "gq");
+  needLen(env, gk, nk, fn, "gkeys");
+  distinct(env, gq, gk, fn, "gq", "gkeys");
+  for (auto* o : {&gq, &gk}) {
+    const char* on = o == &gq ? "gq" : "gkeys";
+    distinct(env, *o, q, fn, on, "q");
+    distinct(env, *o, keys, fn, on, "keys");
+    distinct(env, *o, ids, fn, on, "ids");
+    distinct(env, *o, gs, fn, on, "gscores");
+  }
+  checkIds(env, fn, ids.data, R * k, nSub * nSub);
+  if (R == 0) return env.Undefined();
+
+  int nt = threadsFor(R, 16);
+  std::vector<float> local((size_t)((nt - 1) * nk), 0.0f);  // thread 0 accumulates straight into gkeys
+  const PeerIsa& I = isa();
+  const float *Q = q.data, *KY = keys.data, *GS = gs.data;
+  const int32_t* IDS = ids.data;
+  float *GQ = gq.data, *GK = gk.data;
+  forThreads(R, 16, nullptr, [&](int t, int64_t r0, int64_t r1) {
+    float* acc = t == 0 ? GK : local.data() + (t - 1) * nk;
+    for (int64_t r = r0; r < r1; r++) {
+      float* gqr = GQ + r * dk;
+      std::fill(gqr, gqr + dk, 0.0f);
+      const float* qr = Q + r * dk;
+      for (int64_t j = 0; j < k; j++) {
+        const int32_t id = IDS[r * k + j];
+        const float g = GS[r * k + j];
+        const int64_t k1 = (int64_t)(id / nSub) * half, k2 = nSub * half + (int64_t)(id % nSub) * half;
+        I.axpy(g, KY + k1, gqr, half);
+        I.axpy(g, KY + k2, gqr + half, half);
+        I.axpy(g, qr, acc + k1, half);
+        I.axpy(g, qr + half, acc + k2, half);
+      }
+    }
+  });
+  if (nt > 1) {
+    forThreads(nk, 4096, nullptr, [&](int, int64_t b, int64_t e) {
+      for (int t = 1; t < nt; t++) {
+        const float* l = local.data() + (t - 1) * nk;
+        for (int64_t i = b; i < e; i++) GK[i] += l[i];
+      }
+    });
+  }
+  return env.Undefined();
+}
+MOELAB_EXPORT(peerRetrieveBackward, PeerRetrieveBackwardNapi);
+
+// ------------------------------------------------------------------ peerForward
+
+// peerForward(T, d, N, hk, k, act, x, u|null, v, ids, scores, g, a|null, y)
+Napi::Value PeerForwardNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "peerForward";
+  auto env = info.Env();
+  needArgs(info, 14, fn);
+  int64_t T = dimArg(info, 0, fn, "T"), d = dimArg(info, 1, fn, "d", 1), N = dimArg(info, 2, fn, "N", 1);
+  int64_t hk = dimArg(info, 3, fn, "hk", 1), k = dimArg(info, 4, fn, "k", 1);
+  int act = actArg(info, 5, fn);
+  if (hk % k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(hk) + ") must be a multiple of k (" + std::to_string(k) + ")");
+  if (N > std::numeric_limits<int32_t>::max() || hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
+  auto x = f32Arg(info, 6, fn, "x");
+  auto u = f32OptArg(info, 7, fn, "u");
+  auto v = f32Arg(info, 8, fn, "v");
+  auto ids = i32Arg(info, 9, fn, "ids");
+  auto sc = f32Arg(info, 10, fn, "scores");
+  auto g = f32Arg(info, 11, fn, "g");
+  auto a = f32OptArg(info, 12, fn, "a");
+  auto y = f32Arg(info, 13, fn, "y");
+  const bool pkm = u.data == nullptr;
+  int64_t Td = mulChk(env, fn, T, d), Thk = mulChk(env, fn, T, hk), Nd = mulChk(env, fn, N, d);
+  needLen(env, x, Td, fn, "x");
+  needLen(env, v, Nd, fn, "v");
+  needLen(env, ids, Thk, fn, "ids");
+  needLen(env, sc, Thk, fn, "scores");
+  needLen(env, g, Thk, fn, "g");
+  needLen(env, y, Td, fn, "y");
+  if (!pkm) {
+    needLen(env, u, Nd, fn, "u");
+    if (!a.data) throwType(env, std::string(fn) + ": argument 'a' must be a Float32Array when u is given");
+    needLen(env, a, Thk, fn, "a");
+  }
+  // outputs g, a, y: pairwise distinct and distinct from every input
+  distinct(env, g, y, fn, "g", "y");
+  if (a.data) {
+    distinct(env, a, g, fn, "a", "g");
+    distinct(env, a, y, fn, "a", "y");
+  }
+  for (auto* o : {&g, &a, &y}) {
+    if (!o->data) continue;
+    const char* on = o == &g ? "g" : o == &a ? "a" : "y";
+    distinct(env, *o, x, fn, on, "x");
+    distinct(env, *o, v, fn, on, "v");
+    distinct(env, *o, ids, fn, on, "ids");
+    distinct(env, *o, sc, fn, on, "scores");
+    if (!pkm) distinct(env, *o, u, fn, on, "u");
+  }
+  checkIds(env, fn, ids.data, Thk, N);
+  if (T == 0) return env.Undefined();
+
+  const int nt = threadsFor(T, 4);
+  std::vector<float> wbuf((size_t)(nt * hk));
+  const PeerIsa& I = isa();
+  forThreads(T, 4, nullptr, [&](int th, int64_t t0, int64_t t1) {
+    float* w = wbuf.data() + th * hk;
+    for (int64_t t = t0; t < t1; t++) {
+      const float* s = sc.data + t * hk;
+      float* gt = g.data + t * hk;
+      for (int64_t j0 = 0; j0 < hk; j0 += k) {
+        float mx = -INFINITY;
+        for (int64_t j = j0; j < j0 + k; j++) mx = std::max(mx, s[j]);
+        float sum = 0;
+        for (int64_t j = j0; j < j0 + k; j++) sum += (gt[j] = std::exp(s[j] - mx));
+        const float inv = 1.0f / sum;
+        for (int64_t j = j0; j < j0 + k; j++) gt[j] *= inv;
+      }
+      const int32_t* it = ids.data + t * hk;
+      if (pkm) {
+        I.axpys(v.data, it, gt, (int)hk, d, y.data + t * d);
+      } else {
+        float* at = a.data + t * hk;
+        I.dots(x.data + t * d, u.data, it, (int)hk, d, at);
+        for (int64_t j = 0; j < hk; j++) w[j] = gt[j] * actF(act, at[j]);
+        I.axpys(v.data, it, w, (int)hk, d, y.data + t * d);
+      }
+    }
+  });
+  return env.Undefined();
+}
+MOELAB_EXPORT(peerForward, PeerForwardNapi);
+
+// ------------------------------------------------------------------ peerBackward
+
+// peerBackward(T, d, N, hk, k, act, x, u|null, v, ids, g, a|null, gy, gx|null, gscores, cu|null, cv)
+Napi::Value PeerBackwardNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "peerBackward";
+  auto env = info.Env();
+  needArgs(info, 17, fn);
+  int64_t T = dimArg(info, 0, fn, "T"), d = dimArg(info, 1, fn, "d", 1), N = dimArg(info, 2, fn, "N", 1);
+  int64_t hk = dimArg(info, 3, fn, "hk", 1), k = dimArg(info, 4, fn, "k", 1);
+  int act = actArg(info, 5, fn);
+  if (hk % k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(hk) + ") must be a multiple of k (" + std::to_string(k) + ")");
+  if (N > std::numeric_limits<int32_t>::max() || hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
+  auto x = f32Arg(info, 6, fn, "x");
+  auto u = f32OptArg(info, 7, fn, "u");
+  auto v = f32Arg(info, 8, fn, "v");
+  auto ids = i32Arg(info, 9, fn, "ids");
+  auto g = f32Arg(info, 10, fn, "g");
+  auto a = f32OptArg(info, 11, fn, "a");
+  auto gy = f32Arg(info, 12, fn, "gy");
+  auto gx = f32OptArg(info, 13, fn, "gx");
+  auto gs = f32Arg(info, 14, fn, "gscores");
+  auto cu = f32OptArg(info, 15, fn, "cu");
+  auto cv = f32Arg(info, 16, fn, "cv");
+  const bool pkm = u.data == nullptr;
+  int64_t Td = mulChk(env, fn, T, d), Thk = mulChk(env, fn, T, hk), Nd = mulChk(env, fn, N, d);
+  needLen(env, x, Td, fn, "x");
+  needLen(env, v, Nd, fn, "v");
+  needLen(env, ids, Thk, fn, "ids");
+  needLen(env, g, Thk, fn, "g");
+  needLen(env, gy, Td, fn, "gy");
+  needLen(env, gs, Thk, fn, "gscores");
+  needLen(env, cv, Thk, fn, "cv");
+  if (!pkm) {
+    needLen(env, u, Nd, fn, "u");
+    if (!a.data || !gx.data || !cu.data)
+      throwType(env, std::string(fn) + ": arguments 'a', 'gx' and 'cu' must be Float32Arrays when u is given");
+    needLen(env, a, Thk, fn, "a");
+    needLen(env, gx, Td, fn, "gx");
+    needLen(env, cu, Thk, fn, "cu");
+  }
+  Span<float>* outs[] = {&gx, &gs, &cu, &cv};
+  const char* onames[] = {"gx", "gscores", "cu", "cv"};
+  for (int i = 0; i < 4; i++) {
+    if (!outs[i]->data || (pkm && (i == 0 || i == 2))) continue;
+    for (int j = i + 1; j < 4; j++)
+      if (outs[j]->data && !(pkm && (j == 0 || j == 2))) distinct(env, *outs[i], *outs[j], fn, onames[i], onames[j]);
+    distinct(env, *outs[i], x, fn, onames[i], "x");
+    distinct(env, *outs[i], v, fn, onames[i], "v");
+    distinct(env, *outs[i], ids, fn, onames[i], "ids");
+    distinct(env, *outs[i], g, fn, onames[i], "g");
+    distinct(env, *outs[i], gy, fn, onames[i], "gy");
+    if (!pkm) {
+      distinct(env, *outs[i], u, fn, onames[i], "u");
+      distinct(env, *outs[i], a, fn, onames[i], "a");
+    }
+  }
+  checkIds(env, fn, ids.data, Thk, N);
+  if (T == 0) return env.Undefined();
+
+  const int nt = threadsFor(T, 4);
+  std::vector<float> buf((size_t)(nt * 2 * hk));
+  const PeerIsa& I = isa();
+  forThreads(T, 4, nullptr, [&](int th, int64_t t0, int64_t t1) {
+    float* gw = buf.data() + th * 2 * hk;
+    float* dg = gw + hk;
+    for (int64_t t = t0; t < t1; t++) {
+      const int32_t* it = ids.data + t * hk;
+      const float* gt = g.data + t * hk;
+      float* cvt = cv.data + t * hk;
+      I.dots(gy.data + t * d, v.data, it, (int)hk, d, gw);
+      if (pkm) {
+        for (int64_t j = 0; j < hk; j++) {
+          cvt[j] = gt[j];
+          dg[j] = gw[j];
+        }
+      } else {
+        const float* at = a.data + t * hk;
+        float* cut = cu.data + t * hk;
+        for (int64_t j = 0; j < hk; j++) {
+          const float f = actF(act, at[j]);
+          cvt[j] = gt[j] * f;
+          dg[j] = gw[j] * f;
+          cut[j] = gw[j] * gt[j] * actD(act, at[j]);
+        }
+        I.axpys(u.data, it, cut, (int)hk, d, gx.data + t * d);
+      }
+      float* gst = gs.data + t * hk;
+      for (int64_t j0 = 0; j0 < hk; j0 += k) {
+        float s = 0;
+        for (int64_t j = j0; j < j0 + k; j++) s += gt[j] * dg[j];
+        for (int64_t j = j0; j < j0 + k; j++) gst[j] = gt[j] * (dg[j] - s);
+      }
+    }
+  });
+  return env.Undefined();
+}
+MOELAB_EXPORT(peerBackward, PeerBackwardNapi);
+
+// ------------------------------------------------------------------ peerCoalesce
+
+// peerCoalesce(n, N, ids, uniq, offsets, order) -> U
+Napi::Value PeerCoalesceNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "peerCoalesce";
+  auto env = info.Env();
+  needArgs(info, 6, fn);
+  int64_t n = dimArg(info, 0, fn, "n"), N = dimArg(info, 1, fn, "N", 1);
+  if (n >= std::numeric_limits<int32_t>::max() || N > std::numeric_limits<int32_t>::max())
+    throwRange(env, std::string(fn) + ": n and N must be < 2^31");
+  auto ids = i32Arg(info, 2, fn, "ids");
+  auto uniq = i32Arg(info, 3, fn, "uniq");
+  auto offsets = i32Arg(info, 4, fn, "offsets");
+  auto order = i32Arg(info, 5, fn, "order");
+  needLen(env, ids, n, fn, "ids");
+  needLen(env, uniq, n, fn, "uniq");
+  needLen(env, offsets, n + 1, fn, "offsets");
+  needLen(env, order, n, fn, "order");
+  distinct(env, uniq, offsets, fn, "uniq", "offsets");
+  distinct(env, uniq, order, fn, "uniq", "order");
+  distinct(env, offsets, order, fn, "offsets", "order");
+  distinct(env, uniq, ids, fn, "uniq", "ids");
+  distinct(env, offsets, ids, fn, "offsets", "ids");
+  distinct(env, order, ids, fn, "order", "ids");
+  checkIds(env, fn, ids.data, n, N);
+  std::vector<int32_t> cnt((size_t)N, 0);
+  const int32_t* I = ids.data;
+  for (int64_t i = 0; i < n; i++) cnt[I[i]]++;
+  int32_t U = 0, off = 0;
+  for (int64_t id = 0; id < N; id++) {
+    const int32_t c = cnt[id];
+    if (!c) continue;
+    uniq.data[U] = (int32_t)id;
+    offsets.data[U++] = off;
+    cnt[id] = off;  // now the write cursor
+    off += c;
+  }
+  offsets.data[U] = off;
+  for (int64_t i = 0; i < n; i++) order.data[cnt[I[i]]++] = (int32_t)i;
+  return Napi::Number::New(env, U);
+}
+MOELAB_EXPORT(peerCoalesce, PeerCoalesceNapi);
+
+// ------------------------------------------------------------------ peerRowGrad
+
+// peerRowGrad(U, d, per, offsets, order, coef|null, src, out)
+Napi::Value PeerRowGradNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "peerRowGrad";
+  auto env = info.Env();
+  needArgs(info, 8, fn);
+  int64_t U = dimArg(info, 0, fn, "U"), d = dimArg(info, 1, fn, "d"), per = dimArg(info, 2, fn, "per", 1);
+  auto offsets = i32Arg(info, 3, fn, "offsets");
+  auto order = i32Arg(info, 4, fn, "order");
+  auto coef = f32OptArg(info, 5, fn, "coef");
+  auto src = f32Arg(info, 6, fn, "src");
+  auto out = f32Arg(info, 7, fn, "out");
+  needLen(env, offsets, U + 1, fn, "offsets");
+  needLen(env, out, mulChk(env, fn, U, d), fn, "out");
+  distinct(env, out, src, fn, "out", "src");
+  distinct(env, out, offsets, fn, "out", "offsets");
+  distinct(env, out, order, fn, "out", "order");
+  if (coef.data) distinct(env, out, coef, fn, "out", "coef");
+  if (U == 0 || d == 0) return env.Undefined();
+  const int32_t* OF = offsets.data;
+  const int32_t* OR = order.data;
+  if (OF[0] < 0) throwRange(env, std::string(fn) + ": offsets[0] is negative");
+  for (int64_t i = 0; i < U; i++)
+    if (OF[i + 1] < OF[i])
+      throwRange(env, std::string(fn) + ": offsets must be non-decreasing (offsets[" + std::to_string(i + 1) + "])");
+  if ((uint64_t)OF[U] > order.length)
+    throwRange(env, std::string(fn) + ": offsets[U] = " + std::to_string(OF[U]) + " exceeds order's " + std::to_string(order.length) + " entries");
+  const int64_t srcRows = (int64_t)(src.length / (uint64_t)d);
+  for (int64_t p = OF[0]; p < OF[U]; p++) {
+    const int64_t pos = OR[p];
+    if (pos < 0 || pos / per >= srcRows || (coef.data && (uint64_t)pos >= coef.length))
+      throwRange(env, std::string(fn) + ": order[" + std::to_string(p) + "] = " + std::to_string(pos) + " out of range");
+  }
+  const PeerIsa& I = isa();
+  const float* C = coef.data;
+  const float* S = src.data;
+  float* O = out.data;
+  forThreads(U, 8, nullptr, [&](int, int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) {
+      float* o = O + i * d;
+      std::fill(o, o + d, 0.0f);
+      for (int64_t p = OF[i]; p < OF[i + 1]; p++) {
+        const int64_t pos = OR[p];
+        I.axpy(C ? C[pos] : 1.0f, S + (pos / per) * d, o, d);
+      }
+    }
+  });
+  return env.Undefined();
+}
+MOELAB_EXPORT(peerRowGrad, PeerRowGradNapi);
+
+// ------------------------------------------------------------------ sparseAdam
+
+// sparseAdam(U, d, ids, g, p, m, v, lr, beta1, beta2, eps, bc1, bc2); m, v both Float32Array or both Uint16Array
+Napi::Value SparseAdamNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "sparseAdam";
+  auto env = info.Env();
+  needArgs(info, 13, fn);
+  int64_t U = dimArg(info, 0, fn, "U"), d = dimArg(info, 1, fn, "d", 1);
+  auto ids = i32Arg(info, 2, fn, "ids");
+  auto g = f32Arg(info, 3, fn, "g");
+  auto p = f32Arg(info, 4, fn, "p");
+  const bool bf = info[5].IsTypedArray() && info[5].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
+  Span<float> mf{nullptr, 0}, vf{nullptr, 0};
+  Span<uint16_t> mh{nullptr, 0}, vh{nullptr, 0};
+  if (bf) {
+    mh = u16Arg(info, 5, fn, "m");
+    if (!(info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array))
+      throwType(env, std::string(fn) + ": 'm' and 'v' must both be Float32Array or both Uint16Array");
+    vh = u16Arg(info, 6, fn, "v");
+  } else {
+    mf = f32Arg(info, 5, fn, "m");
+    if (!(info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array))
+      throwType(env, std::string(fn) + ": 'm' and 'v' must both be Float32Array or both Uint16Array");
+    vf = f32Arg(info, 6, fn, "v");
+  }
+  const double lr = numArg(info, 7, fn, "lr"), b1 = numArg(info, 8, fn, "beta1"), b2 = numArg(info, 9, fn, "beta2");
+  const double eps = numArg(info, 10, fn, "eps"), bc1 = numArg(info, 11, fn, "bc1"), bc2 = numArg(info, 12, fn, "bc2");
+  if (!(bc1 > 0 && bc2 > 0)) throwRange(env, std::string(fn) + ": bias corrections must be > 0");
+  const int64_t N = (int64_t)(p.length / (uint64_t)d);
+  const int64_t Nd = N * d;
+  needLen(env, ids, U, fn, "ids");
+  needLen(env, g, mulChk(env, fn, U, d), fn, "g");
+  if (bf) {
+    needLen(env, mh, Nd, fn, "m");
+    needLen(env, vh, Nd, fn, "v");
+    distinct(env, mh, vh, fn, "m", "v");
+    for (auto* s : {&mh, &vh}) {
+      const char* sn = s == &mh ? "m" : "v";
+      distinct(env, *s, p, fn, sn, "p");
+      distinct(env, *s, g, fn, sn, "g");
+      distinct(env, *s, ids, fn, sn, "ids");
+    }
+  } else {
+    needLen(env, mf, Nd, fn, "m");
+    needLen(env, vf, Nd, fn, "v");
+    distinct(env, mf, vf, fn, "m", "v");
+    for (auto* s : {&mf, &vf}) {
+      const char* sn = s == &mf ? "m" : "v";
+      distinct(env, *s, p, fn, sn, "p");
+      distinct(env, *s, g, fn, sn, "g");
+      distinct(env, *s, ids, fn, sn, "ids");
+    }
+  }
+  distinct(env, p, g, fn, "p", "g");
+  distinct(env, p, ids, fn, "p", "ids");
+  const int32_t* I = ids.data;
+  for (int64_t i = 0; i < U; i++) {
+    if (I[i] < 0 || I[i] >= N)
+      throwRange(env, std::string(fn) + ": id " + std::to_string(I[i]) + " out of range [0, " + std::to_string(N) + ")");
+    if (i > 0 && I[i] <= I[i - 1])
+      throwRange(env, std::string(fn) + ": ids must be strictly increasing (ids[" + std::to_string(i) + "] = " + std::to_string(I[i]) + ")");
+  }
+  const float b1c = (float)(1 - b1), b2c = (float)(1 - b2), step = (float)(lr * std::sqrt(bc2) / bc1), ep = (float)eps;
+  const PeerIsa& K = isa();
+  forThreads(U, 16, nullptr, [&](int, int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) {
+      const int64_t o = (int64_t)I[i] * d;
+      if (bf) K.adamBf16(d, g.data + i * d, p.data + o, mh.data + o, vh.data + o, b1c, b2c, step, ep);
+      else K.adam(d, g.data + i * d, p.data + o, mf.data + o, vf.data + o, b1c, b2c, step, ep);
+    }
+  });
+  return env.Undefined();
+}
+MOELAB_EXPORT(sparseAdam, SparseAdamNapi);
+
+}  // namespace
+}  // namespace moelab
