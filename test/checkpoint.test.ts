@@ -1,0 +1,180 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync, readdirSync, unlinkSync, copyFileSync, truncateSync, statSync, openSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  saveCheckpoint, loadCheckpoint, isCheckpoint, diffModelConfigs, compareTensorShapes, CheckpointError,
+  MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE, STATE_FILE, type CheckpointManifest,
+} from '../src/train/checkpoint.js';
+import type { TensorLike } from '../src/io/safetensors.js';
+import { loadConfig } from '../src/config/load.js';
+import type { Config } from '../src/config/schema.js';
+import { modelTensorShapes, parameterShapes } from '../src/scaling/count.js';
+import { Rng } from '../src/util/random.js';
+
+function withDir(fn: (dir: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'moelab-ck-'));
+  try {
+    fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Model tensors for a config, filled from a seed, plus a matching optimizer state. */
+function fakeRun(cfg: Config, seed: number): { model: Map<string, TensorLike>; optimizer: Map<string, TensorLike> } {
+  const rng = new Rng(seed);
+  const model = new Map<string, TensorLike>();
+  const optimizer = new Map<string, TensorLike>();
+  for (const [name, shape] of parameterShapes(cfg.model)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    model.set(name, { shape, data: rng.fillNormal(new Float32Array(n), 0, 0.02) });
+    optimizer.set(`adamw/${name}.exp_avg`, { shape, data: new Float32Array(n).fill(seed) });
+  }
+  optimizer.set('adamw/step', { dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(seed)) });
+  return { model, optimizer };
+}
+
+const small = (over: Record<string, unknown> = {}) => loadConfig({ preset: 'tiny', overrides: { 'model.d': 32, 'model.seq': 16, ...over } });
+
+function ckError(fn: () => unknown, re: RegExp): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof CheckpointError, `CheckpointError expected, got ${e}`);
+    assert.match((e as Error).message, re);
+    return true;
+  });
+}
+
+test('save / load round trip; state.json is written last and records the other files', () => withDir((root) => {
+  const dir = join(root, 'run', 'ckpt');
+  const cfg = small();
+  const { model, optimizer } = fakeRun(cfg, 1);
+  const state = { step: 42, rng: new Rng(3).getState(), sampler: { drawn: 42 }, best: 1.25 };
+  const m = saveCheckpoint(dir, { model, optimizer, config: cfg, state });
+  assert.deepEqual(readdirSync(dir).sort(), [CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE].sort());
+  const mtimes = Object.fromEntries([MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE, STATE_FILE].map((f) => [f, statSync(join(dir, f)).mtimeMs]));
+  assert.ok(mtimes[STATE_FILE] >= Math.max(mtimes[MODEL_FILE], mtimes[OPTIMIZER_FILE], mtimes[CONFIG_FILE]));
+  const manifest = JSON.parse(readFileSync(join(dir, STATE_FILE), 'utf8')) as CheckpointManifest;
+  assert.equal(manifest.id, m.id);
+  for (const f of [MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE]) {
+    assert.equal(manifest.files[f].bytes, statSync(join(dir, f)).size);
+    assert.match(manifest.files[f].sha256!, /^[0-9a-f]{64}$/);
+  }
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, CONFIG_FILE), 'utf8')), cfg);
+  assert.ok(isCheckpoint(dir));
+
+  const ck = loadCheckpoint(dir, { expectConfig: cfg, expectModelShapes: modelTensorShapes(cfg.model), expectOptimizerShapes: new Map([...optimizer].map(([k, v]) => [k, v.shape])) });
+  assert.deepEqual(ck.state, JSON.parse(JSON.stringify(state)));
+  assert.deepEqual(ck.config, JSON.parse(JSON.stringify(cfg)));
+  assert.deepEqual([...ck.model.keys()], [...model.keys()]);
+  for (const [k, v] of model) assert.deepEqual(ck.model.get(k)!.data, v.data, k);
+  assert.deepEqual(ck.optimizer!.get('adamw/step')!.data, BigInt64Array.of(1n));
+  assert.equal(loadCheckpoint(dir, { loadOptimizer: false }).optimizer, null);
+
+  // saving again over it replaces everything, with a new id
+  const second = fakeRun(cfg, 2);
+  const m2 = saveCheckpoint(dir, { ...second, config: cfg, state: { step: 43 } });
+  assert.notEqual(m2.id, m.id);
+  const ck2 = loadCheckpoint(dir);
+  assert.equal(ck2.state.step, 43);
+  assert.deepEqual(ck2.model.get('tok.weight')!.data, second.model.get('tok.weight')!.data);
+  assert.deepEqual(readdirSync(dir).length, 4, 'no temp files left');
+}));
+
+test('missing directory, interrupted save, corrupt manifest', () => withDir((root) => {
+  ckError(() => loadCheckpoint(join(root, 'nope')), /checkpoint directory not found: .*nope/);
+  writeFileSync(join(root, 'file'), 'x');
+  ckError(() => loadCheckpoint(join(root, 'file')), /not a directory/);
+  ckError(() => loadCheckpoint(root), /incomplete checkpoint: state\.json is missing \(.*not a checkpoint directory\)/);
+  const cfg = small();
+  const dir = join(root, 'ck');
+  saveCheckpoint(dir, { ...fakeRun(cfg, 1), config: cfg, state: { step: 1 } });
+  // a save interrupted after the model file: the old state.json was removed first
+  const stateText = readFileSync(join(dir, STATE_FILE), 'utf8');
+  unlinkSync(join(dir, STATE_FILE));
+  ckError(() => loadCheckpoint(dir), /incomplete checkpoint: state\.json is missing \(found only model\.safetensors, optimizer\.safetensors, config\.json; the save was interrupted\)/);
+  assert.equal(isCheckpoint(dir), false);
+  writeFileSync(join(dir, STATE_FILE), stateText.slice(0, 40));
+  ckError(() => loadCheckpoint(dir), /state\.json is not valid JSON/);
+  writeFileSync(join(dir, STATE_FILE), JSON.stringify({ hello: 1 }));
+  ckError(() => loadCheckpoint(dir), /not a moelab checkpoint manifest/);
+  writeFileSync(join(dir, STATE_FILE), stateText.replace('"version": 1', '"version": 99'));
+  ckError(() => loadCheckpoint(dir), /format version 99 is not supported/);
+  writeFileSync(join(dir, STATE_FILE), stateText);
+  assert.doesNotThrow(() => loadCheckpoint(dir));
+}));
+
+test('truncated, corrupted and mixed files are detected', () => withDir((root) => {
+  const cfg = small();
+  const a = join(root, 'a'), b = join(root, 'b');
+  saveCheckpoint(a, { ...fakeRun(cfg, 1), config: cfg, state: { step: 1 } });
+  saveCheckpoint(b, { ...fakeRun(cfg, 2), config: cfg, state: { step: 2 } });
+  const backup = join(root, 'model.bak');
+  copyFileSync(join(a, MODEL_FILE), backup);
+
+  truncateSync(join(a, MODEL_FILE), statSync(backup).size - 100);
+  ckError(() => loadCheckpoint(a), /model\.safetensors has \d+ bytes but state\.json records \d+: the checkpoint is truncated, corrupt, or mixes files/);
+
+  // same size, one flipped byte inside tensor data: caught by the hash
+  copyFileSync(backup, join(a, MODEL_FILE));
+  const fd = openSync(join(a, MODEL_FILE), 'r+');
+  writeSync(fd, Buffer.from([0x42]), 0, 1, statSync(backup).size - 3);
+  closeSync(fd);
+  ckError(() => loadCheckpoint(a), /model\.safetensors content does not match its SHA-256/);
+  assert.doesNotThrow(() => loadCheckpoint(a, { verifyHash: false }), 'sizes and ids still agree');
+
+  // a model file from another save of the same architecture (same size): caught by the id
+  copyFileSync(join(b, MODEL_FILE), join(a, MODEL_FILE));
+  ckError(() => loadCheckpoint(a, { verifyHash: false }), /model\.safetensors belongs to another save/);
+  copyFileSync(backup, join(a, MODEL_FILE));
+
+  // optimizer file missing; config edited
+  const opt = readFileSync(join(a, OPTIMIZER_FILE));
+  unlinkSync(join(a, OPTIMIZER_FILE));
+  ckError(() => loadCheckpoint(a), /optimizer\.safetensors is missing/);
+  assert.doesNotThrow(() => loadCheckpoint(a, { loadOptimizer: false }));
+  writeFileSync(join(a, OPTIMIZER_FILE), opt);
+  const conf = readFileSync(join(a, CONFIG_FILE), 'utf8');
+  writeFileSync(join(a, CONFIG_FILE), conf.replace('"d": 32', '"d": 33'));
+  ckError(() => loadCheckpoint(a), /config\.json content does not match its SHA-256/);
+  writeFileSync(join(a, CONFIG_FILE), conf);
+
+  // a damaged safetensors header is reported with the file
+  const good = readFileSync(join(a, MODEL_FILE));
+  const bad = Buffer.from(good);
+  bad.write('!', 8, 'latin1'); // the header's opening brace
+  writeFileSync(join(a, MODEL_FILE), bad);
+  ckError(() => loadCheckpoint(a, { verifyHash: false }), /model\.safetensors is unreadable: .*model\.safetensors: header is not a JSON object/);
+  writeFileSync(join(a, MODEL_FILE), good);
+  assert.doesNotThrow(() => loadCheckpoint(a));
+}));
+
+test('another architecture: the differing fields are named', () => withDir((root) => {
+  const cfg = small();
+  const dir = join(root, 'ck');
+  saveCheckpoint(dir, { ...fakeRun(cfg, 1), config: cfg, state: {} });
+  ckError(() => loadCheckpoint(dir, { expectConfig: small({ 'model.d': 64, 'model.layers': 3 }) }),
+    /was saved from a different architecture:\n {2}model\.d: checkpoint 32, expected 64\n {2}model\.layers: checkpoint 2, expected 3/);
+  ckError(() => loadCheckpoint(dir, { expectConfig: small({ 'model.ffn': { type: 'moe', experts: 4 } }) }), /model\.ffn\.type: checkpoint 'dense', expected 'moe'/);
+  ckError(() => loadCheckpoint(dir, { expectConfig: small({ 'model.vocab': 'gpt2' }) }), /model\.vocab: checkpoint 'bytes', expected 'gpt2'/);
+  // training-only knobs and train settings may change on resume
+  assert.doesNotThrow(() => loadCheckpoint(dir, { expectConfig: small({ 'model.dropout': 0.1, 'train.steps': 5000, 'train.lr': 0.1 }) }));
+  assert.deepEqual(diffModelConfigs({ d: 1, ffn: { type: 'moe', experts: 4, jitter: 0 } }, { d: 1, ffn: { type: 'moe', experts: 8, jitter: 0.1 } }), ['model.ffn.experts: checkpoint 4, expected 8']);
+  assert.deepEqual(diffModelConfigs({ ffn: { type: 'peer', layers: [2] } }, { ffn: { type: 'peer', layers: 'all' } }), ["model.ffn.layers: checkpoint [2], expected 'all'"]);
+}));
+
+test('missing, extra and mis-shaped tensors are listed', () => withDir((root) => {
+  const cfg = small();
+  const dir = join(root, 'ck');
+  const { model, optimizer } = fakeRun(cfg, 1);
+  model.delete('blocks.1.attn.proj.bias');
+  model.set('lm_head.weight', { shape: [2], data: new Float32Array(2) });
+  model.set('pos.weight', { shape: [8, 32], data: new Float32Array(256) });
+  saveCheckpoint(dir, { model, optimizer, config: cfg, state: {} });
+  ckError(() => loadCheckpoint(dir, { expectModelShapes: modelTensorShapes(cfg.model) }),
+    /model\.safetensors does not match the model being loaded:\n {2}missing 1 tensor\(s\): blocks\.1\.attn\.proj\.bias\n {2}unexpected 1 tensor\(s\): lm_head\.weight\n {2}mis-shaped: pos\.weight has shape \[8,32\], expected \[16,32\]/);
+  assert.deepEqual(compareTensorShapes(new Map([['a', { shape: [1] }]]), { a: [1] }), []);
+  const many = compareTensorShapes(new Map(), Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`t${i}`, [1]])));
+  assert.match(many[0], /missing 12 tensor\(s\): t0, t1, .*t7, \.\.\. \(12 in all\)/);
+}));
