@@ -1,0 +1,659 @@
+// SGEMM driver: Goto/BLIS blocking (jc: NC columns -> pc: KC depth -> pack B -> ic: MC rows ->
+// pack A -> jr/ir micro-tiles), per-thread packing buffers, work splitting over the thread pool,
+// and the N-API entry points for gemm, gemmBatched, gemmGroupedRows and gemmGroupedK.
+//
+// Threading model: every call is turned into a list of tasks, each a rectangular block of one
+// problem's C that a single thread computes end to end with its own packed panels (no barriers,
+// so a descheduled thread never stalls the others). A lone GEMM is cut into one block per thread
+// along M or N, whichever wastes the least on edges and repacking (a cost model below); several
+// GEMMs (batch, MoE groups) are cut so that pieces are at most about 1/(2T) of the total work and
+// then handed out largest-first from an atomic counter. Long thin weight-gradient products (small
+// m*n, large k) can instead be split along k, with a reduction of per-thread partial sums.
+#include "gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "cpu.h"
+#include "napi_util.h"
+#include "registry.h"
+#include "threadpool.h"
+
+namespace moelab {
+
+namespace {
+
+using gemmk::KernelSet;
+
+const KernelSet& kernels() {
+  static const KernelSet ks = [] {
+    KernelSet k{};
+    switch (activeIsa()) {
+      case Isa::Avx512: gemmk::avx512KernelSet(&k); break;
+      case Isa::Avx2: gemmk::avx2KernelSet(&k); break;
+      default: gemmk::genericKernelSet(&k); break;
+    }
+    return k;
+  }();
+  return ks;
+}
+
+// ------------------------------------------------------------------ per-thread buffers
+
+struct AlignedBuf {
+  float* p = nullptr;
+  size_t cap = 0;  // floats
+  ~AlignedBuf() { std::free(p); }
+  float* get(size_t n) {
+    if (n > cap) {
+      std::free(p);
+      p = nullptr;
+      cap = 0;
+      size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!p) throw std::bad_alloc();
+      cap = n;
+    }
+    return p;
+  }
+};
+
+struct ThreadBufs {
+  AlignedBuf a, b, w;
+};
+thread_local ThreadBufs tbufs;
+
+// ------------------------------------------------------------------ one GEMM problem
+
+// C[m,n] = alpha * op(A) @ op(B) + beta * C + bias, op(A)(i,p) = a[i*rsa + p*csa],
+// op(B)(p,j) = b[p*rsb + j*csb].
+struct Prob {
+  const float* a;
+  int64_t rsa, csa;
+  const float* b;
+  int64_t rsb, csb;
+  float* c;
+  int64_t ldc;
+  int64_t m, n, k;
+  float alpha, beta;
+  const float* bias;
+};
+
+// Problems below this many multiply-adds skip packing entirely.
+constexpr double kDirectMax = 32768;
+
+inline bool isDirect(const Prob& P) { return (double)P.m * (double)P.n * (double)P.k < kDirectMax; }
+
+// C block = beta*C + bias for k == 0 (alpha * empty sum).
+void scaleBlock(const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  for (int64_t i = m0; i < m1; i++) {
+    float* cr = P.c + i * P.ldc;
+    for (int64_t j = n0; j < n1; j++) {
+      float v = P.beta == 0.f ? 0.f : P.beta * cr[j];
+      cr[j] = P.bias ? v + P.bias[j] : v;
+    }
+  }
+}
+
+// Unpacked loops for tiny problems: lowest overhead, vectorizes along j when B rows are contiguous.
+void directBlock(const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  for (int64_t i = m0; i < m1; i++) {
+    float* cr = P.c + i * P.ldc;
+    for (int64_t j = n0; j < n1; j++) cr[j] = P.beta == 0.f ? 0.f : P.beta * cr[j];
+    if (P.bias)
+      for (int64_t j = n0; j < n1; j++) cr[j] += P.bias[j];
+    const float* ai = P.a + i * P.rsa;
+    if (P.csb == 1) {
+      for (int64_t p = 0; p < P.k; p++) {
+        const float s = P.alpha * ai[p * P.csa];
+        const float* bp = P.b + p * P.rsb;
+        for (int64_t j = n0; j < n1; j++) cr[j] += s * bp[j];
+      }
+    } else {
+      for (int64_t j = n0; j < n1; j++) {
+        const float* bj = P.b + j * P.csb;
+        float s = 0.f;
+        for (int64_t p = 0; p < P.k; p++) s += ai[p * P.csa] * bj[p * P.rsb];
+        cr[j] += P.alpha * s;
+      }
+    }
+  }
+}
+
+// Edge tile: c = t + beta*c + bias for an mr x nr corner.
+void mergeTile(const float* t, int64_t ldt, float* c, int64_t ldc, int64_t mr, int64_t nr, float beta,
+               const float* bias) {
+  for (int64_t r = 0; r < mr; r++) {
+    float* cr = c + r * ldc;
+    const float* tr = t + r * ldt;
+    for (int64_t j = 0; j < nr; j++) {
+      float v = tr[j] + (bias ? bias[j] : 0.f);
+      cr[j] = beta == 0.f ? v : v + beta * cr[j];
+    }
+  }
+}
+
+// Splits `total` into ceil(total/maxBlock) near-equal blocks, each a multiple of `unit` (except
+// possibly the last); returns the block size.
+inline int64_t balancedBlock(int64_t total, int64_t maxBlock, int64_t unit) {
+  int64_t nb = (total + maxBlock - 1) / maxBlock;
+  int64_t b = (total + nb - 1) / nb;
+  b = (b + unit - 1) / unit * unit;
+  return std::min(b, maxBlock);
+}
+
+// The Goto loop nest over C[m0:m1, n0:n1] for the depth range [k0, k1), on the calling thread.
+// If k0 > 0 the block accumulates (beta 1, no bias): used by the split-k path.
+void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t k0,
+               int64_t k1, float* c, int64_t ldc, float beta, const float* bias) {
+  const int64_t MR = ks.mr, NR = ks.nr;
+  const int64_t KC = balancedBlock(k1 - k0, ks.kc, 8);
+  const int64_t MC = balancedBlock(m1 - m0, ks.mc, MR);
+  const int64_t NC = balancedBlock(n1 - n0, ks.nc, NR);
+  float* pa = tbufs.a.get((size_t)(MC * KC + 64));
+  float* pb = tbufs.b.get((size_t)(NC * KC + 64));
+  alignas(64) float tmp[16 * 32];
+  for (int64_t jc = n0; jc < n1; jc += NC) {
+    const int64_t nc = std::min(NC, n1 - jc);
+    for (int64_t pc = k0; pc < k1; pc += KC) {
+      const int64_t kc = std::min(KC, k1 - pc);
+      const float bet = pc == k0 ? beta : 1.f;
+      const float* bi = pc == k0 ? bias : nullptr;
+      ks.packB(kc, nc, P.b + pc * P.rsb + jc * P.csb, P.rsb, P.csb, pb);
+      for (int64_t ic = m0; ic < m1; ic += MC) {
+        const int64_t mc = std::min(MC, m1 - ic);
+        ks.packA(mc, kc, P.a + ic * P.rsa + pc * P.csa, P.rsa, P.csa, pa);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t nr = std::min(NR, nc - jr);
+          const float* bp = pb + jr * kc;
+          const float* bb = bi ? bi + jc + jr : nullptr;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t mr = std::min(MR, mc - ir);
+            float* cp = c + (ic + ir) * ldc + jc + jr;
+            if (mr == MR && nr == NR) {
+              ks.kernel(kc, pa + ir * kc, bp, cp, ldc, P.alpha, bet, bb);
+            } else {
+              ks.kernel(kc, pa + ir * kc, bp, tmp, NR, P.alpha, 0.f, nullptr);
+              mergeTile(tmp, NR, cp, ldc, mr, nr, bet, bb);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void runBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (m0 >= m1 || n0 >= n1) return;
+  if (P.k == 0) return scaleBlock(P, m0, m1, n0, n1);
+  if (isDirect(P)) return directBlock(P, m0, m1, n0, n1);
+  gotoBlock(ks, P, m0, m1, n0, n1, 0, P.k, P.c, P.ldc, P.beta, P.bias);
+}
+
+// ------------------------------------------------------------------ work planning
+
+// Rough cost of one block in multiply-add lanes: padded compute plus packing (each packed element
+// costs about as much as 8 multiply-adds).
+double blockCost(const KernelSet& ks, int64_t rows, int64_t cols, int64_t k) {
+  if (rows <= 0 || cols <= 0) return 0;
+  const double rp = (double)((rows + ks.mr - 1) / ks.mr * ks.mr);
+  const double cp = (double)((cols + ks.nr - 1) / ks.nr * ks.nr);
+  const double kk = (double)std::max<int64_t>(k, 1);
+  const double ncBlocks = std::ceil((double)cols / (double)ks.nc);
+  return rp * cp * kk + 8.0 * kk * ((double)cols + (double)rows * ncBlocks) + 64.0 * (double)rows;
+}
+
+double probCost(const KernelSet& ks, const Prob& P) {
+  if (P.m == 0 || P.n == 0) return 0;
+  if (P.k == 0 || isDirect(P)) return (double)P.m * (double)P.n * (double)std::max<int64_t>(P.k, 1) + 64.0 * P.m;
+  return blockCost(ks, P.m, P.n, P.k);
+}
+
+struct Task {
+  int prob;
+  int64_t m0, m1, n0, n1;
+  double cost;
+};
+
+// Cuts problem `pi` into `pieces` blocks on a tm x tn grid of micro-tile-aligned ranges, choosing
+// the grid with the cheapest largest block. Returns that largest block's cost.
+double splitProb(const KernelSet& ks, const Prob& P, int pi, int pieces, std::vector<Task>* out) {
+  const int64_t mt = (P.m + ks.mr - 1) / ks.mr, ntl = (P.n + ks.nr - 1) / ks.nr;
+  if (P.k == 0 || isDirect(P)) pieces = 1;
+  pieces = (int)std::max<int64_t>(1, std::min<int64_t>(pieces, mt * ntl));
+  int bestTm = 1, bestTn = 1;
+  double best = -1;
+  for (int tm = 1; tm <= pieces; tm++) {
+    if (pieces % tm) continue;
+    int tn = pieces / tm;
+    if (tm > mt || tn > ntl) continue;
+    int64_t rows = (mt + tm - 1) / tm * ks.mr, cols = (ntl + tn - 1) / tn * ks.nr;
+    double c = blockCost(ks, std::min(rows, P.m), std::min(cols, P.n), P.k);
+    if (best < 0 || c < best) best = c, bestTm = tm, bestTn = tn;
+  }
+  if (best < 0) {  // e.g. a prime piece count that fits neither way: fall back to a row split
+    bestTm = (int)std::min<int64_t>(pieces, mt);
+    bestTn = 1;
+    best = blockCost(ks, std::min(P.m, (mt + bestTm - 1) / bestTm * ks.mr), P.n, P.k);
+  }
+  if (out) {
+    for (int a = 0; a < bestTm; a++) {
+      int64_t m0 = std::min(P.m, mt * a / bestTm * ks.mr), m1 = std::min(P.m, mt * (a + 1) / bestTm * ks.mr);
+      for (int b = 0; b < bestTn; b++) {
+        int64_t n0 = std::min(P.n, ntl * b / bestTn * ks.nr), n1 = std::min(P.n, ntl * (b + 1) / bestTn * ks.nr);
+        if (m0 < m1 && n0 < n1) {
+          double c = (P.k == 0 || isDirect(P)) ? probCost(ks, P) : blockCost(ks, m1 - m0, n1 - n0, P.k);
+          out->push_back({pi, m0, m1, n0, n1, c});
+        }
+      }
+    }
+  }
+  return best;
+}
+
+// Work (in multiply-add lanes) below which a call stays on the calling thread: waking the pool
+// costs a few microseconds.
+double parallelMin() {
+  static const double v = [] {
+    const char* e = std::getenv("MOELAB_GEMM_PAR_MIN");
+    return e ? std::atof(e) : 3.0e5;
+  }();
+  return v;
+}
+
+// List-scheduling makespan of tasks (sorted largest first) on T threads.
+double makespan(const std::vector<Task>& tasks, int T) {
+  std::vector<double> load(T, 0.0);
+  for (const Task& t : tasks) *std::min_element(load.begin(), load.end()) += t.cost;
+  return *std::max_element(load.begin(), load.end());
+}
+
+void runTasks(const KernelSet& ks, const std::vector<Prob>& probs, const std::vector<Task>& tasks, int T) {
+  if (T <= 1 || tasks.size() <= 1) {
+    for (const Task& t : tasks) runBlock(ks, probs[t.prob], t.m0, t.m1, t.n0, t.n1);
+    return;
+  }
+  std::atomic<size_t> next{0};
+  parallelRun(T, [&](int, int) {
+    for (;;) {
+      size_t i = next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= tasks.size()) break;
+      const Task& t = tasks[i];
+      runBlock(ks, probs[t.prob], t.m0, t.m1, t.n0, t.n1);
+    }
+  });
+}
+
+// Split-k for one problem over T threads: thread t computes depth range t into its own partial
+// buffer (thread 0 straight into C with beta and bias), then the partials are summed into C.
+void runSplitK(const KernelSet& ks, const Prob& P, int T) {
+  std::vector<float*> parts(T, nullptr);
+  const int64_t kUnit = 8;
+  const int64_t kt = (P.k + kUnit - 1) / kUnit;
+  int used = T;
+  parallelRun(T, [&](int t, int nt) {
+    if (t == 0) used = nt;
+    int64_t k0 = std::min(P.k, kt * t / nt * kUnit), k1 = std::min(P.k, kt * (t + 1) / nt * kUnit);
+    if (t == 0) {
+      gotoBlock(ks, P, 0, P.m, 0, P.n, k0, k1, P.c, P.ldc, P.beta, P.bias);
+    } else {
+      float* w = tbufs.w.get((size_t)(P.m * P.n));
+      parts[t] = w;
+      if (k0 < k1)
+        gotoBlock(ks, P, 0, P.m, 0, P.n, k0, k1, w, P.n, 0.f, nullptr);
+      else
+        std::memset(w, 0, sizeof(float) * (size_t)(P.m * P.n));
+    }
+  });
+  parallelFor(P.m, std::max<int64_t>(1, 4096 / std::max<int64_t>(P.n, 1)), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) {
+      float* cr = P.c + i * P.ldc;
+      for (int t = 1; t < used; t++) {
+        const float* wr = parts[t] + i * P.n;
+        for (int64_t j = 0; j < P.n; j++) cr[j] += wr[j];
+      }
+    }
+  });
+}
+
+// Plans and runs a set of independent problems (their C blocks are disjoint).
+void runProblems(const std::vector<Prob>& probs) {
+  const KernelSet& ks = kernels();
+  double total = 0;
+  for (const Prob& P : probs) total += probCost(ks, P);
+  if (total <= 0) return;
+  int T = threads();
+  T = (int)std::max<double>(1, std::min<double>(T, std::floor(total / parallelMin())));
+
+  std::vector<Task> tasks;
+  if (T <= 1) {
+    for (size_t i = 0; i < probs.size(); i++)
+      if (probs[i].m > 0 && probs[i].n > 0) tasks.push_back({(int)i, 0, probs[i].m, 0, probs[i].n, 0});
+    runTasks(ks, probs, tasks, 1);
+    return;
+  }
+
+  if (probs.size() == 1) {
+    const Prob& P = probs[0];
+    double grid = splitProb(ks, P, T, T, nullptr);
+    // Split-k: each thread does all of C for k/T of the depth, plus the reduction.
+    const int64_t mt = (P.m + ks.mr - 1) / ks.mr, ntl = (P.n + ks.nr - 1) / ks.nr;
+    if (!isDirect(P) && P.k >= 2 * ks.kc && (double)P.m * P.n <= 1 << 20 && mt * ntl < 8 * T) {
+      double sk = blockCost(ks, P.m, P.n, (P.k + T - 1) / T) + 4.0 * (double)P.m * P.n * T;
+      if (sk < 0.9 * grid) return runSplitK(ks, P, T);
+    }
+    splitProb(ks, P, 0, T, &tasks);
+    runTasks(ks, probs, tasks, T);
+    return;
+  }
+
+  // Several problems: try cutting each into pieces of about total/(f*T) for a few f and keep the
+  // plan with the shortest list-scheduled makespan.
+  std::vector<Task> best;
+  double bestSpan = -1;
+  for (int f = 1; f <= 3; f++) {
+    std::vector<Task> cand;
+    for (size_t i = 0; i < probs.size(); i++) {
+      const Prob& P = probs[i];
+      if (P.m == 0 || P.n == 0) continue;
+      double c = probCost(ks, P);
+      int pieces = (int)std::max(1.0, std::min<double>(4.0 * T, std::ceil(c * f * T / total - 1e-9)));
+      splitProb(ks, P, (int)i, pieces, &cand);
+    }
+    std::stable_sort(cand.begin(), cand.end(), [](const Task& x, const Task& y) { return x.cost > y.cost; });
+    double span = makespan(cand, T);
+    if (bestSpan < 0 || span < bestSpan * 0.98) bestSpan = span, best.swap(cand);
+  }
+  runTasks(ks, probs, best, T);
+}
+
+// ------------------------------------------------------------------ argument validation
+
+[[noreturn]] void fail(const Napi::Env& env, const char* fn, const std::string& msg) {
+  throwRange(env, std::string(fn) + ": " + msg);
+}
+
+int64_t mulChk(const Napi::Env& env, const char* fn, int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r) || r > (int64_t)9.0e15) fail(env, fn, "size overflow");
+  return r;
+}
+int64_t addChk(const Napi::Env& env, const char* fn, int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r) || r > (int64_t)9.0e15) fail(env, fn, "size overflow");
+  return r;
+}
+
+// Elements spanned by a rows x cols matrix with row stride ld (0 if empty). Requires ld >= cols.
+int64_t matExtent(const Napi::Env& env, const char* fn, const char* name, int64_t rows, int64_t cols,
+                  int64_t ld) {
+  if (ld < cols)
+    fail(env, fn, std::string("row stride of '") + name + "' is " + std::to_string(ld) + ", needs >= " +
+                      std::to_string(cols));
+  if (rows == 0 || cols == 0) return 0;
+  return addChk(env, fn, mulChk(env, fn, rows - 1, ld), cols);
+}
+
+// Elements spanned by `count` matrices of extent ext placed every `stride` elements.
+int64_t batchExtent(const Napi::Env& env, const char* fn, int64_t count, int64_t stride, int64_t ext) {
+  if (count == 0 || ext == 0) return 0;
+  return addChk(env, fn, mulChk(env, fn, count - 1, stride), ext);
+}
+
+// Output matrices written by different tasks must not overlap each other: either each lies past
+// the previous one's extent, or they interleave column-wise inside one row stride.
+void outputsDisjoint(const Napi::Env& env, const char* fn, const char* name, int64_t count, int64_t stride,
+                     int64_t rows, int64_t cols, int64_t ld) {
+  if (count <= 1 || rows == 0 || cols == 0) return;
+  int64_t ext = (rows - 1) * ld + cols;
+  if (stride >= ext) return;
+  if (stride >= cols && (count - 1) * stride + cols <= ld) return;
+  fail(env, fn, std::string("matrices of '") + name + "' overlap (stride " + std::to_string(stride) + ")");
+}
+
+template <typename T>
+Span<T> sub(const Span<T>& s, int64_t begin, int64_t len) {
+  return {s.data + begin, (size_t)len};
+}
+
+inline void needNoAlias(const Napi::Env& env, const Span<float>& out, const Span<float>& in, const char* fn,
+                        const char* no, const char* ni) {
+  noAlias(env, out, in, fn, no, ni);
+}
+
+// ------------------------------------------------------------------ N-API entry points
+
+// gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias)
+Napi::Value GemmNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "gemm";
+  Napi::Env env = info.Env();
+  needArgs(info, 14, fn);
+  bool tA = boolArg(info, 0, fn, "transA"), tB = boolArg(info, 1, fn, "transB");
+  int64_t m = dimArg(info, 2, fn, "m"), n = dimArg(info, 3, fn, "n"), k = dimArg(info, 4, fn, "k");
+  double alpha = numArg(info, 5, fn, "alpha");
+  auto a = f32Arg(info, 6, fn, "a");
+  int64_t lda = dimArg(info, 7, fn, "lda");
+  auto b = f32Arg(info, 8, fn, "b");
+  int64_t ldb = dimArg(info, 9, fn, "ldb");
+  double beta = numArg(info, 10, fn, "beta");
+  auto c = f32Arg(info, 11, fn, "c");
+  int64_t ldc = dimArg(info, 12, fn, "ldc");
+  auto bias = f32OptArg(info, 13, fn, "bias");
+
+  int64_t extA = tA ? matExtent(env, fn, "a", k, m, lda) : matExtent(env, fn, "a", m, k, lda);
+  int64_t extB = tB ? matExtent(env, fn, "b", n, k, ldb) : matExtent(env, fn, "b", k, n, ldb);
+  int64_t extC = matExtent(env, fn, "c", m, n, ldc);
+  needLen(env, a, extA, fn, "a");
+  needLen(env, b, extB, fn, "b");
+  needLen(env, c, extC, fn, "c");
+  if (bias.data) needLen(env, bias, n, fn, "bias");
+  auto cs = sub(c, 0, extC);
+  needNoAlias(env, cs, sub(a, 0, extA), fn, "c", "a");
+  needNoAlias(env, cs, sub(b, 0, extB), fn, "c", "b");
+  if (bias.data) needNoAlias(env, cs, sub(bias, 0, n), fn, "c", "bias");
+  if (m == 0 || n == 0) return env.Undefined();
+
+  Prob P;
+  P.a = a.data;
+  P.rsa = tA ? 1 : lda;
+  P.csa = tA ? lda : 1;
+  P.b = b.data;
+  P.rsb = tB ? 1 : ldb;
+  P.csb = tB ? ldb : 1;
+  P.c = c.data;
+  P.ldc = ldc;
+  P.m = m, P.n = n, P.k = k;
+  P.alpha = (float)alpha, P.beta = (float)beta;
+  P.bias = bias.data;
+  runProblems(std::vector<Prob>{P});
+  return env.Undefined();
+}
+MOELAB_EXPORT(gemm, GemmNapi);
+
+// gemmBatched(batch, transA, transB, m, n, k, alpha, a, strideA, lda, b, strideB, ldb, beta, c, strideC, ldc)
+Napi::Value GemmBatchedNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "gemmBatched";
+  Napi::Env env = info.Env();
+  needArgs(info, 17, fn);
+  int64_t batch = dimArg(info, 0, fn, "batch");
+  bool tA = boolArg(info, 1, fn, "transA"), tB = boolArg(info, 2, fn, "transB");
+  int64_t m = dimArg(info, 3, fn, "m"), n = dimArg(info, 4, fn, "n"), k = dimArg(info, 5, fn, "k");
+  double alpha = numArg(info, 6, fn, "alpha");
+  auto a = f32Arg(info, 7, fn, "a");
+  int64_t sA = dimArg(info, 8, fn, "strideA"), lda = dimArg(info, 9, fn, "lda");
+  auto b = f32Arg(info, 10, fn, "b");
+  int64_t sB = dimArg(info, 11, fn, "strideB"), ldb = dimArg(info, 12, fn, "ldb");
+  double beta = numArg(info, 13, fn, "beta");
+  auto c = f32Arg(info, 14, fn, "c");
+  int64_t sC = dimArg(info, 15, fn, "strideC"), ldc = dimArg(info, 16, fn, "ldc");
+
+  int64_t extA = tA ? matExtent(env, fn, "a", k, m, lda) : matExtent(env, fn, "a", m, k, lda);
+  int64_t extB = tB ? matExtent(env, fn, "b", n, k, ldb) : matExtent(env, fn, "b", k, n, ldb);
+  int64_t extC = matExtent(env, fn, "c", m, n, ldc);
+  int64_t totA = batchExtent(env, fn, batch, sA, extA);
+  int64_t totB = batchExtent(env, fn, batch, sB, extB);
+  int64_t totC = batchExtent(env, fn, batch, sC, extC);
+  needLen(env, a, totA, fn, "a");
+  needLen(env, b, totB, fn, "b");
+  needLen(env, c, totC, fn, "c");
+  outputsDisjoint(env, fn, "c", batch, sC, m, n, ldc);
+  auto cs = sub(c, 0, totC);
+  needNoAlias(env, cs, sub(a, 0, totA), fn, "c", "a");
+  needNoAlias(env, cs, sub(b, 0, totB), fn, "c", "b");
+  if (batch == 0 || m == 0 || n == 0) return env.Undefined();
+
+  std::vector<Prob> probs((size_t)batch);
+  for (int64_t i = 0; i < batch; i++) {
+    Prob& P = probs[(size_t)i];
+    P.a = a.data + i * sA;
+    P.rsa = tA ? 1 : lda;
+    P.csa = tA ? lda : 1;
+    P.b = b.data + i * sB;
+    P.rsb = tB ? 1 : ldb;
+    P.csb = tB ? ldb : 1;
+    P.c = c.data + i * sC;
+    P.ldc = ldc;
+    P.m = m, P.n = n, P.k = k;
+    P.alpha = (float)alpha, P.beta = (float)beta;
+    P.bias = nullptr;
+  }
+  runProblems(probs);
+  return env.Undefined();
+}
+MOELAB_EXPORT(gemmBatched, GemmBatchedNapi);
+
+// Reads and checks G+1 group offsets: non-negative, non-decreasing.
+std::vector<int64_t> readOffsets(const Napi::Env& env, const char* fn, const Span<int32_t>& off, int64_t G) {
+  needLen(env, off, G + 1, fn, "offsets");
+  std::vector<int64_t> o((size_t)G + 1);
+  for (int64_t g = 0; g <= G; g++) {
+    o[(size_t)g] = off.data[g];
+    if (o[(size_t)g] < 0) fail(env, fn, "offsets must be >= 0");
+    if (g > 0 && o[(size_t)g] < o[(size_t)g - 1]) fail(env, fn, "offsets must be non-decreasing");
+  }
+  return o;
+}
+
+// gemmGroupedRows(G, offsets, transB, n, k, alpha, a, lda, b, strideB, ldb, beta, c, ldc, bias)
+Napi::Value GemmGroupedRowsNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "gemmGroupedRows";
+  Napi::Env env = info.Env();
+  needArgs(info, 15, fn);
+  int64_t G = dimArg(info, 0, fn, "G");
+  auto offs = i32Arg(info, 1, fn, "offsets");
+  bool tB = boolArg(info, 2, fn, "transB");
+  int64_t n = dimArg(info, 3, fn, "n"), k = dimArg(info, 4, fn, "k");
+  double alpha = numArg(info, 5, fn, "alpha");
+  auto a = f32Arg(info, 6, fn, "a");
+  int64_t lda = dimArg(info, 7, fn, "lda");
+  auto b = f32Arg(info, 8, fn, "b");
+  int64_t sB = dimArg(info, 9, fn, "strideB"), ldb = dimArg(info, 10, fn, "ldb");
+  double beta = numArg(info, 11, fn, "beta");
+  auto c = f32Arg(info, 12, fn, "c");
+  int64_t ldc = dimArg(info, 13, fn, "ldc");
+  auto bias = f32OptArg(info, 14, fn, "bias");
+
+  std::vector<int64_t> o = readOffsets(env, fn, offs, G);
+  const int64_t r0 = o[0], r1 = o[(size_t)G], rows = r1 - r0;
+  int64_t extA = matExtent(env, fn, "a", rows, k, lda);
+  int64_t extB = tB ? matExtent(env, fn, "b", n, k, ldb) : matExtent(env, fn, "b", k, n, ldb);
+  int64_t extC = matExtent(env, fn, "c", rows, n, ldc);
+  int64_t begA = rows && k ? mulChk(env, fn, r0, lda) : 0, begC = rows && n ? mulChk(env, fn, r0, ldc) : 0;
+  int64_t totB = batchExtent(env, fn, G, sB, extB);
+  needLen(env, a, addChk(env, fn, begA, extA), fn, "a");
+  needLen(env, b, totB, fn, "b");
+  needLen(env, c, addChk(env, fn, begC, extC), fn, "c");
+  if (bias.data) needLen(env, bias, mulChk(env, fn, G, n), fn, "bias");
+  auto cs = sub(c, begC, extC);
+  needNoAlias(env, cs, sub(a, begA, extA), fn, "c", "a");
+  needNoAlias(env, cs, sub(b, 0, totB), fn, "c", "b");
+  if (bias.data) needNoAlias(env, cs, sub(bias, 0, G * n), fn, "c", "bias");
+  if (rows == 0 || n == 0) return env.Undefined();
+
+  std::vector<Prob> probs;
+  probs.reserve((size_t)G);
+  for (int64_t g = 0; g < G; g++) {
+    int64_t s = o[(size_t)g], e = o[(size_t)g + 1];
+    if (s == e) continue;
+    Prob P;
+    P.a = a.data + s * lda;
+    P.rsa = lda;
+    P.csa = 1;
+    P.b = b.data + g * sB;
+    P.rsb = tB ? 1 : ldb;
+    P.csb = tB ? ldb : 1;
+    P.c = c.data + s * ldc;
+    P.ldc = ldc;
+    P.m = e - s, P.n = n, P.k = k;
+    P.alpha = (float)alpha, P.beta = (float)beta;
+    P.bias = bias.data ? bias.data + g * n : nullptr;
+    probs.push_back(P);
+  }
+  runProblems(probs);
+  return env.Undefined();
+}
+MOELAB_EXPORT(gemmGroupedRows, GemmGroupedRowsNapi);
+
+// gemmGroupedK(G, offsets, m, n, alpha, a, lda, b, ldb, beta, c, strideC, ldc)
+Napi::Value GemmGroupedKNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "gemmGroupedK";
+  Napi::Env env = info.Env();
+  needArgs(info, 13, fn);
+  int64_t G = dimArg(info, 0, fn, "G");
+  auto offs = i32Arg(info, 1, fn, "offsets");
+  int64_t m = dimArg(info, 2, fn, "m"), n = dimArg(info, 3, fn, "n");
+  double alpha = numArg(info, 4, fn, "alpha");
+  auto a = f32Arg(info, 5, fn, "a");
+  int64_t lda = dimArg(info, 6, fn, "lda");
+  auto b = f32Arg(info, 7, fn, "b");
+  int64_t ldb = dimArg(info, 8, fn, "ldb");
+  double beta = numArg(info, 9, fn, "beta");
+  auto c = f32Arg(info, 10, fn, "c");
+  int64_t sC = dimArg(info, 11, fn, "strideC"), ldc = dimArg(info, 12, fn, "ldc");
+
+  std::vector<int64_t> o = readOffsets(env, fn, offs, G);
+  const int64_t r0 = o[0], r1 = o[(size_t)G], rows = r1 - r0;
+  int64_t extA = matExtent(env, fn, "a", rows, m, lda);
+  int64_t extB = matExtent(env, fn, "b", rows, n, ldb);
+  int64_t extC = matExtent(env, fn, "c", m, n, ldc);
+  int64_t begA = rows && m ? mulChk(env, fn, r0, lda) : 0, begB = rows && n ? mulChk(env, fn, r0, ldb) : 0;
+  int64_t totC = batchExtent(env, fn, G, sC, extC);
+  needLen(env, a, addChk(env, fn, begA, extA), fn, "a");
+  needLen(env, b, addChk(env, fn, begB, extB), fn, "b");
+  needLen(env, c, totC, fn, "c");
+  outputsDisjoint(env, fn, "c", G, sC, m, n, ldc);
+  auto cs = sub(c, 0, totC);
+  needNoAlias(env, cs, sub(a, begA, extA), fn, "c", "a");
+  needNoAlias(env, cs, sub(b, begB, extB), fn, "c", "b");
+  if (G == 0 || m == 0 || n == 0) return env.Undefined();
+
+  std::vector<Prob> probs((size_t)G);
+  for (int64_t g = 0; g < G; g++) {
+    int64_t s = o[(size_t)g], e = o[(size_t)g + 1];
+    Prob& P = probs[(size_t)g];
+    P.a = a.data + (e > s ? s * lda : 0);
+    P.rsa = 1;
+    P.csa = lda;
+    P.b = b.data + (e > s ? s * ldb : 0);
+    P.rsb = ldb;
+    P.csb = 1;
+    P.c = c.data + g * sC;
+    P.ldc = ldc;
+    P.m = m, P.n = n, P.k = e - s;
+    P.alpha = (float)alpha, P.beta = (float)beta;
+    P.bias = nullptr;
+  }
+  runProblems(probs);
+  return env.Undefined();
+}
+MOELAB_EXPORT(gemmGroupedK, GemmGroupedKNapi);
+
+}  // namespace
+
+}  // namespace moelab

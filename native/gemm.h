@@ -1,0 +1,100 @@
+// SGEMM internals shared by the driver (gemm.cc, baseline ISA) and the per-ISA micro-kernels
+// (generic/, avx2/, avx512/). Only plain functions and POD types cross that boundary: the ISA files
+// are compiled with -mavx2/-mavx512f and must not instantiate inline templates the baseline code
+// could also pick up at link time.
+//
+// Layouts (Goto/BLIS):
+// - A general operand is addressed as element (i, p) = a[i*rs + p*cs]; transposition is just a
+//   swap of (rs, cs), so one packing routine serves every transpose combination.
+// - Packed A (an MC x KC block): ceil(mc/MR) slivers, each kc groups of MR floats
+//   (sliver s, step p, row r at dst[s*MR*kc + p*MR + r]); rows past mc are zero.
+// - Packed B (a KC x NC block): ceil(nc/NR) slivers, each kc groups of NR floats
+//   (sliver s, step p, column j at dst[s*NR*kc + p*NR + j]); columns past nc are zero.
+#pragma once
+#include <cstdint>
+
+namespace moelab {
+namespace gemmk {
+
+// Full MR x NR tile: C = alpha * (Apanel @ Bpanel) + beta * C + bias, where beta == 0 means C is
+// not read (NaN-safe) and bias (NR floats) may be null. kc >= 1.
+typedef void (*MicroKernelFn)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                              float beta, const float* bias);
+// Pack an mc x kc block of A (element (i,p) = a[i*rs + p*cs]) into MR-row slivers.
+typedef void (*PackAFn)(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst);
+// Pack a kc x nc block of B (element (p,j) = b[p*rs + j*cs]) into NR-column slivers.
+typedef void (*PackBFn)(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dst);
+
+struct KernelSet {
+  const char* name;
+  int mr, nr;          // micro-tile
+  int64_t kc, mc, nc;  // cache blocking (mc multiple of mr, nc multiple of nr)
+  MicroKernelFn kernel;
+  PackAFn packA;
+  PackBFn packB;
+};
+
+// Per-ISA kernel sets (defined in generic/gemm_generic.cc, avx2/gemm_avx2.cc, avx512/gemm_avx512.cc).
+// Only call the AVX ones after activeIsa() says the CPU has them.
+void genericKernelSet(KernelSet* ks);
+void avx2KernelSet(KernelSet* ks);
+void avx512KernelSet(KernelSet* ks);
+
+}  // namespace gemmk
+}  // namespace moelab
+
+// Portable packing templates, shared by the generic and AVX-512 files (each TU gets its own copy:
+// they live in an anonymous namespace, so no cross-ISA ODR merging can happen).
+namespace {
+
+template <int MR>
+inline void gemmPackAPortable(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst) {
+  for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+    const int64_t mr = mc - i0 < MR ? mc - i0 : MR;
+    float* d = dst + i0 * kc;
+    const float* s = a + i0 * rs;
+    if (rs == 1) {  // op(A) columns contiguous: copy MR floats per step
+      for (int64_t p = 0; p < kc; p++) {
+        const float* sp = s + p * cs;
+        for (int64_t r = 0; r < mr; r++) d[p * MR + r] = sp[r];
+        for (int64_t r = mr; r < MR; r++) d[p * MR + r] = 0.f;
+      }
+    } else {
+      for (int64_t r = 0; r < mr; r++) {
+        const float* sr = s + r * rs;
+        for (int64_t p = 0; p < kc; p++) d[p * MR + r] = sr[p * cs];
+      }
+      for (int64_t r = mr; r < MR; r++)
+        for (int64_t p = 0; p < kc; p++) d[p * MR + r] = 0.f;
+    }
+  }
+}
+
+template <int NR>
+inline void gemmPackBPortable(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dst) {
+  for (int64_t j0 = 0; j0 < nc; j0 += NR) {
+    const int64_t nr = nc - j0 < NR ? nc - j0 : NR;
+    float* d = dst + j0 * kc;
+    const float* s = b + j0 * cs;
+    if (cs == 1) {  // op(B) rows contiguous
+      if (nr == NR) {
+        for (int64_t p = 0; p < kc; p++)
+          for (int j = 0; j < NR; j++) d[p * NR + j] = s[p * rs + j];
+      } else {
+        for (int64_t p = 0; p < kc; p++) {
+          for (int64_t j = 0; j < nr; j++) d[p * NR + j] = s[p * rs + j];
+          for (int64_t j = nr; j < NR; j++) d[p * NR + j] = 0.f;
+        }
+      }
+    } else {
+      for (int64_t j = 0; j < nr; j++) {
+        const float* sj = s + j * cs;
+        for (int64_t p = 0; p < kc; p++) d[p * NR + j] = sj[p * rs];
+      }
+      for (int64_t j = nr; j < NR; j++)
+        for (int64_t p = 0; p < kc; p++) d[p * NR + j] = 0.f;
+    }
+  }
+}
+
+}  // namespace
