@@ -1,0 +1,149 @@
+// Row-level kernels behind the elementwise / reduce / norm / loss / optimizer entry points.
+//
+// Part 1 (always): plain function declarations, implemented twice with identical signatures:
+//   simd::avx2::*  in native/avx2/ops_avx2.cc (compiled with -mavx2 -mfma; reached only after a
+//                  cpuid check), and simd::generic::* in the baseline ops_*.cc files.
+//   The baseline N-API code validates, splits work across threads and calls through OpsTable.
+// Part 2 (baseline files only, not the AVX2 TU): shared argument-validation helpers, defined in
+//   ops_elementwise.cc. The AVX2 TU defines MOELAB_AVX2_TU so it sees no N-API or STL code.
+#pragma once
+#include <cstdint>
+
+namespace moelab {
+namespace simd {
+
+// Every function processes exactly the elements/rows it is given; none of them allocate, throw
+// or start threads. x/y "may be null" where an op does not read them.
+struct OpsTable {
+  // elementwise. binary: a and b advance by sa, sb in {0, 1} elements (0 broadcasts one value).
+  void (*binary)(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
+  void (*unary)(int op, const float* x, float* y, int64_t n);
+  void (*unaryBackward)(int op, const float* x, const float* y, const float* gy, float* gx, int64_t n);
+  void (*axpy)(float alpha, const float* x, float* y, int64_t n);
+  void (*fill)(float* x, float v, int64_t n);
+  double (*sumSquares)(const float* x, int64_t n);
+  void (*maskedFill)(const float* x, const uint8_t* mask, float v, float* out, int64_t n);
+  // keep element i (global index start+i) iff hash >= thr (thr in [0, 2^32]); out = keep ? x*scale : 0
+  void (*dropout)(uint64_t thr, float scale, uint32_t seed, uint32_t start, const float* x, float* out,
+                  uint8_t* mask, int64_t n);
+  // reductions
+  double (*sum)(const float* x, int64_t n);                 // sum in double
+  void (*colSum)(double* acc, const float* x, int64_t n);   // acc[j] += x[j]
+  // best[j], arg[j] <- (x[j], i) where x[j] > best[j] or x[j] is the first NaN
+  void (*colMax)(float* best, int32_t* arg, const float* x, int64_t n, int32_t i);
+  int64_t (*argmax)(const float* x, int64_t n, float* maxOut);  // n >= 1; first max, NaN largest
+  void (*softmaxRows)(const float* x, float* y, int64_t rows, int64_t n, bool log);
+  void (*softmaxBackwardRows)(const float* y, const float* gy, float* gx, int64_t rows, int64_t n, bool log);
+  // fused layers; targets are already range-checked
+  void (*crossEntropyRows)(const float* logits, const int32_t* targets, float* losses, float* lse, int64_t rows,
+                           int64_t V);
+  void (*crossEntropyBackwardRows)(const float* logits, const int32_t* targets, const float* lse,
+                                   const float* gLoss, float* glogits, int64_t rows, int64_t V);
+  void (*layerNormRows)(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd,
+                        int64_t rows, int64_t d, float eps);
+  // gwAcc/gbAcc [d] (double) receive sum_r gy*xhat and sum_r gy; scratch holds 2*d floats
+  void (*layerNormBackwardRows)(const float* x, const float* w, const float* mean, const float* rstd,
+                                const float* gy, float* gx, double* gwAcc, double* gbAcc, float* scratch,
+                                int64_t rows, int64_t d);
+  // constants: b1, 1-b1, b2, 1-b2, 1-lr*wd, lr/bc1, 1/sqrt(bc2), eps
+  void (*adamw)(float* p, const float* g, float* m, float* v, int64_t n, const float* k);
+};
+
+namespace avx2 {
+extern const OpsTable table;
+}
+namespace generic {
+extern const OpsTable table;
+// pieces of the generic table, defined in the baseline file that owns each group
+void binary(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
+void unary(int op, const float* x, float* y, int64_t n);
+void unaryBackward(int op, const float* x, const float* y, const float* gy, float* gx, int64_t n);
+void axpy(float alpha, const float* x, float* y, int64_t n);
+void fill(float* x, float v, int64_t n);
+double sumSquares(const float* x, int64_t n);
+void maskedFill(const float* x, const uint8_t* mask, float v, float* out, int64_t n);
+void dropout(uint64_t thr, float scale, uint32_t seed, uint32_t start, const float* x, float* out, uint8_t* mask,
+             int64_t n);
+double sum(const float* x, int64_t n);
+void colSum(double* acc, const float* x, int64_t n);
+void colMax(float* best, int32_t* arg, const float* x, int64_t n, int32_t i);
+int64_t argmax(const float* x, int64_t n, float* maxOut);
+void softmaxRows(const float* x, float* y, int64_t rows, int64_t n, bool log);
+void softmaxBackwardRows(const float* y, const float* gy, float* gx, int64_t rows, int64_t n, bool log);
+void crossEntropyRows(const float* logits, const int32_t* targets, float* losses, float* lse, int64_t rows, int64_t V);
+void crossEntropyBackwardRows(const float* logits, const int32_t* targets, const float* lse, const float* gLoss,
+                              float* glogits, int64_t rows, int64_t V);
+void layerNormRows(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd, int64_t rows,
+                   int64_t d, float eps);
+void layerNormBackwardRows(const float* x, const float* w, const float* mean, const float* rstd, const float* gy,
+                           float* gx, double* gwAcc, double* gbAcc, float* scratch, int64_t rows, int64_t d);
+void adamw(float* p, const float* g, float* m, float* v, int64_t n, const float* k);
+}  // namespace generic
+
+// lowbias32 (dropout's counter-based RNG); static so each ISA TU keeps its own copy
+static inline uint32_t hash32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+}  // namespace simd
+}  // namespace moelab
+
+#ifndef MOELAB_AVX2_TU
+#include <napi.h>
+#include "napi_util.h"
+
+namespace moelab {
+namespace ops {
+
+// The table for this CPU (MOELAB_ISA=generic forces the portable one).
+const simd::OpsTable& kernels();
+
+constexpr int kMaxRank = 8;
+
+// A validated strided operand: shape dims, strides, base offset, and the element range
+// [lo, hi) it reaches (lo == hi when nothing is touched).
+struct Layout {
+  int rank = 0;
+  int64_t shape[kMaxRank] = {};
+  int64_t total = 1;
+};
+struct StridedOperand {
+  int64_t offset = 0;
+  int64_t strides[kMaxRank] = {};
+  int64_t lo = 0, hi = 0;
+};
+
+// Reads an Int32Array shape (rank <= 8, dims >= 0; element count <= 2^53).
+Layout shapeArg(const Napi::CallbackInfo& info, size_t i, const char* fn);
+// Reads offset (integer >= 0) and Int32Array strides (length == rank) and checks that every
+// element the layout reaches lies inside an array of `length` elements.
+StridedOperand stridedArg(const Napi::CallbackInfo& info, size_t iOffset, size_t iStrides, const Layout& l,
+                          int64_t length, const char* fn, const char* name);
+// True when distinct multi-indices over the layout map to distinct offsets (sufficient test:
+// dims sorted by |stride|, each stride exceeds the span of the smaller ones).
+bool injective(const Layout& l, const int64_t* strides);
+// Throws if elements [alo, ahi) of a and [blo, bhi) of b share any byte.
+void noOverlap(const Napi::Env& env, const void* a, int64_t alo, int64_t ahi, size_t aElem, const void* b,
+               int64_t blo, int64_t bhi, size_t bElem, const char* fn, const char* na, const char* nb);
+// In-place allowed: the same start and length is fine, any other overlap throws.
+void sameOrDisjoint(const Napi::Env& env, const float* x, const float* out, int64_t n, const char* fn,
+                    const char* nx, const char* nout);
+// rows * cols as an element count, throwing RangeError on absurd products.
+int64_t mulDims(const Napi::Env& env, int64_t a, int64_t b, const char* fn);
+// Optional Int32Array: null/undefined -> {nullptr, 0}
+Span<int32_t> i32OptArg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
+// A finite number
+double finiteArg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
+
+// Elements per thread chunk: cheap memory-bound ops vs. transcendental ones.
+constexpr int64_t kGrainCheap = 32768;
+constexpr int64_t kGrainHeavy = 8192;
+
+}  // namespace ops
+}  // namespace moelab
+#endif
