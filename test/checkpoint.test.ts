@@ -82,6 +82,24 @@ test('save / load round trip; state.json is written last and records the other f
   assert.deepEqual(readdirSync(dir).length, 4, 'no temp files left');
 }));
 
+test('a save that fails part-way leaves the previous checkpoint intact', () => withDir((root) => {
+  const cfg = small();
+  const dir = join(root, 'ck');
+  const first = fakeRun(cfg, 1);
+  saveCheckpoint(dir, { ...first, config: cfg, state: { step: 1 } });
+  const bad = fakeRun(cfg, 2);
+  bad.optimizer.set('broken', { shape: [3], data: new Float32Array(2) });
+  assert.throws(() => saveCheckpoint(dir, { ...bad, config: cfg, state: { step: 2 } }), /tensor 'broken': shape \[3\] has 3 elements, data has 2/);
+  assert.deepEqual(readdirSync(dir).sort(), [CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE].sort(), 'temp files removed');
+  const ck = loadCheckpoint(dir);
+  assert.equal(ck.state.step, 1);
+  assert.deepEqual(ck.model.get('tok.weight')!.data, first.model.get('tok.weight')!.data);
+  // a crashed earlier save's temp files are swept by the next save
+  writeFileSync(join(dir, `${MODEL_FILE}.tmp-99999-deadbeef`), 'partial');
+  saveCheckpoint(dir, { ...first, config: cfg, state: { step: 3 } });
+  assert.equal(readdirSync(dir).length, 4);
+}));
+
 test('missing directory, interrupted save, corrupt manifest', () => withDir((root) => {
   ckError(() => loadCheckpoint(join(root, 'nope')), /checkpoint directory not found: .*nope/);
   writeFileSync(join(root, 'file'), 'x');

@@ -43,10 +43,11 @@ export function tempPathFor(path: string): string {
 }
 
 /**
- * Atomically replace `path` with `content`: a string (UTF-8), bytes, or a writer function that
- * receives an fd opened for writing. Returns the writer's return value.
+ * Write `content` (a string, bytes, or a writer given the fd) to a fresh temp file beside `path`
+ * and fsync it, without touching `path`. Returns the temp path (for renameIntoPlace) and the
+ * writer's result. On failure the temp file is removed.
  */
-export function writeFileAtomic<T = void>(path: string, content: string | Uint8Array | FileWriter<T>, opts: { mode?: number } = {}): T | undefined {
+export function writeTemp<T = void>(path: string, content: string | Uint8Array | FileWriter<T>, opts: { mode?: number } = {}): { tmp: string; result: T | undefined } {
   const tmp = tempPathFor(path);
   const fd = openSync(tmp, 'wx', opts.mode ?? 0o644);
   let result: T | undefined;
@@ -58,24 +59,36 @@ export function writeFileAtomic<T = void>(path: string, content: string | Uint8A
     ok = true;
   } finally {
     closeSync(fd);
-    if (!ok) {
-      try {
-        unlinkSync(tmp);
-      } catch {
-        /* already gone */
-      }
-    }
+    if (!ok) removeQuietly(tmp);
   }
+  return { tmp, result };
+}
+
+/** Rename a temp file written by writeTemp over `path` (atomic on POSIX); fsync the directory. */
+export function renameIntoPlace(tmp: string, path: string, syncDir = true): void {
   try {
     renameSync(tmp, path);
   } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* ignore */
-    }
+    removeQuietly(tmp);
     throw e;
   }
-  fsyncDir(dirname(path));
+  if (syncDir) fsyncDir(dirname(path));
+}
+
+export function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* already gone */
+  }
+}
+
+/**
+ * Atomically replace `path` with `content`: a string (UTF-8), bytes, or a writer function that
+ * receives an fd opened for writing. Returns the writer's return value.
+ */
+export function writeFileAtomic<T = void>(path: string, content: string | Uint8Array | FileWriter<T>, opts: { mode?: number } = {}): T | undefined {
+  const { tmp, result } = writeTemp(path, content, opts);
+  renameIntoPlace(tmp, path);
   return result;
 }

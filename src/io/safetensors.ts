@@ -161,21 +161,22 @@ function encodeHeader(path: string, plan: PlannedTensor[], metadata?: Record<str
 }
 
 /**
- * Write tensors (in the given order) and optional string metadata to `path`. Each tensor's bytes
- * go to disk with their own write calls, straight from its typed array.
+ * Validate tensors and metadata now and return a writer that streams the file through an fd
+ * (for writeFileAtomic / writeTemp). Each tensor's bytes go out with their own write calls,
+ * straight from its typed array: no whole-file buffer.
  */
-export function writeSafetensors(
+export function safetensorsWriter(
   path: string,
   tensors: Map<string, TensorLike> | Record<string, TensorLike>,
   metadata?: Record<string, string>,
-  opts: WriteOptions = {},
-): WriteResult {
+  opts: { hash?: boolean } = {},
+): (fd: number) => WriteResult {
   assertLittleEndian();
   const plan = planTensors(path, tensors);
   const head = encodeHeader(path, plan, metadata);
   const total = head.byteLength + (plan.length ? plan[plan.length - 1].end : 0);
-  const hash: Hash | null = opts.hash ? createHash('sha256') : null;
-  const write = (fd: number): void => {
+  return (fd: number): WriteResult => {
+    const hash: Hash | null = opts.hash ? createHash('sha256') : null;
     writeAll(fd, head);
     hash?.update(head);
     for (const t of plan) {
@@ -183,18 +184,25 @@ export function writeSafetensors(
       writeAll(fd, b);
       if (hash) for (let o = 0; o < b.byteLength; o += IO_CHUNK) hash.update(b.subarray(o, Math.min(b.byteLength, o + IO_CHUNK)));
     }
+    return { bytes: total, ...(hash ? { sha256: hash.digest('hex') } : {}) };
   };
-  if (opts.atomic === false) {
-    const fd = openSync(path, 'w');
-    try {
-      write(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } else {
-    writeFileAtomic(path, write);
+}
+
+/** Write tensors (in the given order) and optional string metadata to `path`. */
+export function writeSafetensors(
+  path: string,
+  tensors: Map<string, TensorLike> | Record<string, TensorLike>,
+  metadata?: Record<string, string>,
+  opts: WriteOptions = {},
+): WriteResult {
+  const write = safetensorsWriter(path, tensors, metadata, opts);
+  if (opts.atomic !== false) return writeFileAtomic(path, write)!;
+  const fd = openSync(path, 'w');
+  try {
+    return write(fd);
+  } finally {
+    closeSync(fd);
   }
-  return { bytes: total, ...(hash ? { sha256: hash.digest('hex') } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------

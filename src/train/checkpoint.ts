@@ -6,16 +6,18 @@
 //   state.json             written LAST: step, RNG and sampler states, ... plus a manifest of the
 //                          other three files (byte size, SHA-256) and a checkpoint id that is also
 //                          stored in both safetensors headers.
-// Every file is replaced atomically, and an existing state.json is deleted before anything else
-// is rewritten, so an interrupted save leaves no state.json ("incomplete checkpoint") instead of a
-// state.json that describes a mix of old and new files. On load, sizes, ids and hashes expose a
+// The new files are written and fsynced under temp names first (an interrupted write leaves the
+// old checkpoint intact); then the old state.json is deleted, the new files are renamed into
+// place, and the new state.json is written atomically. So a crash leaves either a complete
+// checkpoint or no state.json ("incomplete checkpoint"), never a state.json that describes a mix
+// of old and new files. On load, sizes, ids and hashes expose a
 // truncated, corrupt or mixed set; a checkpoint of another architecture, or with missing, extra or
 // mis-shaped tensors, is rejected with the differing fields / tensors named.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { createHash, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { fsyncDir, writeFileAtomic } from '../io/atomic.js';
-import { readSafetensors, readSafetensorsHeader, writeSafetensors, type TensorData, type TensorLike } from '../io/safetensors.js';
+import { fsyncDir, removeQuietly, renameIntoPlace, writeFileAtomic, writeTemp } from '../io/atomic.js';
+import { readSafetensors, readSafetensorsHeader, safetensorsWriter, type TensorData, type TensorLike } from '../io/safetensors.js';
 import { configSchema, TRAINING_ONLY_MODEL_FIELDS } from '../config/schema.js';
 
 export const CHECKPOINT_FORMAT = 'moelab-checkpoint';
@@ -83,21 +85,35 @@ export function saveCheckpoint(dir: string, input: CheckpointInput, opts: SaveOp
       }
     }
   }
-  // invalidate the old checkpoint first: from here until the new state.json lands, the directory
-  // is an incomplete checkpoint, never a mixed one
+  // Write the new files beside the old ones under temp names (a crash here leaves the old
+  // checkpoint intact), then invalidate the old checkpoint, move the new files into place, and
+  // seal the set with state.json. Between the unlink and the final write the directory is an
+  // incomplete checkpoint, never a mixed one.
+  const id = randomUUID();
+  const files: Record<string, FileRecord> = {};
+  const meta = { format: 'pt', checkpoint_id: id };
+  const temps: [string, string][] = [];
+  try {
+    const model = writeTemp(join(dir, MODEL_FILE), safetensorsWriter(join(dir, MODEL_FILE), input.model, { ...meta, kind: 'model' }, { hash }));
+    temps.push([model.tmp, MODEL_FILE]);
+    files[MODEL_FILE] = model.result!;
+    const opt = writeTemp(join(dir, OPTIMIZER_FILE), safetensorsWriter(join(dir, OPTIMIZER_FILE), input.optimizer, { ...meta, kind: 'optimizer' }, { hash }));
+    temps.push([opt.tmp, OPTIMIZER_FILE]);
+    files[OPTIMIZER_FILE] = opt.result!;
+    const configText = Buffer.from(JSON.stringify(input.config, null, 2) + '\n', 'utf8');
+    temps.push([writeTemp(join(dir, CONFIG_FILE), configText).tmp, CONFIG_FILE]);
+    files[CONFIG_FILE] = { bytes: configText.byteLength, ...(hash ? { sha256: sha256(configText) } : {}) };
+  } catch (e) {
+    for (const [tmp] of temps) removeQuietly(tmp);
+    throw e;
+  }
   const statePath = join(dir, STATE_FILE);
   if (existsSync(statePath)) {
     unlinkSync(statePath);
     fsyncDir(dir);
   }
-  const id = randomUUID();
-  const files: Record<string, FileRecord> = {};
-  const meta = { format: 'pt', checkpoint_id: id };
-  files[MODEL_FILE] = writeSafetensors(join(dir, MODEL_FILE), input.model, { ...meta, kind: 'model' }, { hash });
-  files[OPTIMIZER_FILE] = writeSafetensors(join(dir, OPTIMIZER_FILE), input.optimizer, { ...meta, kind: 'optimizer' }, { hash });
-  const configText = Buffer.from(JSON.stringify(input.config, null, 2) + '\n', 'utf8');
-  writeFileAtomic(join(dir, CONFIG_FILE), configText);
-  files[CONFIG_FILE] = { bytes: configText.byteLength, ...(hash ? { sha256: sha256(configText) } : {}) };
+  for (const [tmp, name] of temps) renameIntoPlace(tmp, join(dir, name), false);
+  fsyncDir(dir);
   const manifest: CheckpointManifest = {
     format: CHECKPOINT_FORMAT,
     version: CHECKPOINT_VERSION,
