@@ -22,7 +22,7 @@
  */
 import { backend, BinaryOp, UnaryOp } from '../backend/index.js';
 import {
-  Tensor, attach, add, div, mul, softmax, sum, topk, zeros,
+  Tensor, attach, add, mul, softmax, topk, zeros,
 } from '../tensor/index.js';
 import { Rng } from '../util/random.js';
 import { FeedForward, type FfnStats } from './ffn.js';
@@ -185,6 +185,32 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
   }, 'expertMix');
 }
 
+/**
+ * Row renormalisation of the chosen gates [T, k]: out = v / sum_j v_j.
+ * Backward: gv_j = (g_j - sum_i g_i out_i) / sum_i v_i.
+ */
+export function renormalizeRows(v: Tensor): Tensor {
+  const [T, k] = v.shape;
+  const vc = v.contiguous();
+  const V = vc.f32;
+  const out = new Float32Array(T * k), inv = new Float32Array(T);
+  for (let t = 0; t < T; t++) {
+    let s = 0;
+    for (let j = 0; j < k; j++) s += V[t * k + j];
+    inv[t] = 1 / s;
+    for (let j = 0; j < k; j++) out[t * k + j] = V[t * k + j] / s;
+  }
+  return attach(new Tensor(out, [T, k]), [vc], (g) => {
+    const gv = new Float32Array(T * k);
+    for (let t = 0; t < T; t++) {
+      let dot = 0;
+      for (let j = 0; j < k; j++) dot += g[t * k + j] * out[t * k + j];
+      for (let j = 0; j < k; j++) gv[t * k + j] = (g[t * k + j] - dot) * inv[t];
+    }
+    return [gv];
+  }, 'renormalizeRows');
+}
+
 /** Values of the router losses of one forward pass (unweighted). */
 export interface RouterLossValues {
   balance: number;
@@ -306,7 +332,7 @@ export class MoE extends FeedForward {
     const logits = this.router.forward(xr); // [T, E]
     const probs = softmax(logits);
     const { values, indices } = topk(probs, k); // [T, k]
-    const gates = this.o.renormalize ? div(values, sum(values, 1, true)) : values;
+    const gates = this.o.renormalize ? renormalizeRows(values) : values;
 
     const idx = indices.i32;
     const route = planRoute(idx, T, k, E, this.capacity(T));
