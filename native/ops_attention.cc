@@ -23,8 +23,11 @@ namespace moelab {
 // avx2/attention_avx2.cc
 void attnGemmAvx2(int m, int n, int k, const float* A, int64_t lda, bool transA, const float* B, int64_t ldb,
                   float* C, int64_t ldc, const float* cscale, bool acc, int tri, int diag);
-void attnSoftmaxTileAvx2(int rows, int n, float* S, int64_t lds, int diag, float* m, float* l, float* alpha);
-void attnBwdTileAvx2(int rows, int n, float* S, float* dP, int64_t ld, int diag, const float* lse, const float* D);
+void attnSoftmaxTileAvx2(int rows, int n, float* S, int64_t lds, int diag, float sc, float* m, float* l,
+                         float* alpha);
+void attnBwdTileAvx2(int rows, int n, float* S, float* dP, int64_t ld, int diag, float sc, const float* lse,
+                     const float* D);
+void attnTransposeAvx2(int rows, int cols, const float* src, int64_t lds, float* dst, int64_t ldd);
 
 namespace {
 
@@ -53,7 +56,8 @@ void gemmGeneric(int m, int n, int k, const float* A, int64_t lda, bool transA, 
   }
 }
 
-void softmaxTileGeneric(int rows, int n, float* S, int64_t lds, int diag, float* m, float* l, float* alpha) {
+void softmaxTileGeneric(int rows, int n, float* S, int64_t lds, int diag, float sc, float* m, float* l,
+                        float* alpha) {
   for (int i = 0; i < rows; i++) {
     float* s = S + (int64_t)i * lds;
     int valid = std::clamp(diag + i + 1, 0, n);
@@ -63,11 +67,11 @@ void softmaxTileGeneric(int rows, int n, float* S, int64_t lds, int diag, float*
       continue;
     }
     float mx = -INFINITY;
-    for (int c = 0; c < valid; c++) mx = std::max(mx, s[c]);
+    for (int c = 0; c < valid; c++) mx = std::max(mx, s[c] * sc);
     float mold = m[i], mnew = std::max(mold, mx);
-    float a = mold == -INFINITY ? 0.0f : std::exp(mold - mnew);
+    float a = mold == -INFINITY ? 0.0f : std::exp2(mold - mnew);
     float sum = 0;
-    for (int c = 0; c < valid; c++) sum += (s[c] = std::exp(s[c] - mnew));
+    for (int c = 0; c < valid; c++) sum += (s[c] = std::exp2(s[c] * sc - mnew));
     std::fill(s + valid, s + n, 0.0f);
     l[i] = l[i] * a + sum;
     m[i] = mnew;
@@ -75,13 +79,15 @@ void softmaxTileGeneric(int rows, int n, float* S, int64_t lds, int diag, float*
   }
 }
 
-void bwdTileGeneric(int rows, int n, float* S, float* dP, int64_t ld, int diag, const float* lse, const float* D) {
+void bwdTileGeneric(int rows, int n, float* S, float* dP, int64_t ld, int diag, float sc, const float* lse,
+                    const float* D) {
   for (int i = 0; i < rows; i++) {
     float* s = S + (int64_t)i * ld;
     float* dp = dP + (int64_t)i * ld;
     int valid = std::clamp(diag + i + 1, 0, n);
+    const float L = lse[i] * (float)M_LOG2E;
     for (int c = 0; c < valid; c++) {
-      s[c] = std::exp(s[c] - lse[i]);
+      s[c] = std::exp2(s[c] * sc - L);
       dp[c] = s[c] * (dp[c] - D[i]);
     }
     std::fill(s + valid, s + n, 0.0f);
@@ -89,15 +95,21 @@ void bwdTileGeneric(int rows, int n, float* S, float* dP, int64_t ld, int diag, 
   }
 }
 
+void transposeGeneric(int rows, int cols, const float* src, int64_t lds, float* dst, int64_t ldd) {
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < cols; c++) dst[(int64_t)c * ldd + r] = src[(int64_t)r * lds + c];
+}
+
 struct TileKernels {
   decltype(&gemmGeneric) gemm;
   decltype(&softmaxTileGeneric) softmax;
   decltype(&bwdTileGeneric) bwd;
+  decltype(&transposeGeneric) transpose;
 };
 
 const TileKernels& tileKernels() {
-  static const TileKernels avx2{attnGemmAvx2, attnSoftmaxTileAvx2, attnBwdTileAvx2};
-  static const TileKernels generic{gemmGeneric, softmaxTileGeneric, bwdTileGeneric};
+  static const TileKernels avx2{attnGemmAvx2, attnSoftmaxTileAvx2, attnBwdTileAvx2, attnTransposeAvx2};
+  static const TileKernels generic{gemmGeneric, softmaxTileGeneric, bwdTileGeneric, transposeGeneric};
   return activeIsa() >= Isa::Avx2 ? avx2 : generic;
 }
 
@@ -116,65 +128,75 @@ struct FwdHead {
 
 inline int64_t fwdScratch(int nkMax, int hd) {
   int64_t hdp = roundup8(hd), Sp = roundup8(nkMax);
-  return hd * Sp + (int64_t)nkMax * hdp + 2 * BR * hdp + BR * BC + 3 * BR + 64;
+  return hd * Sp + (hd % 8 ? (int64_t)nkMax * hdp : 0) + BR * hdp + BR * BC + 3 * BR + 64;
 }
 
 inline float* align64(float* p) {
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
 
-// Queries of blocks [qb0, qb1) of one head.
+// Copies rows [0, n) of src (stride lds, hd floats) into dst [n][hdp] with zero padding.
+void packRows(int n, int hd, const float* src, int64_t lds, float* dst, int hdp) {
+  for (int t = 0; t < n; t++) {
+    std::memcpy(dst + (int64_t)t * hdp, src + t * lds, sizeof(float) * hd);
+    std::fill(dst + (int64_t)t * hdp + hd, dst + (int64_t)(t + 1) * hdp, 0.0f);
+  }
+}
+
+// K^T of rows [0, n) into KT [hd][Sp], columns n .. Sp-1 zeroed.
+void packTransposed(const TileKernels& K, int n, int hd, const float* src, int64_t lds, float* KT, int Sp) {
+  K.transpose(n, hd, src, lds, KT, Sp);
+  for (int c = 0; c < hd; c++) std::fill(KT + (int64_t)c * Sp + n, KT + (int64_t)(c + 1) * Sp, 0.0f);
+}
+
+// Queries of blocks [qb0, qb1) of one head. Scores are kept in base 2 (sc = scale * log2 e).
+// Q is read in place (only broadcast along hd); V is read in place when hd is a multiple of 8,
+// else packed with zero padding; K is packed transposed.
 void fwdHead(const TileKernels& K, const FwdHead& h, int hd, float scale, int qb0, int qb1, float* scratch) {
   const int hdp = roundup8(hd);
   const int rEnd = std::min(h.nq, qb1 * BR);
   const int nk = h.pos0 + rEnd;  // keys any of these queries needs
   const int Sp = roundup8(nk);
+  const float sc = scale * (float)M_LOG2E;
   float* KT = align64(scratch);             // [hd][Sp]
-  float* V = KT + (int64_t)hd * Sp;         // [nk][hdp]
-  float* Qs = V + (int64_t)nk * hdp;        // [BR][hdp]
-  float* O = Qs + (int64_t)BR * hdp;        // [BR][hdp]
+  float* Vp = KT + (int64_t)hd * Sp;        // [nk][hdp] when hd % 8
+  float* O = Vp + (hd % 8 ? (int64_t)nk * hdp : 0);  // [BR][hdp]
   float* St = O + (int64_t)BR * hdp;        // [BR][BC]
   float* m = St + BR * BC;
   float* l = m + BR;
   float* alpha = l + BR;
 
-  for (int t = 0; t < nk; t++) {
-    const float* kr = h.k + t * h.ks;
-    for (int c = 0; c < hd; c++) KT[(int64_t)c * Sp + t] = kr[c];
-    const float* vr = h.v + t * h.vs;
-    float* vd = V + (int64_t)t * hdp;
-    std::memcpy(vd, vr, sizeof(float) * hd);
-    for (int c = hd; c < hdp; c++) vd[c] = 0.0f;
+  packTransposed(K, nk, hd, h.k, h.ks, KT, Sp);
+  const float* V = h.v;
+  int64_t ldv = h.vs;
+  if (hd % 8) {
+    packRows(nk, hd, h.v, h.vs, Vp, hdp);
+    V = Vp;
+    ldv = hdp;
   }
-  for (int c = 0; c < hd; c++)
-    for (int t = nk; t < Sp; t++) KT[(int64_t)c * Sp + t] = 0.0f;
 
   for (int qb = qb0; qb < qb1; qb++) {
     const int r0 = qb * BR, nr = std::min(BR, h.nq - r0);
     if (nr <= 0) break;
     for (int i = 0; i < nr; i++) {
-      const float* qr = h.q + (r0 + i) * h.qs;
-      float* qd = Qs + (int64_t)i * hdp;
-      for (int c = 0; c < hd; c++) qd[c] = scale * qr[c];
-      for (int c = hd; c < hdp; c++) qd[c] = 0.0f;
       m[i] = -INFINITY;
       l[i] = 0.0f;
     }
+    const float* Q = h.q + r0 * h.qs;
     const int nkb = h.pos0 + r0 + nr;  // keys this block needs
     for (int t0 = 0; t0 < nkb; t0 += BC) {
       const int nkt = std::min(BC, nkb - t0), ncol = roundup8(nkt);
       const int diag = h.pos0 + r0 - t0;
-      K.gemm(nr, ncol, hd, Qs, hdp, false, KT + t0, Sp, St, BC, nullptr, false, 1, diag);
-      K.softmax(nr, ncol, St, BC, diag, m, l, alpha);
-      K.gemm(nr, hdp, nkt, St, BC, false, V + (int64_t)t0 * hdp, hdp, O, hdp, t0 == 0 ? nullptr : alpha,
-             false, 2, diag);
+      K.gemm(nr, ncol, hd, Q, h.qs, false, KT + t0, Sp, St, BC, nullptr, false, 1, diag);
+      K.softmax(nr, ncol, St, BC, diag, sc, m, l, alpha);
+      K.gemm(nr, hdp, nkt, St, BC, false, V + t0 * ldv, ldv, O, hdp, t0 == 0 ? nullptr : alpha, false, 2, diag);
     }
     for (int i = 0; i < nr; i++) {
       const float inv = 1.0f / l[i];
       float* od = h.o + (r0 + i) * h.os;
       const float* os = O + (int64_t)i * hdp;
       for (int c = 0; c < hd; c++) od[c] = os[c] * inv;
-      if (h.lse) h.lse[r0 + i] = m[i] + std::log(l[i]);
+      if (h.lse) h.lse[r0 + i] = (m[i] + std::log2(l[i])) * (float)M_LN2;
     }
   }
 }
@@ -229,49 +251,49 @@ struct BwdHead {
 
 inline int64_t bwdScratch(int S, int hd) {
   int64_t hdp = roundup8(hd), Sp = roundup8(S);
-  return 4 * (int64_t)S * hdp + 2 * hd * Sp + 2 * BR * BC + 2 * (int64_t)BC * hdp + S + 64;
+  return (hd % 8 ? 3 * (int64_t)S * hdp : 0) + 2 * hd * Sp + 2 * BR * BC + 2 * (int64_t)BC * hdp + S + 64;
 }
 
-// Key blocks taken from `nextKb` (shared counter) of one head; dQ (unscaled) accumulates into
-// dQ [S][hdp], which the caller zeroed. dK and dV of each key block are written to the head's gk, gv.
+// Key blocks taken from `nextKb` (shared counter) of one head; dQ/scale accumulates into dQ [S][hdp],
+// which the caller zeroed. dK and dV of each key block are written to the head's gk, gv.
+// q, k, gout rows are read in place when hd is a multiple of 8 (else packed, zero padded); K and V
+// are packed transposed.
 void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale, std::atomic<int>& nextKb,
              float* scratch, float* dQ) {
   const int hdp = roundup8(hd), Sp = roundup8(S);
   const int nkbTotal = (S + BC - 1) / BC;
-  float* Qs = align64(scratch);           // [S][hdp] scale * q
-  float* Kr = Qs + (int64_t)S * hdp;      // [S][hdp]
-  float* dO = Kr + (int64_t)S * hdp;      // [S][hdp]
-  float* KT = dO + (int64_t)S * hdp;      // [hd][Sp]
-  float* VT = KT + (int64_t)hd * Sp;      // [hd][Sp]
-  float* St = VT + (int64_t)hd * Sp;      // [BR][BC]
-  float* dPt = St + BR * BC;              // [BR][BC]
-  float* dKt = dPt + BR * BC;             // [BC][hdp]
-  float* dVt = dKt + (int64_t)BC * hdp;   // [BC][hdp]
-  float* D = dVt + (int64_t)BC * hdp;     // [S]
+  const float sc = scale * (float)M_LOG2E;
+  float* base = align64(scratch);
+  float* KT = base;                        // [hd][Sp]
+  float* VT = KT + (int64_t)hd * Sp;       // [hd][Sp]
+  float* St = VT + (int64_t)hd * Sp;       // [BR][BC]
+  float* dPt = St + BR * BC;               // [BR][BC]
+  float* dKt = dPt + BR * BC;              // [BC][hdp]
+  float* dVt = dKt + (int64_t)BC * hdp;    // [BC][hdp]
+  float* D = dVt + (int64_t)BC * hdp;      // [S]
+  float* packed = D + S;                   // 3 x [S][hdp] when hd % 8
 
+  const float *Q = h.q, *Kr = h.k, *dO = h.go;
+  int64_t ldq = h.qkvs, ldk = h.qkvs, ldo = h.os;
+  if (hd % 8) {
+    float* Qp = packed;
+    float* Kp = Qp + (int64_t)S * hdp;
+    float* Op = Kp + (int64_t)S * hdp;
+    packRows(S, hd, h.q, h.qkvs, Qp, hdp);
+    packRows(S, hd, h.k, h.qkvs, Kp, hdp);
+    packRows(S, hd, h.go, h.os, Op, hdp);
+    Q = Qp, Kr = Kp, dO = Op;
+    ldq = ldk = ldo = hdp;
+  }
+  packTransposed(K, S, hd, h.k, h.qkvs, KT, Sp);
+  packTransposed(K, S, hd, h.v, h.qkvs, VT, Sp);
   for (int s = 0; s < S; s++) {
-    const float* q = h.q + s * h.qkvs;
-    const float* k = h.k + s * h.qkvs;
-    const float* v = h.v + s * h.qkvs;
     const float* o = h.o + s * h.os;
     const float* go = h.go + s * h.os;
-    float* qd = Qs + (int64_t)s * hdp;
-    float* kd = Kr + (int64_t)s * hdp;
-    float* gd = dO + (int64_t)s * hdp;
     double dsum = 0;
-    for (int c = 0; c < hd; c++) {
-      qd[c] = scale * q[c];
-      kd[c] = k[c];
-      gd[c] = go[c];
-      KT[(int64_t)c * Sp + s] = k[c];
-      VT[(int64_t)c * Sp + s] = v[c];
-      dsum += (double)go[c] * o[c];
-    }
-    for (int c = hd; c < hdp; c++) qd[c] = kd[c] = gd[c] = 0.0f;
+    for (int c = 0; c < hd; c++) dsum += (double)go[c] * o[c];
     D[s] = (float)dsum;
   }
-  for (int c = 0; c < hd; c++)
-    for (int s = S; s < Sp; s++) KT[(int64_t)c * Sp + s] = VT[(int64_t)c * Sp + s] = 0.0f;
 
   for (;;) {
     const int kb = nextKb.fetch_add(1, std::memory_order_relaxed);
@@ -282,18 +304,20 @@ void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale,
     for (int r0 = (t0 / BR) * BR; r0 < S; r0 += BR) {
       const int nr = std::min(BR, S - r0), diag = r0 - t0;
       if (diag + nr <= 0) continue;
-      const float* Qi = Qs + (int64_t)r0 * hdp;
-      const float* dOi = dO + (int64_t)r0 * hdp;
-      K.gemm(nr, ncol, hd, Qi, hdp, false, KT + t0, Sp, St, BC, nullptr, false, 1, diag);
-      K.gemm(nr, ncol, hd, dOi, hdp, false, VT + t0, Sp, dPt, BC, nullptr, false, 1, diag);
-      K.bwd(nr, ncol, St, dPt, BC, diag, h.lse + r0, D + r0);
-      K.gemm(nkt, hdp, nr, St, BC, true, dOi, hdp, dVt, hdp, nullptr, true, 3, diag);
-      K.gemm(nkt, hdp, nr, dPt, BC, true, Qi, hdp, dKt, hdp, nullptr, true, 3, diag);
-      K.gemm(nr, hdp, nkt, dPt, BC, false, Kr + (int64_t)t0 * hdp, hdp, dQ + (int64_t)r0 * hdp, hdp, nullptr,
-             true, 2, diag);
+      const float* Qi = Q + r0 * ldq;
+      const float* dOi = dO + r0 * ldo;
+      K.gemm(nr, ncol, hd, Qi, ldq, false, KT + t0, Sp, St, BC, nullptr, false, 1, diag);
+      K.gemm(nr, ncol, hd, dOi, ldo, false, VT + t0, Sp, dPt, BC, nullptr, false, 1, diag);
+      K.bwd(nr, ncol, St, dPt, BC, diag, sc, h.lse + r0, D + r0);
+      K.gemm(nkt, hdp, nr, St, BC, true, dOi, ldo, dVt, hdp, nullptr, true, 3, diag);
+      K.gemm(nkt, hdp, nr, dPt, BC, true, Qi, ldq, dKt, hdp, nullptr, true, 3, diag);
+      K.gemm(nr, hdp, nkt, dPt, BC, false, Kr + t0 * ldk, ldk, dQ + (int64_t)r0 * hdp, hdp, nullptr, true, 2,
+             diag);
     }
     for (int t = 0; t < nkt; t++) {
-      std::memcpy(h.gk + (t0 + t) * h.qkvs, dKt + (int64_t)t * hdp, sizeof(float) * hd);
+      float* gk = h.gk + (t0 + t) * h.qkvs;
+      const float* sk = dKt + (int64_t)t * hdp;
+      for (int c = 0; c < hd; c++) gk[c] = scale * sk[c];
       std::memcpy(h.gv + (t0 + t) * h.qkvs, dVt + (int64_t)t * hdp, sizeof(float) * hd);
     }
   }

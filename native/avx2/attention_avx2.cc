@@ -7,28 +7,23 @@
 
 namespace {
 
-// exp(x) for float lanes, Cephes-style: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial,
-// 2^n through the exponent bits. Relative error ~1e-7. Returns 0 below -87.3 (so exp(-inf) = 0),
-// propagates NaN.
-inline __m256 exp256(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.3365f), hi = _mm256_set1_ps(88.3762f);
-  __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  __m256 xc = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN stays NaN (second operand returned)
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  __m256 r2 = _mm256_mul_ps(r, r);
-  p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-  return _mm256_andnot_ps(under, y);
+// 2^x for float lanes: x = n + r with n = round(x), |r| <= 1/2, 2^r by a degree-5 near-minimax
+// polynomial (relative error 1.6e-7), 2^n through the exponent bits. Inputs below -126 give 2^-126
+// (callers mask what must be exactly 0); NaN propagates.
+inline __m256 exp2v(__m256 x) {
+  const __m256 magic = _mm256_set1_ps(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  x = _mm256_max_ps(_mm256_set1_ps(-126.0f), x);      // (second operand returned on NaN)
+  __m256 t = _mm256_add_ps(x, magic);
+  __m256 r = _mm256_sub_ps(x, _mm256_sub_ps(t, magic));
+  __m256 p = _mm256_set1_ps(1.3276466634124517e-3f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.675540961325169e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.550713464617729e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(2.4022120237350464e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(6.931469440460205e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0000001192092896f));
+  // low bits of t hold n (the magic's low 23 bits are 0x400000, whose bits vanish in the shift)
+  __m256i e = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(t), 23), _mm256_set1_epi32(127 << 23));
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
 inline float hmax(__m256 v) {
@@ -158,11 +153,13 @@ void attnGemmAvx2(int m, int n, int k, const float* A, int64_t lda, bool transA,
   else gemmT<false>(m, n, k, A, lda, B, ldb, C, ldc, cscale, acc, tri, diag);
 }
 
-// Online-softmax update of one score tile S [rows x n] (n multiple of 8; valid(i,c): c <= diag+i):
-// m/l are the running max and sum of each row; P = exp(S - m_new) replaces S (0 where masked) and
-// alpha[i] = exp(m_old - m_new) is the factor the row's output accumulator must be rescaled by.
-void attnSoftmaxTileAvx2(int rows, int n, float* S, int64_t lds, int diag, float* m, float* l, float* alpha) {
-  const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
+// Online-softmax update of one score tile S [rows x n] (n multiple of 8; valid(i,c): c <= diag+i),
+// in base 2: z = sc * S with sc = scale * log2(e). m/l are the running max of z and sum of 2^(z-m)
+// per row; P = 2^(z - m_new) replaces S (0 where masked) and alpha[i] = 2^(m_old - m_new) is the
+// factor the row's output accumulator must be rescaled by.
+void attnSoftmaxTileAvx2(int rows, int n, float* S, int64_t lds, int diag, float sc, float* m, float* l,
+                         float* alpha) {
+  const __m256 ninf = _mm256_set1_ps(-__builtin_inff()), vsc = _mm256_set1_ps(sc);
   for (int i = 0; i < rows; i++) {
     float* s = S + (int64_t)i * lds;
     int valid = clampi(diag + i + 1, 0, n);
@@ -172,15 +169,32 @@ void attnSoftmaxTileAvx2(int rows, int n, float* S, int64_t lds, int diag, float
       continue;
     }
     __m256 vm = ninf;
-    for (int c = 0; c < n; c += 8) vm = _mm256_max_ps(vm, _mm256_blendv_ps(ninf, _mm256_loadu_ps(s + c), laneMask(c, valid)));
-    float mx = hmax(vm);
-    float mold = m[i];
-    float mnew = mold > mx ? mold : mx;
-    float a = _mm256_cvtss_f32(exp256(_mm256_set1_ps(mold - mnew)));
+    int c = 0;
+    for (; c + 8 <= valid; c += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + c));
+    if (c < valid) vm = _mm256_max_ps(vm, _mm256_blendv_ps(ninf, _mm256_loadu_ps(s + c), laneMask(c, valid)));
+    const float mx = hmax(vm) * sc;  // sc > 0 keeps the argmax; sc <= 0 handled below
+    float mnew;
+    if (sc > 0) {
+      mnew = m[i] > mx ? m[i] : mx;
+    } else {  // rare: recompute the max of the scaled values
+      __m256 vz = ninf;
+      for (int c2 = 0; c2 < n; c2 += 8)
+        vz = _mm256_max_ps(vz, _mm256_blendv_ps(ninf, _mm256_mul_ps(_mm256_loadu_ps(s + c2), vsc), laneMask(c2, valid)));
+      const float mz = hmax(vz);
+      mnew = m[i] > mz ? m[i] : mz;
+    }
+    const float mold = m[i];
+    float a = _mm256_cvtss_f32(exp2v(_mm256_set1_ps(mold - mnew)));
     if (mold == -__builtin_inff()) a = 0.0f;
-    __m256 vmn = _mm256_set1_ps(mnew), vs = _mm256_setzero_ps();
-    for (int c = 0; c < n; c += 8) {
-      __m256 p = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_loadu_ps(s + c), vmn)), laneMask(c, valid));
+    const __m256 vmn = _mm256_set1_ps(mnew);
+    __m256 vs = _mm256_setzero_ps();
+    for (c = 0; c + 8 <= valid; c += 8) {
+      __m256 p = exp2v(_mm256_fmsub_ps(_mm256_loadu_ps(s + c), vsc, vmn));
+      _mm256_storeu_ps(s + c, p);
+      vs = _mm256_add_ps(vs, p);
+    }
+    for (; c < n; c += 8) {
+      __m256 p = _mm256_and_ps(exp2v(_mm256_fmsub_ps(_mm256_loadu_ps(s + c), vsc, vmn)), laneMask(c, valid));
       _mm256_storeu_ps(s + c, p);
       vs = _mm256_add_ps(vs, p);
     }
@@ -190,22 +204,64 @@ void attnSoftmaxTileAvx2(int rows, int n, float* S, int64_t lds, int diag, float
   }
 }
 
-// Backward tile: S (scores, scale folded in) becomes P = exp(S - lse[i]) and dP becomes
+// Backward tile: S (raw scores q.k) becomes P = 2^(sc*S - lse[i]*log2(e)) and dP becomes
 // dS = P * (dP - D[i]); both 0 where masked (valid(i,c): c <= diag+i). n multiple of 8.
-void attnBwdTileAvx2(int rows, int n, float* S, float* dP, int64_t ld, int diag, const float* lse, const float* D) {
+void attnBwdTileAvx2(int rows, int n, float* S, float* dP, int64_t ld, int diag, float sc, const float* lse,
+                     const float* D) {
+  const __m256 vsc = _mm256_set1_ps(sc);
   for (int i = 0; i < rows; i++) {
     float* s = S + (int64_t)i * ld;
     float* dp = dP + (int64_t)i * ld;
     int valid = clampi(diag + i + 1, 0, n);
-    __m256 L = _mm256_set1_ps(lse[i]), Dv = _mm256_set1_ps(D[i]);
-    for (int c = 0; c < n; c += 8) {
+    const __m256 L = _mm256_set1_ps(lse[i] * 1.44269504088896341f), Dv = _mm256_set1_ps(D[i]);
+    int c = 0;
+    for (; c + 8 <= valid; c += 8) {
+      __m256 p = exp2v(_mm256_fmsub_ps(_mm256_loadu_ps(s + c), vsc, L));
+      _mm256_storeu_ps(s + c, p);
+      _mm256_storeu_ps(dp + c, _mm256_mul_ps(p, _mm256_sub_ps(_mm256_loadu_ps(dp + c), Dv)));
+    }
+    for (; c < n; c += 8) {
       __m256 mk = laneMask(c, valid);
-      __m256 p = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_loadu_ps(s + c), L)), mk);
+      __m256 p = _mm256_and_ps(exp2v(_mm256_fmsub_ps(_mm256_loadu_ps(s + c), vsc, L)), mk);
       __m256 ds = _mm256_and_ps(_mm256_mul_ps(p, _mm256_sub_ps(_mm256_loadu_ps(dp + c), Dv)), mk);
       _mm256_storeu_ps(s + c, p);
       _mm256_storeu_ps(dp + c, ds);
     }
   }
+}
+
+// dst[c*ldd + r] = src[r*lds + c] for r < rows, c < cols (8x8 register transposes, scalar edges).
+void attnTransposeAvx2(int rows, int cols, const float* src, int64_t lds, float* dst, int64_t ldd) {
+  int r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    int c = 0;
+    for (; c + 8 <= cols; c += 8) {
+      const float* sp = src + (int64_t)r * lds + c;
+      __m256 a0 = _mm256_loadu_ps(sp), a1 = _mm256_loadu_ps(sp + lds), a2 = _mm256_loadu_ps(sp + 2 * lds),
+             a3 = _mm256_loadu_ps(sp + 3 * lds), a4 = _mm256_loadu_ps(sp + 4 * lds), a5 = _mm256_loadu_ps(sp + 5 * lds),
+             a6 = _mm256_loadu_ps(sp + 6 * lds), a7 = _mm256_loadu_ps(sp + 7 * lds);
+      __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1), t2 = _mm256_unpacklo_ps(a2, a3),
+             t3 = _mm256_unpackhi_ps(a2, a3), t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5),
+             t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
+      __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+             u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+             u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+             u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* dp = dst + (int64_t)c * ldd + r;
+      _mm256_storeu_ps(dp, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_storeu_ps(dp + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_storeu_ps(dp + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_storeu_ps(dp + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_storeu_ps(dp + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_storeu_ps(dp + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_storeu_ps(dp + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_storeu_ps(dp + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+    for (; c < cols; c++)
+      for (int rr = r; rr < r + 8; rr++) dst[(int64_t)c * ldd + rr] = src[(int64_t)rr * lds + c];
+  }
+  for (; r < rows; r++)
+    for (int c = 0; c < cols; c++) dst[(int64_t)c * ldd + r] = src[(int64_t)r * lds + c];
 }
 
 }  // namespace moelab
