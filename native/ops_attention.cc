@@ -25,8 +25,8 @@ void attnGemmAvx2(int m, int n, int k, const float* A, int64_t lda, bool transA,
                   float* C, int64_t ldc, const float* cscale, bool acc, int tri, int diag);
 void attnSoftmaxTileAvx2(int rows, int n, float* S, int64_t lds, int diag, float sc, float* m, float* l,
                          float* alpha);
-void attnBwdTileAvx2(int rows, int n, float* S, float* dP, int64_t ld, int diag, float sc, const float* lse,
-                     const float* D);
+void attnBwdTileAvx2(int rows, int n, float* S, float* dP, int64_t ld, int diag, float sc, float dsScale,
+                     const float* lse, const float* D);
 void attnTransposeAvx2(int rows, int cols, const float* src, int64_t lds, float* dst, int64_t ldd);
 
 namespace {
@@ -79,8 +79,8 @@ void softmaxTileGeneric(int rows, int n, float* S, int64_t lds, int diag, float 
   }
 }
 
-void bwdTileGeneric(int rows, int n, float* S, float* dP, int64_t ld, int diag, float sc, const float* lse,
-                    const float* D) {
+void bwdTileGeneric(int rows, int n, float* S, float* dP, int64_t ld, int diag, float sc, float dsScale,
+                    const float* lse, const float* D) {
   for (int i = 0; i < rows; i++) {
     float* s = S + (int64_t)i * ld;
     float* dp = dP + (int64_t)i * ld;
@@ -88,7 +88,7 @@ void bwdTileGeneric(int rows, int n, float* S, float* dP, int64_t ld, int diag, 
     const float L = lse[i] * (float)M_LOG2E;
     for (int c = 0; c < valid; c++) {
       s[c] = std::exp2(s[c] * sc - L);
-      dp[c] = s[c] * (dp[c] - D[i]);
+      dp[c] = s[c] * (dp[c] - D[i]) * dsScale;
     }
     std::fill(s + valid, s + n, 0.0f);
     std::fill(dp + valid, dp + n, 0.0f);
@@ -254,12 +254,13 @@ inline int64_t bwdScratch(int S, int hd) {
   return (hd % 8 ? 3 * (int64_t)S * hdp : 0) + 2 * hd * Sp + 2 * BR * BC + 2 * (int64_t)BC * hdp + S + 64;
 }
 
-// Key blocks taken from `nextKb` (shared counter) of one head; dQ/scale accumulates into dQ [S][hdp],
-// which the caller zeroed. dK and dV of each key block are written to the head's gk, gv.
+// Key blocks taken from `nextKb` (shared counter) of one head; dq accumulates into dQ (rows at stride
+// lddq, hdp columns writable), which the caller zeroed. dS carries the softmax scale, so dQ = dS K and
+// dK = dS^T Q need no rescaling. dK and dV of each key block are written to the head's gk, gv.
 // q, k, gout rows are read in place when hd is a multiple of 8 (else packed, zero padded); K and V
 // are packed transposed.
 void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale, std::atomic<int>& nextKb,
-             float* scratch, float* dQ) {
+             float* scratch, float* dQ, int64_t lddq) {
   const int hdp = roundup8(hd), Sp = roundup8(S);
   const int nkbTotal = (S + BC - 1) / BC;
   const float sc = scale * (float)M_LOG2E;
@@ -287,20 +288,23 @@ void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale,
   }
   packTransposed(K, S, hd, h.k, h.qkvs, KT, Sp);
   packTransposed(K, S, hd, h.v, h.qkvs, VT, Sp);
-  for (int s = 0; s < S; s++) {
+  for (int s = 0; s < S; s++) {  // D = rowsum(dO * O), 8 partial sums so it vectorizes
     const float* o = h.o + s * h.os;
     const float* go = h.go + s * h.os;
-    double dsum = 0;
-    for (int c = 0; c < hd; c++) dsum += (double)go[c] * o[c];
-    D[s] = (float)dsum;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int c = 0;
+    for (; c + 8 <= hd; c += 8)
+      for (int u = 0; u < 8; u++) acc[u] += go[c + u] * o[c + u];
+    float d = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; c < hd; c++) d += go[c] * o[c];
+    D[s] = d;
   }
 
   for (;;) {
     const int kb = nextKb.fetch_add(1, std::memory_order_relaxed);
     if (kb >= nkbTotal) break;
     const int t0 = kb * BC, nkt = std::min(BC, S - t0), ncol = roundup8(nkt);
-    std::fill(dKt, dKt + (int64_t)BC * hdp, 0.0f);
-    std::fill(dVt, dVt + (int64_t)BC * hdp, 0.0f);
+    bool first = true;  // the first query block writes dK/dV tiles, later ones accumulate
     for (int r0 = (t0 / BR) * BR; r0 < S; r0 += BR) {
       const int nr = std::min(BR, S - r0), diag = r0 - t0;
       if (diag + nr <= 0) continue;
@@ -308,16 +312,18 @@ void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale,
       const float* dOi = dO + r0 * ldo;
       K.gemm(nr, ncol, hd, Qi, ldq, false, KT + t0, Sp, St, BC, nullptr, false, 1, diag);
       K.gemm(nr, ncol, hd, dOi, ldo, false, VT + t0, Sp, dPt, BC, nullptr, false, 1, diag);
-      K.bwd(nr, ncol, St, dPt, BC, diag, sc, h.lse + r0, D + r0);
-      K.gemm(nkt, hdp, nr, St, BC, true, dOi, ldo, dVt, hdp, nullptr, true, 3, diag);
-      K.gemm(nkt, hdp, nr, dPt, BC, true, Qi, ldq, dKt, hdp, nullptr, true, 3, diag);
-      K.gemm(nr, hdp, nkt, dPt, BC, false, Kr + t0 * ldk, ldk, dQ + (int64_t)r0 * hdp, hdp, nullptr, true, 2,
-             diag);
+      K.bwd(nr, ncol, St, dPt, BC, diag, sc, scale, h.lse + r0, D + r0);
+      K.gemm(nkt, hdp, nr, St, BC, true, dOi, ldo, dVt, hdp, nullptr, !first, 3, diag);
+      K.gemm(nkt, hdp, nr, dPt, BC, true, Qi, ldq, dKt, hdp, nullptr, !first, 3, diag);
+      K.gemm(nr, hdp, nkt, dPt, BC, false, Kr + t0 * ldk, ldk, dQ + r0 * lddq, lddq, nullptr, true, 2, diag);
+      first = false;
+    }
+    if (first) {  // no query block (cannot happen for S > t0, kept for safety)
+      std::fill(dKt, dKt + (int64_t)BC * hdp, 0.0f);
+      std::fill(dVt, dVt + (int64_t)BC * hdp, 0.0f);
     }
     for (int t = 0; t < nkt; t++) {
-      float* gk = h.gk + (t0 + t) * h.qkvs;
-      const float* sk = dKt + (int64_t)t * hdp;
-      for (int c = 0; c < hd; c++) gk[c] = scale * sk[c];
+      std::memcpy(h.gk + (t0 + t) * h.qkvs, dKt + (int64_t)t * hdp, sizeof(float) * hd);
       std::memcpy(h.gv + (t0 + t) * h.qkvs, dVt + (int64_t)t * hdp, sizeof(float) * hd);
     }
   }
@@ -456,31 +462,33 @@ Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
   const int64_t rem = BH % nt0;
   const int64_t per = bwdScratch(Si, hdi) + (int64_t)Si * hdp + 16;  // + private dQ
   auto writeDq = [&](const BwdHead& h, const float* dQ) {
-    for (int s = 0; s < Si; s++) {
-      float* d = h.gq + s * rs;
-      const float* src = dQ + (int64_t)s * hdp;
-      for (int c = 0; c < hdi; c++) d[c] = scale * src[c];
-    }
+    for (int s = 0; s < Si; s++) std::memcpy(h.gq + s * rs, dQ + (int64_t)s * hdp, sizeof(float) * hdi);
   };
 
   guarded(env, fn, [&] {
     thread_local std::vector<float> arena;
     if ((int64_t)arena.size() < per * nt0) arena.resize(per * nt0);
     float* base = arena.data();
-    // Whole heads, one thread each: no write conflicts, dQ goes straight to gqkv.
+    // Whole heads, one thread each: no write conflicts. When rows of gq can take 8-float stores
+    // (hd % 8 == 0), dq accumulates right there; else in a padded buffer that is copied out.
     if (BH - rem > 0) {
       std::atomic<int64_t> next{0};
       parallelRun((int)std::min<int64_t>(nt0, BH - rem), [&](int t, int) {
         float* scratch = base + per * t;
-        float* dQ = align64(scratch + bwdScratch(Si, hdi));
+        float* dQbuf = align64(scratch + bwdScratch(Si, hdi));
         for (;;) {
           int64_t bh = next.fetch_add(1, std::memory_order_relaxed);
           if (bh >= BH - rem) break;
           BwdHead h = headAt(bh);
-          std::fill(dQ, dQ + (int64_t)Si * hdp, 0.0f);
           std::atomic<int> kb{0};
-          bwdHead(K, h, Si, hdi, scale, kb, scratch, dQ);
-          writeDq(h, dQ);
+          if (hdi % 8 == 0) {
+            for (int s = 0; s < Si; s++) std::fill(h.gq + s * rs, h.gq + s * rs + hdi, 0.0f);
+            bwdHead(K, h, Si, hdi, scale, kb, scratch, h.gq, rs);
+          } else {
+            std::fill(dQbuf, dQbuf + (int64_t)Si * hdp, 0.0f);
+            bwdHead(K, h, Si, hdi, scale, kb, scratch, dQbuf, hdp);
+            writeDq(h, dQbuf);
+          }
         }
       });
     }
@@ -493,7 +501,7 @@ Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
         float* scratch = base + per * t;
         float* dQ = align64(scratch + bwdScratch(Si, hdi));
         std::fill(dQ, dQ + (int64_t)Si * hdp, 0.0f);
-        bwdHead(K, h, Si, hdi, scale, kb, scratch, dQ);
+        bwdHead(K, h, Si, hdi, scale, kb, scratch, dQ, hdp);
       });
       float* dQ0 = align64(base + bwdScratch(Si, hdi));
       for (int t = 1; t < nt; t++) {

@@ -205,10 +205,10 @@ void attnSoftmaxTileAvx2(int rows, int n, float* S, int64_t lds, int diag, float
 }
 
 // Backward tile: S (raw scores q.k) becomes P = 2^(sc*S - lse[i]*log2(e)) and dP becomes
-// dS = P * (dP - D[i]); both 0 where masked (valid(i,c): c <= diag+i). n multiple of 8.
-void attnBwdTileAvx2(int rows, int n, float* S, float* dP, int64_t ld, int diag, float sc, const float* lse,
-                     const float* D) {
-  const __m256 vsc = _mm256_set1_ps(sc);
+// dS = P * (dP - D[i]) * dsScale; both 0 where masked (valid(i,c): c <= diag+i). n multiple of 8.
+void attnBwdTileAvx2(int rows, int n, float* S, float* dP, int64_t ld, int diag, float sc, float dsScale,
+                     const float* lse, const float* D) {
+  const __m256 vsc = _mm256_set1_ps(sc), vds = _mm256_set1_ps(dsScale);
   for (int i = 0; i < rows; i++) {
     float* s = S + (int64_t)i * ld;
     float* dp = dP + (int64_t)i * ld;
@@ -218,12 +218,12 @@ void attnBwdTileAvx2(int rows, int n, float* S, float* dP, int64_t ld, int diag,
     for (; c + 8 <= valid; c += 8) {
       __m256 p = exp2v(_mm256_fmsub_ps(_mm256_loadu_ps(s + c), vsc, L));
       _mm256_storeu_ps(s + c, p);
-      _mm256_storeu_ps(dp + c, _mm256_mul_ps(p, _mm256_sub_ps(_mm256_loadu_ps(dp + c), Dv)));
+      _mm256_storeu_ps(dp + c, _mm256_mul_ps(_mm256_mul_ps(p, vds), _mm256_sub_ps(_mm256_loadu_ps(dp + c), Dv)));
     }
     for (; c < n; c += 8) {
       __m256 mk = laneMask(c, valid);
       __m256 p = _mm256_and_ps(exp2v(_mm256_fmsub_ps(_mm256_loadu_ps(s + c), vsc, L)), mk);
-      __m256 ds = _mm256_and_ps(_mm256_mul_ps(p, _mm256_sub_ps(_mm256_loadu_ps(dp + c), Dv)), mk);
+      __m256 ds = _mm256_and_ps(_mm256_mul_ps(_mm256_mul_ps(p, vds), _mm256_sub_ps(_mm256_loadu_ps(dp + c), Dv)), mk);
       _mm256_storeu_ps(s + c, p);
       _mm256_storeu_ps(dp + c, ds);
     }
