@@ -54,10 +54,16 @@ class Pool {
     }
     cv_.notify_all();
     fn(0, nt);
-    while (pending_.load(std::memory_order_acquire) != 0) {
+    // Spin briefly (workers usually finish within microseconds of us), then yield the core: when
+    // the machine is oversubscribed a pure spin would burn the time slice a worker needs.
+    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; spin++) {
+      if (spin < 4000) {
 #if defined(__x86_64__)
-      __builtin_ia32_pause();
+        __builtin_ia32_pause();
 #endif
+      } else {
+        std::this_thread::yield();
+      }
     }
   }
 
@@ -73,6 +79,7 @@ class Pool {
 #if defined(__x86_64__)
         __builtin_ia32_pause();
 #endif
+        if ((spin & 1023) == 1023) std::this_thread::yield();
       }
       if (g == seen) {
         std::unique_lock<std::mutex> lk(mu_);

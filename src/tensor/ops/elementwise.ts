@@ -81,9 +81,8 @@ function binary(name: BinName, a: Tensor | number, b: Tensor | number): Tensor {
         if (ta.requiresGrad) ga = reduceToShape(rawBinary(BinaryOp.div, gt, tb, shape), shape, ta.shape);
         if (tb.requiresGrad) {
           // d(a/b)/db = -a/b^2 = -out/b
-          const t = rawBinary(BinaryOp.div, out.detach(), tb, shape);
-          backend().binary(BinaryOp.mul, Int32Array.from(shape), t, 0, Int32Array.from(contiguousStrides(shape)), g, 0,
-            Int32Array.from(contiguousStrides(shape)), t);
+          const q = new Tensor(rawBinary(BinaryOp.div, out.detach(), tb, shape), shape);
+          const t = rawBinary(BinaryOp.mul, q, gt, shape);
           backend().binaryScalar(BinaryOp.mul, t, -1, t);
           gb = reduceToShape(t, shape, tb.shape);
         }
