@@ -39,6 +39,9 @@ const KernelSet& kernels() {
       case Isa::Avx2: gemmk::avx2KernelSet(&k); break;
       default: gemmk::genericKernelSet(&k); break;
     }
+    if (const char* e = std::getenv("MOELAB_GEMM_KC")) k.kc = std::max(8, std::atoi(e));  // TUNING
+    if (const char* e = std::getenv("MOELAB_GEMM_MC")) k.mc = std::max(1, std::atoi(e) / k.mr) * k.mr;
+    if (const char* e = std::getenv("MOELAB_GEMM_NC")) k.nc = std::max(1, std::atoi(e) / k.nr) * k.nr;
     return k;
   }();
   return ks;
@@ -165,19 +168,35 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
       const int64_t kc = std::min(KC, k1 - pc);
       const float bet = pc == k0 ? beta : 1.f;
       const float* bi = pc == k0 ? bias : nullptr;
-      ks.packB(kc, nc, P.b + pc * P.rsb + jc * P.csb, P.rsb, P.csb, pb);
+      const float* bsrc = P.b + pc * P.rsb + jc * P.csb;
       for (int64_t ic = m0; ic < m1; ic += MC) {
+        // B is packed one sliver at a time during the first row block, right before the sliver's
+        // first use, so it is still in L1 for the micro-kernels that follow.
+        const bool packingB = ic == m0;
         const int64_t mc = std::min(MC, m1 - ic);
         ks.packA(mc, kc, P.a + ic * P.rsa + pc * P.csa, P.rsa, P.csa, pa);
+        const int64_t tilesM = (mc + MR - 1) / MR;
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min(NR, nc - jr);
-          const float* bp = pb + jr * kc;
+          float* bp = pb + jr * kc;
+          if (packingB) ks.packB(kc, nr, bsrc + jr * P.csb, P.rsb, P.csb, bp);
           const float* bb = bi ? bi + jc + jr : nullptr;
+          // While this B sliver is in use, pull the next one toward L1 a slice per micro-tile
+          // (it otherwise arrives from L3 at the start of the next column of tiles).
+          const float* bn = !packingB && jr + NR < nc ? bp + NR * kc : nullptr;
+          const int64_t bnLines = NR * kc / 16, bnPer = (bnLines + tilesM - 1) / tilesM;
+          int64_t bnAt = 0;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t mr = std::min(MR, mc - ir);
+            if (bn) {
+              const int64_t end = std::min(bnLines, bnAt + bnPer);
+              for (; bnAt < end; bnAt++) __builtin_prefetch(bn + bnAt * 16, 0, 3);
+            }
             float* cp = c + (ic + ir) * ldc + jc + jr;
             if (mr == MR && nr == NR) {
               ks.kernel(kc, pa + ir * kc, bp, cp, ldc, P.alpha, bet, bb);
+            } else if (nr == NR && ks.kernelRows[mr]) {
+              ks.kernelRows[mr](kc, pa + ir * kc, bp, cp, ldc, P.alpha, bet, bb);
             } else {
               ks.kernel(kc, pa + ir * kc, bp, tmp, NR, P.alpha, 0.f, nullptr);
               mergeTile(tmp, NR, cp, ldc, mr, nr, bet, bb);
@@ -323,12 +342,12 @@ void runSplitK(const KernelSet& ks, const Prob& P, int T) {
 }
 
 // Plans and runs a set of independent problems (their C blocks are disjoint).
-void runProblems(const std::vector<Prob>& probs) {
+void runProblems(const std::vector<Prob>& probs, int maxThreads = 0) {
   const KernelSet& ks = kernels();
   double total = 0;
   for (const Prob& P : probs) total += probCost(ks, P);
   if (total <= 0) return;
-  int T = threads();
+  int T = maxThreads > 0 ? std::min(maxThreads, threads()) : threads();
   T = (int)std::max<double>(1, std::min<double>(T, std::floor(total / parallelMin())));
 
   std::vector<Task> tasks;
@@ -372,6 +391,34 @@ void runProblems(const std::vector<Prob>& probs) {
   }
   runTasks(ks, probs, best, T);
 }
+
+Prob makeProb(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+              const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const float* bias) {
+  Prob P;
+  P.a = a;
+  P.rsa = tA ? 1 : lda;
+  P.csa = tA ? lda : 1;
+  P.b = b;
+  P.rsb = tB ? 1 : ldb;
+  P.csb = tB ? ldb : 1;
+  P.c = c;
+  P.ldc = ldc;
+  P.m = m, P.n = n, P.k = k;
+  P.alpha = alpha, P.beta = beta;
+  P.bias = bias;
+  return P;
+}
+
+}  // namespace
+
+void sgemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const float* bias, int maxThreads) {
+  if (m <= 0 || n <= 0) return;
+  runProblems(std::vector<Prob>{makeProb(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias)},
+              maxThreads);
+}
+
+namespace {
 
 // ------------------------------------------------------------------ argument validation
 
@@ -459,19 +506,8 @@ Napi::Value GemmNapi(const Napi::CallbackInfo& info) {
   if (bias.data) needNoAlias(env, cs, sub(bias, 0, n), fn, "c", "bias");
   if (m == 0 || n == 0) return env.Undefined();
 
-  Prob P;
-  P.a = a.data;
-  P.rsa = tA ? 1 : lda;
-  P.csa = tA ? lda : 1;
-  P.b = b.data;
-  P.rsb = tB ? 1 : ldb;
-  P.csb = tB ? ldb : 1;
-  P.c = c.data;
-  P.ldc = ldc;
-  P.m = m, P.n = n, P.k = k;
-  P.alpha = (float)alpha, P.beta = (float)beta;
-  P.bias = bias.data;
-  runProblems(std::vector<Prob>{P});
+  runProblems(std::vector<Prob>{
+      makeProb(tA, tB, m, n, k, (float)alpha, a.data, lda, b.data, ldb, (float)beta, c.data, ldc, bias.data)});
   return env.Undefined();
 }
 MOELAB_EXPORT(gemm, GemmNapi);
@@ -509,20 +545,9 @@ Napi::Value GemmBatchedNapi(const Napi::CallbackInfo& info) {
   if (batch == 0 || m == 0 || n == 0) return env.Undefined();
 
   std::vector<Prob> probs((size_t)batch);
-  for (int64_t i = 0; i < batch; i++) {
-    Prob& P = probs[(size_t)i];
-    P.a = a.data + i * sA;
-    P.rsa = tA ? 1 : lda;
-    P.csa = tA ? lda : 1;
-    P.b = b.data + i * sB;
-    P.rsb = tB ? 1 : ldb;
-    P.csb = tB ? ldb : 1;
-    P.c = c.data + i * sC;
-    P.ldc = ldc;
-    P.m = m, P.n = n, P.k = k;
-    P.alpha = (float)alpha, P.beta = (float)beta;
-    P.bias = nullptr;
-  }
+  for (int64_t i = 0; i < batch; i++)
+    probs[(size_t)i] = makeProb(tA, tB, m, n, k, (float)alpha, a.data + i * sA, lda, b.data + i * sB, ldb,
+                                (float)beta, c.data + i * sC, ldc, nullptr);
   runProblems(probs);
   return env.Undefined();
 }

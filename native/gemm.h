@@ -14,6 +14,14 @@
 #include <cstdint>
 
 namespace moelab {
+
+// C++ entry point for other native kernels (no argument checks: the caller guarantees sizes).
+// C[m,n] = alpha * op(A) @ op(B) + beta * C (+ bias[j] on every row, bias may be null), with the
+// same conventions as the JS gemm(). maxThreads = 0 uses the pool; pass 1 when calling from inside
+// a parallelFor/parallelRun body (the pool is not reentrant).
+void sgemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const float* bias, int maxThreads = 0);
+
 namespace gemmk {
 
 // Full MR x NR tile: C = alpha * (Apanel @ Bpanel) + beta * C + bias, where beta == 0 means C is
@@ -30,6 +38,9 @@ struct KernelSet {
   int mr, nr;          // micro-tile
   int64_t kc, mc, nc;  // cache blocking (mc multiple of mr, nc multiple of nr)
   MicroKernelFn kernel;
+  // Optional short-edge kernels: kernelRows[r] computes an r x NR tile (1 <= r <= mr) straight into
+  // C; a null entry means the driver computes the full tile into a buffer and copies r rows.
+  MicroKernelFn kernelRows[17];
   PackAFn packA;
   PackBFn packB;
 };

@@ -31,66 +31,123 @@ inline void storeRow(float* c, __m256 x0, __m256 x1, __m256 va, __m256 vb, int m
   _mm256_storeu_ps(c + 8, x1);
 }
 
-void kernel6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta,
-                const float* bias) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-
-#define MOELAB_G6_STEP(u)                                  \
-  {                                                        \
-    const __m256 b0 = _mm256_load_ps(b + (u) * 16);        \
-    const __m256 b1 = _mm256_load_ps(b + (u) * 16 + 8);    \
-    __m256 av = _mm256_broadcast_ss(a + (u) * 6 + 0);      \
-    c00 = _mm256_fmadd_ps(av, b0, c00);                    \
-    c01 = _mm256_fmadd_ps(av, b1, c01);                    \
-    av = _mm256_broadcast_ss(a + (u) * 6 + 1);             \
-    c10 = _mm256_fmadd_ps(av, b0, c10);                    \
-    c11 = _mm256_fmadd_ps(av, b1, c11);                    \
-    av = _mm256_broadcast_ss(a + (u) * 6 + 2);             \
-    c20 = _mm256_fmadd_ps(av, b0, c20);                    \
-    c21 = _mm256_fmadd_ps(av, b1, c21);                    \
-    av = _mm256_broadcast_ss(a + (u) * 6 + 3);             \
-    c30 = _mm256_fmadd_ps(av, b0, c30);                    \
-    c31 = _mm256_fmadd_ps(av, b1, c31);                    \
-    av = _mm256_broadcast_ss(a + (u) * 6 + 4);             \
-    c40 = _mm256_fmadd_ps(av, b0, c40);                    \
-    c41 = _mm256_fmadd_ps(av, b1, c41);                    \
-    av = _mm256_broadcast_ss(a + (u) * 6 + 5);             \
-    c50 = _mm256_fmadd_ps(av, b0, c50);                    \
-    c51 = _mm256_fmadd_ps(av, b1, c51);                    \
-  }
-
-  int64_t p = 0;
-  for (; p + 4 <= kc; p += 4) {
-    _mm_prefetch((const char*)(a + 96), _MM_HINT_T0);
-    MOELAB_G6_STEP(0)
-    MOELAB_G6_STEP(1)
-    MOELAB_G6_STEP(2)
-    MOELAB_G6_STEP(3)
-    a += 24;
-    b += 64;
-  }
-  for (; p < kc; p++) {
-    MOELAB_G6_STEP(0)
-    a += 6;
-    b += 16;
-  }
-#undef MOELAB_G6_STEP
-
+// Writes an M x 16 tile from accumulators: C = alpha*acc + beta*C + bias (beta 0: C not read).
+template <int M>
+inline void storeTile(float* c, int64_t ldc, const __m256 (&acc)[M][2], float alpha, float beta,
+                      const float* bias) {
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
   const __m256 b0 = loadBias(bias, 0), b1 = loadBias(bias, 8);
   const int mode = beta == 0.f ? 0 : (beta == 1.f ? 1 : 2);
-  storeRow(c, c00, c01, va, vb, mode, b0, b1);
-  storeRow(c + ldc, c10, c11, va, vb, mode, b0, b1);
-  storeRow(c + 2 * ldc, c20, c21, va, vb, mode, b0, b1);
-  storeRow(c + 3 * ldc, c30, c31, va, vb, mode, b0, b1);
-  storeRow(c + 4 * ldc, c40, c41, va, vb, mode, b0, b1);
-  storeRow(c + 5 * ldc, c50, c51, va, vb, mode, b0, b1);
+#pragma GCC unroll 8
+  for (int r = 0; r < M; r++) storeRow(c + r * ldc, acc[r][0], acc[r][1], va, vb, mode, b0, b1);
 }
+
+inline void prefetchTile(const float* c, int64_t ldc, int rows) {
+  for (int r = 0; r < rows; r++) {
+    _mm_prefetch((const char*)(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + r * ldc + 15), _MM_HINT_T0);
+  }
+}
+
+// Short-edge kernels (M < 6 rows, full 16 columns) in intrinsics: at most 10 accumulators, so the
+// compiler keeps everything in registers.
+template <int M>
+void kernelRows(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta,
+                const float* bias) {
+  __m256 acc[M][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < M; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  prefetchTile(c, ldc, M);
+  for (int64_t p = 0; p < kc; p++) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < M; r++) {
+      const __m256 av = _mm256_broadcast_ss(a + r);
+      acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+    }
+    a += 6;  // packed A slivers are always MR = 6 wide (zero-padded)
+    b += 16;
+  }
+  storeTile<M>(c, ldc, acc, alpha, beta, bias);
+}
+
+// The main 6x16 kernel. The k loop is hand-scheduled inline assembly: 12 accumulators pinned in
+// registers, ymm0-1 hold the B row, ymm2-3 alternate as A broadcasts (compilers tend to spill
+// one accumulator here, which costs ~10%).
+#define MOELAB_G6_STEP(u)                                   \
+  "vmovaps " #u "*64(%[b]), %%ymm0\n\t"                     \
+  "vmovaps " #u "*64+32(%[b]), %%ymm1\n\t"                  \
+  "vbroadcastss " #u "*24(%[a]), %%ymm2\n\t"                \
+  "vfmadd231ps %%ymm0, %%ymm2, %[c00]\n\t"                  \
+  "vfmadd231ps %%ymm1, %%ymm2, %[c01]\n\t"                  \
+  "vbroadcastss " #u "*24+4(%[a]), %%ymm3\n\t"              \
+  "vfmadd231ps %%ymm0, %%ymm3, %[c10]\n\t"                  \
+  "vfmadd231ps %%ymm1, %%ymm3, %[c11]\n\t"                  \
+  "vbroadcastss " #u "*24+8(%[a]), %%ymm2\n\t"              \
+  "vfmadd231ps %%ymm0, %%ymm2, %[c20]\n\t"                  \
+  "vfmadd231ps %%ymm1, %%ymm2, %[c21]\n\t"                  \
+  "vbroadcastss " #u "*24+12(%[a]), %%ymm3\n\t"             \
+  "vfmadd231ps %%ymm0, %%ymm3, %[c30]\n\t"                  \
+  "vfmadd231ps %%ymm1, %%ymm3, %[c31]\n\t"                  \
+  "vbroadcastss " #u "*24+16(%[a]), %%ymm2\n\t"             \
+  "vfmadd231ps %%ymm0, %%ymm2, %[c40]\n\t"                  \
+  "vfmadd231ps %%ymm1, %%ymm2, %[c41]\n\t"                  \
+  "vbroadcastss " #u "*24+20(%[a]), %%ymm3\n\t"             \
+  "vfmadd231ps %%ymm0, %%ymm3, %[c50]\n\t"                  \
+  "vfmadd231ps %%ymm1, %%ymm3, %[c51]\n\t"
+
+void kernel6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta,
+                const float* bias) {
+  __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+  // Pull this tile of C into L1 while the k loop runs (it is otherwise a cache miss at the end).
+  prefetchTile(c, ldc, 6);
+  int64_t k4 = kc >> 2, k1 = kc & 3;
+  __asm__ volatile(
+      "vxorps %[c00], %[c00], %[c00]\n\t"
+      "vxorps %[c01], %[c01], %[c01]\n\t"
+      "vxorps %[c10], %[c10], %[c10]\n\t"
+      "vxorps %[c11], %[c11], %[c11]\n\t"
+      "vxorps %[c20], %[c20], %[c20]\n\t"
+      "vxorps %[c21], %[c21], %[c21]\n\t"
+      "vxorps %[c30], %[c30], %[c30]\n\t"
+      "vxorps %[c31], %[c31], %[c31]\n\t"
+      "vxorps %[c40], %[c40], %[c40]\n\t"
+      "vxorps %[c41], %[c41], %[c41]\n\t"
+      "vxorps %[c50], %[c50], %[c50]\n\t"
+      "vxorps %[c51], %[c51], %[c51]\n\t"
+      "test %[k4], %[k4]\n\t"
+      "jz 2f\n\t"
+      ".p2align 5\n"
+      "1:\n\t"
+      "prefetcht0 384(%[a])\n\t"
+      MOELAB_G6_STEP(0)
+      MOELAB_G6_STEP(1)
+      MOELAB_G6_STEP(2)
+      MOELAB_G6_STEP(3)
+      "add $96, %[a]\n\t"
+      "add $256, %[b]\n\t"
+      "dec %[k4]\n\t"
+      "jnz 1b\n"
+      "2:\n\t"
+      "test %[k1], %[k1]\n\t"
+      "jz 4f\n"
+      "3:\n\t"
+      MOELAB_G6_STEP(0)
+      "add $24, %[a]\n\t"
+      "add $64, %[b]\n\t"
+      "dec %[k1]\n\t"
+      "jnz 3b\n"
+      "4:\n\t"
+      : [c00] "=x"(c00), [c01] "=x"(c01), [c10] "=x"(c10), [c11] "=x"(c11), [c20] "=x"(c20),
+        [c21] "=x"(c21), [c30] "=x"(c30), [c31] "=x"(c31), [c40] "=x"(c40), [c41] "=x"(c41),
+        [c50] "=x"(c50), [c51] "=x"(c51), [a] "+r"(a), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1)
+      :
+      : "xmm0", "xmm1", "xmm2", "xmm3", "cc", "memory");
+  const __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  storeTile<6>(c, ldc, acc, alpha, beta, bias);
+}
+#undef MOELAB_G6_STEP
 
 // In-register 8x8 transpose: on return r[q] holds column q of the input rows.
 inline void transpose8(__m256 r[8]) {
@@ -142,20 +199,36 @@ void packASliverRowMajor(int64_t kc, const float* s, int64_t rs, float* d) {
   }
 }
 
+// Transposed A (op(A) columns contiguous): walk k outer so each source row is read once and
+// contiguously, scattering 6-float pieces to the slivers.
+void packATransposed(int64_t mc, int64_t kc, const float* a, int64_t cs, float* dst) {
+  const int64_t full = mc / MR;
+  for (int64_t p = 0; p < kc; p++) {
+    const float* sp = a + p * cs;
+    if (p + 4 < kc)
+      for (int64_t i = 0; i < mc; i += 16) __builtin_prefetch(sp + 4 * cs + i, 0, 3);
+    float* dp = dst + p * MR;
+    for (int64_t s = 0; s < full; s++) {
+      const float* x = sp + s * MR;
+      float* y = dp + s * MR * kc;
+      _mm_storeu_ps(y, _mm_loadu_ps(x));
+      _mm_store_sd((double*)(y + 4), _mm_load_sd((const double*)(x + 4)));
+    }
+  }
+}
+
 void packA(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst) {
-  for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+  int64_t i0 = 0;
+  if (rs == 1 && mc >= MR) {
+    packATransposed(mc, kc, a, cs, dst);
+    i0 = mc / MR * MR;
+  }
+  for (; i0 < mc; i0 += MR) {
     const int64_t mr = mc - i0 < MR ? mc - i0 : MR;
     float* d = dst + i0 * kc;
     const float* s = a + i0 * rs;
     if (mr == MR && cs == 1) {
       packASliverRowMajor(kc, s, rs, d);
-    } else if (mr == MR && rs == 1) {  // transposed A: 6 contiguous floats per k step
-      for (int64_t p = 0; p < kc; p++) {
-        const float* sp = s + p * cs;
-        float* dp = d + p * 6;
-        _mm_storeu_ps(dp, _mm_loadu_ps(sp));
-        _mm_store_sd((double*)(dp + 4), _mm_load_sd((const double*)(sp + 4)));
-      }
     } else {
       for (int64_t p = 0; p < kc; p++) {
         float* dp = d + p * MR;
@@ -166,41 +239,71 @@ void packA(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float
   }
 }
 
+// B rows contiguous: two vector copies per k step. The source rows are far apart (often a
+// multiple of 4 KiB), which defeats the hardware prefetcher at page boundaries, so prefetch ahead.
+void packBSliverRows(int64_t kc, const float* s, int64_t rs, float* d) {
+  constexpr int64_t PD = 12;
+  int64_t p = 0;
+  for (; p + 2 <= kc; p += 2) {
+    const float* sp = s + p * rs;
+    __builtin_prefetch(sp + PD * rs, 0, 3);
+    __builtin_prefetch(sp + PD * rs + 15, 0, 3);
+    __builtin_prefetch(sp + (PD + 1) * rs, 0, 3);
+    __builtin_prefetch(sp + (PD + 1) * rs + 15, 0, 3);
+    __m256 x0 = _mm256_loadu_ps(sp), x1 = _mm256_loadu_ps(sp + 8);
+    __m256 x2 = _mm256_loadu_ps(sp + rs), x3 = _mm256_loadu_ps(sp + rs + 8);
+    _mm256_store_ps(d + p * 16, x0);
+    _mm256_store_ps(d + p * 16 + 8, x1);
+    _mm256_store_ps(d + p * 16 + 16, x2);
+    _mm256_store_ps(d + p * 16 + 24, x3);
+  }
+  for (; p < kc; p++) {
+    const float* sp = s + p * rs;
+    _mm256_store_ps(d + p * 16, _mm256_loadu_ps(sp));
+    _mm256_store_ps(d + p * 16 + 8, _mm256_loadu_ps(sp + 8));
+  }
+}
+
+// Transposed B: 16 source rows, each contiguous along k. Consumes 16 k steps (a full cache line
+// of each row) per round: four 8x8 register transposes.
+void packBSliverCols(int64_t kc, const float* s, int64_t cs, float* d) {
+  int64_t p = 0;
+  for (; p + 16 <= kc; p += 16) {
+    for (int h = 0; h < 2; h++) {
+      const float* sh = s + (h * 8) * cs + p;
+      for (int q = 0; q < 8; q++) __builtin_prefetch(sh + q * cs + 32, 0, 3);
+      for (int half = 0; half < 2; half++) {
+        __m256 r[8];
+        for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(sh + q * cs + half * 8);
+        transpose8(r);
+        float* dp = d + (p + half * 8) * 16 + h * 8;
+        for (int q = 0; q < 8; q++) _mm256_store_ps(dp + q * 16, r[q]);
+      }
+    }
+  }
+  for (; p + 8 <= kc; p += 8) {
+    for (int h = 0; h < 2; h++) {
+      const float* sh = s + (h * 8) * cs + p;
+      __m256 r[8];
+      for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(sh + q * cs);
+      transpose8(r);
+      float* dp = d + p * 16 + h * 8;
+      for (int q = 0; q < 8; q++) _mm256_store_ps(dp + q * 16, r[q]);
+    }
+  }
+  for (; p < kc; p++)
+    for (int j = 0; j < NR; j++) d[p * NR + j] = s[j * cs + p];
+}
+
 void packB(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dst) {
   for (int64_t j0 = 0; j0 < nc; j0 += NR) {
     const int64_t nr = nc - j0 < NR ? nc - j0 : NR;
     float* d = dst + j0 * kc;
     const float* s = b + j0 * cs;
-    if (nr == NR && cs == 1) {  // B rows contiguous: two vector copies per k step
-      int64_t p = 0;
-      for (; p + 2 <= kc; p += 2) {
-        const float* sp = s + p * rs;
-        __m256 x0 = _mm256_loadu_ps(sp), x1 = _mm256_loadu_ps(sp + 8);
-        __m256 x2 = _mm256_loadu_ps(sp + rs), x3 = _mm256_loadu_ps(sp + rs + 8);
-        _mm256_store_ps(d + p * 16, x0);
-        _mm256_store_ps(d + p * 16 + 8, x1);
-        _mm256_store_ps(d + p * 16 + 16, x2);
-        _mm256_store_ps(d + p * 16 + 24, x3);
-      }
-      for (; p < kc; p++) {
-        const float* sp = s + p * rs;
-        _mm256_store_ps(d + p * 16, _mm256_loadu_ps(sp));
-        _mm256_store_ps(d + p * 16 + 8, _mm256_loadu_ps(sp + 8));
-      }
-    } else if (nr == NR && rs == 1) {  // transposed B: 16 columns each contiguous along k
-      int64_t p = 0;
-      for (; p + 8 <= kc; p += 8) {
-        for (int h = 0; h < 2; h++) {
-          const float* sh = s + (h * 8) * cs + p;
-          __m256 r[8];
-          for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(sh + q * cs);
-          transpose8(r);
-          float* dp = d + p * 16 + h * 8;
-          for (int q = 0; q < 8; q++) _mm256_store_ps(dp + q * 16, r[q]);
-        }
-      }
-      for (; p < kc; p++)
-        for (int j = 0; j < NR; j++) d[p * NR + j] = s[j * cs + p];
+    if (nr == NR && cs == 1) {
+      packBSliverRows(kc, s, rs, d);
+    } else if (nr == NR && rs == 1) {
+      packBSliverCols(kc, s, cs, d);
     } else {
       for (int64_t p = 0; p < kc; p++) {
         float* dp = d + p * NR;
@@ -217,10 +320,16 @@ void avx2KernelSet(KernelSet* ks) {
   ks->name = "avx2";
   ks->mr = MR;
   ks->nr = NR;
-  ks->kc = 256;
+  ks->kc = 384;
   ks->mc = 144;
   ks->nc = 2048;
   ks->kernel = kernel6x16;
+  ks->kernelRows[1] = kernelRows<1>;
+  ks->kernelRows[2] = kernelRows<2>;
+  ks->kernelRows[3] = kernelRows<3>;
+  ks->kernelRows[4] = kernelRows<4>;
+  ks->kernelRows[5] = kernelRows<5>;
+  ks->kernelRows[6] = kernel6x16;
   ks->packA = packA;
   ks->packB = packB;
 }
