@@ -108,7 +108,7 @@ test('missing directory, interrupted save, corrupt manifest', () => withDir((roo
   const cfg = small();
   const dir = join(root, 'ck');
   saveCheckpoint(dir, { ...fakeRun(cfg, 1), config: cfg, state: { step: 1 } });
-  // a save interrupted after the model file: the old state.json was removed first
+  // a directory whose state.json is gone (deleted by hand, or a save from another tool)
   const stateText = readFileSync(join(dir, STATE_FILE), 'utf8');
   unlinkSync(join(dir, STATE_FILE));
   ckError(() => loadCheckpoint(dir), /incomplete checkpoint: state\.json is missing \(found only model\.safetensors, optimizer\.safetensors, config\.json; the save was interrupted\)/);
@@ -195,4 +195,25 @@ test('missing, extra and mis-shaped tensors are listed', () => withDir((root) =>
   assert.deepEqual(compareTensorShapes(new Map([['a', { shape: [1] }]]), { a: [1] }), []);
   const many = compareTensorShapes(new Map(), Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`t${i}`, [1]])));
   assert.match(many[0], /missing 12 tensor\(s\): t0, t1, .*t7, \.\.\. \(12 in all\)/);
+}));
+
+test('a save cut short after its commit point is completed by the next load', () => withDir((root) => {
+  const cfg = small();
+  const dir = join(root, 'ck'), other = join(root, 'other');
+  saveCheckpoint(dir, { ...fakeRun(cfg, 1), config: cfg, state: { step: 1 } });
+  const second = fakeRun(cfg, 2);
+  saveCheckpoint(other, { ...second, config: cfg, state: { step: 2 } });
+  // reproduce the instant after the commit: the new state.json lists renames none of which ran
+  const manifest = JSON.parse(readFileSync(join(other, STATE_FILE), 'utf8')) as CheckpointManifest;
+  manifest.pending = [MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE].map((f, i) => ({ from: `${f}.tmp-4242-0${i}`, to: f }));
+  for (const { from, to } of manifest.pending) copyFileSync(join(other, to), join(dir, from));
+  writeFileSync(join(dir, STATE_FILE), JSON.stringify(manifest));
+  const ck = loadCheckpoint(dir);
+  assert.equal(ck.state.step, 2);
+  assert.deepEqual(ck.model.get('tok.weight')!.data, second.model.get('tok.weight')!.data);
+  assert.deepEqual(readdirSync(dir).sort(), [CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE].sort(), 'renames completed');
+  // a pending rename outside the checkpoint's files is refused
+  manifest.pending = [{ from: '../evil', to: MODEL_FILE }];
+  writeFileSync(join(dir, STATE_FILE), JSON.stringify(manifest));
+  ckError(() => loadCheckpoint(dir), /invalid pending rename/);
 }));

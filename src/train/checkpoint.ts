@@ -6,16 +6,17 @@
 //   state.json             written LAST: step, RNG and sampler states, ... plus a manifest of the
 //                          other three files (byte size, SHA-256) and a checkpoint id that is also
 //                          stored in both safetensors headers.
-// The new files are written and fsynced under temp names first (an interrupted write leaves the
-// old checkpoint intact); then the old state.json is deleted, the new files are renamed into
-// place, and the new state.json is written atomically. So a crash leaves either a complete
-// checkpoint or no state.json ("incomplete checkpoint"), never a state.json that describes a mix
-// of old and new files. On load, sizes, ids and hashes expose a
+// Saving is a two-phase commit: the new files are written and fsynced under temp names, then
+// state.json is atomically replaced by a manifest listing the pending renames (the commit point),
+// then the temps are renamed into place. A crash before the commit leaves the old checkpoint
+// intact; a crash after it is finished by the next load or save, which completes the listed
+// renames. So a kill -9 at any instant leaves a complete, resumable checkpoint. On load, sizes,
+// ids and hashes expose a
 // truncated, corrupt or mixed set; a checkpoint of another architecture, or with missing, extra or
 // mis-shaped tensors, is rejected with the differing fields / tensors named.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { createHash, randomUUID } from 'node:crypto';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fsyncDir, removeQuietly, renameIntoPlace, writeFileAtomic, writeTemp } from '../io/atomic.js';
 import { readSafetensors, readSafetensorsHeader, safetensorsWriter, type TensorData, type TensorLike } from '../io/safetensors.js';
 import { configSchema, TRAINING_ONLY_MODEL_FIELDS } from '../config/schema.js';
@@ -49,6 +50,8 @@ export interface CheckpointManifest {
   id: string;
   savedAt: string;
   files: Record<string, FileRecord>;
+  /** Renames still to do when the save was cut short after its commit point (temp -> final name). */
+  pending?: { from: string; to: string }[];
   state: Record<string, unknown>;
 }
 
@@ -75,7 +78,14 @@ const CK_FILES = [MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE, STATE_FILE];
 export function saveCheckpoint(dir: string, input: CheckpointInput, opts: SaveOptions = {}): CheckpointManifest {
   const hash = opts.hash !== false;
   mkdirSync(dir, { recursive: true });
-  // leftovers of an interrupted save
+  // finish a committed save that was cut short, then sweep leftovers of an uncommitted one
+  if (existsSync(join(dir, STATE_FILE))) {
+    try {
+      readManifest(dir);
+    } catch {
+      /* not a valid checkpoint: nothing to finish */
+    }
+  }
   for (const f of readdirSync(dir)) {
     if (TMP_RE.test(f) && CK_FILES.some((c) => f.startsWith(c + '.tmp-'))) {
       try {
@@ -85,10 +95,13 @@ export function saveCheckpoint(dir: string, input: CheckpointInput, opts: SaveOp
       }
     }
   }
-  // Write the new files beside the old ones under temp names (a crash here leaves the old
-  // checkpoint intact), then invalidate the old checkpoint, move the new files into place, and
-  // seal the set with state.json. Between the unlink and the final write the directory is an
-  // incomplete checkpoint, never a mixed one.
+  // Two-phase commit, so that a kill at any instant leaves a complete checkpoint:
+  //  1. write the new files beside the old ones under temp names and fsync them (a crash here
+  //     leaves the old checkpoint untouched; the temps are swept on the next save);
+  //  2. atomically replace state.json with a manifest that lists the pending renames: this is the
+  //     commit point;
+  //  3. rename the temps into place. A crash during 3 is finished by the next load, which
+  //     completes the renames the committed manifest lists (rollForward).
   const id = randomUUID();
   const files: Record<string, FileRecord> = {};
   const meta = { format: 'pt', checkpoint_id: id };
@@ -107,22 +120,19 @@ export function saveCheckpoint(dir: string, input: CheckpointInput, opts: SaveOp
     for (const [tmp] of temps) removeQuietly(tmp);
     throw e;
   }
-  const statePath = join(dir, STATE_FILE);
-  if (existsSync(statePath)) {
-    unlinkSync(statePath);
-    fsyncDir(dir);
-  }
-  for (const [tmp, name] of temps) renameIntoPlace(tmp, join(dir, name), false);
   fsyncDir(dir);
+  const statePath = join(dir, STATE_FILE);
   const manifest: CheckpointManifest = {
     format: CHECKPOINT_FORMAT,
     version: CHECKPOINT_VERSION,
     id,
     savedAt: new Date().toISOString(),
     files,
+    pending: temps.map(([tmp, name]) => ({ from: basename(tmp), to: name })),
     state: JSON.parse(JSON.stringify(input.state)) as Record<string, unknown>,
   };
   writeFileAtomic(statePath, JSON.stringify(manifest, null, 2) + '\n');
+  rollForward(dir, manifest);
   return manifest;
 }
 
@@ -213,6 +223,19 @@ function fail(dir: string, msg: string, details: string[] = []): never {
   throw new CheckpointError(`checkpoint ${dir}: ${msg}${details.length ? '\n' + details.map((d) => `  ${d}`).join('\n') : ''}`, dir);
 }
 
+/** Completes a committed save: moves any temp file the manifest lists into place. Idempotent. */
+function rollForward(dir: string, m: CheckpointManifest): void {
+  let moved = false;
+  for (const { from, to } of m.pending ?? []) {
+    if (from.includes('/') || to.includes('/') || !CK_FILES.includes(to)) fail(dir, `${STATE_FILE} lists an invalid pending rename ${show(from)} -> ${show(to)}`);
+    if (existsSync(join(dir, from))) {
+      renameIntoPlace(join(dir, from), join(dir, to), false);
+      moved = true;
+    }
+  }
+  if (moved) fsyncDir(dir);
+}
+
 function readManifest(dir: string): CheckpointManifest {
   const p = join(dir, STATE_FILE);
   let text: string;
@@ -238,7 +261,9 @@ function readManifest(dir: string): CheckpointManifest {
     const r = (m.files as Record<string, unknown>)[f];
     if (!isObj(r) || !Number.isSafeInteger(r.bytes)) fail(dir, `${STATE_FILE} has no valid record for ${f}`);
   }
-  return m as unknown as CheckpointManifest;
+  const manifest = m as unknown as CheckpointManifest;
+  rollForward(dir, manifest);
+  return manifest;
 }
 
 const MIXED = 'the checkpoint is truncated, corrupt, or mixes files from different saves';
