@@ -26,7 +26,7 @@ function ref(name: string, description: string, reference: string, ffn: NonNulla
 }
 
 const TINY_MODEL = { vocab: 'bytes', d: 128, layers: 2, heads: 4, seq: 128 } as const;
-const TINY_TRAIN = { batch: 8, steps: 600, lr: 2e-3, schedule: 'cosine', warmup: 30, clip: 1, evalEvery: 100, evalBatches: 4, logEvery: 20 } as const;
+const TINY_TRAIN = { batch: 8, steps: 600, lr: 2e-3, schedule: 'cosine', clip: 1, evalEvery: 100, evalBatches: 4, logEvery: 20 } as const;
 
 export const PRESETS: Readonly<Record<string, Preset>> = Object.freeze(Object.fromEntries<Preset>([
   ['tiny', {
