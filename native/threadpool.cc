@@ -36,7 +36,10 @@ class Pool {
     stopAll();
     nthreads_ = n;
     stop_ = false;
-    for (int i = 1; i < n; i++) workers_.emplace_back([this, i] { loop(i); });
+    // The generation is read here, not in the new thread: a job issued before a worker first runs
+    // must still count as new to it, or the caller would wait for that worker forever.
+    const uint64_t g0 = generation_.load(std::memory_order_acquire);
+    for (int i = 1; i < n; i++) workers_.emplace_back([this, i, g0] { loop(i, g0); });
   }
 
   void run(int nt, const std::function<void(int, int)>& fn) {
@@ -68,8 +71,7 @@ class Pool {
   }
 
  private:
-  void loop(int idx) {
-    uint64_t seen = generation_.load(std::memory_order_acquire);
+  void loop(int idx, uint64_t seen) {
     for (;;) {
       // spin a little before sleeping
       uint64_t g = seen;
