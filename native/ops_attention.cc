@@ -33,6 +33,7 @@ namespace {
 
 constexpr int BR = 64;  // queries per block
 constexpr int BC = 64;  // keys per block (multiple of 8)
+constexpr int FBC = 128;  // keys per block in the forward pass (fewer per-row softmax steps)
 
 inline int roundup8(int64_t x) { return (int)((x + 7) & ~int64_t(7)); }
 
@@ -128,7 +129,7 @@ struct FwdHead {
 
 inline int64_t fwdScratch(int nkMax, int hd) {
   int64_t hdp = roundup8(hd), Sp = roundup8(nkMax);
-  return hd * Sp + (hd % 8 ? (int64_t)nkMax * hdp : 0) + BR * hdp + BR * BC + 3 * BR + 64;
+  return hd * Sp + (hd % 8 ? (int64_t)nkMax * hdp : 0) + BR * hdp + BR * FBC + 3 * BR + 64;
 }
 
 inline float* align64(float* p) {
@@ -161,8 +162,8 @@ void fwdHead(const TileKernels& K, const FwdHead& h, int hd, float scale, int qb
   float* KT = align64(scratch);             // [hd][Sp]
   float* Vp = KT + (int64_t)hd * Sp;        // [nk][hdp] when hd % 8
   float* O = Vp + (hd % 8 ? (int64_t)nk * hdp : 0);  // [BR][hdp]
-  float* St = O + (int64_t)BR * hdp;        // [BR][BC]
-  float* m = St + BR * BC;
+  float* St = O + (int64_t)BR * hdp;        // [BR][FBC]
+  float* m = St + BR * FBC;
   float* l = m + BR;
   float* alpha = l + BR;
 
@@ -184,12 +185,12 @@ void fwdHead(const TileKernels& K, const FwdHead& h, int hd, float scale, int qb
     }
     const float* Q = h.q + r0 * h.qs;
     const int nkb = h.pos0 + r0 + nr;  // keys this block needs
-    for (int t0 = 0; t0 < nkb; t0 += BC) {
-      const int nkt = std::min(BC, nkb - t0), ncol = roundup8(nkt);
+    for (int t0 = 0; t0 < nkb; t0 += FBC) {
+      const int nkt = std::min(FBC, nkb - t0), ncol = roundup8(nkt);
       const int diag = h.pos0 + r0 - t0;
-      K.gemm(nr, ncol, hd, Q, h.qs, false, KT + t0, Sp, St, BC, nullptr, false, 1, diag);
-      K.softmax(nr, ncol, St, BC, diag, sc, m, l, alpha);
-      K.gemm(nr, hdp, nkt, St, BC, false, V + t0 * ldv, ldv, O, hdp, t0 == 0 ? nullptr : alpha, false, 2, diag);
+      K.gemm(nr, ncol, hd, Q, h.qs, false, KT + t0, Sp, St, FBC, nullptr, false, 1, diag);
+      K.softmax(nr, ncol, St, FBC, diag, sc, m, l, alpha);
+      K.gemm(nr, hdp, nkt, St, FBC, false, V + t0 * ldv, ldv, O, hdp, t0 == 0 ? nullptr : alpha, false, 2, diag);
     }
     for (int i = 0; i < nr; i++) {
       const float inv = 1.0f / l[i];
@@ -223,7 +224,9 @@ void runFwd(int nHeads, int nq, int nkMax, int hd, const HeadFn& headAt, float s
   for (int qb = nqb - 1; qb >= 0; qb--)
     for (int hh = nHeads - rem; hh < nHeads; hh++) items.push_back({hh, qb, qb + 1});
   if (items.empty()) return;
-  const int nt = (int)std::min<int64_t>(nt0, items.size());
+  // All pool threads or none (see runOnPool in ops_index.cc: a job for fewer threads than the pool
+  // has can be picked up twice by a left-out worker with the current threadpool.cc).
+  const int nt = items.size() > 1 ? nt0 : 1;
   const int64_t per = fwdScratch(nkMax, hd);
   thread_local std::vector<float> arena;
   if ((int64_t)arena.size() < per * nt) arena.resize(per * nt);
@@ -473,7 +476,7 @@ Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
     // (hd % 8 == 0), dq accumulates right there; else in a padded buffer that is copied out.
     if (BH - rem > 0) {
       std::atomic<int64_t> next{0};
-      parallelRun((int)std::min<int64_t>(nt0, BH - rem), [&](int t, int) {
+      parallelRun(nt0, [&](int t, int) {  // BH - rem >= nt0 heads
         float* scratch = base + per * t;
         float* dQbuf = align64(scratch + bwdScratch(Si, hdi));
         for (;;) {
@@ -496,7 +499,7 @@ Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
     for (int64_t bh = BH - rem; bh < BH; bh++) {
       BwdHead h = headAt(bh);
       std::atomic<int> kb{0};
-      const int nt = (int)std::min<int64_t>(nt0, (S + BC - 1) / BC);
+      const int nt = (S + BC - 1) / BC > 1 ? nt0 : 1;  // all pool threads or none (see runFwd)
       parallelRun(nt, [&](int t, int) {
         float* scratch = base + per * t;
         float* dQ = align64(scratch + bwdScratch(Si, hdi));

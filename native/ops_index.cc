@@ -42,22 +42,42 @@ int64_t checkIds(const Napi::Env& env, const int32_t* ids, int64_t n, int64_t hi
 // Grain (items per chunk) so each chunk moves at least ~32K elements.
 int64_t grainFor(int64_t perItem) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, perItem)); }
 
+// Jobs go to the pool for all of its threads or not at all (inline): with the current threadpool.cc a
+// worker left out of one job (index >= that job's thread count) can pick up the next job twice,
+// which unbalances the completion count and can hang the caller. Every thread runs fn(t, nt).
+template <typename Fn>
+void runOnPool(bool parallel, const Fn& fn) {
+  const int nt = threads();
+  if (!parallel || nt <= 1) fn(0, 1);
+  else parallelRun(nt, fn);
+}
+
+// fn(begin, end) over [0, n), split evenly across the pool when each thread gets >= grain items.
+template <typename Fn>
+void forRange(int64_t n, int64_t grain, const Fn& fn) {
+  if (n <= 0) return;
+  runOnPool(n >= 2 * grain, [&](int t, int nt) {
+    const int64_t b = n * t / nt, e = n * (t + 1) / nt;
+    if (b < e) fn(b, e);
+  });
+}
+
 // Runs body(c0, c1, r0, r1) so that threads own disjoint parts of a [dstRows, d] destination:
 // column ranges [c0, c1) (multiples of 16 floats) for wide rows, row ranges [r0, r1) otherwise.
 // work ~ elements touched, to decide whether threading pays.
 template <typename Body>
 void splitDestination(int64_t work, int64_t d, int64_t dstRows, const Body& body) {
-  const int nt = (int)std::min<int64_t>(threads(), std::max<int64_t>(1, work / 32768));
-  if (nt <= 1) {
-    body(0, d, 0, dstRows);
-  } else if (d >= 64) {
-    parallelRun(nt, [&](int t, int ntt) {
-      int64_t c0 = (d * t / ntt) & ~int64_t(15), c1 = t + 1 == ntt ? d : (d * (t + 1) / ntt) & ~int64_t(15);
+  const bool wide = d >= 64;
+  runOnPool(work >= 65536, [&](int t, int nt) {
+    if (nt == 1) {
+      body(0, d, 0, dstRows);
+    } else if (wide) {
+      int64_t c0 = (d * t / nt) & ~int64_t(15), c1 = t + 1 == nt ? d : (d * (t + 1) / nt) & ~int64_t(15);
       if (c0 < c1) body(c0, c1, 0, dstRows);
-    });
-  } else {
-    parallelRun(nt, [&](int t, int ntt) { body(0, d, dstRows * t / ntt, dstRows * (t + 1) / ntt); });
-  }
+    } else {
+      body(0, d, dstRows * t / nt, dstRows * (t + 1) / nt);
+    }
+  });
 }
 
 // ------------------------------------------------------------------ rows
@@ -79,7 +99,7 @@ Napi::Value IndexSelectNapi(const Napi::CallbackInfo& info) {
   const float* T = table.data;
   const int32_t* I = ids.data;
   float* O = out.data;
-  parallelFor(n, grainFor(d), [&](int64_t b, int64_t e) {
+  forRange(n, grainFor(d), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) std::memcpy(O + i * d, T + (int64_t)I[i] * d, sizeof(float) * d);
   });
   return env.Undefined();
@@ -135,7 +155,7 @@ Napi::Value GatherNapi(const Napi::CallbackInfo& info) {
   const float* X = x.data;
   const int32_t* I = idx.data;
   float* O = out.data;
-  parallelFor(rows, grainFor(k), [&](int64_t b, int64_t e) {
+  forRange(rows, grainFor(k), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++)
       for (int64_t j = 0; j < k; j++) O[r * k + j] = X[r * n + I[r * k + j]];
   });
@@ -160,7 +180,7 @@ Napi::Value ScatterAddNapi(const Napi::CallbackInfo& info) {
   const float* S = src.data;
   const int32_t* I = idx.data;
   float* D = dst.data;
-  parallelFor(rows, grainFor(k), [&](int64_t b, int64_t e) {
+  forRange(rows, grainFor(k), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++)
       for (int64_t j = 0; j < k; j++) D[r * n + I[r * k + j]] += S[r * k + j];
   });
@@ -203,7 +223,7 @@ Napi::Value TopkNapi(const Napi::CallbackInfo& info) {
   int32_t* I = idx.data;
   // Small k: a sorted buffer of the best k so far (insertion); large k: partial_sort of all keys.
   const bool small = k <= 32;
-  parallelFor(rows, grainFor(n), [&](int64_t b, int64_t e) {
+  forRange(rows, grainFor(n), [&](int64_t b, int64_t e) {
     std::vector<uint64_t> buf(small ? k : n);
     for (int64_t r = b; r < e; r++) {
       const float* xr = X + r * n;
@@ -295,7 +315,7 @@ Napi::Value EmbeddingBagNapi(const Napi::CallbackInfo& info) {
   const int32_t* I = ids.data;
   const float* W = weights.data;
   float* O = out.data;
-  parallelFor(bags, grainFor(per * d), [&](int64_t b, int64_t e) {
+  forRange(bags, grainFor(per * d), [&](int64_t b, int64_t e) {
     for (int64_t bg = b; bg < e; bg++) {
       float* o = O + bg * d;
       std::fill(o, o + d, 0.0f);
@@ -350,7 +370,7 @@ Napi::Value EmbeddingBagBackwardNapi(const Napi::CallbackInfo& info) {
   const float* W = weights.data;
   const float* G = gout.data;
   float* GW = gweights.data;
-  parallelFor(ne, grainFor(d), [&](int64_t b, int64_t e) {
+  forRange(ne, grainFor(d), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) {
       const float* g = G + (i / per) * d;
       const float* t = T + (int64_t)I[i] * d;
