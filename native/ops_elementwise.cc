@@ -50,13 +50,13 @@ Layout shapeArg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
 }
 
 StridedOperand stridedArg(const Napi::CallbackInfo& info, size_t iOffset, size_t iStrides, const Layout& l,
-                          int64_t length, const char* fn, const char* name) {
-  std::string nm(name);
+                          int64_t length, const char* fn, const char* name, const char* offName,
+                          const char* stridesName) {
   StridedOperand o;
-  o.offset = dimArg(info, iOffset, fn, (nm + "Offset").c_str());
-  Span<int32_t> st = i32Arg(info, iStrides, fn, (nm + "Strides").c_str());
+  o.offset = dimArg(info, iOffset, fn, offName);
+  Span<int32_t> st = i32Arg(info, iStrides, fn, stridesName);
   if (st.length != (size_t)l.rank)
-    throwRange(info.Env(), std::string(fn) + ": '" + nm + "Strides' has length " + std::to_string(st.length) +
+    throwRange(info.Env(), std::string(fn) + ": '" + stridesName + "' has length " + std::to_string(st.length) +
                                ", shape has rank " + std::to_string(l.rank));
   for (int k = 0; k < l.rank; k++) o.strides[k] = st.data[k];
   if (l.total == 0) return o;  // touches nothing
@@ -66,7 +66,7 @@ StridedOperand stridedArg(const Napi::CallbackInfo& info, size_t iOffset, size_t
     (span < 0 ? lo : hi) += span;
   }
   if (lo < 0 || hi >= (__int128)length)
-    throwRange(info.Env(), std::string(fn) + ": '" + nm + "' strides reach elements [" +
+    throwRange(info.Env(), std::string(fn) + ": '" + name + "' strides reach elements [" +
                                std::to_string((long long)lo) + ", " + std::to_string((long long)hi) +
                                "] outside an array of " + std::to_string(length));
   o.lo = (int64_t)lo;
@@ -250,10 +250,17 @@ void dropout(uint64_t thr, float scale, uint32_t seed, uint32_t start, const flo
   }
 }
 
+void transpose(const float* src, int64_t ss, float* dst, int64_t ds, int64_t R, int64_t C) {
+  for (int64_t j0 = 0; j0 < C; j0 += 16)
+    for (int64_t i = 0; i < R; i++)
+      for (int64_t j = j0; j < std::min(C, j0 + 16); j++) dst[i * ds + j] = src[i + j * ss];
+}
+
 const OpsTable table = {
     binary,        unary,           unaryBackward, axpy,       fill,        sumSquares, maskedFill,
     dropout,       sum,             colSum,        colMax,     argmax,      softmaxRows, softmaxBackwardRows,
-    crossEntropyRows, crossEntropyBackwardRows, layerNormRows, layerNormBackwardRows, adamw,
+    crossEntropyRows, crossEntropyBackwardRows, layerNormRows, layerNormBackwardRows, adamw, colSumRows,
+    transpose,
 };
 
 }  // namespace generic
@@ -343,9 +350,9 @@ Napi::Value CopyStridedNapi(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Layout l = shapeArg(info, 0, fn);
   auto src = f32Arg(info, 1, fn, "src");
-  StridedOperand so = stridedArg(info, 2, 3, l, (int64_t)src.length, fn, "src");
+  StridedOperand so = stridedArg(info, 2, 3, l, (int64_t)src.length, fn, "src", "srcOffset", "srcStrides");
   auto dst = f32Arg(info, 4, fn, "dst");
-  StridedOperand dso = stridedArg(info, 5, 6, l, (int64_t)dst.length, fn, "dst");
+  StridedOperand dso = stridedArg(info, 5, 6, l, (int64_t)dst.length, fn, "dst", "dstOffset", "dstStrides");
   noOverlap(env, src.data, so.lo, so.hi, 4, dst.data, dso.lo, dso.hi, 4, fn, "src", "dst");
   if (l.total == 0) return env.Undefined();
   const int64_t* strides[2] = {dso.strides, so.strides};
@@ -354,34 +361,29 @@ Napi::Value CopyStridedNapi(const Napi::CallbackInfo& info) {
   const float* s = src.data;
   float* d = dst.data;
   // 2-D transpose-like case (dst inner contiguous, src inner strided, src contiguous along the
-  // next dim out): copy in 16x16 tiles so both sides stay in cache.
+  // next dim out): units of 64 dst rows (256 bytes of each source row per page visit), copied by the
+  // transpose kernel in 8x8 register blocks.
   const int r = it.rank;
   if (r >= 2 && it.st[0][r - 1] == 1 && it.st[1][r - 1] != 1 && it.st[1][r - 2] == 1 && it.shape[r - 1] >= 16 &&
       it.shape[r - 2] >= 16) {
     const int64_t R = it.shape[r - 2], C = it.shape[r - 1];
     const int64_t dR = it.st[0][r - 2], sC = it.st[1][r - 1];
     const int64_t outer = l.total / (R * C);
-    const int64_t tilesR = (R + 15) / 16, tilesC = (C + 15) / 16;
-    Iter ot = it;  // iterate the outer dims as a shape of their own
-    ot.rank = r - 2;
+    const int64_t tilesR = (R + 63) / 64;
+    const auto& K = kernels();
     const bool par = injective(l, dso.strides);
-    parallelFor(outer * tilesR, par ? std::max<int64_t>(1, kGrainCheap / (16 * C)) : outer * tilesR,
+    parallelFor(outer * tilesR, par ? std::max<int64_t>(1, kGrainCheap / (64 * C)) : outer * tilesR,
                 [&](int64_t b, int64_t e) {
                   for (int64_t u = b; u < e; u++) {
-                    int64_t o = u / tilesR, tr = (u % tilesR) * 16;
+                    int64_t o = u / tilesR, tr = (u % tilesR) * 64;
                     int64_t od = it.off[0], os = it.off[1], rem = o;
                     for (int k = r - 3; k >= 0; k--) {
-                      int64_t ik = rem % ot.shape[k];
-                      rem /= ot.shape[k];
+                      int64_t ik = rem % it.shape[k];
+                      rem /= it.shape[k];
                       od += ik * it.st[0][k];
                       os += ik * it.st[1][k];
                     }
-                    int64_t r1 = std::min(R, tr + 16);
-                    for (int64_t tc = 0; tc < tilesC; tc++) {
-                      int64_t c0 = tc * 16, c1 = std::min(C, c0 + 16);
-                      for (int64_t i = tr; i < r1; i++)
-                        for (int64_t j = c0; j < c1; j++) d[od + i * dR + j] = s[os + i + j * sC];
-                    }
+                    K.transpose(s + os + tr, sC, d + od + tr * dR, dR, std::min<int64_t>(64, R - tr), C);
                   }
                 });
     return env.Undefined();
@@ -416,9 +418,9 @@ Napi::Value BinaryNapi(const Napi::CallbackInfo& info) {
   int op = (int)opArg(info, 0, fn, 6);
   Layout l = shapeArg(info, 1, fn);
   auto a = f32Arg(info, 2, fn, "a");
-  StridedOperand ao = stridedArg(info, 3, 4, l, (int64_t)a.length, fn, "a");
+  StridedOperand ao = stridedArg(info, 3, 4, l, (int64_t)a.length, fn, "a", "aOffset", "aStrides");
   auto b = f32Arg(info, 5, fn, "b");
-  StridedOperand bo = stridedArg(info, 6, 7, l, (int64_t)b.length, fn, "b");
+  StridedOperand bo = stridedArg(info, 6, 7, l, (int64_t)b.length, fn, "b", "bOffset", "bStrides");
   auto out = f32Arg(info, 8, fn, "out");
   needLen(env, out, l.total, fn, "out");
   noOverlap(env, a.data, ao.lo, ao.hi, 4, out.data, 0, l.total, 4, fn, "a", "out");

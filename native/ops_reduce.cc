@@ -38,6 +38,10 @@ void colSum(double* acc, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; i++) acc[i] += x[i];
 }
 
+void colSumRows(double* acc, const float* x, int64_t ld, int64_t rows, int64_t n) {
+  for (int64_t i = 0; i < rows; i++) colSum(acc, x + i * ld, n);
+}
+
 void colMax(float* best, int32_t* arg, const float* x, int64_t n, int32_t i) {
   for (int64_t j = 0; j < n; j++) {
     if (betterS(x[j], best[j])) {
@@ -150,7 +154,7 @@ Napi::Value ReduceNapi(const Napi::CallbackInfo& info) {
       float* dst = po + o * inner + j0;
       if (!isMax) {
         std::fill(acc, acc + len, 0.0);
-        for (int64_t i = 0; i < n; i++) K.colSum(acc, base + i * inner, len);
+        K.colSumRows(acc, base, inner, n, len);
         for (int64_t j = 0; j < len; j++) dst[j] = (float)acc[j];
       } else {
         std::copy(base, base + len, best);
@@ -178,7 +182,7 @@ Napi::Value SumIntoNapi(const Napi::CallbackInfo& info) {
   auto src = f32Arg(info, 1, fn, "src");
   needLen(env, src, l.total, fn, "src");
   auto dst = f32Arg(info, 2, fn, "dst");
-  StridedOperand d = stridedArg(info, 3, 4, l, (int64_t)dst.length, fn, "dst");
+  StridedOperand d = stridedArg(info, 3, 4, l, (int64_t)dst.length, fn, "dst", "dstOffset", "dstStrides");
   noOverlap(env, src.data, 0, l.total, 4, dst.data, d.lo, d.hi, 4, fn, "src", "dst");
   if (l.total == 0) return env.Undefined();
 
@@ -254,12 +258,15 @@ Napi::Value SumIntoNapi(const Napi::CallbackInfo& info) {
       if (innerKept) std::fill(acc, acc + len, 0.0);
       int64_t ridx[kMaxRank] = {};
       int64_t rOff = 0;
-      for (int64_t q = 0; q < redCount; q++) {
+      // with the inner dim kept, the innermost reduced dim goes to colSumRows in one call
+      const int nro = innerKept && nr > 0 ? nr - 1 : nr;
+      const int64_t lastRows = innerKept && nr > 0 ? rShape[nr - 1] : 1, lastLd = innerKept && nr > 0 ? rSs[nr - 1] : 0;
+      for (int64_t q = 0; q < redCount / lastRows; q++) {
         if (innerKept)
-          K.colSum(acc, ps + sBase + rOff + j0, len);
+          K.colSumRows(acc, ps + sBase + rOff + j0, lastLd, lastRows, len);
         else
           tot += K.sum(ps + sBase + rOff, W);
-        for (int k = nr - 1; k >= 0; k--) {  // odometer over the reduced dims
+        for (int k = nro - 1; k >= 0; k--) {  // odometer over the (other) reduced dims
           rOff += rSs[k];
           if (++ridx[k] < rShape[k]) break;
           rOff -= rSs[k] * rShape[k];

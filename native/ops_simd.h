@@ -47,6 +47,10 @@ struct OpsTable {
                                 int64_t rows, int64_t d);
   // constants: b1, 1-b1, b2, 1-b2, 1-lr*wd, lr/bc1, 1/sqrt(bc2), eps
   void (*adamw)(float* p, const float* g, float* m, float* v, int64_t n, const float* k);
+  // acc[j] += sum_{i < rows} x[i*ld + j] for j < n (column sums, double accumulators)
+  void (*colSumRows)(double* acc, const float* x, int64_t ld, int64_t rows, int64_t n);
+  // dst[i*ds + j] = src[i + j*ss] for i < R, j < C (a transposing tile copy)
+  void (*transpose)(const float* src, int64_t ss, float* dst, int64_t ds, int64_t R, int64_t C);
 };
 
 namespace avx2 {
@@ -78,6 +82,8 @@ void layerNormRows(const float* x, const float* w, const float* b, float* y, flo
 void layerNormBackwardRows(const float* x, const float* w, const float* mean, const float* rstd, const float* gy,
                            float* gx, double* gwAcc, double* gbAcc, float* scratch, int64_t rows, int64_t d);
 void adamw(float* p, const float* g, float* m, float* v, int64_t n, const float* k);
+void colSumRows(double* acc, const float* x, int64_t ld, int64_t rows, int64_t n);
+void transpose(const float* src, int64_t ss, float* dst, int64_t ds, int64_t R, int64_t C);
 }  // namespace generic
 
 // lowbias32 (dropout's counter-based RNG); static so each ISA TU keeps its own copy
@@ -123,7 +129,8 @@ Layout shapeArg(const Napi::CallbackInfo& info, size_t i, const char* fn);
 // Reads offset (integer >= 0) and Int32Array strides (length == rank) and checks that every
 // element the layout reaches lies inside an array of `length` elements.
 StridedOperand stridedArg(const Napi::CallbackInfo& info, size_t iOffset, size_t iStrides, const Layout& l,
-                          int64_t length, const char* fn, const char* name);
+                          int64_t length, const char* fn, const char* name, const char* offName,
+                          const char* stridesName);
 // True when distinct multi-indices over the layout map to distinct offsets (sufficient test:
 // dims sorted by |stride|, each stride exceeds the span of the smaller ones).
 bool injective(const Layout& l, const int64_t* strides);

@@ -401,7 +401,8 @@ function nativeSuite(N: Kernels, label: string): void {
           const a1 = new Int32Array(o * inner), a2 = new Int32Array(o * inner);
           ref.reduce(op, o, n, inner, x, r1, a1);
           N.reduce(op, o, n, inner, x, r2, op === ReduceOp.max ? a2 : null);
-          assertClose(r2, r1, op === ReduceOp.sum ? 1e-6 : 0, op === ReduceOp.sum ? 1e-6 : 0, `reduce op ${op} [${o},${n},${inner}]`);
+          // sums: float partials over 16 rows, then double; error ~ sqrt(16 n) ulps of the terms' scale
+          assertClose(r2, r1, op === ReduceOp.sum ? 1e-6 : 0, op === ReduceOp.sum ? 1e-6 * Math.sqrt(n) : 0, `reduce op ${op} [${o},${n},${inner}]`);
           if (op === ReduceOp.max) assert.deepEqual(a2, a1, `argmax [${o},${n},${inner}]`);
         }
       }
@@ -431,7 +432,7 @@ function nativeSuite(N: Kernels, label: string): void {
         const d1 = dst.slice(), d2 = dst.slice();
         ref.sumInto(Int32Array.from(c.shape), src, d1, c.off, Int32Array.from(c.st));
         N.sumInto(Int32Array.from(c.shape), src, d2, c.off, Int32Array.from(c.st));
-        assertClose(d2, d1, 1e-6, 1e-5, `sumInto [${c.shape}] strides [${c.st}]`);
+        assertClose(d2, d1, 1e-6, 4e-5, `sumInto [${c.shape}] strides [${c.st}]`);
       }
     });
 

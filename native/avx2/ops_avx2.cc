@@ -246,6 +246,11 @@ inline __m256 bop(__m256 a, __m256 b) {
 void fillImpl(float* x, float v, int64_t n) {
   __m256 vv = set1(v);
   int64_t i = 0;
+  if (n >= (1 << 20)) {  // big buffers: streaming stores skip the read-for-ownership traffic
+    for (; (reinterpret_cast<uintptr_t>(x + i) & 31) != 0; i++) x[i] = v;
+    for (; i + 8 <= n; i += 8) _mm256_stream_ps(x + i, vv);
+    _mm_sfence();
+  }
   for (; i + 8 <= n; i += 8) st(x + i, vv);
   if (i < n) stm(x + i, tailMask(n - i), vv);
 }
@@ -438,6 +443,84 @@ void colSum(double* acc, const float* x, int64_t n) {
                      _mm256_add_pd(_mm256_loadu_pd(acc + i + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
   }
   for (; i < n; i++) acc[i] += x[i];
+}
+
+// acc[j] += sum_i x[i*stride + j]. Rows are taken 16 at a time and swept left to right (sequential
+// streams the prefetcher follows); each 32-column slab is summed in float registers over the 16
+// rows, then added into the double accumulators (which stay in L1).
+inline void flushd(double* acc, __m256 f) {
+  _mm256_storeu_pd(acc, _mm256_add_pd(_mm256_loadu_pd(acc), _mm256_cvtps_pd(_mm256_castps256_ps128(f))));
+  _mm256_storeu_pd(acc + 4, _mm256_add_pd(_mm256_loadu_pd(acc + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1))));
+}
+
+void colSumRows(double* acc, const float* x, int64_t stride, int64_t rows, int64_t n) {
+  for (int64_t i0 = 0; i0 < rows; i0 += 16) {
+    const int64_t i1 = i0 + 16 < rows ? i0 + 16 : rows;
+    const float* x0 = x + i0 * stride;
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+      __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
+      const float* p = x0 + j;
+      for (int64_t i = i0; i < i1; i++, p += stride) {
+        f0 = _mm256_add_ps(f0, ld(p));
+        f1 = _mm256_add_ps(f1, ld(p + 8));
+        f2 = _mm256_add_ps(f2, ld(p + 16));
+        f3 = _mm256_add_ps(f3, ld(p + 24));
+      }
+      flushd(acc + j, f0);
+      flushd(acc + j + 8, f1);
+      flushd(acc + j + 16, f2);
+      flushd(acc + j + 24, f3);
+    }
+    for (; j < n; j += 8) {
+      const int64_t w = n - j < 8 ? n - j : 8;
+      const __m256i m = tailMask(w);
+      __m256 f = _mm256_setzero_ps();
+      const float* p = x0 + j;
+      for (int64_t i = i0; i < i1; i++, p += stride) f = _mm256_add_ps(f, ldm(p, m));
+      alignas(32) float t[8];
+      _mm256_store_ps(t, f);
+      for (int64_t k = 0; k < w; k++) acc[j + k] += t[k];
+    }
+  }
+}
+
+// 8x8 register transpose: rows r[k] (k < 8) become columns
+inline void transpose8(__m256 r[8]) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// dst[i*ds + j] = src[i + j*ss]. For each 8 source rows (j), all of i is swept, so every source
+// row is read as one sequential run per call.
+void transpose(const float* src, int64_t ss, float* dst, int64_t ds, int64_t R, int64_t C) {
+  const int64_t R8 = R & ~(int64_t)7, C8 = C & ~(int64_t)7;
+  for (int64_t j = 0; j < C8; j += 8) {
+    for (int64_t i = 0; i < R8; i += 8) {
+      __m256 r[8];
+      for (int k = 0; k < 8; k++) r[k] = ld(src + i + (j + k) * ss);
+      transpose8(r);
+      for (int k = 0; k < 8; k++) st(dst + (i + k) * ds + j, r[k]);
+    }
+    for (int64_t k = R8; k < R; k++)
+      for (int64_t jj = j; jj < j + 8; jj++) dst[k * ds + jj] = src[k + jj * ss];
+  }
+  for (int64_t k = 0; k < R; k++)
+    for (int64_t jj = C8; jj < C; jj++) dst[k * ds + jj] = src[k + jj * ss];
 }
 
 // lanes where v should replace best: v > best, or v is NaN and best is not
@@ -727,7 +810,7 @@ void adamw(float* p, const float* g, float* m, float* v, int64_t n, const float*
 const OpsTable table = {
     binary,      unary,           unaryBackward, axpy, fillImpl, sumSquares, maskedFill, dropout, sum, colSum,
     colMax,      argmax,          softmaxRows,   softmaxBackwardRows, crossEntropyRows, crossEntropyBackwardRows,
-    layerNormRows, layerNormBackwardRows, adamw,
+    layerNormRows, layerNormBackwardRows, adamw, colSumRows, transpose,
 };
 
 }  // namespace avx2
