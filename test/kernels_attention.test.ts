@@ -28,8 +28,7 @@ function forwardBoth(B: number, S: number, H: number, hd: number, scale: number,
   return { r, c };
 }
 
-function checkShape([B, S, H, hd]: Shape, seed: number): void {
-  const scale = 1 / Math.sqrt(hd);
+function checkShape([B, S, H, hd]: Shape, seed: number, scale = 1 / Math.sqrt(hd)): void {
   const what = `B=${B} S=${S} H=${H} hd=${hd}`;
   const qkv = randn(B * S * 3 * H * hd, seed, 1.5);
   const gout = randn(B * S * H * hd, seed + 1);
@@ -56,6 +55,11 @@ test('attention: results independent of thread count', { skip: isChild }, () => 
   } finally {
     nat.setThreads(before);
   }
+});
+
+test('attention: zero and negative scale', () => {
+  checkShape([1, 70, 2, 16], 31, 0);
+  checkShape([2, 33, 1, 8], 32, -0.4);
 });
 
 test('attention: large-magnitude scores stay finite and match', () => {
