@@ -30,6 +30,7 @@ namespace moelab {
 void peerScoreAvx2(int rows, int nPanels, int half, const float* Q, int64_t ldq, const float* Kp, float* S,
                    int64_t lds);
 int peerTopkAvx2(const float* s, int n, int k, float* vals, int32_t* idx);
+void peerCandidatesAvx2(const float* v1, const float* v2, int k, float* cv, int32_t* ci);
 void peerGatherDotsAvx2(const float* x, const float* table, const int32_t* ids, int n, int64_t d, float* out);
 void peerGatherAxpyAvx2(const float* table, const int32_t* ids, const float* w, int n, int64_t d, float* y);
 void peerAxpyAvx2(float a, const float* x, float* y, int64_t d);
@@ -78,6 +79,14 @@ int topkGeneric(const float* s, int n, int k, float* vals, int32_t* idx) {
   int cnt = 0;
   for (int i = 0; i < n; i++) cnt = topkInsert(vals, idx, cnt, k, s[i], i);
   return cnt;
+}
+
+void candidatesGeneric(const float* v1, const float* v2, int k, float* cv, int32_t* ci) {
+  int cnt = 0;
+  for (int a = 0; a < k; a++) {
+    const int bEnd = k / (a + 1);  // (a+1)(b+1) > k: at least k candidates rank before (a, b)
+    for (int b = 0; b < bEnd; b++) cnt = topkInsert(cv, ci, cnt, k, v1[a] + v2[b], a * k + b);
+  }
 }
 
 void gatherDotsGeneric(const float* x, const float* table, const int32_t* ids, int n, int64_t d, float* out) {
@@ -141,6 +150,7 @@ void adamRowBf16Generic(int64_t d, const float* g, float* p, uint16_t* m, uint16
 struct PeerIsa {
   decltype(&scoreGeneric) score;
   decltype(&topkGeneric) topk;
+  decltype(&candidatesGeneric) cand;
   decltype(&gatherDotsGeneric) dots;
   decltype(&gatherAxpyGeneric) axpys;
   decltype(&axpyGeneric) axpy;
@@ -149,9 +159,9 @@ struct PeerIsa {
 };
 
 const PeerIsa& isa() {
-  static const PeerIsa avx2{peerScoreAvx2, peerTopkAvx2, peerGatherDotsAvx2, peerGatherAxpyAvx2, peerAxpyAvx2,
+  static const PeerIsa avx2{peerScoreAvx2, peerTopkAvx2, peerCandidatesAvx2, peerGatherDotsAvx2, peerGatherAxpyAvx2, peerAxpyAvx2,
                             sparseAdamRowAvx2, sparseAdamRowBf16Avx2};
-  static const PeerIsa generic{scoreGeneric, topkGeneric, gatherDotsGeneric, gatherAxpyGeneric, axpyGeneric,
+  static const PeerIsa generic{scoreGeneric, topkGeneric, candidatesGeneric, gatherDotsGeneric, gatherAxpyGeneric, axpyGeneric,
                                adamRowGeneric, adamRowBf16Generic};
   return activeIsa() >= Isa::Avx2 ? avx2 : generic;
 }
@@ -283,11 +293,7 @@ Napi::Value PeerRetrieveNapi(const Napi::CallbackInfo& info) {
       for (int i = 0; i < rows; i++) {
         I.topk(S0 + (int64_t)i * nSubP, NS, K, v1, i1);
         I.topk(S1 + (int64_t)i * nSubP, NS, K, v2, i2);
-        int cnt = 0;
-        for (int a = 0; a < K; a++) {
-          const int bEnd = K / (a + 1);
-          for (int b = 0; b < bEnd; b++) cnt = topkInsert(cv, ci, cnt, K, v1[a] + v2[b], a * K + b);
-        }
+        I.cand(v1, v2, K, cv, ci);
         const int64_t o = (rb + i) * k;
         for (int j = 0; j < K; j++) {
           IDS[o + j] = i1[ci[j] / K] * NS + i2[ci[j] % K];

@@ -330,6 +330,26 @@ describe('PEER native kernels vs reference', { skip: !nativePeerKernels() }, () 
     }
   });
 
+  test('retrieval with heavy ties equals the reference exactly; NaN/inf inputs give valid ids', () => {
+    // integer queries and keys: every score is an exact small integer, so ties are everywhere and
+    // both implementations must apply the same rule (descending, lower index first)
+    for (const [T, h, nSub, half, k, seed] of [[6, 3, 40, 4, 16, 1], [5, 2, 33, 3, 7, 2], [4, 2, 100, 2, 16, 3], [3, 1, 27, 5, 20, 4]]) {
+      const q = Float32Array.from(randint(T * h * 2 * half, 3, seed), (v) => v - 1);
+      const keys = Float32Array.from(randint(2 * nSub * half, 3, seed + 1), (v) => v - 1);
+      const P: Problem = { T, h, nSub, half, k, q, keys };
+      const a = runRetrieve(N(), P), b = runRetrieve(R, P);
+      assert.deepEqual([...a.ids], [...b.ids], `tied ids T${T} nSub${nSub} k${k}`);
+      assert.deepEqual([...a.scores], [...b.scores], 'tied scores');
+    }
+    const P = problem(4, 2, 32, 4, 16, 9);
+    P.q[3] = NaN;
+    P.q[20] = Infinity;
+    P.keys[5] = -Infinity;
+    for (let i = 0; i < 4 * 32; i++) P.keys[32 * 4 + i] = -Infinity; // second table all -inf
+    const { ids } = runRetrieve(N(), P);
+    for (const id of ids) assert.ok(id >= 0 && id < 32 * 32, `invalid id ${id} from non-finite inputs`);
+  });
+
   test('expert forward/backward, retrieval backward, coalesce, row grads', () => {
     for (const [T, d, nSub, h, k, half, pkm, act] of [[7, 13, 5, 2, 3, 3, 0, 0], [9, 40, 8, 3, 4, 4, 0, 1], [5, 16, 6, 2, 2, 5, 1, 0],
       [33, 64, 16, 4, 8, 8, 0, 0]] as const) {

@@ -35,6 +35,50 @@ inline int insert(float* vals, int32_t* idx, int cnt, int k, float v, int32_t i)
   return cnt;
 }
 
+// A descending list of 16 (value, index) pairs in four registers. insert(v, i) puts (v, i) after
+// every entry >= v and shifts the rest down one lane (the last falls off), branch-free; with the
+// list sorted this is the scalar insert() rule. Empty lanes hold -inf.
+struct Top16 {
+  __m256 v0, v1;
+  __m256i i0, i1;
+  Top16() : v0(_mm256_set1_ps(-__builtin_inff())), v1(v0), i0(_mm256_set1_epi32(-1)), i1(i0) {}
+  inline void insert(float v, int32_t i) {
+    const __m256i rot = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);
+    const __m256 vb = _mm256_set1_ps(v);
+    const __m256i ib = _mm256_set1_epi32(i);
+    const __m256 ge0 = _mm256_cmp_ps(v0, vb, _CMP_GE_OQ), ge1 = _mm256_cmp_ps(v1, vb, _CMP_GE_OQ);
+    const __m256 g0r = _mm256_permutevar8x32_ps(ge0, rot), g1r = _mm256_permutevar8x32_ps(ge1, rot);
+    const __m256 sh0m = _mm256_blend_ps(g0r, _mm256_castsi256_ps(_mm256_set1_epi32(-1)), 1);  // ge of the lane before
+    const __m256 sh1m = _mm256_blend_ps(g1r, g0r, 1);
+    const __m256 r0 = _mm256_permutevar8x32_ps(v0, rot), r1 = _mm256_permutevar8x32_ps(v1, rot);
+    const __m256 s1 = _mm256_blend_ps(r1, r0, 1);
+    const __m256i q0 = _mm256_permutevar8x32_epi32(i0, rot), q1 = _mm256_permutevar8x32_epi32(i1, rot);
+    const __m256i t1 = _mm256_blend_epi32(q1, q0, 1);
+    v0 = _mm256_blendv_ps(_mm256_blendv_ps(r0, vb, sh0m), v0, ge0);
+    v1 = _mm256_blendv_ps(_mm256_blendv_ps(s1, vb, sh1m), v1, ge1);
+    i0 = _mm256_castps_si256(_mm256_blendv_ps(_mm256_blendv_ps(_mm256_castsi256_ps(q0), _mm256_castsi256_ps(ib), sh0m),
+                                              _mm256_castsi256_ps(i0), ge0));
+    i1 = _mm256_castps_si256(_mm256_blendv_ps(_mm256_blendv_ps(_mm256_castsi256_ps(t1), _mm256_castsi256_ps(ib), sh1m),
+                                              _mm256_castsi256_ps(i1), ge1));
+  }
+  inline float lane(int j) const {
+    const __m256 src = j < 8 ? v0 : v1;
+    return _mm_cvtss_f32(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(src, _mm256_set1_epi32(j & 7))));
+  }
+  inline void store(float* vals, int32_t* idx, int k) const {
+    alignas(32) float tv[16];
+    alignas(32) int32_t ti[16];
+    _mm256_store_ps(tv, v0);
+    _mm256_store_ps(tv + 8, v1);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(ti), i0);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(ti + 8), i1);
+    for (int j = 0; j < k; j++) {
+      vals[j] = tv[j];
+      idx[j] = ti[j];
+    }
+  }
+};
+
 // S[r, 0..16) = sum_c Q[r*ldq + c] * Kp[c*16 + 0..16) for r < MR.
 template <int MR>
 inline void scoreTile(int half, const float* Q, int64_t ldq, const float* Kp, float* S, int64_t lds) {
@@ -120,21 +164,111 @@ void peerScoreAvx2(int rows, int nPanels, int half, const float* Q, int64_t ldq,
 }
 
 // Top-k of s[0..n) into vals/idx (descending, ties keep the lower index); returns min(k, n).
+// k <= 16 (the common case): a 16-lane group-maximum pass gives thr0 <= the 16th largest value, so
+// only elements >= thr0 are candidates (~50 of 256 or 1024 for random scores); candidates go, in
+// index order, through the same insertion rule as the scalar version, done branch-free on a sorted
+// list held in four registers. Same result as the scalar scan for any input without NaN.
 int peerTopkAvx2(const float* s, int n, int k, float* vals, int32_t* idx) {
-  int cnt = 0, i = 0;
-  for (; i < n && cnt < k; i++) cnt = insert(vals, idx, cnt, k, s[i], i);
-  if (cnt < k) return cnt;
+  if (k > 16 || n < 16) {
+    int cnt = 0;
+    for (int i = 0; i < n; i++) cnt = insert(vals, idx, cnt, k, s[i], i);
+    return cnt;
+  }
+  __m256 m0 = _mm256_loadu_ps(s), m1 = _mm256_loadu_ps(s + 8);
+  int i = 16;
+  for (; i + 16 <= n; i += 16) {
+    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(s + i));
+    m1 = _mm256_max_ps(m1, _mm256_loadu_ps(s + i + 8));
+  }
+  __m256 mn = _mm256_min_ps(m0, m1);
+  __m128 a = _mm_min_ps(_mm256_castps256_ps128(mn), _mm256_extractf128_ps(mn, 1));
+  a = _mm_min_ps(a, _mm_movehl_ps(a, a));
+  a = _mm_min_ss(a, _mm_shuffle_ps(a, a, 1));
+  const float thr0 = _mm_cvtss_f32(a);
+  Top16 t;
+  int cnt = 0;
+  float thr = thr0;
+  __m256 thrv = _mm256_set1_ps(thr0);
+  int cmpGt = 0;  // before the list is full: candidates are >= thr0; after: > the k-th value
+  i = 0;
   for (; i + 8 <= n; i += 8) {
     __m256 v = _mm256_loadu_ps(s + i);
-    int mask = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_set1_ps(vals[k - 1]), _CMP_GT_OQ));
+    int mask = _mm256_movemask_ps(cmpGt ? _mm256_cmp_ps(v, thrv, _CMP_GT_OQ) : _mm256_cmp_ps(v, thrv, _CMP_GE_OQ));
     while (mask) {
-      int b = __builtin_ctz(mask);
+      const int b = __builtin_ctz(mask);
       mask &= mask - 1;
-      cnt = insert(vals, idx, cnt, k, s[i + b], i + b);
+      const float x = s[i + b];
+      if (cnt < k) {
+        t.insert(x, i + b);
+        if (++cnt == k) {
+          thr = t.lane(k - 1);
+          thrv = _mm256_set1_ps(thr);
+          cmpGt = 1;
+        }
+      } else if (x > thr) {
+        t.insert(x, i + b);
+        thr = t.lane(k - 1);
+        thrv = _mm256_set1_ps(thr);
+      }
     }
   }
-  for (; i < n; i++) cnt = insert(vals, idx, cnt, k, s[i], i);
+  for (; i < n; i++) {
+    const float x = s[i];
+    if (cnt < k) {
+      if (!(x >= thr0)) continue;
+      t.insert(x, i);
+      if (++cnt == k) thr = t.lane(k - 1);
+    } else if (x > thr) {
+      t.insert(x, i);
+      thr = t.lane(k - 1);
+    }
+  }
+  if (cnt == k) {
+    t.store(vals, idx, k);
+    if (idx[k - 1] >= 0) return k;
+  }
+  // only with NaN or -inf scores (fewer than k candidates, or an entry that fell behind the -inf
+  // padding): the plain scan, which always keeps k entries
+  cnt = 0;
+  for (int j = 0; j < n; j++) cnt = insert(vals, idx, cnt, k, s[j], j);
   return cnt;
+}
+
+// Top-k of the product-key candidates v1[a] + v2[b] (a*k + b; only pairs with (a+1)(b+1) <= k can
+// rank in the top k) into cv/ci, descending, ties keep the lower candidate index.
+void peerCandidatesAvx2(const float* v1, const float* v2, int k, float* cv, int32_t* ci) {
+  if (k > 16) {
+    int cnt = 0;
+    for (int a = 0; a < k; a++) {
+      const int bEnd = k / (a + 1);
+      for (int b = 0; b < bEnd; b++) cnt = insert(cv, ci, cnt, k, v1[a] + v2[b], a * k + b);
+    }
+    return;
+  }
+  Top16 t;
+  int cnt = 0;
+  float thr = 0;
+  for (int a = 0; a < k; a++) {
+    const int bEnd = k / (a + 1);
+    for (int b = 0; b < bEnd; b++) {
+      const float x = v1[a] + v2[b];
+      if (cnt < k) {
+        t.insert(x, a * k + b);
+        if (++cnt == k) thr = t.lane(k - 1);
+      } else if (x > thr) {
+        t.insert(x, a * k + b);
+        thr = t.lane(k - 1);
+      }
+    }
+  }
+  t.store(cv, ci, k);
+  if (ci[k - 1] < 0) {  // -inf sums (infinite inputs) fell behind the padding: scalar rule
+    cnt = 0;
+    for (int a = 0; a < k; a++) {
+      const int bEnd = k / (a + 1);
+      for (int b = 0; b < bEnd; b++) cnt = insert(cv, ci, cnt, k, v1[a] + v2[b], a * k + b);
+    }
+  }
 }
 
 // out[j] = table[ids[j]] . x for j < n (rows of d floats), four rows at a time, prefetching the next four.
