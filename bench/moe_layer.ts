@@ -1,7 +1,7 @@
 // Times one MoE layer's forward + backward at T=2048, d=256, k=2 for E=8 (h=1024) and E=64 (h=128),
 // next to the dense MLP d -> 4d -> d and a dense MLP with the MoE's active width (k*h), and prints
 // JSON. GFLOP/s = 6 * forward MACs per token * T / time (fwd 2 flops/MAC, bwd twice the forward).
-//   node dist/bench/moe_layer.js [--reps 10] [--tokens 2048] [--profile]   (--profile: time per kernel function)
+//   node dist/bench/moe_layer.js [--reps 10] [--tokens 2048] [--only <label substring>] [--profile]   (--profile: time per kernel function)
 import { backend, setBackend, type Kernels } from '../src/backend/index.js';
 import { Tensor, add, meanAll, mul } from '../src/tensor/index.js';
 import { MoE } from '../src/nn/moe.js';
@@ -55,6 +55,7 @@ function run(label: string, m: FeedForward): Record<string, unknown> {
     return [t1 - t0, performance.now() - t1];
   };
   for (let i = 0; i < 2; i++) step();
+  process.stderr.write(`${label}: warm\n`);
   kernelTime.clear();
   const fwd: number[] = [], bwd: number[] = [], tot: number[] = [];
   for (let i = 0; i < reps; i++) {
@@ -80,11 +81,13 @@ const moe = (E: number, h: number) => new MoE(d, {
   experts: E, topk: k, hidden: h, granularity: 1, sharedExperts: 0, capacityFactor: 0, evalCapacityFactor: 0,
   renormalize: true, jitter: 0, auxCoef: 0.01, zCoef: 0.001,
 });
-const results = [
-  run('dense d->4d', new MLP(d, 4 * d)),
-  run('moe E=8 h=1024 k=2', moe(8, 1024)),
-  run('dense d->2048 (E=8 active)', new MLP(d, k * 1024)),
-  run('moe E=64 h=128 k=2', moe(64, 128)),
-  run('dense d->256 (E=64 active)', new MLP(d, k * 128)),
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : '';
+const layers: [string, () => FeedForward][] = [
+  ['dense d->4d', () => new MLP(d, 4 * d)],
+  ['moe E=8 h=1024 k=2', () => moe(8, 1024)],
+  ['dense d->2048 (E=8 active)', () => new MLP(d, k * 1024)],
+  ['moe E=64 h=128 k=2', () => moe(64, 128)],
+  ['dense d->256 (E=64 active)', () => new MLP(d, k * 128)],
 ];
+const results = layers.filter(([l]) => l.includes(only)).map(([l, make]) => run(l, make()));
 console.log(JSON.stringify({ backend: backend().name, threads: backend().getThreads(), reps, results }, null, 1));

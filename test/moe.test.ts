@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { ref, nativeKernels, setBackend, type Kernels } from '../src/backend/index.js';
 import { Tensor, tensor, add, concat, reshape, noGrad } from '../src/tensor/index.js';
-import { MoE, type MoEOptions } from '../src/nn/moe.js';
+import { MoE, planRoute, type MoEOptions } from '../src/nn/moe.js';
 import { MLP } from '../src/nn/mlp.js';
 import { GPT } from '../src/nn/gpt.js';
 import type { FeedForward } from '../src/nn/ffn.js';
@@ -248,6 +248,22 @@ for (const [bname, kern] of backends()) {
       checkAgainstBrute('shared experts', sh, T, 7);
       // one token and an expert nobody picks
       checkAgainstBrute('T=1', makeMoE(d, { experts: 8 }, 8), 1, 8);
+    });
+
+    test('planRoute: stable grouping by expert, overflow dropped in token order', () => {
+      // T=5, k=2, E=3; expert 0 gets slots 0,2,4,7, expert 1 gets 1,5,6,9, expert 2 gets 3,8
+      const idx = Int32Array.of(0, 1, 0, 2, 0, 1, 1, 0, 2, 1);
+      const free = planRoute(idx, 5, 2, 3, Infinity);
+      assert.deepEqual([...free.slots], [0, 2, 4, 7, 1, 5, 6, 9, 3, 8]);
+      assert.deepEqual([...free.offsets], [0, 4, 8, 10]);
+      assert.deepEqual([...free.counts], [4, 4, 2]);
+      assert.deepEqual([...free.tok], [0, 1, 2, 3, 0, 2, 3, 4, 1, 4]);
+      const capped = planRoute(idx, 5, 2, 3, 2);
+      assert.deepEqual([...capped.slots], [0, 2, 1, 5, 3, 8]);
+      assert.deepEqual([...capped.offsets], [0, 2, 4, 6]);
+      assert.deepEqual([...capped.counts], [4, 4, 2], 'counts are taken before drops');
+      assert.deepEqual([...capped.tok], [0, 1, 0, 2, 1, 4]);
+      assert.deepEqual([...planRoute(idx, 5, 2, 3, 4).slots], [...free.slots], 'capacity >= every count drops nothing');
     });
 
     test('capacity: unbounded == dropless; small factors drop exactly the reference slots', () => {
