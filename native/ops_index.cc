@@ -194,10 +194,9 @@ Napi::Value ScatterAddNapi(const Napi::CallbackInfo& info) {
 inline uint64_t rankKey(float v, uint32_t i) {
   uint32_t b;
   std::memcpy(&b, &v, 4);
-  uint32_t key;
-  if ((b & 0x7fffffffu) > 0x7f800000u) key = 0xffffffffu;
-  else if (b == 0x80000000u) key = 0x80000000u;
-  else key = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  b = (b << 1) == 0 ? 0 : b;                                    // -0 -> +0
+  uint32_t key = b ^ ((uint32_t)((int32_t)b >> 31) | 0x80000000u);  // branch-free total order
+  key = (b & 0x7fffffffu) > 0x7f800000u ? 0xffffffffu : key;    // NaN above +inf
   return ((uint64_t)key << 32) | (uint32_t)~i;
 }
 
@@ -221,26 +220,25 @@ Napi::Value TopkNapi(const Napi::CallbackInfo& info) {
   const float* X = x.data;
   float* V = vals.data;
   int32_t* I = idx.data;
-  // Small k: a sorted buffer of the best k so far (insertion); large k: partial_sort of all keys.
+  // Small k: a sorted buffer of the best k so far; large k: partial_sort of all keys.
   const bool small = k <= 32;
-  forRange(rows, grainFor(n), [&](int64_t b, int64_t e) {
+  forRange(rows, grainFor(n), [&, n, k](int64_t b, int64_t e) {  // n, k by value: no reloads
     std::vector<uint64_t> buf(small ? k : n);
     for (int64_t r = b; r < e; r++) {
       const float* xr = X + r * n;
       if (small) {
-        int64_t cnt = 0;
+        // buf holds the best k keys so far, descending; 0 ranks below every real key. A key that
+        // beats the k-th bubbles in with branch-free max/min steps.
+        std::fill(buf.begin(), buf.end(), 0);
+        uint64_t* bp = buf.data();
         for (int64_t i = 0; i < n; i++) {
-          const uint64_t key = rankKey(xr[i], (uint32_t)i);
-          if (cnt == k) {
-            if (key <= buf[k - 1]) continue;
-            cnt--;
+          uint64_t c = rankKey(xr[i], (uint32_t)i);
+          if (c <= bp[k - 1]) continue;
+          for (int64_t j = 0; j < k; j++) {
+            const uint64_t cur = bp[j];
+            bp[j] = cur > c ? cur : c;
+            c = cur > c ? c : cur;
           }
-          int64_t p = cnt++;
-          while (p > 0 && buf[p - 1] < key) {
-            buf[p] = buf[p - 1];
-            p--;
-          }
-          buf[p] = key;
         }
       } else {
         for (int64_t i = 0; i < n; i++) buf[i] = rankKey(xr[i], (uint32_t)i);
