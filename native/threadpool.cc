@@ -74,26 +74,22 @@ class Pool {
   void loop(int idx, uint64_t seen) {
     for (;;) {
       // spin a little before sleeping
-      uint64_t g = seen;
       for (int spin = 0; spin < 20000; spin++) {
-        g = generation_.load(std::memory_order_acquire);
-        if (g != seen || stop_.load(std::memory_order_relaxed)) break;
+        if (generation_.load(std::memory_order_acquire) != seen || stop_.load(std::memory_order_relaxed)) break;
 #if defined(__x86_64__)
         __builtin_ia32_pause();
 #endif
         if ((spin & 1023) == 1023) std::this_thread::yield();
       }
-      if (g == seen) {
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen || stop_.load(); });
-        g = generation_.load(std::memory_order_acquire);
-      }
-      if (stop_.load()) return;
-      seen = g;
       const std::function<void(int, int)>* job;
       int nt;
       {
-        std::lock_guard<std::mutex> lk(mu_);
+        // Generation, job and width are read together under the lock: a worker that is not part of
+        // job N may only notice it after job N+1 was posted, and must then run N+1 exactly once.
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen || stop_.load(); });
+        if (stop_.load()) return;
+        seen = generation_.load(std::memory_order_acquire);
         job = job_;
         nt = jobThreads_;
       }
