@@ -5,7 +5,7 @@
  *
  * Routing (small [T, E] tensor ops, differentiable):
  *   logits = x' Wr^T  (x' = x * U(1-eps, 1+eps) when training with jitter, else x)
- *   probs  = softmax(logits);  gates, idx = topk(probs, k);  gates /= sum(gates)  (renormalize)
+ *   probs  = softmax(logits);  gates, idx = topk(probs, k);  gates /= sum(gates)  (renormalize, own op)
  * Dispatch (MegaBlocks style, one composite autograd op, `expertMix`):
  *   the T*k slots (slot s = t*k + j) are stable-sorted by expert (counting sort), overflow slots
  *   (position within their expert's list >= C) are dropped, token rows are gathered, ONE grouped
@@ -21,9 +21,7 @@
  * (same active parameters and MACs). Shared experts (MLPs of the fine-grained width) see every token.
  */
 import { backend, BinaryOp, UnaryOp } from '../backend/index.js';
-import {
-  Tensor, attach, add, mul, softmax, topk, zeros,
-} from '../tensor/index.js';
+import { Tensor, attach, add, mul, softmax, topk, zeros } from '../tensor/index.js';
 import { Rng } from '../util/random.js';
 import { FeedForward, type FfnStats } from './ffn.js';
 import { Linear } from './layers.js';
@@ -284,7 +282,7 @@ export class MoE extends FeedForward {
 
   private aux: Tensor | null = null;
   private last: {
-    T: number; probs: Float32Array; counts: Int32Array; kept: number; capacity: number; losses: RouterLossValues;
+    T: number; probs: Float32Array; counts: Int32Array; kept: number; losses: RouterLossValues;
   } | null = null;
 
   constructor(readonly d: number, readonly o: MoEOptions) {
@@ -343,7 +341,7 @@ export class MoE extends FeedForward {
     for (let t = 0; t < T; t++) top1[t] = idx[t * k];
     const losses: RouterLossValues = { balance: 0, z: 0 };
     this.aux = routerLosses(logits, probs, route.counts, top1, this.o.auxCoef, this.o.zCoef, losses);
-    this.last = { T, probs: probs.f32, counts: route.counts, kept: route.tok.length, capacity: route.capacity, losses };
+    this.last = { T, probs: probs.f32, counts: route.counts, kept: route.tok.length, losses };
     return y;
   }
 
