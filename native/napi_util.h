@@ -31,12 +31,18 @@ inline void needArgs(const Napi::CallbackInfo& info, size_t n, const char* fn) {
 template <typename T, napi_typedarray_type K>
 inline Span<T> typedArg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name,
                         const char* tname) {
-  Napi::Value v = info[i];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != K)
+  // One napi_get_typedarray_info call gives type, length and the offset data pointer: this runs for
+  // every array argument of every kernel call, so it stays a single N-API round trip.
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value v = i < info.Length() ? static_cast<napi_value>(info[i]) : nullptr;
+  bool isTyped = false;
+  if (v == nullptr || napi_is_typedarray(info.Env(), v, &isTyped) != napi_ok || !isTyped ||
+      napi_get_typedarray_info(info.Env(), v, &type, &length, &data, nullptr, nullptr) != napi_ok || type != K)
     throwType(info.Env(), std::string(fn) + ": argument '" + name + "' must be a " + tname);
-  auto a = v.As<Napi::TypedArray>();
-  auto buf = a.ArrayBuffer();
-  return {reinterpret_cast<T*>(static_cast<uint8_t*>(buf.Data()) + a.ByteOffset()), a.ElementLength()};
+  if (length == 0) data = nullptr;
+  return {reinterpret_cast<T*>(data), length};
 }
 
 inline Span<float> f32Arg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
