@@ -1,9 +1,18 @@
-// Fused causal multi-head attention (forward, backward, KV-cache decoding), FlashAttention-2 style:
-// per (batch, head) and block of BR queries, scores against blocks of BC keys with an online softmax;
-// only lse per query is saved and backward recomputes P from it. The causal upper triangle is
-// skipped at 6-row x 8-column granularity. This file validates, packs operands into per-thread
-// scratch, threads and dispatches; the tile kernels are AVX2 (avx2/attention_avx2.cc) or the
-// portable versions below (MOELAB_ISA=generic).
+// Fused causal multi-head attention (forward, backward, KV-cache decoding), FlashAttention-2 style.
+//
+// Forward: per (batch, head) and block of BR queries, scores against blocks of FBC keys, online
+// softmax in base 2 (scale * log2 e folded into the exponent), O rescaled per key block; only
+// lse per query is written. Backward: per key block of BC keys, over the query blocks at or below
+// the diagonal: recompute S, P = 2^(S*sc - lse*log2 e), dV += P^T dO, dP = dO V^T,
+// dS = scale * P (dP - D) with D = rowsum(dO * O), dK += dS^T Q, dQ += dS K.
+// The causal upper triangle is skipped at 6-row x 8-column granularity inside every tile GEMM.
+//
+// Threads take whole heads from a shared counter while there are at least as many heads as threads;
+// the remainder (heads % threads) is split by query blocks (forward) or key blocks with private
+// dQ accumulators summed afterwards (backward). Q, K, V, dO rows are read in place from qkv/gout
+// (packed with zero padding only when hd % 8 != 0); K and V are packed transposed into per-thread
+// scratch that is reused across calls. This file validates, packs, threads and dispatches; the tile
+// kernels are AVX2 (avx2/attention_avx2.cc) or the portable versions below (MOELAB_ISA=generic).
 #include "cpu.h"
 #include "napi_util.h"
 #include "registry.h"
