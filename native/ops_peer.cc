@@ -641,6 +641,10 @@ Napi::Value PeerRowGradNapi(const Napi::CallbackInfo& info) {
       float* o = O + i * d;
       std::fill(o, o + d, 0.0f);
       for (int64_t p = OF[i]; p < OF[i + 1]; p++) {
+        if (p + 4 < OF[i1]) {  // the source row four occurrences ahead (rows are scattered over src)
+          const char* pf = reinterpret_cast<const char*>(S + (OR[p + 4] / per) * d);
+          for (int64_t b = 0; b < d * 4; b += 64) __builtin_prefetch(pf + b);
+        }
         const int64_t pos = OR[p];
         I.axpy(C ? C[pos] : 1.0f, S + (pos / per) * d, o, d);
       }

@@ -512,6 +512,21 @@ for (const [bname, makeKern] of backends()) {
         for (let i = 1; i < ids.length; i++) assert.ok(ids[i] > ids[i - 1], 'chunk ids strictly increasing');
         assertClose(materialise(pa), pb.grad!.f32, 1e-6, 1e-7, n);
       }
+      // a second backward before the optimizer (gradient accumulation) gets its own buffers; after
+      // zeroGrad the layer reuses them
+      const first = a.v.weight.sparseGrad![0].values;
+      const snapshot = first.slice();
+      a.forward(tensor(x, [7, 8])).backward(R.slice());
+      assert.equal(a.v.weight.sparseGrad!.length, 2);
+      const second = a.v.weight.sparseGrad![1].values;
+      assert.notEqual(second.buffer, first.buffer);
+      assert.deepEqual([...first], [...snapshot], 'first chunk overwritten by the second backward');
+      const twice = materialise(a.v.weight);
+      assertClose(twice, b.v.weight.grad!.f32.map((t) => 2 * t), 1e-6, 1e-6, 'accumulated chunks');
+      a.v.weight.sparseGrad = null;
+      a.forward(tensor(x, [7, 8])).backward(R.slice());
+      assert.ok([first.buffer, second.buffer].includes(a.v.weight.sparseGrad![0].values.buffer), 'pooled buffer reused');
+      assertClose(materialise(a.v.weight), b.v.weight.grad!.f32, 1e-6, 1e-7, 'after reuse');
       assert.deepEqual(a.sparseParameters(), [a.u!.weight, a.v.weight]);
       assert.deepEqual(b.sparseParameters(), []);
       const { sparse, dense } = splitSparseParams(a.namedParameters());

@@ -144,21 +144,22 @@ namespace moelab {
 // as Kp[p][c][16] (c < half).
 void peerScoreAvx2(int rows, int nPanels, int half, const float* Q, int64_t ldq, const float* Kp, float* S,
                    int64_t lds) {
-  int r = 0;
-  for (; r + 6 <= rows; r += 6)
-    for (int p = 0; p < nPanels; p++)
-      scoreTile<6>(half, Q + r * ldq, ldq, Kp + (int64_t)p * half * 16, S + r * lds + p * 16, lds);
-  const int rest = rows - r;
-  for (int p = 0; p < nPanels && rest > 0; p++) {
+  // panel-outer: each 16-key panel (half*64 bytes) is read from L2 once and reused from L1 by every
+  // 6-row tile of the block
+  const int full = rows - rows % 6, rest = rows - full;
+  for (int p = 0; p < nPanels; p++) {
     const float* kp = Kp + (int64_t)p * half * 16;
-    float* s = S + r * lds + p * 16;
-    const float* q = Q + r * ldq;
-    switch (rest) {
-      case 1: scoreTile<1>(half, q, ldq, kp, s, lds); break;
-      case 2: scoreTile<2>(half, q, ldq, kp, s, lds); break;
-      case 3: scoreTile<3>(half, q, ldq, kp, s, lds); break;
-      case 4: scoreTile<4>(half, q, ldq, kp, s, lds); break;
-      default: scoreTile<5>(half, q, ldq, kp, s, lds); break;
+    for (int r = 0; r < full; r += 6) scoreTile<6>(half, Q + r * ldq, ldq, kp, S + r * lds + p * 16, lds);
+    if (rest) {
+      const float* q = Q + full * ldq;
+      float* s = S + full * lds + p * 16;
+      switch (rest) {
+        case 1: scoreTile<1>(half, q, ldq, kp, s, lds); break;
+        case 2: scoreTile<2>(half, q, ldq, kp, s, lds); break;
+        case 3: scoreTile<3>(half, q, ldq, kp, s, lds); break;
+        case 4: scoreTile<4>(half, q, ldq, kp, s, lds); break;
+        default: scoreTile<5>(half, q, ldq, kp, s, lds); break;
+      }
     }
   }
 }

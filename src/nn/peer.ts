@@ -155,6 +155,7 @@ export class PEER extends FeedForward {
   private readonly act: number;
   /** Expert ids [T, h*k] chosen by the last forward (for statistics and tests). */
   lastIds: Int32Array | null = null;
+  private readonly pools = new Map<Tensor, Float32Array[]>();
 
   constructor(readonly d: number, readonly o: PEEROptions, rng: Rng = new Rng(0)) {
     super();
@@ -216,18 +217,38 @@ export class PEER extends FeedForward {
         const U = K.peerCoalesce(n, N, ids, uniq, offsets, order);
         const rowIds = uniq.slice(0, U);
         if (vW.requiresGrad) {
-          const rows = new Float32Array(U * d);
+          const rows = this.rowBuffer(vW, U * d);
           K.peerRowGrad(U, d, hk, offsets, order, cv, gy, rows);
           gv = this.emit(vW, rowIds, rows);
         }
         if (uW && uW.requiresGrad) {
-          const rows = new Float32Array(U * d);
+          const rows = this.rowBuffer(uW, U * d);
           K.peerRowGrad(U, d, hk, offsets, order, cu, xc.f32, rows);
           gu = this.emit(uW, rowIds, rows);
         }
       }
       return uW ? [gx, gq, gkeys, gv, gu] : [null, gq, gkeys, gv];
     }, 'peer');
+  }
+
+  /**
+   * A [n] float buffer for p's gradient rows (contents undefined). Sparse chunks are big (U x d, up to T*h*k*d floats)
+   * and freshly mapped memory costs a page fault per 4 KiB, so each table keeps a small pool and
+   * reuses any buffer no chunk in p.sparseGrad still refers to (i.e. after the optimizer's
+   * zeroGrad dropped it). Callers must not keep chunks past zeroGrad without copying them.
+   */
+  private rowBuffer(p: Tensor, n: number): Float32Array {
+    if (!this.sparseGrads) return new Float32Array(n);
+    let pool = this.pools.get(p);
+    if (!pool) this.pools.set(p, (pool = []));
+    const inUse = new Set<ArrayBufferLike>((p.sparseGrad ?? []).map((c) => c.values.buffer));
+    const free = pool.filter((b) => !inUse.has(b.buffer));
+    const fit = free.find((b) => b.length >= n);
+    if (fit) return fit.subarray(0, n); // peerRowGrad writes every element
+    for (const b of free) pool.splice(pool.indexOf(b), 1); // too small: let them go
+    const buf = new Float32Array(Math.max(n, Math.min(Math.ceil(n * 1.25), this.N * this.d))); // headroom: U varies
+    pool.push(buf);
+    return buf.subarray(0, n);
   }
 
   /** Sparse: appends the chunk to p.sparseGrad and returns null; dense: returns the [N, d] gradient. */
