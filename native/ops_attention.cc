@@ -46,6 +46,14 @@ constexpr int FBC = 128;  // keys per block in the forward pass (fewer per-row s
 
 inline int roundup8(int64_t x) { return (int)((x + 7) & ~int64_t(7)); }
 
+// Row stride (floats) of the transposed K/V scratch for n keys: an odd number of 64-byte lines, so
+// the hd rows a GEMM panel walks spread over all L1 sets instead of piling into a few (with a
+// power-of-two stride they all map to the same sets), and rows stay line-aligned.
+inline int transStride(int64_t n) {
+  int64_t lines = (n + 15) / 16;
+  return (int)((lines | 1) * 16);
+}
+
 // ------------------------------------------------------------------ portable tile kernels
 // Same contracts as the AVX2 versions (see avx2/attention_avx2.cc), with exact per-row masking.
 
@@ -137,7 +145,7 @@ struct FwdHead {
 };
 
 inline int64_t fwdScratch(int nkMax, int hd) {
-  int64_t hdp = roundup8(hd), Sp = roundup8(nkMax);
+  int64_t hdp = roundup8(hd), Sp = transStride(nkMax);
   return hd * Sp + (hd % 8 ? (int64_t)nkMax * hdp : 0) + BR * hdp + BR * FBC + 3 * BR + 64;
 }
 
@@ -166,7 +174,7 @@ void fwdHead(const TileKernels& K, const FwdHead& h, int hd, float scale, int qb
   const int hdp = roundup8(hd);
   const int rEnd = std::min(h.nq, qb1 * BR);
   const int nk = h.pos0 + rEnd;  // keys any of these queries needs
-  const int Sp = roundup8(nk);
+  const int Sp = transStride(nk);
   const float sc = scale * (float)M_LOG2E;
   float* KT = align64(scratch);             // [hd][Sp]
   float* Vp = KT + (int64_t)hd * Sp;        // [nk][hdp] when hd % 8
@@ -262,7 +270,7 @@ struct BwdHead {
 };
 
 inline int64_t bwdScratch(int S, int hd) {
-  int64_t hdp = roundup8(hd), Sp = roundup8(S);
+  int64_t hdp = roundup8(hd), Sp = transStride(S);
   return (hd % 8 ? 3 * (int64_t)S * hdp : 0) + 2 * hd * Sp + 2 * BR * BC + 2 * (int64_t)BC * hdp + S + 64;
 }
 
@@ -273,7 +281,7 @@ inline int64_t bwdScratch(int S, int hd) {
 // are packed transposed.
 void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale, std::atomic<int>& nextKb,
              float* scratch, float* dQ, int64_t lddq) {
-  const int hdp = roundup8(hd), Sp = roundup8(S);
+  const int hdp = roundup8(hd), Sp = transStride(S);
   const int nkbTotal = (S + BC - 1) / BC;
   const float sc = scale * (float)M_LOG2E;
   float* base = align64(scratch);
