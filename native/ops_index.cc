@@ -222,15 +222,25 @@ Napi::Value TopkNapi(const Napi::CallbackInfo& info) {
   int32_t* I = idx.data;
   // Small k: a sorted buffer of the best k so far; large k: partial_sort of all keys.
   const bool small = k <= 32;
-  forRange(rows, grainFor(n), [&, n, k](int64_t b, int64_t e) {  // n, k by value: no reloads
-    std::vector<uint64_t> buf(small ? k : n);
+  // Per-thread key buffers, allocated here so an allocation failure throws on the JS thread.
+  const int64_t len = small ? k : n;
+  const bool par = rows >= 2 * grainFor(n);
+  std::vector<uint64_t> bufs;
+  try {
+    bufs.resize((par ? threads() : 1) * len);
+  } catch (const std::exception&) {
+    throwRange(env, std::string(fn) + ": out of memory");
+  }
+  runOnPool(par, [&, n, k, len](int t, int nt) {  // n, k by value: no reloads in the inner loops
+    uint64_t* buf = bufs.data() + t * len;
+    const int64_t b = rows * t / nt, e = rows * (t + 1) / nt;
     for (int64_t r = b; r < e; r++) {
       const float* xr = X + r * n;
       if (small) {
         // buf holds the best k keys so far, descending; 0 ranks below every real key. A key that
         // beats the k-th bubbles in with branch-free max/min steps.
-        std::fill(buf.begin(), buf.end(), 0);
-        uint64_t* bp = buf.data();
+        std::fill(buf, buf + k, 0);
+        uint64_t* bp = buf;
         for (int64_t i = 0; i < n; i++) {
           uint64_t c = rankKey(xr[i], (uint32_t)i);
           if (c <= bp[k - 1]) continue;
@@ -242,7 +252,7 @@ Napi::Value TopkNapi(const Napi::CallbackInfo& info) {
         }
       } else {
         for (int64_t i = 0; i < n; i++) buf[i] = rankKey(xr[i], (uint32_t)i);
-        std::partial_sort(buf.begin(), buf.begin() + k, buf.end(), std::greater<uint64_t>());
+        std::partial_sort(buf, buf + k, buf + n, std::greater<uint64_t>());
       }
       for (int64_t j = 0; j < k; j++) {
         const int32_t i = (int32_t)~(uint32_t)buf[j];
