@@ -241,8 +241,9 @@ void runFwd(int nHeads, int nq, int nkMax, int hd, const HeadFn& headAt, float s
   for (int qb = nqb - 1; qb >= 0; qb--)
     for (int hh = nHeads - rem; hh < nHeads; hh++) items.push_back({hh, qb, qb + 1});
   if (items.empty()) return;
-  // All pool threads or none (see runOnPool in ops_index.cc: a job for fewer threads than the pool
-  // has can be picked up twice by a left-out worker with the current threadpool.cc).
+  // All pool threads or none; threads that find no item left just return. (Jobs narrower than the
+  // pool once tripped a thread-pool race, fixed in 95b9162; using the full width stays the simple
+  // rule here.)
   const int nt = items.size() > 1 ? nt0 : 1;
   const int64_t per = fwdScratch(nkMax, hd);
   thread_local std::vector<float> arena;

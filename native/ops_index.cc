@@ -42,9 +42,8 @@ int64_t checkIds(const Napi::Env& env, const int32_t* ids, int64_t n, int64_t hi
 // Grain (items per chunk) so each chunk moves at least ~32K elements.
 int64_t grainFor(int64_t perItem) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, perItem)); }
 
-// Jobs go to the pool for all of its threads or not at all (inline): with the current threadpool.cc a
-// worker left out of one job (index >= that job's thread count) can pick up the next job twice,
-// which unbalances the completion count and can hang the caller. Every thread runs fn(t, nt).
+// Jobs go to the pool for all of its threads or not at all (inline); every thread runs fn(t, nt).
+// (Jobs narrower than the pool once tripped a thread-pool race, fixed in 95b9162.)
 template <typename Fn>
 void runOnPool(bool parallel, const Fn& fn) {
   const int nt = threads();
