@@ -3,6 +3,7 @@
 import type { Kernels } from './kernels.js';
 import { loadNative, nativeLoadError } from './native.js';
 import { ref } from './ref/index.js';
+import { profiled } from './profile.js';
 
 export * from './kernels.js';
 export { ref };
@@ -11,12 +12,18 @@ let active: Kernels | null = null;
 
 export function backend(): Kernels {
   if (active) return active;
+  active = pick();
+  if (process.env.MOELAB_PROFILE) active = profiled(active);
+  return active;
+}
+
+function pick(): Kernels {
   const want = process.env.MOELAB_BACKEND ?? 'auto';
-  if (want === 'ref') return (active = ref);
+  if (want === 'ref') return ref;
   const nat = loadNative();
-  if (nat) return (active = nat);
+  if (nat) return nat;
   if (want === 'native') throw nativeLoadError() ?? new Error('moelab: native backend unavailable');
-  return (active = ref);
+  return ref;
 }
 
 /** Swap the active backend (tests compare native and reference through the same tensor code). */
