@@ -24,6 +24,9 @@
 #include <string>
 #include <vector>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 namespace moelab {
 
 // avx2/peer_avx2.cc
@@ -555,6 +558,171 @@ Napi::Value PeerBackwardNapi(const Napi::CallbackInfo& info) {
 }
 MOELAB_EXPORT(peerBackward, PeerBackwardNapi);
 
+// ------------------------------------------------------------------ peerBackwardRows
+
+// peerBackwardRows(T, d, N, hk, k, act, x, u|null, v, ids, g, a|null, gy, U, uniq, offsets, order,
+//                  gx|null, gscores, gu|null, gv|null)
+// Expert-major backward: each touched expert's u and v rows are read once (in ascending id order)
+// and all its occurrences are processed against them, producing gx (per-thread partial sums),
+// the gate gradients and the coalesced row gradients in one pass.
+Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "peerBackwardRows";
+  auto env = info.Env();
+  needArgs(info, 21, fn);
+  int64_t T = dimArg(info, 0, fn, "T"), d = dimArg(info, 1, fn, "d", 1), N = dimArg(info, 2, fn, "N", 1);
+  int64_t hk = dimArg(info, 3, fn, "hk", 1), k = dimArg(info, 4, fn, "k", 1);
+  int act = actArg(info, 5, fn);
+  if (hk % k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(hk) + ") must be a multiple of k (" + std::to_string(k) + ")");
+  if (N > std::numeric_limits<int32_t>::max() || hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
+  auto x = f32Arg(info, 6, fn, "x");
+  auto u = f32OptArg(info, 7, fn, "u");
+  auto v = f32Arg(info, 8, fn, "v");
+  auto ids = i32Arg(info, 9, fn, "ids");
+  auto g = f32Arg(info, 10, fn, "g");
+  auto a = f32OptArg(info, 11, fn, "a");
+  auto gy = f32Arg(info, 12, fn, "gy");
+  int64_t U = dimArg(info, 13, fn, "U");
+  auto uniq = i32Arg(info, 14, fn, "uniq");
+  auto offsets = i32Arg(info, 15, fn, "offsets");
+  auto order = i32Arg(info, 16, fn, "order");
+  auto gx = f32OptArg(info, 17, fn, "gx");
+  auto gs = f32Arg(info, 18, fn, "gscores");
+  auto gu = f32OptArg(info, 19, fn, "gu");
+  auto gv = f32OptArg(info, 20, fn, "gv");
+  const bool pkm = u.data == nullptr;
+  int64_t Td = mulChk(env, fn, T, d), Thk = mulChk(env, fn, T, hk), Nd = mulChk(env, fn, N, d), Ud = mulChk(env, fn, U, d);
+  needLen(env, x, Td, fn, "x");
+  needLen(env, v, Nd, fn, "v");
+  needLen(env, ids, Thk, fn, "ids");
+  needLen(env, g, Thk, fn, "g");
+  needLen(env, gy, Td, fn, "gy");
+  needLen(env, uniq, U, fn, "uniq");
+  needLen(env, offsets, U + 1, fn, "offsets");
+  needLen(env, gs, Thk, fn, "gscores");
+  if (!pkm) {
+    needLen(env, u, Nd, fn, "u");
+    if (!a.data || !gx.data) throwType(env, std::string(fn) + ": arguments 'a' and 'gx' must be Float32Arrays when u is given");
+    needLen(env, a, Thk, fn, "a");
+    needLen(env, gx, Td, fn, "gx");
+  } else if (gu.data) {
+    throwType(env, std::string(fn) + ": 'gu' must be null without u");
+  }
+  if (gu.data) needLen(env, gu, Ud, fn, "gu");
+  if (gv.data) needLen(env, gv, Ud, fn, "gv");
+  Span<float> ins[] = {x, u, v, g, a, gy};
+  const char* inNames[] = {"x", "u", "v", "g", "a", "gy"};
+  Span<float>* outs[] = {&gx, &gs, &gu, &gv};
+  const char* outNames[] = {"gx", "gscores", "gu", "gv"};
+  for (int i = 0; i < 4; i++) {
+    if (!outs[i]->data || (pkm && i == 0)) continue;
+    for (int j = i + 1; j < 4; j++)
+      if (outs[j]->data && !(pkm && j == 0)) distinct(env, *outs[i], *outs[j], fn, outNames[i], outNames[j]);
+    for (int j = 0; j < 6; j++)
+      if (ins[j].data && !(pkm && (j == 1 || j == 4))) distinct(env, *outs[i], ins[j], fn, outNames[i], inNames[j]);
+    distinct(env, *outs[i], ids, fn, outNames[i], "ids");
+    distinct(env, *outs[i], uniq, fn, outNames[i], "uniq");
+    distinct(env, *outs[i], offsets, fn, outNames[i], "offsets");
+    distinct(env, *outs[i], order, fn, outNames[i], "order");
+  }
+  checkIds(env, fn, ids.data, Thk, N);
+  // the coalesced index must describe exactly these ids: each position once, under its own id
+  const int32_t *OF = offsets.data, *OR = order.data, *UQ = uniq.data, *IDS = ids.data;
+  if (U > 0 && OF[0] != 0) throwRange(env, std::string(fn) + ": offsets[0] must be 0");
+  if (U > 0 && OF[U] != Thk) throwRange(env, std::string(fn) + ": offsets[U] must equal T*hk");
+  if (U == 0 && Thk != 0) throwRange(env, std::string(fn) + ": U = 0 with T*hk > 0");
+  needLen(env, order, Thk, fn, "order");
+  {
+    std::vector<uint8_t> seen((size_t)Thk, 0);
+    for (int64_t i = 0; i < U; i++) {
+      if (OF[i + 1] < OF[i]) throwRange(env, std::string(fn) + ": offsets must be non-decreasing");
+      if (UQ[i] < 0 || UQ[i] >= N) throwRange(env, std::string(fn) + ": uniq entry out of range");
+      for (int64_t p = OF[i]; p < OF[i + 1]; p++) {
+        const int64_t pos = OR[p];
+        if (pos < 0 || pos >= Thk || seen[pos] || IDS[pos] != UQ[i])
+          throwRange(env, std::string(fn) + ": order/uniq do not match ids at order[" + std::to_string(p) + "]");
+        seen[pos] = 1;
+      }
+    }
+  }
+  if (T == 0) return env.Undefined();
+
+  // phase 1: experts, per-thread gx partials (thread 0 writes gx itself)
+  const int nt = threadsFor(U, 16);
+  std::vector<float> gxLocal(pkm ? 0 : (size_t)((nt - 1) * Td), 0.0f);
+  std::vector<float> dgBuf((size_t)Thk);
+  std::vector<float> rowBuf((size_t)(nt * 2 * d));
+  if (!pkm) std::fill(gx.data, gx.data + Td, 0.0f);
+  const PeerIsa& I = isa();
+  float* DG = dgBuf.data();
+  forThreads(U, 16, nullptr, [&](int th, int64_t i0, int64_t i1) {
+    float* gxa = pkm ? nullptr : (th == 0 ? gx.data : gxLocal.data() + (th - 1) * Td);
+    float* accU = rowBuf.data() + th * 2 * d;
+    float* accV = accU + d;
+    for (int64_t i = i0; i < i1; i++) {
+      if (i + 1 < i1) {  // next expert's rows
+        const int64_t nr = (int64_t)UQ[i + 1] * d;
+        for (int64_t b = 0; b < d; b += 16) {
+          __builtin_prefetch(v.data + nr + b);
+          if (!pkm) __builtin_prefetch(u.data + nr + b);
+        }
+      }
+      const int64_t row = (int64_t)UQ[i] * d;
+      const float* ur = pkm ? nullptr : u.data + row;
+      float* gur = gu.data ? gu.data + i * d : accU;
+      float* gvr = gv.data ? gv.data + i * d : accV;
+      std::fill(gur, gur + d, 0.0f);
+      std::fill(gvr, gvr + d, 0.0f);
+      for (int64_t p = OF[i]; p < OF[i + 1]; p++) {
+        if (p + 2 < OF[i1]) {  // token rows two occurrences ahead
+          const int64_t tp = OR[p + 2] / hk;
+          for (int64_t b = 0; b < d; b += 16) {
+            __builtin_prefetch(gy.data + tp * d + b);
+            if (!pkm) {
+              __builtin_prefetch(x.data + tp * d + b);
+              __builtin_prefetch(gxa + tp * d + b);
+            }
+          }
+        }
+        const int64_t pos = OR[p], t = pos / hk;
+        const float* gyt = gy.data + t * d;
+        float gw;
+        I.dots(gyt, v.data, UQ + i, 1, d, &gw);
+        float cv;
+        if (pkm) {
+          cv = g.data[pos];
+          DG[pos] = gw;
+        } else {
+          const float av = a.data[pos], f = actF(act, av);
+          cv = g.data[pos] * f;
+          DG[pos] = gw * f;
+          const float cu = gw * g.data[pos] * actD(act, av);
+          I.axpy(cu, ur, gxa + t * d, d);
+          if (gu.data) I.axpy(cu, x.data + t * d, gur, d);
+        }
+        if (gv.data) I.axpy(cv, gyt, gvr, d);
+      }
+    }
+  });
+  // phase 2: tokens: gate gradients (softmax backward per head) and the gx partial sums
+  const float* GL = gxLocal.data();
+  forThreads(T, 16, nullptr, [&](int, int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) {
+      const float* gt = g.data + t * hk;
+      const float* dg = DG + t * hk;
+      float* gst = gs.data + t * hk;
+      for (int64_t j0 = 0; j0 < hk; j0 += k) {
+        float s = 0;
+        for (int64_t j = j0; j < j0 + k; j++) s += gt[j] * dg[j];
+        for (int64_t j = j0; j < j0 + k; j++) gst[j] = gt[j] * (dg[j] - s);
+      }
+      if (!pkm)
+        for (int th = 1; th < nt; th++) I.axpy(1.0f, GL + (th - 1) * Td + t * d, gx.data + t * d, d);
+    }
+  });
+  return env.Undefined();
+}
+MOELAB_EXPORT(peerBackwardRows, PeerBackwardRowsNapi);
+
 // ------------------------------------------------------------------ peerCoalesce
 
 // peerCoalesce(n, N, ids, uniq, offsets, order) -> U
@@ -728,6 +896,33 @@ Napi::Value SparseAdamNapi(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 MOELAB_EXPORT(sparseAdam, SparseAdamNapi);
+
+// ------------------------------------------------------------------ peerAdviseHugePages
+
+// peerAdviseHugePages(array) -> bool: asks the kernel to back the 2 MiB-aligned interior of a large
+// typed array with transparent huge pages (madvise MADV_HUGEPAGE; effective when THP is in
+// "madvise" or "always" mode). For the expert tables, their moments and gradient rows this turns a
+// page fault per 4 KiB into one per 2 MiB and lets the TLB cover the whole table, which random row
+// gathers otherwise miss on almost every row. Purely advisory: contents are unchanged.
+Napi::Value PeerAdviseHugePagesNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "peerAdviseHugePages";
+  auto env = info.Env();
+  needArgs(info, 1, fn);
+  if (!info[0].IsTypedArray()) throwType(env, std::string(fn) + ": argument must be a typed array");
+  auto a = info[0].As<Napi::TypedArray>();
+  auto buf = a.ArrayBuffer();
+  uintptr_t b = reinterpret_cast<uintptr_t>(buf.Data()) + a.ByteOffset();
+  uintptr_t e = b + a.ByteLength();
+  const uintptr_t huge = uintptr_t(2) << 20;
+  b = (b + huge - 1) & ~(huge - 1);
+  e &= ~(huge - 1);
+  bool ok = false;
+#ifdef MADV_HUGEPAGE
+  if (e > b) ok = madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE) == 0;
+#endif
+  return Napi::Boolean::New(env, ok);
+}
+MOELAB_EXPORT(peerAdviseHugePages, PeerAdviseHugePagesNapi);
 
 }  // namespace
 }  // namespace moelab

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { ref, nativeKernels, setBackend, type Kernels } from '../src/backend/index.js';
 import { nativePeerKernels, refPeerKernels, peerKernels, PeerAct, type PeerKernels } from '../src/backend/peer_kernels.js';
+import { loadNative } from '../src/backend/native.js';
 import { Tensor, tensor, noGrad } from '../src/tensor/index.js';
 import { PEER, type PEEROptions, splitSparseParams } from '../src/nn/peer.js';
 import { MLP } from '../src/nn/mlp.js';
@@ -375,6 +376,17 @@ describe('PEER native kernels vs reference', { skip: !nativePeerKernels() }, () 
       };
       const A = out(N()), B = out(R);
       const tag = `T${T} d${d} pkm${pkm} act${act}`;
+      // the fused expert-major backward gives the same gx, gscores and row gradients
+      for (const K of [N(), R]) {
+        const gy = randn(T * d, seed + 5);
+        const gx = u ? new Float32Array(T * d) : null, gs = new Float32Array(T * hk);
+        const gu = u ? new Float32Array(A.U * d) : null, gv = new Float32Array(A.U * d);
+        K.peerBackwardRows(T, d, Nn, hk, k, act, x, u, v, ids, B.g, B.a, gy, A.U, A.uniq, A.off, A.ord, gx, gs, gu, gv);
+        if (u) assertClose(gx!, B.gx!, 1e-4, 1e-5, `${tag} ${K.name} fused gx`);
+        assertClose(gs, B.gs, 1e-4, 1e-5, `${tag} ${K.name} fused gscores`);
+        assertClose(gv, B.rv, 1e-4, 1e-5, `${tag} ${K.name} fused v rows`);
+        if (u) assertClose(gu!, B.ru, 1e-4, 1e-5, `${tag} ${K.name} fused u rows`);
+      }
       assertClose(A.g, B.g, 1e-5, 1e-6, `${tag} g`);
       if (u) assertClose(A.a!, B.a!, 1e-4, 1e-5, `${tag} a`);
       assertClose(A.y, B.y, 1e-4, 1e-5, `${tag} y`);
@@ -454,6 +466,24 @@ describe('PEER native kernels vs reference', { skip: !nativePeerKernels() }, () 
     K.peerRetrieveBackward(T, h, nSub, half, k, q, keys, goodIds, gs, gq, gk);
     bad('retrieve bwd id range', () => K.peerRetrieveBackward(T, h, nSub, half, k, q, keys, Int32Array.from(goodIds, () => Nn), gs, gq, gk));
     bad('retrieve bwd gkeys short', () => K.peerRetrieveBackward(T, h, nSub, half, k, q, keys, goodIds, gs, gq, f32(3)));
+    {
+      const n2 = T * hk, uq2 = i32(n2), off2 = i32(n2 + 1), ord2 = i32(n2);
+      const U2 = K.peerCoalesce(n2, Nn, goodIds, uq2, off2, ord2) as number;
+      const gu2 = f32(U2 * d), gv2 = f32(U2 * d);
+      const call = (o: Partial<Record<string, unknown>>) => K.peerBackwardRows(T, d, Nn, hk, k, 0, x, u, v, o.ids ?? goodIds, g, a, y,
+        o.U ?? U2, uq2, o.off ?? off2, o.ord ?? ord2, o.gx ?? gx, gs, o.gu ?? gu2, gv2);
+      call({});
+      bad('rows: order mismatch', () => call({ ord: Int32Array.from(ord2, (t, i) => (i === 0 ? ord2[1] : t)) }));
+      bad('rows: offsets do not span', () => call({ off: Int32Array.from(off2, (t, i) => (i === U2 ? t - 1 : t)) }));
+      bad('rows: U too large', () => call({ U: U2 + 5 }));
+      bad('rows: gu short', () => call({ gu: f32(1) }));
+      bad('rows: gx aliases x', () => call({ gx: x }));
+      bad('rows: gu without u', () => K.peerBackwardRows(T, d, Nn, hk, k, 0, x, null, v, goodIds, g, null, y, U2, uq2, off2, ord2, null, gs, gu2, gv2));
+    }
+    const addon = loadNative() as unknown as Record<string, (...a: unknown[]) => unknown>;
+    bad('advise non-array', () => addon.peerAdviseHugePages(42));
+    bad('advise no args', () => addon.peerAdviseHugePages());
+    assert.equal(typeof addon.peerAdviseHugePages(new Float32Array(8)), 'boolean');
     const n = 6, cids = Int32Array.of(3, 1, 3, 0, 9, 1), uq = i32(n), off = i32(n + 1), ord = i32(n);
     assert.equal(K.peerCoalesce(n, 10, cids, uq, off, ord), 4);
     bad('coalesce id range', () => K.peerCoalesce(n, 5, cids, uq, off, ord));

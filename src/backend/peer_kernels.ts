@@ -66,6 +66,17 @@ export interface PeerKernels {
     gx: F32 | null, gscores: F32, cu: F32 | null, cv: F32): void;
 
   /**
+   * Expert-major backward: peerBackward and peerRowGrad of both tables fused, reading each touched
+   * expert's u and v rows once. (U, uniq, offsets, order) must be peerCoalesce(T*hk, N, ids, ...).
+   * Writes gx [T, d] (when u is given), gscores [T, hk], and the coalesced row gradients
+   *   gv[i] = sum over occurrences of w * gy[t],   gu[i] = sum over occurrences of gw g act'(a) * x[t]
+   * for uniq[i] ([U, d] each; either may be null to skip it; gu must be null without u).
+   */
+  peerBackwardRows(T: number, d: number, N: number, hk: number, k: number, act: number,
+    x: F32, u: F32 | null, v: F32, ids: I32, g: F32, a: F32 | null, gy: F32,
+    U: number, uniq: I32, offsets: I32, order: I32, gx: F32 | null, gscores: F32, gu: F32 | null, gv: F32 | null): void;
+
+  /**
    * Stable counting sort of ids [n] in [0, N). Returns U, the number of distinct ids; uniq[0..U)
    * receives them ascending; the positions holding uniq[i] are order[offsets[i] .. offsets[i+1])
    * in ascending order. uniq needs n entries, offsets n+1, order n. O(n + N) time, N ints scratch.
@@ -96,12 +107,13 @@ const REF: PeerKernels = {
   peerRetrieveBackward: refPeer.peerRetrieveBackward,
   peerForward: refPeer.peerForward,
   peerBackward: refPeer.peerBackward,
+  peerBackwardRows: refPeer.peerBackwardRows,
   peerCoalesce: refPeer.peerCoalesce,
   peerRowGrad: refPeer.peerRowGrad,
   sparseAdam: refPeer.sparseAdam,
 };
 
-const NAMES = ['peerRetrieve', 'peerRetrieveBackward', 'peerForward', 'peerBackward', 'peerCoalesce', 'peerRowGrad',
+const NAMES = ['peerRetrieve', 'peerRetrieveBackward', 'peerForward', 'peerBackward', 'peerBackwardRows', 'peerCoalesce', 'peerRowGrad',
   'sparseAdam'] as const;
 
 let nativeCache: PeerKernels | null | undefined;
@@ -126,4 +138,17 @@ export function peerKernels(): PeerKernels {
     if (process.env.MOELAB_BACKEND === 'native') throw new Error('moelab: the native addon lacks the PEER kernels (rebuild it)');
   }
   return REF;
+}
+
+/**
+ * Advises the OS to back the (2 MiB-aligned interior of the) array with transparent huge pages:
+ * for multi-GiB expert tables and their optimizer moments this removes most page faults on first
+ * touch and the TLB misses of random row gathers (~25% faster gathers measured at N = 2^20).
+ * Advisory only (contents unchanged); best called right after allocation, before the pages are
+ * written. Uses the native addon whenever it is loadable (whatever the active backend); returns
+ * false where unavailable.
+ */
+export function adviseHugePages(a: Float32Array | Uint16Array): boolean {
+  const nat = loadNative() as unknown as { peerAdviseHugePages?: (a: Float32Array | Uint16Array) => boolean } | null;
+  return !!nat?.peerAdviseHugePages && a.byteLength >= 4 << 20 && nat.peerAdviseHugePages(a);
 }

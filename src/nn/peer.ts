@@ -21,7 +21,7 @@
  * bn.running_mean, bn.running_var, bn.num_batches_tracked (buffers), u.weight, v.weight.
  */
 import { Tensor, attach, linear, zeros, full, parameter } from '../tensor/index.js';
-import { peerKernels, PeerAct } from '../backend/peer_kernels.js';
+import { peerKernels, PeerAct, adviseHugePages } from '../backend/peer_kernels.js';
 import { FeedForward, type FfnStats } from './ffn.js';
 import { Module } from './module.js';
 import { Linear, Embedding } from './layers.js';
@@ -177,6 +177,9 @@ export class PEER extends FeedForward {
     this.bn = o.bn ? this.child('bn', new BatchNorm1d(heads * dKey)) : null;
     this.u = o.pkm ? null : this.child('u', new Embedding(this.N, d));
     this.v = this.child('v', new Embedding(this.N, d));
+    // the tables are still untouched zero pages: ask for huge pages before anything writes them
+    if (this.u) adviseHugePages(this.u.weight.f32);
+    adviseHugePages(this.v.weight.f32);
     if (this.sparseGrads) {
       if (this.u) sparseParamSet.add(this.u.weight);
       sparseParamSet.add(this.v.weight);
@@ -201,32 +204,34 @@ export class PEER extends FeedForward {
     this.lastIds = ids;
     const inputs = uW ? [xc, qc, this.keys, vW, uW] : [xc, qc, this.keys, vW];
     return attach(new Tensor(y, [T, d]), inputs, (gy) => {
-      const gscores = new Float32Array(T * hk), cv = new Float32Array(T * hk);
-      const gx = uW ? new Float32Array(T * d) : null, cu = uW ? new Float32Array(T * hk) : null;
-      K.peerBackward(T, d, N, hk, k, this.act, xc.f32, uW ? uW.f32 : null, vW.f32, ids, g, a, gy, gx, gscores, cu, cv);
+      // Coalesce the T*h*k picks, then either pass over the touched experts once (expert-major:
+      // each u/v row read once; wins when experts repeat, U <= n/2) or over the tokens (each pick
+      // reads its rows; better when nearly every pick is a distinct expert) plus row sums.
+      const n = T * hk;
+      const uniq = new Int32Array(n), offsets = new Int32Array(n + 1), order = new Int32Array(n);
+      const U = K.peerCoalesce(n, N, ids, uniq, offsets, order);
+      const rowIds = uniq.subarray(0, U).slice();
+      const gx = uW ? new Float32Array(T * d) : null, gscores = new Float32Array(n);
+      const gvRows = vW.requiresGrad ? this.rowBuffer(vW, U * d) : null;
+      const guRows = uW && uW.requiresGrad ? this.rowBuffer(uW, U * d) : null;
+      const uF = uW ? uW.f32 : null;
+      if (2 * U <= n) {
+        K.peerBackwardRows(T, d, N, hk, k, this.act, xc.f32, uF, vW.f32, ids, g, a, gy, U, uniq, offsets, order,
+          gx, gscores, guRows, gvRows);
+      } else {
+        const cv = new Float32Array(n), cu = uW ? new Float32Array(n) : null;
+        K.peerBackward(T, d, N, hk, k, this.act, xc.f32, uF, vW.f32, ids, g, a, gy, gx, gscores, cu, cv);
+        if (gvRows) K.peerRowGrad(U, d, hk, offsets, order, cv, gy, gvRows);
+        if (guRows) K.peerRowGrad(U, d, hk, offsets, order, cu, xc.f32, guRows);
+      }
       let gq: Float32Array | null = null, gkeys: Float32Array | null = null;
       if (qc.requiresGrad || this.keys.requiresGrad) {
         gq = new Float32Array(T * h * dKey);
         gkeys = new Float32Array(this.keys.size);
         K.peerRetrieveBackward(T, h, nSub, half, k, qc.f32, this.keys.f32, ids, gscores, gq, gkeys);
       }
-      let gv: Float32Array | null = null, gu: Float32Array | null = null;
-      if (vW.requiresGrad || (uW && uW.requiresGrad)) {
-        const n = T * hk;
-        const uniq = new Int32Array(n), offsets = new Int32Array(n + 1), order = new Int32Array(n);
-        const U = K.peerCoalesce(n, N, ids, uniq, offsets, order);
-        const rowIds = uniq.slice(0, U);
-        if (vW.requiresGrad) {
-          const rows = this.rowBuffer(vW, U * d);
-          K.peerRowGrad(U, d, hk, offsets, order, cv, gy, rows);
-          gv = this.emit(vW, rowIds, rows);
-        }
-        if (uW && uW.requiresGrad) {
-          const rows = this.rowBuffer(uW, U * d);
-          K.peerRowGrad(U, d, hk, offsets, order, cu, xc.f32, rows);
-          gu = this.emit(uW, rowIds, rows);
-        }
-      }
+      const gv = gvRows ? this.emit(vW, rowIds, gvRows) : null;
+      const gu = guRows ? this.emit(uW!, rowIds, guRows) : null;
       return uW ? [gx, gq, gkeys, gv, gu] : [null, gq, gkeys, gv];
     }, 'peer');
   }
@@ -247,6 +252,7 @@ export class PEER extends FeedForward {
     if (fit) return fit.subarray(0, n); // peerRowGrad writes every element
     for (const b of free) pool.splice(pool.indexOf(b), 1); // too small: let them go
     const buf = new Float32Array(Math.max(n, Math.min(Math.ceil(n * 1.25), this.N * this.d))); // headroom: U varies
+    adviseHugePages(buf);
     pool.push(buf);
     return buf.subarray(0, n);
   }

@@ -256,6 +256,72 @@ export function peerBackward(T: number, d: number, N: number, hk: number, k: num
   }
 }
 
+/**
+ * Expert-major backward; see PeerKernels.peerBackwardRows. Same quantities as peerBackward plus
+ * peerRowGrad for both tables, from the coalesced index (uniq, offsets, order) of ids.
+ */
+export function peerBackwardRows(T: number, d: number, N: number, hk: number, k: number, act: number,
+  x: F32, u: F32 | null, v: F32, ids: I32, g: F32, a: F32 | null, gy: F32,
+  U: number, uniq: I32, offsets: I32, order: I32, gx: F32 | null, gscores: F32, gu: F32 | null, gv: F32 | null): void {
+  const fn = 'peerBackwardRows';
+  dim(fn, 'T', T); dim(fn, 'd', d, 1); dim(fn, 'N', N, 1); dim(fn, 'hk', hk, 1); dim(fn, 'k', k, 1); dim(fn, 'U', U);
+  need(hk % k === 0, fn, `hk (${hk}) must be a multiple of k (${k})`);
+  checkAct(fn, act);
+  const n = T * hk;
+  len(fn, 'x', x, T * d); len(fn, 'v', v, N * d); len(fn, 'ids', ids, n); len(fn, 'g', g, n); len(fn, 'gy', gy, T * d);
+  len(fn, 'uniq', uniq, U); len(fn, 'offsets', offsets, U + 1); len(fn, 'order', order, n); len(fn, 'gscores', gscores, n);
+  if (u) { len(fn, 'u', u, N * d); len(fn, 'a', a, n); len(fn, 'gx', gx, T * d); }
+  else if (gu) throw new TypeError(`${fn}: 'gu' must be null without u`);
+  if (gu) len(fn, 'gu', gu, U * d);
+  if (gv) len(fn, 'gv', gv, U * d);
+  for (let i = 0; i < n; i++) need(ids[i] >= 0 && ids[i] < N, fn, `id ${ids[i]} out of range [0, ${N})`);
+  need(U > 0 ? offsets[0] === 0 && offsets[U] === n : n === 0, fn, 'offsets must span exactly T*hk positions');
+  const seen = new Uint8Array(n);
+  for (let i = 0; i < U; i++) {
+    need(offsets[i + 1] >= offsets[i], fn, 'offsets must be non-decreasing');
+    for (let p = offsets[i]; p < offsets[i + 1]; p++) {
+      const pos = order[p];
+      need(pos >= 0 && pos < n && !seen[pos] && ids[pos] === uniq[i], fn, `order/uniq do not match ids at order[${p}]`);
+      seen[pos] = 1;
+    }
+  }
+  const dg = new Float64Array(n);
+  const gxa = new Float64Array(u ? T * d : 0), ru = new Float64Array(d), rv = new Float64Array(d);
+  for (let i = 0; i < U; i++) {
+    const row = uniq[i] * d;
+    ru.fill(0);
+    rv.fill(0);
+    for (let p = offsets[i]; p < offsets[i + 1]; p++) {
+      const pos = order[p], t = Math.floor(pos / hk);
+      let gw = 0;
+      for (let c = 0; c < d; c++) gw += gy[t * d + c] * v[row + c];
+      let cv: number;
+      if (u) {
+        const f = actF(act, a![pos]);
+        cv = g[pos] * f;
+        dg[pos] = gw * f;
+        const cu = gw * g[pos] * actD(act, a![pos]);
+        for (let c = 0; c < d; c++) {
+          gxa[t * d + c] += cu * u[row + c];
+          ru[c] += cu * x[t * d + c];
+        }
+      } else {
+        cv = g[pos];
+        dg[pos] = gw;
+      }
+      for (let c = 0; c < d; c++) rv[c] += cv * gy[t * d + c];
+    }
+    if (gu) for (let c = 0; c < d; c++) gu[i * d + c] = ru[c];
+    if (gv) for (let c = 0; c < d; c++) gv[i * d + c] = rv[c];
+  }
+  if (u) for (let i = 0; i < T * d; i++) gx![i] = gxa[i];
+  for (let r = 0; r < n; r += k) {
+    let s = 0;
+    for (let j = r; j < r + k; j++) s += g[j] * dg[j];
+    for (let j = r; j < r + k; j++) gscores[j] = g[j] * (dg[j] - s);
+  }
+}
+
 // ------------------------------------------------------------------------------ row-sparse gradients
 
 /**
