@@ -897,6 +897,121 @@ Napi::Value SparseAdamNapi(const Napi::CallbackInfo& info) {
 }
 MOELAB_EXPORT(sparseAdam, SparseAdamNapi);
 
+// ------------------------------------------------------------------ query BatchNorm
+
+// peerBatchNorm(T, C, training, eps, momentum, x, w, b, runMean, runVar, y, mean, rstd)
+// BatchNorm1d over the rows of x [T, C], threaded over blocks of channels; statistics in double.
+Napi::Value PeerBatchNormNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "peerBatchNorm";
+  auto env = info.Env();
+  needArgs(info, 13, fn);
+  int64_t T = dimArg(info, 0, fn, "T"), C = dimArg(info, 1, fn, "C", 1);
+  const bool training = boolArg(info, 2, fn, "training");
+  const double eps = numArg(info, 3, fn, "eps"), mom = numArg(info, 4, fn, "momentum");
+  if (!(eps >= 0) || !(mom >= 0 && mom <= 1)) throwRange(env, std::string(fn) + ": eps must be >= 0 and momentum in [0, 1]");
+  if (training && T < 2) throwRange(env, std::string(fn) + ": training needs more than 1 value per channel");
+  auto x = f32Arg(info, 5, fn, "x");
+  auto w = f32Arg(info, 6, fn, "w");
+  auto b = f32Arg(info, 7, fn, "b");
+  auto rm = f32Arg(info, 8, fn, "runMean");
+  auto rv = f32Arg(info, 9, fn, "runVar");
+  auto y = f32Arg(info, 10, fn, "y");
+  auto mean = f32Arg(info, 11, fn, "mean");
+  auto rstd = f32Arg(info, 12, fn, "rstd");
+  const int64_t TC = mulChk(env, fn, T, C);
+  needLen(env, x, TC, fn, "x");
+  needLen(env, y, TC, fn, "y");
+  for (auto* s : {&w, &b, &rm, &rv, &mean, &rstd}) needLen(env, *s, C, fn, "w/b/runMean/runVar/mean/rstd");
+  Span<float> all[] = {x, w, b, rm, rv, y, mean, rstd};
+  const char* names[] = {"x", "w", "b", "runMean", "runVar", "y", "mean", "rstd"};
+  for (int i = 3; i < 8; i++)  // written: runMean, runVar (training), y, mean, rstd
+    for (int j = 0; j < 8; j++)
+      if (j != i) distinct(env, all[i], all[j], fn, names[i], names[j]);
+  const float* X = x.data;
+  forThreads(C, 32, nullptr, [&](int, int64_t c0, int64_t c1) {
+    const int64_t nc = c1 - c0;
+    std::vector<double> s(nc, 0.0), q(nc, 0.0);
+    if (training) {
+      for (int64_t t = 0; t < T; t++)
+        for (int64_t c = 0; c < nc; c++) s[c] += X[t * C + c0 + c];
+      for (int64_t c = 0; c < nc; c++) s[c] /= (double)T;
+      for (int64_t t = 0; t < T; t++)
+        for (int64_t c = 0; c < nc; c++) {
+          const double e = X[t * C + c0 + c] - s[c];
+          q[c] += e * e;
+        }
+      for (int64_t c = 0; c < nc; c++) {
+        mean.data[c0 + c] = (float)s[c];
+        rstd.data[c0 + c] = (float)(1.0 / std::sqrt(q[c] / (double)T + eps));
+        rm.data[c0 + c] = (float)((1 - mom) * rm.data[c0 + c] + mom * s[c]);
+        rv.data[c0 + c] = (float)((1 - mom) * rv.data[c0 + c] + mom * q[c] / (double)(T - 1));
+      }
+    } else {
+      for (int64_t c = c0; c < c1; c++) {
+        mean.data[c] = rm.data[c];
+        rstd.data[c] = (float)(1.0 / std::sqrt((double)rv.data[c] + eps));
+      }
+    }
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t c = c0; c < c1; c++)
+        y.data[t * C + c] = (X[t * C + c] - mean.data[c]) * rstd.data[c] * w.data[c] + b.data[c];
+  });
+  return env.Undefined();
+}
+MOELAB_EXPORT(peerBatchNorm, PeerBatchNormNapi);
+
+// peerBatchNormBackward(T, C, training, x, w, mean, rstd, gy, gx, gw, gb): gx, gw, gb written.
+Napi::Value PeerBatchNormBackwardNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "peerBatchNormBackward";
+  auto env = info.Env();
+  needArgs(info, 11, fn);
+  int64_t T = dimArg(info, 0, fn, "T"), C = dimArg(info, 1, fn, "C", 1);
+  const bool training = boolArg(info, 2, fn, "training");
+  auto x = f32Arg(info, 3, fn, "x");
+  auto w = f32Arg(info, 4, fn, "w");
+  auto mean = f32Arg(info, 5, fn, "mean");
+  auto rstd = f32Arg(info, 6, fn, "rstd");
+  auto gy = f32Arg(info, 7, fn, "gy");
+  auto gx = f32Arg(info, 8, fn, "gx");
+  auto gw = f32Arg(info, 9, fn, "gw");
+  auto gb = f32Arg(info, 10, fn, "gb");
+  const int64_t TC = mulChk(env, fn, T, C);
+  needLen(env, x, TC, fn, "x");
+  needLen(env, gy, TC, fn, "gy");
+  needLen(env, gx, TC, fn, "gx");
+  for (auto* s : {&w, &mean, &rstd, &gw, &gb}) needLen(env, *s, C, fn, "w/mean/rstd/gw/gb");
+  Span<float> all[] = {x, w, mean, rstd, gy, gx, gw, gb};
+  const char* names[] = {"x", "w", "mean", "rstd", "gy", "gx", "gw", "gb"};
+  for (int i = 5; i < 8; i++)
+    for (int j = 0; j < 8; j++)
+      if (j != i) distinct(env, all[i], all[j], fn, names[i], names[j]);
+  const float *X = x.data, *GY = gy.data;
+  forThreads(C, 32, nullptr, [&](int, int64_t c0, int64_t c1) {
+    const int64_t nc = c1 - c0;
+    std::vector<double> sw(nc, 0.0), sb(nc, 0.0);
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t c = 0; c < nc; c++) {
+        const int64_t o = t * C + c0 + c;
+        sw[c] += GY[o] * ((X[o] - mean.data[c0 + c]) * rstd.data[c0 + c]);
+        sb[c] += GY[o];
+      }
+    for (int64_t c = 0; c < nc; c++) {
+      gw.data[c0 + c] = (float)sw[c];
+      gb.data[c0 + c] = (float)sb[c];
+    }
+    const double invT = T > 0 ? 1.0 / (double)T : 0.0;
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t c = 0; c < nc; c++) {
+        const int64_t o = t * C + c0 + c, ch = c0 + c;
+        const double xh = (X[o] - mean.data[ch]) * rstd.data[ch];
+        gx.data[o] = training ? (float)(w.data[ch] * rstd.data[ch] * (GY[o] - sb[c] * invT - xh * sw[c] * invT))
+                              : w.data[ch] * rstd.data[ch] * GY[o];
+      }
+  });
+  return env.Undefined();
+}
+MOELAB_EXPORT(peerBatchNormBackward, PeerBatchNormBackwardNapi);
+
 // ------------------------------------------------------------------ peerAdviseHugePages
 
 // peerAdviseHugePages(array) -> bool: asks the kernel to back the 2 MiB-aligned interior of a large

@@ -405,6 +405,30 @@ describe('PEER native kernels vs reference', { skip: !nativePeerKernels() }, () 
     }
   });
 
+  test('query BatchNorm kernels (train and eval)', () => {
+    for (const [T, C, training] of [[37, 19, true], [5, 70, true], [9, 33, false], [2, 3, true]] as const) {
+      const x = randn(T * C, T + C, 2), w = randn(C, 3), b = randn(C, 4), gy = randn(T * C, 5);
+      const run = (K: PeerKernels) => {
+        const rm = randn(C, 6, 0.1), rv = randn(C, 7).map((t) => 0.5 + Math.abs(t));
+        const y = new Float32Array(T * C), mean = new Float32Array(C), rstd = new Float32Array(C);
+        K.peerBatchNorm(T, C, training, 1e-5, 0.1, x, w, b, rm, rv, y, mean, rstd);
+        const gx = new Float32Array(T * C), gw = new Float32Array(C), gb = new Float32Array(C);
+        K.peerBatchNormBackward(T, C, training, x, w, mean, rstd, gy, gx, gw, gb);
+        return { rm, rv, y, mean, rstd, gx, gw, gb };
+      };
+      const A = run(N()), B = run(R);
+      for (const key of ['rm', 'rv', 'y', 'mean', 'rstd', 'gx', 'gw', 'gb'] as const) assertClose(A[key], B[key], 1e-5, 1e-5, `bn T${T} C${C} ${key}`);
+    }
+    const K = N() as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const f = (n: number) => new Float32Array(n);
+    assert.throws(() => K.peerBatchNorm(1, 4, true, 1e-5, 0.1, f(4), f(4), f(4), f(4), f(4), f(4), f(4), f(4)), RangeError, 'T = 1 in training');
+    assert.throws(() => K.peerBatchNorm(2, 4, true, 1e-5, 0.1, f(7), f(4), f(4), f(4), f(4), f(8), f(4), f(4)), RangeError, 'x short');
+    assert.throws(() => K.peerBatchNorm(2, 4, 1, 1e-5, 0.1, f(8), f(4), f(4), f(4), f(4), f(8), f(4), f(4)), TypeError, 'training not boolean');
+    const xx = f(8);
+    assert.throws(() => K.peerBatchNorm(2, 4, true, 1e-5, 0.1, xx, f(4), f(4), f(4), f(4), xx, f(4), f(4)), RangeError, 'y aliases x');
+    assert.throws(() => K.peerBatchNormBackward(2, 4, true, f(8), f(4), f(4), f(4), f(8), f(8), f(3), f(4)), RangeError, 'gw short');
+  });
+
   test('sparse Adam kernel (fp32 and bf16 moments)', () => {
     const rows = 40, d = 19, U = 17;
     const ids = Int32Array.from([...new Set(randint(60, rows, 3))].sort((a, b) => a - b).slice(0, U));

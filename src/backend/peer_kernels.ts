@@ -91,6 +91,24 @@ export interface PeerKernels {
   peerRowGrad(U: number, d: number, per: number, offsets: I32, order: I32, coef: F32 | null, src: F32, out: F32): void;
 
   /**
+   * torch.nn.BatchNorm1d over the rows of x [T, C] (statistics in double). Training: mean and
+   * biased variance of each channel over the T rows, mean[c] and rstd[c] = 1/sqrt(var + eps)
+   * written, runMean/runVar updated in place with momentum (runVar from the unbiased variance;
+   * needs T >= 2). Eval: mean = runMean, rstd = 1/sqrt(runVar + eps). Then
+   *   y = (x - mean) * rstd * w + b.
+   */
+  peerBatchNorm(T: number, C: number, training: boolean, eps: number, momentum: number,
+    x: F32, w: F32, b: F32, runMean: F32, runVar: F32, y: F32, mean: F32, rstd: F32): void;
+
+  /**
+   * Backward of peerBatchNorm with its saved mean/rstd: xhat = (x - mean) rstd,
+   *   gw = sum_t gy xhat,  gb = sum_t gy   (written)
+   *   gx = w rstd (gy - gb/T - xhat gw/T)  in training (batch statistics), w rstd gy in eval.
+   */
+  peerBatchNormBackward(T: number, C: number, training: boolean, x: F32, w: F32, mean: F32, rstd: F32,
+    gy: F32, gx: F32, gw: F32, gb: F32): void;
+
+  /**
    * Lazy Adam on the rows ids[0..U) (strictly increasing) of p [N, d], coalesced gradient rows
    * g [U, d], PyTorch SparseAdam semantics (no weight decay):
    *   m += (1-beta1)(g - m);  v += (1-beta2)(g^2 - v);  p -= lr*sqrt(bc2)/bc1 * m / (sqrt(v) + eps)
@@ -111,10 +129,12 @@ const REF: PeerKernels = {
   peerCoalesce: refPeer.peerCoalesce,
   peerRowGrad: refPeer.peerRowGrad,
   sparseAdam: refPeer.sparseAdam,
+  peerBatchNorm: refPeer.peerBatchNorm,
+  peerBatchNormBackward: refPeer.peerBatchNormBackward,
 };
 
 const NAMES = ['peerRetrieve', 'peerRetrieveBackward', 'peerForward', 'peerBackward', 'peerBackwardRows', 'peerCoalesce', 'peerRowGrad',
-  'sparseAdam'] as const;
+  'sparseAdam', 'peerBatchNorm', 'peerBatchNormBackward'] as const;
 
 let nativeCache: PeerKernels | null | undefined;
 

@@ -87,59 +87,18 @@ export class BatchNorm1d extends Module {
     const C = this.C;
     if (x.ndim !== 2 || x.shape[1] !== C) throw new Error(`BatchNorm1d: expected [T, ${C}], got [${x.shape.join(', ')}]`);
     const T = x.shape[0];
-    const xc = x.contiguous(), X = xc.f32, W = this.weight.f32, B = this.bias.f32;
-    const mean = new Float64Array(C), rstd = new Float64Array(C);
     const training = this.training;
-    if (training) {
-      if (T < 2) throw new Error(`BatchNorm1d: expected more than 1 value per channel when training, got [${T}, ${C}]`);
-      const sq = new Float64Array(C);
-      for (let t = 0; t < T; t++) for (let c = 0, o = t * C; c < C; c++) mean[c] += X[o + c];
-      for (let c = 0; c < C; c++) mean[c] /= T;
-      for (let t = 0; t < T; t++) {
-        for (let c = 0, o = t * C; c < C; c++) {
-          const e = X[o + c] - mean[c];
-          sq[c] += e * e;
-        }
-      }
-      const rm = this.running_mean.f32, rv = this.running_var.f32, m = this.momentum;
-      for (let c = 0; c < C; c++) {
-        const varB = sq[c] / T;
-        rstd[c] = 1 / Math.sqrt(varB + this.eps);
-        rm[c] = (1 - m) * rm[c] + m * mean[c];
-        rv[c] = (1 - m) * rv[c] + m * (sq[c] / (T - 1));
-      }
-      (this.num_batches_tracked.data as Int32Array)[this.num_batches_tracked.offset]++;
-    } else {
-      const rm = this.running_mean.f32, rv = this.running_var.f32;
-      for (let c = 0; c < C; c++) {
-        mean[c] = rm[c];
-        rstd[c] = 1 / Math.sqrt(rv[c] + this.eps);
-      }
-    }
-    const y = new Float32Array(T * C);
-    for (let t = 0; t < T; t++) {
-      for (let c = 0, o = t * C; c < C; c++) y[o + c] = (X[o + c] - mean[c]) * rstd[c] * W[c] + B[c];
-    }
+    if (training && T < 2) throw new Error(`BatchNorm1d: expected more than 1 value per channel when training, got [${T}, ${C}]`);
+    const xc = x.contiguous();
+    const K = peerKernels();
+    const y = new Float32Array(T * C), mean = new Float32Array(C), rstd = new Float32Array(C);
+    K.peerBatchNorm(T, C, training, this.eps, this.momentum, xc.f32, this.weight.f32, this.bias.f32,
+      this.running_mean.f32, this.running_var.f32, y, mean, rstd);
+    if (training) (this.num_batches_tracked.data as Int32Array)[this.num_batches_tracked.offset]++;
     return attach(new Tensor(y, [T, C]), [xc, this.weight, this.bias], (gy) => {
-      const gw = new Float64Array(C), gb = new Float64Array(C);
-      for (let t = 0; t < T; t++) {
-        for (let c = 0, o = t * C; c < C; c++) {
-          const xh = (X[o + c] - mean[c]) * rstd[c];
-          gw[c] += gy[o + c] * xh;
-          gb[c] += gy[o + c];
-        }
-      }
-      const gx = new Float32Array(T * C);
-      for (let t = 0; t < T; t++) {
-        for (let c = 0, o = t * C; c < C; c++) {
-          const xh = (X[o + c] - mean[c]) * rstd[c];
-          // training: d/dx of the batch statistics too; sum_t gy*w = w*gb, sum_t gy*w*xh = w*gw
-          gx[o + c] = training
-            ? W[c] * rstd[c] * (gy[o + c] - gb[c] / T - (xh * gw[c]) / T)
-            : W[c] * rstd[c] * gy[o + c];
-        }
-      }
-      return [gx, Float32Array.from(gw), Float32Array.from(gb)];
+      const gx = new Float32Array(T * C), gw = new Float32Array(C), gb = new Float32Array(C);
+      K.peerBatchNormBackward(T, C, training, xc.f32, this.weight.f32, mean, rstd, gy, gx, gw, gb);
+      return [gx, gw, gb];
     }, 'batchNorm1d');
   }
 }
