@@ -19,6 +19,20 @@
  *
  * Parameter names follow the reference state_dict: keys, query.weight, bn.weight, bn.bias,
  * bn.running_mean, bn.running_var, bn.num_batches_tracked (buffers), u.weight, v.weight.
+ *
+ * Memory (peer1m-all-d256: 4 layers, N = 2^20, d = 256, h = 8, k = 16, T = 2048 tokens/step):
+ *   u, v tables           4 x 2 x N x d x 4 B                         =  8 GiB
+ *   SparseAdam moments    bf16: 4 x 2 x 2 x N x d x 2 B               =  8 GiB  (fp32: 16 GiB)
+ *                         zero pages until a row is first updated, so this grows to 8 GiB over training
+ *   sparse grad rows      U <= min(N, T*h*k = 262,144) rows per table, pooled per layer (+25% headroom):
+ *                         <= 4 x 2 x 1.25 x 262,144 x d x 4 B         ~= 2.5 GiB  (random routing: U ~ 200k, ~1.9 GiB)
+ *   per-layer activations q [T, h*dk] 8 MiB, ids/scores/g/a [T, h*k] 1 MiB each, y 2 MiB; backward index
+ *                         3 x T*h*k int32 = 3 MiB, coalescing scratch N int32 = 4 MiB
+ *   -> about 18.5 GiB with bf16 moments plus the small dense model and Node (fits 24 GiB); fp32
+ *   moments would need ~26.5 GiB. No [N, d] temporary exists on the sparse path (the dense
+ *   fallback, sparseGrads: false, allocates one [N, d] gradient per table per backward).
+ * The tables, moments and row buffers are advised to use transparent huge pages (fewer page faults
+ * and TLB misses on the random row gathers).
  */
 import { Tensor, attach, linear, zeros, full, parameter } from '../tensor/index.js';
 import { peerKernels, PeerAct, adviseHugePages } from '../backend/peer_kernels.js';
