@@ -612,6 +612,9 @@ for (const [bname, makeKern] of backends()) {
         let sq = 0;
         for (const g of coalesced.values()) for (const t of g) sq += t * t;
         assert.ok(Math.abs(opt.gradSquaredNorm() - sq) <= 1e-6 * sq, 'gradSquaredNorm of coalesced chunks');
+        opt.scaleGrads(0.5);
+        assert.ok(Math.abs(opt.gradSquaredNorm() - sq / 4) <= 1e-6 * sq, 'scaleGrads');
+        opt.scaleGrads(2);
         opt.step(lr);
         opt.zeroGrad();
         assert.equal(p.sparseGrad, null);

@@ -34,6 +34,7 @@
 import type { Tensor, RowSparseGrad } from '../tensor/index.js';
 import type { NamedArray, Optimizer } from './optimizer.js';
 import { peerKernels, adviseHugePages } from '../backend/peer_kernels.js';
+import { backend, BinaryOp } from '../backend/index.js';
 import { bf16ToF32, f32ToBf16 } from '../backend/ref/peer.js';
 
 export interface SparseAdamOptions {
@@ -131,22 +132,17 @@ export class SparseAdam implements Optimizer {
 
   gradSquaredNorm(): number {
     let total = 0;
+    const k = backend();
     for (const s of this.states) {
-      const g = this.coalesce(s);
-      if (!g) continue;
-      const x = g.values;
-      for (let i = 0; i < x.length; i++) total += x[i] * x[i];
+      const g = this.coalesce(s); // duplicates must be summed before squaring
+      if (g) total += k.sumSquares(g.values);
     }
     return total;
   }
 
   scaleGrads(f: number): void {
-    for (const s of this.states) {
-      for (const c of s.p.sparseGrad ?? []) {
-        const x = c.values;
-        for (let i = 0; i < x.length; i++) x[i] *= f;
-      }
-    }
+    const k = backend();
+    for (const s of this.states) for (const c of s.p.sparseGrad ?? []) k.binaryScalar(BinaryOp.mul, c.values, f, c.values);
   }
 
   zeroGrad(): void {
