@@ -59,7 +59,10 @@ export abstract class Module {
   }
 
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad = null;
+    for (const p of this.parameters()) {
+      p.grad = null;
+      p.sparseGrad = null;
+    }
   }
 }
 
