@@ -1,6 +1,6 @@
 // Times one MoE layer's forward + backward at T=2048, d=256, k=2 for E=8 (h=1024) and E=64 (h=128),
-// next to the dense MLP d -> 4d -> d and a dense MLP with the MoE's active width (k*h), and prints
-// JSON. GFLOP/s = 6 * forward MACs per token * T / time (fwd 2 flops/MAC, bwd twice the forward).
+// next to the dense MLP d -> 4d -> d and a dense MLP with the MoE's active width (k*h), round-robin
+// (each rep runs every layer once), and prints JSON (median and best). GFLOP/s = 6 * forward MACs per token * T / time (fwd 2 flops/MAC, bwd twice the forward).
 //   node dist/bench/moe_layer.js [--reps 10] [--tokens 2048] [--only <label substring>] [--profile]   (--profile: time per kernel function)
 import { backend, setBackend, type Kernels } from '../src/backend/index.js';
 import { Tensor, add, meanAll, mul } from '../src/tensor/index.js';
@@ -38,7 +38,16 @@ function init(m: FeedForward, rng: Rng): void {
   }
 }
 
-function run(label: string, m: FeedForward): Record<string, unknown> {
+interface Bench {
+  label: string;
+  m: FeedForward;
+  step: () => [number, number];
+  fwd: number[];
+  bwd: number[];
+  kernels: Map<string, number>;
+}
+
+function setup(label: string, m: FeedForward): Bench {
   const rng = new Rng(1);
   init(m, rng);
   const x = new Tensor(rng.fillNormal(new Float32Array(T * d)), [T, d], { requiresGrad: true });
@@ -54,25 +63,21 @@ function run(label: string, m: FeedForward): Record<string, unknown> {
     (aux ? add(loss, aux) : loss).backward();
     return [t1 - t0, performance.now() - t1];
   };
-  for (let i = 0; i < 2; i++) step();
-  process.stderr.write(`${label}: warm\n`);
-  kernelTime.clear();
-  const fwd: number[] = [], bwd: number[] = [], tot: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const [f, b] = step();
-    fwd.push(f);
-    bwd.push(b);
-    tot.push(f + b);
-  }
+  return { label, m, step, fwd: [], bwd: [], kernels: new Map() };
+}
+
+function report(b: Bench): Record<string, unknown> {
+  const tot = b.fwd.map((f, i) => f + b.bwd[i]);
   const med = (a: number[]) => a.slice().sort((p, q) => p - q)[a.length >> 1];
-  const flops = 6 * m.macsPerToken() * T;
+  const flops = 6 * b.m.macsPerToken() * T;
   const r: Record<string, unknown> = {
-    layer: label, T, d, macsPerToken: m.macsPerToken(), fwd_ms: +med(fwd).toFixed(2), bwd_ms: +med(bwd).toFixed(2),
-    total_ms: +med(tot).toFixed(2), best_ms: +Math.min(...tot).toFixed(2), gflops: +(flops / med(tot) / 1e6).toFixed(2),
+    layer: b.label, T, d, macsPerToken: b.m.macsPerToken(), fwd_ms: +med(b.fwd).toFixed(2), bwd_ms: +med(b.bwd).toFixed(2),
+    total_ms: +med(tot).toFixed(2), best_ms: +Math.min(...tot).toFixed(2),
+    gflops: +(flops / med(tot) / 1e6).toFixed(2), gflops_best: +(flops / Math.min(...tot) / 1e6).toFixed(2),
   };
-  if (m instanceof MoE) r.stats = { dropRate: m.stats()!.dropRate, maxLoad: Math.max(...(m.stats()!.load as number[])) };
+  if (b.m instanceof MoE) r.stats = { dropRate: b.m.stats()!.dropRate, maxLoad: Math.max(...(b.m.stats()!.load as number[])) };
   if (profile) {
-    r.kernels_ms_per_step = Object.fromEntries([...kernelTime].sort((a, b) => b[1] - a[1]).map(([n, t]) => [n, +(t / reps).toFixed(2)]));
+    r.kernels_ms_per_step = Object.fromEntries([...b.kernels].sort((p, q) => q[1] - p[1]).map(([n, t]) => [n, +(t / reps).toFixed(2)]));
   }
   return r;
 }
@@ -89,5 +94,17 @@ const layers: [string, () => FeedForward][] = [
   ['moe E=64 h=128 k=2', () => moe(64, 128)],
   ['dense d->256 (E=64 active)', () => new MLP(d, k * 128)],
 ];
-const results = layers.filter(([l]) => l.includes(only)).map(([l, make]) => run(l, make()));
+// Round-robin: every rep runs each layer once, so a disturbance from other processes hits all alike.
+const benches = layers.filter(([l]) => l.includes(only)).map(([l, make]) => setup(l, make()));
+for (const b of benches) for (let i = 0; i < 2; i++) b.step();
+for (let i = 0; i < reps; i++) {
+  for (const b of benches) {
+    kernelTime.clear();
+    const [f, bw] = b.step();
+    b.fwd.push(f);
+    b.bwd.push(bw);
+    for (const [n, t] of kernelTime) b.kernels.set(n, (b.kernels.get(n) ?? 0) + t);
+  }
+}
+const results = benches.map(report);
 console.log(JSON.stringify({ backend: backend().name, threads: backend().getThreads(), reps, results }, null, 1));

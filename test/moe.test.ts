@@ -6,7 +6,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { ref, nativeKernels, setBackend, type Kernels } from '../src/backend/index.js';
-import { Tensor, tensor, add, concat, reshape, noGrad } from '../src/tensor/index.js';
+import { Tensor, tensor, add, concat, mul, reshape, noGrad, sumAll } from '../src/tensor/index.js';
 import { MoE, planRoute, type MoEOptions } from '../src/nn/moe.js';
 import { MLP } from '../src/nn/mlp.js';
 import { GPT } from '../src/nn/gpt.js';
@@ -323,6 +323,30 @@ for (const [bname, kern] of backends()) {
           return m.auxLoss()!;
         }, [x, m.router.weight], { eps: 1e-3, rtol: 1e-2, atol: 1e-3 });
       }
+    });
+
+    test('recycled scratch buffers: interleaved forwards and backwards give the same gradients', () => {
+      const d = 8, T = 11;
+      const m = makeMoE(d, { auxCoef: 0.1, zCoef: 0.1 }, 41);
+      const xa = randn(T * d, 42), xb = randn(T * d, 43);
+      const grads = (): Float32Array[] => m.parameters().map((p) => p.grad!.f32.slice());
+      const run = (x: Float32Array): Tensor => add(sumAll(mul(m.forward(new Tensor(x.slice(), [T, d])), new Tensor(randn(T * d, 44), [T, d]))), m.auxLoss()!);
+      m.zeroGrad();
+      run(xa).backward();
+      const ga = grads();
+      m.zeroGrad();
+      run(xb).backward();
+      const gb = grads();
+      // two graphs alive at once, an inference forward in between, backwards in reverse order
+      m.zeroGrad();
+      const la = run(xa), lb = run(xb);
+      noGrad(() => m.forward(new Tensor(randn(T * d, 45), [T, d])));
+      lb.backward();
+      const gb2 = grads();
+      la.backward();
+      const gab = grads();
+      gb2.forEach((g, i) => assertClose(g, gb[i], 1e-6, 1e-7, `param ${i} (b)`));
+      gab.forEach((g, i) => assertClose(g, ga[i].map((v, j) => v + gb[i][j]), 1e-5, 1e-6, `param ${i} (a+b)`));
     });
 
     test('stats, macs, jitter', () => {

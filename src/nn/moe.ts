@@ -107,12 +107,53 @@ export function planRoute(idx: Int32Array, T: number, k: number, E: number, capa
 }
 
 /**
+ * Recycled scratch buffers for expertMix's activations and backward temporaries. A fresh
+ * multi-megabyte Float32Array costs zero-filling and page faults on first touch (about 3 ms per
+ * 8 MB here), and one MoE step needs tens of MB of them, so buffers that never leave the op are
+ * reused: forward temporaries at the end of the forward, saved activations once the backward has
+ * used them (or at once when no graph is recorded). A taken buffer holds stale data; every use
+ * overwrites it completely. Buffers handed to autograd (gradients, outputs) are never pooled.
+ */
+export class ScratchPool {
+  private readonly free = new Map<number, Float32Array[]>();
+  private bytes = 0;
+  constructor(readonly maxBytes = 512 * 2 ** 20) {}
+
+  take(n: number): Float32Array {
+    const b = this.free.get(n)?.pop();
+    if (!b) return new Float32Array(n);
+    this.bytes -= b.byteLength;
+    return b;
+  }
+
+  give(...bufs: Float32Array[]): void {
+    for (const b of bufs) {
+      if (this.bytes + b.byteLength > this.maxBytes) continue; // let the GC have it
+      let list = this.free.get(b.length);
+      if (!list) this.free.set(b.length, (list = []));
+      list.push(b);
+      this.bytes += b.byteLength;
+    }
+  }
+
+  /** Drops every pooled buffer. */
+  clear(): void {
+    this.free.clear();
+    this.bytes = 0;
+  }
+}
+
+/** The pool shared by all MoE layers (layers run one at a time, so they can share temporaries). */
+export const moeScratch = new ScratchPool();
+
+/**
  * The expert computation as one autograd op: for every kept slot p (token t, expert e, gate g),
  *   out[t] += g * (gelu(x[t] W1_e + b1_e) W2_e + b2_e).
  * x [T, d], gates [T, k], w1 [E, d, h], b1 [E, h], w2 [E, h, d], b2 [E, d] -> [T, d].
  * Dropped slots contribute nothing (and get a zero gate gradient).
  */
-export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, r: Route): Tensor {
+export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, r: Route,
+  pool: ScratchPool = moeScratch): Tensor {
   const [T, d] = x.shape;
   const [E, , h] = w1.shape;
   if (T !== r.T || E !== r.E || gates.size !== r.T * r.k) throw new Error('expertMix: route does not match the inputs');
@@ -124,24 +165,25 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
   const gs = new Float32Array(N); // gate of each kept slot
   for (let p = 0; p < N; p++) gs[p] = gflat[slots[p]];
 
-  const xs = new Float32Array(N * d);
+  const xs = pool.take(N * d);
   kern.indexSelect(N, d, X, tok, xs);
-  const hpre = new Float32Array(N * h);
+  const hpre = pool.take(N * h);
   kern.gemmGroupedRows(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, B1);
-  const act = new Float32Array(N * h);
+  const act = pool.take(N * h);
   kern.unary(UnaryOp.gelu_erf, hpre, act);
-  const ys = new Float32Array(N * d);
+  const ys = pool.take(N * d);
   kern.gemmGroupedRows(E, offsets, false, d, h, 1, act, h, W2, h * d, d, 0, ys, d, B2);
   const rowShape = Int32Array.of(N, d), rowStrides = Int32Array.of(d, 1), gateStrides = Int32Array.of(1, 0);
-  const scaled = new Float32Array(N * d);
+  const scaled = pool.take(N * d);
   kern.binary(BinaryOp.mul, rowShape, ys, 0, rowStrides, gs, 0, gateStrides, scaled);
   const out = new Float32Array(T * d);
   kern.indexAdd(N, d, tok, scaled, out);
+  pool.give(scaled);
 
-  return attach(new Tensor(out, [T, d]), [xc, gc, w1, b1, w2, b2], (gout) => {
-    const gScaled = new Float32Array(N * d); // d loss / d (gate * y) per slot
+  const y = attach(new Tensor(out, [T, d]), [xc, gc, w1, b1, w2, b2], (gout) => {
+    const gScaled = pool.take(N * d); // d loss / d (gate * y) per slot
     kern.indexSelect(N, d, gout, tok, gScaled);
-    const tmp = new Float32Array(N * d);
+    const tmp = pool.take(N * d);
     let gGates: Float32Array | null = null;
     if (gc.requiresGrad) {
       // d loss / d gate = <gout[t], y_slot>
@@ -160,10 +202,11 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
     if (gw2) kern.gemmGroupedK(E, offsets, h, d, 1, act, h, gY, d, 0, gw2, h * d, d);
     let gw1: Float32Array | null = null, gb1: Float32Array | null = null, gx: Float32Array | null = null;
     if (w1.requiresGrad || b1.requiresGrad || xc.requiresGrad) {
-      const gAct = new Float32Array(N * h);
+      const gAct = pool.take(N * h);
       kern.gemmGroupedRows(E, offsets, true, h, d, 1, gY, d, W2, h * d, d, 0, gAct, h, null);
-      const gH = new Float32Array(N * h);
+      const gH = pool.take(N * h);
       kern.unaryBackward(UnaryOp.gelu_erf, hpre, act, gAct, gH);
+      pool.give(gAct);
       if (b1.requiresGrad) {
         gb1 = new Float32Array(E * h);
         kern.gemmGroupedK(E, offsets, 1, h, 1, ones, 1, gH, h, 0, gb1, h, h);
@@ -178,9 +221,13 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
         gx = new Float32Array(T * d);
         kern.indexAdd(N, d, tok, gxs, gx);
       }
+      pool.give(gH);
     }
+    pool.give(gScaled, tmp, xs, hpre, act, ys);
     return [gx, gGates, gw1, gb1, gw2, gb2];
   }, 'expertMix');
+  if (!y.node) pool.give(xs, hpre, act, ys); // no graph recorded: nothing will read them again
+  return y;
 }
 
 /**
@@ -216,24 +263,27 @@ export interface RouterLossValues {
 }
 
 /**
- * auxCoef * balance + zCoef * z as one op on the router's logits and probabilities [T, E]
- * (probs = softmax(logits)); counts [E] are the slots per expert before drops (a constant).
- * lse_t is recovered from the largest probability: lse_t = logits[t, e*] - log probs[t, e*].
+ * auxCoef * balance + zCoef * z as one op on the router's logits [T, E]. probs = softmax(logits)
+ * (already computed, treated as data) and counts [E] (slots per expert before drops) are given;
+ * top1 [T] is each token's most probable expert, from which lse_t = logits[t, e*] - log probs[t, e*].
+ * Both gradients go straight to the logits (the balance term through the softmax Jacobian):
+ *   d/dl[t,e] = p[t,e] * (auxCoef * (c_e - sum_j p[t,j] c_j) + zCoef * 2 lse_t / T),  c_e = E f_e / T.
  */
-export function routerLosses(logits: Tensor, probs: Tensor, counts: Int32Array, top1: Int32Array, auxCoef: number, zCoef: number,
-  values?: RouterLossValues): Tensor {
-  const [T, E] = probs.shape;
-  const L = logits.contiguous().f32, P = probs.contiguous().f32;
+export function routerLosses(logits: Tensor, probs: Float32Array, counts: Int32Array, top1: Int32Array,
+  auxCoef: number, zCoef: number, values?: RouterLossValues): Tensor {
+  const [T, E] = logits.shape;
+  const lc = logits.contiguous();
+  const L = lc.f32, P = probs;
   let slots = 0;
   for (let e = 0; e < E; e++) slots += counts[e];
-  // balance = sum_{t,e} P[t,e] * c_e with c_e = E * f_e / T
-  const c = new Float32Array(E);
+  // balance = sum_{t,e} P[t,e] * c_e
+  const c = new Float64Array(E);
   for (let e = 0; e < E; e++) c[e] = slots ? (E * counts[e]) / slots / T : 0;
   const pmean = new Float64Array(E);
   for (let t = 0; t < T; t++) for (let e = 0; e < E; e++) pmean[e] += P[t * E + e];
   let balance = 0;
   for (let e = 0; e < E; e++) balance += c[e] * pmean[e];
-  const lse = new Float32Array(T);
+  const lse = new Float64Array(T);
   let z = 0;
   for (let t = 0; t < T; t++) {
     const e = top1[t];
@@ -246,23 +296,18 @@ export function routerLosses(logits: Tensor, probs: Tensor, counts: Int32Array, 
     values.z = z;
   }
   const out = new Tensor(Float32Array.of(auxCoef * balance + zCoef * z), []);
-  const lc = logits.contiguous(), pc = probs.contiguous();
-  return attach(out, [lc, pc], (g) => {
-    let gl: Float32Array | null = null, gp: Float32Array | null = null;
-    if (pc.requiresGrad && auxCoef !== 0) {
-      gp = new Float32Array(T * E);
-      const s = g[0] * auxCoef;
-      for (let t = 0; t < T; t++) for (let e = 0; e < E; e++) gp[t * E + e] = s * c[e];
+  if (auxCoef === 0 && zCoef === 0) return out;
+  return attach(out, [lc], (g) => {
+    const gl = new Float32Array(T * E);
+    const a = g[0] * auxCoef, zs = (g[0] * zCoef * 2) / T;
+    for (let t = 0; t < T; t++) {
+      const row = t * E;
+      let pc = 0;
+      for (let e = 0; e < E; e++) pc += P[row + e] * c[e];
+      const b = zs * lse[t] - a * pc;
+      for (let e = 0; e < E; e++) gl[row + e] = P[row + e] * (a * c[e] + b);
     }
-    if (lc.requiresGrad && zCoef !== 0) {
-      gl = new Float32Array(T * E);
-      const s = (g[0] * zCoef * 2) / T;
-      for (let t = 0; t < T; t++) {
-        const a = s * lse[t];
-        for (let e = 0; e < E; e++) gl[t * E + e] = a * P[t * E + e];
-      }
-    }
-    return [gl, gp];
+    return [gl];
   }, 'routerLosses');
 }
 
@@ -340,7 +385,7 @@ export class MoE extends FeedForward {
     const top1 = new Int32Array(T);
     for (let t = 0; t < T; t++) top1[t] = idx[t * k];
     const losses: RouterLossValues = { balance: 0, z: 0 };
-    this.aux = routerLosses(logits, probs, route.counts, top1, this.o.auxCoef, this.o.zCoef, losses);
+    this.aux = routerLosses(logits, probs.f32, route.counts, top1, this.o.auxCoef, this.o.zCoef, losses);
     this.last = { T, probs: probs.f32, counts: route.counts, kept: route.tok.length, losses };
     return y;
   }
