@@ -1,10 +1,11 @@
 // SGEMM benchmark: GFLOP/s of the native gemm on the shapes the models use, plain and in the
 // transposed forms backward uses, at each thread count; optionally against numpy/OpenBLAS timed
 // in the same run (bench/openblas_sgemm.py). `moelab bench gemm` prints the returned object.
-import { spawnSync } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { nativeKernels, type Kernels } from '../src/backend/index.js';
 
@@ -15,7 +16,7 @@ export interface GemmBenchOptions {
   threads?: number[];
   shapes?: GemmShape[];
   vsOpenblas?: boolean;
-  /** timing budget per case, in seconds (default 1) */
+  /** timing budget per case and library, in seconds (default 1) */
   seconds?: number;
 }
 
@@ -50,6 +51,10 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
 function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -64,28 +69,32 @@ function randomArray(n: number, seed: number): Float32Array {
   return a;
 }
 
-/** Median seconds per call of fn: a short warm-up, then repeats until the budget is spent (>= 5). */
-function timeIt(fn: () => void, seconds: number): number {
-  fn();
-  const warmEnd = performance.now() + 100 * seconds;
-  while (performance.now() < warmEnd) fn();
-  const times: number[] = [];
-  const end = performance.now() + 1000 * seconds;
-  while (times.length < 5 || (performance.now() < end && times.length < 10000)) {
-    const t0 = performance.now();
-    fn();
-    times.push(performance.now() - t0);
-  }
-  return median(times) / 1000;
-}
+/** Our gemm on one shape, with operands allocated once. */
+class OurGemm {
+  private readonly run: () => void;
 
-function benchOurs(K: Kernels, s: GemmShape, seconds: number): number {
-  const { m, n, k, trans } = s;
-  const tA = trans === 'TN', tB = trans === 'NT';
-  const a = randomArray(m * k, 1), b = randomArray(k * n, 2), c = new Float32Array(m * n);
-  const lda = tA ? m : k, ldb = tB ? k : n;
-  const sec = timeIt(() => K.gemm(tA, tB, m, n, k, 1, a, lda, b, ldb, 0, c, n, null), seconds);
-  return (2 * m * n * k) / sec / 1e9;
+  constructor(K: Kernels, s: GemmShape) {
+    const { m, n, k, trans } = s;
+    const tA = trans === 'TN', tB = trans === 'NT';
+    const a = randomArray(m * k, 1), b = randomArray(k * n, 2), c = new Float32Array(m * n);
+    const lda = tA ? m : k, ldb = tB ? k : n;
+    this.run = () => K.gemm(tA, tB, m, n, k, 1, a, lda, b, ldb, 0, c, n, null);
+    this.run();
+  }
+
+  /** Seconds per call: a short warm-up, then repeats for about `seconds` (at least 3). */
+  time(seconds: number): number[] {
+    const warmEnd = performance.now() + 100 * seconds;
+    do this.run(); while (performance.now() < warmEnd);
+    const times: number[] = [];
+    const end = performance.now() + 1000 * seconds;
+    while (times.length < 3 || (performance.now() < end && times.length < 10000)) {
+      const t0 = performance.now();
+      this.run();
+      times.push((performance.now() - t0) / 1000);
+    }
+    return times;
+  }
 }
 
 /** Median microseconds of a trivial addon call (a 1x1x1 gemm: argument checks plus dispatch). */
@@ -100,37 +109,96 @@ function napiOverheadUs(K: Kernels): number {
   return median(samples);
 }
 
-type OpenblasRun = { ok: true; gflops: number[]; blas: string } | { ok: false; reason: string };
+/** A numpy/OpenBLAS timing worker (bench/openblas_sgemm.py) fixed to one thread count. */
+class BlasWorker {
+  blas = '';
+  private lines: string[] = [];
+  private waiters: Array<(line: string | null) => void> = [];
+  private closed = false;
+  private stderr = '';
 
-function runOpenblas(shapes: GemmShape[], threads: number, seconds: number): OpenblasRun {
-  if (!existsSync(PYTHON)) return { ok: false, reason: `${PYTHON} not found` };
-  const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'openblas_sgemm.py');
-  if (!existsSync(script)) return { ok: false, reason: `${script} not found` };
-  const r = spawnSync(PYTHON, [script], {
-    input: JSON.stringify({ shapes, seconds }),
-    encoding: 'utf8',
-    env: {
-      ...process.env, LD_LIBRARY_PATH: OPENBLAS_LIB,
-      OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads),
-    },
-    maxBuffer: 1 << 24,
-  });
-  if (r.error) return { ok: false, reason: r.error.message };
-  if (r.status !== 0) return { ok: false, reason: (r.stderr || `exit ${r.status}`).trim().split('\n').slice(-1)[0] };
-  try {
-    const out = JSON.parse(r.stdout) as { results: number[]; blas: string };
-    if (!out.blas.includes('openblas')) return { ok: false, reason: `numpy is not using OpenBLAS (${out.blas})` };
-    return { ok: true, gflops: out.results, blas: out.blas };
-  } catch (e) {
-    return { ok: false, reason: `bad output from ${script}: ${(e as Error).message}` };
+  private constructor(private readonly proc: ChildProcess) {
+    createInterface({ input: proc.stdout! }).on('line', (l) => this.push(l)).on('close', () => this.end());
+    proc.stderr!.on('data', (d) => { this.stderr = (this.stderr + String(d)).slice(-4000); });
+    proc.on('error', (e) => { this.stderr += e.message; this.end(); });
+  }
+
+  /** Starts the worker; resolves to a reason string when python/numpy/OpenBLAS are not usable. */
+  static async start(threads: number): Promise<BlasWorker | string> {
+    if (!existsSync(PYTHON)) return `${PYTHON} not found`;
+    const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'openblas_sgemm.py');
+    if (!existsSync(script)) return `${script} not found`;
+    const proc = spawn(PYTHON, [script], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: {
+        ...process.env, LD_LIBRARY_PATH: OPENBLAS_LIB,
+        OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads),
+      },
+    });
+    const w = new BlasWorker(proc);
+    const first = await w.next();
+    if (first === null) return w.failure();
+    try {
+      const hello = JSON.parse(first) as { ready: boolean; blas: string };
+      w.blas = hello.blas;
+    } catch {
+      w.close();
+      return `unexpected output from ${script}: ${first.slice(0, 200)}`;
+    }
+    if (!w.blas.includes('openblas')) {
+      w.close();
+      return `numpy is not using OpenBLAS (${w.blas})`;
+    }
+    return w;
+  }
+
+  /** Seconds per call of numpy matmul on this shape, timed for about `seconds`. */
+  async time(s: GemmShape, seconds: number): Promise<number[]> {
+    this.proc.stdin!.write(JSON.stringify({ m: s.m, n: s.n, k: s.k, trans: s.trans, seconds }) + '\n');
+    const line = await this.next();
+    if (line === null) throw new Error(`openblas worker: ${this.failure()}`);
+    return (JSON.parse(line) as { times: number[] }).times;
+  }
+
+  close(): void {
+    if (!this.closed) this.proc.stdin!.end();
+    this.proc.kill();
+  }
+
+  private push(line: string): void {
+    const w = this.waiters.shift();
+    if (w) w(line);
+    else this.lines.push(line);
+  }
+
+  private end(): void {
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) w(null);
+  }
+
+  private next(): Promise<string | null> {
+    if (this.lines.length) return Promise.resolve(this.lines.shift()!);
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((res) => this.waiters.push(res));
+  }
+
+  private failure(): string {
+    const last = this.stderr.trim().split('\n').slice(-1)[0];
+    return (last || 'python worker exited').slice(0, 300);
   }
 }
 
+/**
+ * Runs the benchmark. For every thread count and shape, ours and OpenBLAS (when asked) are timed
+ * in alternating rounds so both see the same machine load; each reports the median per-call time
+ * over all its rounds, as GFLOP/s (2mnk / time).
+ */
 export async function benchGemm(opts: GemmBenchOptions = {}): Promise<object> {
   const K = nativeKernels();
   const threadCounts = opts.threads?.length ? opts.threads : [1, 2];
   const shapes = opts.shapes?.length ? opts.shapes : defaultGemmShapes();
   const seconds = opts.seconds && opts.seconds > 0 ? opts.seconds : 1;
+  const rounds = 3;
   const oldThreads = K.getThreads();
   const results: GemmBenchResult[] = [];
   let openblas: string | undefined;
@@ -138,21 +206,36 @@ export async function benchGemm(opts: GemmBenchOptions = {}): Promise<object> {
     for (const t of threadCounts) {
       K.setThreads(t);
       sleepMs(50);  // let new pool workers start before the first parallel call
-      const ours = shapes.map((s) => benchOurs(K, s, seconds));
-      let ob: OpenblasRun | null = null;
-      if (opts.vsOpenblas) {
-        ob = runOpenblas(shapes, t, seconds);
-        if (ob.ok) openblas = ob.blas;
-        else openblas = `unavailable: ${ob.reason}`;
-      }
-      shapes.forEach((s, i) => {
-        const r: GemmBenchResult = { m: s.m, n: s.n, k: s.k, trans: s.trans, threads: t, gflops: round(ours[i]) };
-        if (ob?.ok) {
-          r.openblas_gflops = round(ob.gflops[i]);
-          r.ratio = Math.round((ours[i] / ob.gflops[i]) * 1000) / 1000;
+      let worker: BlasWorker | null = null;
+      if (opts.vsOpenblas && !openblas?.startsWith('unavailable')) {
+        const w = await BlasWorker.start(t);
+        if (typeof w === 'string') openblas = `unavailable: ${w}`;
+        else {
+          worker = w;
+          openblas = w.blas;
         }
-        results.push(r);
-      });
+      }
+      try {
+        for (const s of shapes) {
+          const ours = new OurGemm(K, s);
+          const mine: number[] = [], theirs: number[] = [];
+          for (let r = 0; r < rounds; r++) {
+            mine.push(...ours.time(seconds / rounds));
+            if (worker) theirs.push(...(await worker.time(s, seconds / rounds)));
+          }
+          const flop = 2 * s.m * s.n * s.k;
+          const gf = flop / median(mine) / 1e9;
+          const row: GemmBenchResult = { m: s.m, n: s.n, k: s.k, trans: s.trans, threads: t, gflops: round(gf) };
+          if (theirs.length) {
+            const ob = flop / median(theirs) / 1e9;
+            row.openblas_gflops = round(ob);
+            row.ratio = Math.round((gf / ob) * 1000) / 1000;
+          }
+          results.push(row);
+        }
+      } finally {
+        worker?.close();
+      }
     }
   } finally {
     K.setThreads(oldThreads);
@@ -165,8 +248,4 @@ export async function benchGemm(opts: GemmBenchOptions = {}): Promise<object> {
   };
   if (opts.vsOpenblas) out.openblas = openblas ?? 'unavailable: no thread counts';
   return out;
-}
-
-function round(x: number): number {
-  return Math.round(x * 100) / 100;
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-"""SGEMM GFLOP/s through numpy (linked to OpenBLAS), the baseline for bench/gemm.ts.
+"""SGEMM timing through numpy (linked to OpenBLAS), the baseline for bench/gemm.ts.
 
-Reads {"shapes": [{"m","n","k","trans"}...], "seconds": s} as JSON on stdin and prints
-{"results": [gflops...], "blas": "..."} (same order). trans is NN, NT or TN; a transposed operand is
-a `.T` view of a contiguous array, so BLAS gets the transpose flag instead of a copy. Thread count
-comes from the environment (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS), set by the caller. Timing: a
-warm-up, then repeated runs until the budget is spent (at least 5); the median is reported.
+A line-oriented worker so the caller can interleave its own timings with ours, shape by shape:
+each stdin line is a JSON request {"m","n","k","trans","seconds"}; the reply is one JSON line
+{"times": [seconds per call...]} after a warm-up. trans is NN, NT or TN; a transposed operand is a
+`.T` view of a contiguous array, so BLAS gets the transpose flag instead of a copy. The first
+output line is {"ready": true, "blas": "...", "numpy": "..."}. Threads come from the environment
+(OPENBLAS_NUM_THREADS / OMP_NUM_THREADS), set by the caller.
 """
 import json
 import sys
@@ -23,33 +24,47 @@ def blas_name() -> str:
         return 'unknown'
 
 
-def bench(m: int, n: int, k: int, trans: str, seconds: float) -> float:
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((k, m) if trans == 'TN' else (m, k), dtype=np.float32)
-    b = rng.standard_normal((n, k) if trans == 'NT' else (k, n), dtype=np.float32)
-    a_op = a.T if trans == 'TN' else a
-    b_op = b.T if trans == 'NT' else b
-    c = np.empty((m, n), dtype=np.float32)
-    np.matmul(a_op, b_op, out=c)  # warm-up (thread start, page faults)
+_cache = {}
+
+
+def operands(m: int, n: int, k: int, trans: str):
+    key = (m, n, k, trans)
+    if key not in _cache:
+        _cache.clear()
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((k, m) if trans == 'TN' else (m, k), dtype=np.float32)
+        b = rng.standard_normal((n, k) if trans == 'NT' else (k, n), dtype=np.float32)
+        a_op = a.T if trans == 'TN' else a
+        b_op = b.T if trans == 'NT' else b
+        c = np.empty((m, n), dtype=np.float32)
+        np.matmul(a_op, b_op, out=c)  # warm-up (thread start, page faults)
+        _cache[key] = (a_op, b_op, c)
+    return _cache[key]
+
+
+def run(m: int, n: int, k: int, trans: str, seconds: float) -> list:
+    a_op, b_op, c = operands(m, n, k, trans)
     t_end = time.perf_counter() + 0.1 * seconds
     while time.perf_counter() < t_end:
         np.matmul(a_op, b_op, out=c)
     times = []
     t_end = time.perf_counter() + seconds
-    while len(times) < 5 or (time.perf_counter() < t_end and len(times) < 10000):
+    while len(times) < 3 or (time.perf_counter() < t_end and len(times) < 10000):
         t0 = time.perf_counter()
         np.matmul(a_op, b_op, out=c)
         times.append(time.perf_counter() - t0)
-    times.sort()
-    med = times[len(times) // 2]
-    return 2.0 * m * n * k / med / 1e9
+    return times
 
 
 def main() -> None:
-    spec = json.load(sys.stdin)
-    seconds = float(spec.get('seconds', 1.0))
-    out = [bench(int(s['m']), int(s['n']), int(s['k']), str(s['trans']), seconds) for s in spec['shapes']]
-    json.dump({'results': out, 'blas': blas_name(), 'numpy': np.__version__}, sys.stdout)
+    np.matmul(np.ones((4, 4), np.float32), np.ones((4, 4), np.float32))  # load BLAS
+    print(json.dumps({'ready': True, 'blas': blas_name(), 'numpy': np.__version__}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        times = run(int(r['m']), int(r['n']), int(r['k']), str(r['trans']), float(r.get('seconds', 1.0)))
+        print(json.dumps({'times': times}), flush=True)
 
 
 if __name__ == '__main__':

@@ -88,6 +88,9 @@ struct Prob {
   const float* bias;
 };
 
+// B operands bigger than this are assumed not cache-resident (see gotoBlock).
+constexpr double kEagerPackBBytes = 3.0 * (1 << 20);
+
 // Problems below this many multiply-adds skip packing entirely.
 constexpr double kDirectMax = 32768;
 
@@ -162,6 +165,7 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
   float* pa = tbufs.a.get((size_t)(MC * KC + 64));
   float* pb = tbufs.b.get((size_t)(NC * KC + 64));
   alignas(64) float tmp[16 * 32];
+  const bool eagerB = (double)P.k * (double)P.n * sizeof(float) > kEagerPackBBytes;
   for (int64_t jc = n0; jc < n1; jc += NC) {
     const int64_t nc = std::min(NC, n1 - jc);
     for (int64_t pc = k0; pc < k1; pc += KC) {
@@ -169,10 +173,12 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
       const float bet = pc == k0 ? beta : 1.f;
       const float* bi = pc == k0 ? bias : nullptr;
       const float* bsrc = P.b + pc * P.rsb + jc * P.csb;
+      // A cache-resident B is packed one sliver at a time during the first row block, right
+      // before the sliver's first use, so it is still in L1 for the micro-kernels that follow. A
+      // big B (likely coming from DRAM) is packed up front in one streaming pass instead.
+      if (eagerB) ks.packB(kc, nc, bsrc, P.rsb, P.csb, pb);
       for (int64_t ic = m0; ic < m1; ic += MC) {
-        // B is packed one sliver at a time during the first row block, right before the sliver's
-        // first use, so it is still in L1 for the micro-kernels that follow.
-        const bool packingB = ic == m0;
+        const bool packingB = !eagerB && ic == m0;
         const int64_t mc = std::min(MC, m1 - ic);
         ks.packA(mc, kc, P.a + ic * P.rsa + pc * P.csa, P.rsa, P.csa, pa);
         const int64_t tilesM = (mc + MR - 1) / MR;
@@ -344,6 +350,11 @@ void runSplitK(const KernelSet& ks, const Prob& P, int T) {
 // Plans and runs a set of independent problems (their C blocks are disjoint).
 void runProblems(const std::vector<Prob>& probs, int maxThreads = 0) {
   const KernelSet& ks = kernels();
+  if (probs.size() == 1 && isDirect(probs[0])) {  // tiny: no planning, no pool
+    const Prob& P = probs[0];
+    if (P.k == 0) return scaleBlock(P, 0, P.m, 0, P.n);
+    return directBlock(P, 0, P.m, 0, P.n);
+  }
   double total = 0;
   for (const Prob& P : probs) total += probCost(ks, P);
   if (total <= 0) return;

@@ -149,24 +149,33 @@ void kernel6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ld
 }
 #undef MOELAB_G6_STEP
 
-// In-register 8x8 transpose: on return r[q] holds column q of the input rows.
-inline void transpose8(__m256 r[8]) {
-  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+alignas(32) const float kZeros[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+
+inline __m256 load4x2(const float* lo, const float* hi) {
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo)), _mm_loadu_ps(hi), 1);
+}
+
+// In-lane 4x4 transposes of a 2x(4x4) block: on return x[q] = column q of the input rows.
+inline void transpose4x2(__m256& x0, __m256& x1, __m256& x2, __m256& x3) {
+  const __m256 t0 = _mm256_unpacklo_ps(x0, x1), t1 = _mm256_unpackhi_ps(x0, x1);
+  const __m256 t2 = _mm256_unpacklo_ps(x2, x3), t3 = _mm256_unpackhi_ps(x2, x3);
+  x0 = _mm256_shuffle_ps(t0, t2, 0x44);
+  x1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  x2 = _mm256_shuffle_ps(t1, t3, 0x44);
+  x3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+}
+
+// Loads an 8x8 block (row q at r[q]) transposed: out[c] = (r[0][c], ..., r[7][c]). Rows 0-3 and
+// 4-7 are paired in the two 128-bit lanes at load time, so only in-lane shuffles are needed (no
+// cross-lane permutes, which are slow on Zen 1).
+inline void loadTransposed8(const float* const r[8], __m256 out[8]) {
+  __m256 a0 = load4x2(r[0], r[4]), a1 = load4x2(r[1], r[5]), a2 = load4x2(r[2], r[6]), a3 = load4x2(r[3], r[7]);
+  __m256 b0 = load4x2(r[0] + 4, r[4] + 4), b1 = load4x2(r[1] + 4, r[5] + 4);
+  __m256 b2 = load4x2(r[2] + 4, r[6] + 4), b3 = load4x2(r[3] + 4, r[7] + 4);
+  transpose4x2(a0, a1, a2, a3);
+  transpose4x2(b0, b1, b2, b3);
+  out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
+  out[4] = b0, out[5] = b1, out[6] = b2, out[7] = b3;
 }
 
 // A sliver with rows along memory stride rs and k contiguous (cs == 1): transposes 6 rows x 8 k
@@ -181,10 +190,9 @@ void packASliverRowMajor(int64_t kc, const float* s, int64_t rs, float* d) {
   const float* r5 = s + 5 * rs;
   int64_t p = 0;
   for (; p + 8 <= kc; p += 8) {
-    __m256 r[8] = {_mm256_loadu_ps(r0 + p), _mm256_loadu_ps(r1 + p), _mm256_loadu_ps(r2 + p),
-                   _mm256_loadu_ps(r3 + p), _mm256_loadu_ps(r4 + p), _mm256_loadu_ps(r5 + p),
-                   _mm256_setzero_ps(),     _mm256_setzero_ps()};
-    transpose8(r);
+    const float* rows[8] = {r0 + p, r1 + p, r2 + p, r3 + p, r4 + p, r5 + p, kZeros, kZeros};
+    __m256 r[8];
+    loadTransposed8(rows, r);
     float* dp = d + p * 6;
     for (int q = 0; q < 8; q++) _mm256_storeu_ps(dp + q * 6, r[q]);
   }
@@ -205,8 +213,8 @@ void packATransposed(int64_t mc, int64_t kc, const float* a, int64_t cs, float* 
   const int64_t full = mc / MR;
   for (int64_t p = 0; p < kc; p++) {
     const float* sp = a + p * cs;
-    if (p + 4 < kc)
-      for (int64_t i = 0; i < mc; i += 16) __builtin_prefetch(sp + 4 * cs + i, 0, 3);
+    if (p + 8 < kc)
+      for (int64_t i = 0; i < mc; i += 16) __builtin_prefetch(sp + 8 * cs + i, 0, 3);
     float* dp = dst + p * MR;
     for (int64_t s = 0; s < full; s++) {
       const float* x = sp + s * MR;
@@ -239,64 +247,71 @@ void packA(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float
   }
 }
 
-// B rows contiguous: two vector copies per k step. The source rows are far apart (often a
-// multiple of 4 KiB), which defeats the hardware prefetcher at page boundaries, so prefetch ahead.
+// B rows contiguous, one sliver: two vector copies per k step. Source rows are usually far apart
+// (a multiple of 4 KiB is common), which the hardware prefetcher handles poorly, so prefetch a
+// few rows ahead.
 void packBSliverRows(int64_t kc, const float* s, int64_t rs, float* d) {
-  constexpr int64_t PD = 12;
-  int64_t p = 0;
-  for (; p + 2 <= kc; p += 2) {
+  constexpr int64_t PD = 8;
+  for (int64_t p = 0; p < kc; p++) {
     const float* sp = s + p * rs;
     __builtin_prefetch(sp + PD * rs, 0, 3);
-    __builtin_prefetch(sp + PD * rs + 15, 0, 3);
-    __builtin_prefetch(sp + (PD + 1) * rs, 0, 3);
-    __builtin_prefetch(sp + (PD + 1) * rs + 15, 0, 3);
-    __m256 x0 = _mm256_loadu_ps(sp), x1 = _mm256_loadu_ps(sp + 8);
-    __m256 x2 = _mm256_loadu_ps(sp + rs), x3 = _mm256_loadu_ps(sp + rs + 8);
+    const __m256 x0 = _mm256_loadu_ps(sp), x1 = _mm256_loadu_ps(sp + 8);
     _mm256_store_ps(d + p * 16, x0);
     _mm256_store_ps(d + p * 16 + 8, x1);
-    _mm256_store_ps(d + p * 16 + 16, x2);
-    _mm256_store_ps(d + p * 16 + 24, x3);
-  }
-  for (; p < kc; p++) {
-    const float* sp = s + p * rs;
-    _mm256_store_ps(d + p * 16, _mm256_loadu_ps(sp));
-    _mm256_store_ps(d + p * 16 + 8, _mm256_loadu_ps(sp + 8));
   }
 }
 
-// Transposed B: 16 source rows, each contiguous along k. Consumes 16 k steps (a full cache line
-// of each row) per round: four 8x8 register transposes.
-void packBSliverCols(int64_t kc, const float* s, int64_t cs, float* d) {
+// B rows contiguous, a whole block of full slivers: walk the source in row order (4 rows at a
+// time) so it streams from memory at full bandwidth, scattering 64-byte pieces to the slivers.
+// Used when B is too big to be cache-resident; about 1.5x faster than sliver order from DRAM.
+void packBBlockRows(int64_t kc, int64_t nc, const float* s, int64_t rs, float* d) {
   int64_t p = 0;
-  for (; p + 16 <= kc; p += 16) {
-    for (int h = 0; h < 2; h++) {
-      const float* sh = s + (h * 8) * cs + p;
-      for (int q = 0; q < 8; q++) __builtin_prefetch(sh + q * cs + 32, 0, 3);
-      for (int half = 0; half < 2; half++) {
-        __m256 r[8];
-        for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(sh + q * cs + half * 8);
-        transpose8(r);
-        float* dp = d + (p + half * 8) * 16 + h * 8;
-        for (int q = 0; q < 8; q++) _mm256_store_ps(dp + q * 16, r[q]);
+  for (; p + 4 <= kc; p += 4) {
+    const float* sp = s + p * rs;
+    float* dp = d + p * 16;
+    for (int64_t j = 0; j < nc; j += 16) {
+      float* dj = dp + j * kc;
+      for (int q = 0; q < 4; q++) {
+        const __m256 x0 = _mm256_loadu_ps(sp + q * rs + j), x1 = _mm256_loadu_ps(sp + q * rs + j + 8);
+        _mm256_store_ps(dj + q * 16, x0);
+        _mm256_store_ps(dj + q * 16 + 8, x1);
       }
     }
   }
-  for (; p + 8 <= kc; p += 8) {
-    for (int h = 0; h < 2; h++) {
-      const float* sh = s + (h * 8) * cs + p;
+  for (; p < kc; p++)
+    for (int64_t j = 0; j < nc; j += 16) {
+      _mm256_store_ps(d + j * kc + p * 16, _mm256_loadu_ps(s + p * rs + j));
+      _mm256_store_ps(d + j * kc + p * 16 + 8, _mm256_loadu_ps(s + p * rs + j + 8));
+    }
+}
+
+// Transposed B: 16 source rows, each contiguous along k. Eight rows at a time over the whole
+// depth: with source rows 4 KiB apart all of them land in one L1 set, and 8 rows is what an 8-way
+// L1 keeps, so each line is read from L2 once (interleaving all 16 rows was 2x slower).
+void packBSliverCols(int64_t kc, const float* s, int64_t cs, float* d) {
+  for (int h = 0; h < 2; h++) {
+    const float* sh = s + (h * 8) * cs;
+    const float* rows[8];
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+      for (int q = 0; q < 8; q++) rows[q] = sh + q * cs + p;
       __m256 r[8];
-      for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(sh + q * cs);
-      transpose8(r);
+      loadTransposed8(rows, r);
       float* dp = d + p * 16 + h * 8;
       for (int q = 0; q < 8; q++) _mm256_store_ps(dp + q * 16, r[q]);
     }
+    for (; p < kc; p++)
+      for (int j = 0; j < 8; j++) d[p * NR + h * 8 + j] = sh[j * cs + p];
   }
-  for (; p < kc; p++)
-    for (int j = 0; j < NR; j++) d[p * NR + j] = s[j * cs + p];
 }
 
 void packB(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dst) {
-  for (int64_t j0 = 0; j0 < nc; j0 += NR) {
+  int64_t j0 = 0;
+  if (cs == 1 && nc >= 2 * NR) {
+    j0 = nc / NR * NR;
+    packBBlockRows(kc, j0, b, rs, dst);
+  }
+  for (; j0 < nc; j0 += NR) {
     const int64_t nr = nc - j0 < NR ? nc - j0 : NR;
     float* d = dst + j0 * kc;
     const float* s = b + j0 * cs;
