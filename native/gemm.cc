@@ -39,9 +39,6 @@ const KernelSet& kernels() {
       case Isa::Avx2: gemmk::avx2KernelSet(&k); break;
       default: gemmk::genericKernelSet(&k); break;
     }
-    if (const char* e = std::getenv("MOELAB_GEMM_KC")) k.kc = std::max(8, std::atoi(e));  // TUNING
-    if (const char* e = std::getenv("MOELAB_GEMM_MC")) k.mc = std::max(1, std::atoi(e) / k.mr) * k.mr;
-    if (const char* e = std::getenv("MOELAB_GEMM_NC")) k.nc = std::max(1, std::atoi(e) / k.nr) * k.nr;
     return k;
   }();
   return ks;
@@ -87,9 +84,6 @@ struct Prob {
   float alpha, beta;
   const float* bias;
 };
-
-// B operands bigger than this are assumed not cache-resident (see gotoBlock).
-constexpr double kEagerPackBBytes = 3.0 * (1 << 20);
 
 // Problems below this many multiply-adds skip packing entirely.
 constexpr double kDirectMax = 32768;
@@ -165,7 +159,11 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
   float* pa = tbufs.a.get((size_t)(MC * KC + 64));
   float* pb = tbufs.b.get((size_t)(NC * KC + 64));
   alignas(64) float tmp[16 * 32];
-  const bool eagerB = (double)P.k * (double)P.n * sizeof(float) > kEagerPackBBytes;
+  // Row-contiguous B is packed a whole block up front, in one streaming pass over its rows (fast
+  // when B comes from memory, as expert weights usually do). Transposed B is packed one sliver at
+  // a time during the first row block, right before the sliver's first use, so it is still in L1
+  // for the micro-kernels that follow.
+  const bool eagerB = P.csb == 1;
   for (int64_t jc = n0; jc < n1; jc += NC) {
     const int64_t nc = std::min(NC, n1 - jc);
     for (int64_t pc = k0; pc < k1; pc += KC) {
@@ -173,9 +171,6 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
       const float bet = pc == k0 ? beta : 1.f;
       const float* bi = pc == k0 ? bias : nullptr;
       const float* bsrc = P.b + pc * P.rsb + jc * P.csb;
-      // A cache-resident B is packed one sliver at a time during the first row block, right
-      // before the sliver's first use, so it is still in L1 for the micro-kernels that follow. A
-      // big B (likely coming from DRAM) is packed up front in one streaming pass instead.
       if (eagerB) ks.packB(kc, nc, bsrc, P.rsb, P.csb, pb);
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const bool packingB = !eagerB && ic == m0;
@@ -282,15 +277,10 @@ double splitProb(const KernelSet& ks, const Prob& P, int pi, int pieces, std::ve
   return best;
 }
 
-// Work (in multiply-add lanes) below which a call stays on the calling thread: waking the pool
-// costs a few microseconds.
-double parallelMin() {
-  static const double v = [] {
-    const char* e = std::getenv("MOELAB_GEMM_PAR_MIN");
-    return e ? std::atof(e) : 3.0e5;
-  }();
-  return v;
-}
+// Work (in multiply-add lanes, about 25 us on one core) below which a call stays on the calling
+// thread: a spinning pool joins in about a microsecond, but a sleeping one can take 100+ us to
+// wake in a VM, which only large products amortize.
+constexpr double kParallelMin = 5.0e5;
 
 // List-scheduling makespan of tasks (sorted largest first) on T threads.
 double makespan(const std::vector<Task>& tasks, int T) {
@@ -359,7 +349,7 @@ void runProblems(const std::vector<Prob>& probs, int maxThreads = 0) {
   for (const Prob& P : probs) total += probCost(ks, P);
   if (total <= 0) return;
   int T = maxThreads > 0 ? std::min(maxThreads, threads()) : threads();
-  T = (int)std::max<double>(1, std::min<double>(T, std::floor(total / parallelMin())));
+  T = (int)std::max<double>(1, std::min<double>(T, std::floor(total / kParallelMin)));
 
   std::vector<Task> tasks;
   if (T <= 1) {
