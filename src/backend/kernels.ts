@@ -229,6 +229,14 @@ export interface Kernels {
   embeddingBagBackward(bags: number, per: number, d: number, table: F32, ids: I32, weights: F32,
     gout: F32, gweights: F32, gtable: F32 | null): void;
 
+  // ---------------------------------------------------------------- initialisation
+  /**
+   * Counter-based normal fill (weight init): out[i] = mean + std * sqrt(-2 ln u1) cos(2 pi u2) with
+   * u1 = (h(2i) + 0.5) / 2^32, u2 = (h(2i+1) + 0.5) / 2^32, h(j) = lowbias32(lowbias32(j) ^ seed),
+   * all uint32 (lowbias32 as in dropout). Element i depends only on (seed, i). At most 2^31 elements.
+   */
+  randn(out: F32, seed: number, mean: number, std: number): void;
+
   // ---------------------------------------------------------------- optimizer
   /**
    * One fused AdamW step over n = p.length elements (PyTorch semantics):

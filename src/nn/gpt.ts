@@ -152,7 +152,7 @@ export function initGPT(model: GPT, rng: Rng): void {
     if (p.ndim >= 2 && (leaf === 'weight' || leaf === 'w1' || leaf === 'w2') && !name.includes('keys')) {
       let std = RESIDUAL_OUT.some((s) => name.endsWith(s)) ? 0.02 / Math.sqrt(2 * L) : 0.02;
       if (name.endsWith('.u.weight')) std = 1 / Math.sqrt(d);
-      rng.fillNormal(p.f32, 0, std);
+      backend().randn(p.f32, rng.nextU32(), 0, std); // native and threaded: PEER tables hold billions of weights
     } else if (leaf === 'bias' || leaf === 'b1' || leaf === 'b2') {
       p.f32.fill(0);
     }

@@ -9,6 +9,7 @@ import * as loss from './loss.js';
 import * as attention from './attention.js';
 import * as indexing from './indexing.js';
 import * as optim from './optim.js';
+import * as random from './random.js';
 
 let refThreads = 1;
 
@@ -25,4 +26,5 @@ export const ref: Kernels = {
   ...attention,
   ...indexing,
   ...optim,
+  ...random,
 } as Kernels;
