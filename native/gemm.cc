@@ -3,12 +3,13 @@
 // and the N-API entry points for gemm, gemmBatched, gemmGroupedRows and gemmGroupedK.
 //
 // Threading model: every call is turned into a list of tasks, each a rectangular block of one
-// problem's C that a single thread computes end to end with its own packed panels (no barriers,
-// so a descheduled thread never stalls the others). A lone GEMM is cut into one block per thread
-// along M or N, whichever wastes the least on edges and repacking (a cost model below); several
-// GEMMs (batch, MoE groups) are cut so that pieces are at most about 1/(2T) of the total work and
-// then handed out largest-first from an atomic counter. Long thin weight-gradient products (small
-// m*n, large k) can instead be split along k, with a reduction of per-thread partial sums.
+// problem's C that a single thread computes end to end with its own packed panels (no barriers
+// inside a call). A lone GEMM is cut into one block per thread along M or N, whichever wastes the
+// least on edges and repacking (a cost model below); several GEMMs (batch, MoE groups) are cut
+// into pieces of about total/(f*T) work for the f in 1..3 whose list schedule is shortest, and the
+// pieces are handed out largest-first from an atomic counter. Long thin weight-gradient products
+// (small m*n, large k) can instead be split along k, with a reduction of per-thread partial sums.
+// Work below kParallelMin stays on the calling thread, and tiny products skip packing entirely.
 #include "gemm.h"
 
 #include <algorithm>
@@ -361,7 +362,7 @@ void runProblems(const std::vector<Prob>& probs, int maxThreads = 0) {
 
   if (probs.size() == 1) {
     const Prob& P = probs[0];
-    double grid = splitProb(ks, P, T, T, nullptr);
+    double grid = splitProb(ks, P, 0, T, nullptr);
     // Split-k: each thread does all of C for k/T of the depth, plus the reduction.
     const int64_t mt = (P.m + ks.mr - 1) / ks.mr, ntl = (P.n + ks.nr - 1) / ks.nr;
     if (!isDirect(P) && P.k >= 2 * ks.kc && (double)P.m * P.n <= 1 << 20 && mt * ntl < 8 * T) {
