@@ -460,40 +460,70 @@ Napi::Value PeerForwardNapi(const Napi::CallbackInfo& info) {
 }
 MOELAB_EXPORT(peerForward, PeerForwardNapi);
 
+// Arguments 0..12 shared by peerBackward and peerBackwardRows:
+//   (T, d, N, hk, k, act, x, u|null, v, ids, g, a|null, gy), with their length checks.
+struct BackwardInputs {
+  int64_t T, d, N, hk, k;
+  int act;
+  Span<float> x, u, v;
+  Span<int32_t> ids;
+  Span<float> g, a, gy;
+  bool pkm;  // no u: product-key memory (values only)
+  int64_t Td, Thk, Nd;
+};
+
+BackwardInputs backwardInputs(const Napi::CallbackInfo& info, const char* fn, size_t nargs) {
+  auto env = info.Env();
+  needArgs(info, nargs, fn);
+  BackwardInputs b;
+  b.T = dimArg(info, 0, fn, "T");
+  b.d = dimArg(info, 1, fn, "d", 1);
+  b.N = dimArg(info, 2, fn, "N", 1);
+  b.hk = dimArg(info, 3, fn, "hk", 1);
+  b.k = dimArg(info, 4, fn, "k", 1);
+  b.act = actArg(info, 5, fn);
+  if (b.hk % b.k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(b.hk) + ") must be a multiple of k (" + std::to_string(b.k) + ")");
+  if (b.N > std::numeric_limits<int32_t>::max() || b.hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
+  b.x = f32Arg(info, 6, fn, "x");
+  b.u = f32OptArg(info, 7, fn, "u");
+  b.v = f32Arg(info, 8, fn, "v");
+  b.ids = i32Arg(info, 9, fn, "ids");
+  b.g = f32Arg(info, 10, fn, "g");
+  b.a = f32OptArg(info, 11, fn, "a");
+  b.gy = f32Arg(info, 12, fn, "gy");
+  b.pkm = b.u.data == nullptr;
+  b.Td = mulChk(env, fn, b.T, b.d);
+  b.Thk = mulChk(env, fn, b.T, b.hk);
+  b.Nd = mulChk(env, fn, b.N, b.d);
+  needLen(env, b.x, b.Td, fn, "x");
+  needLen(env, b.v, b.Nd, fn, "v");
+  needLen(env, b.ids, b.Thk, fn, "ids");
+  needLen(env, b.g, b.Thk, fn, "g");
+  needLen(env, b.gy, b.Td, fn, "gy");
+  if (!b.pkm) needLen(env, b.u, b.Nd, fn, "u");
+  return b;
+}
+
 // ------------------------------------------------------------------ peerBackward
 
 // peerBackward(T, d, N, hk, k, act, x, u|null, v, ids, g, a|null, gy, gx|null, gscores, cu|null, cv)
 Napi::Value PeerBackwardNapi(const Napi::CallbackInfo& info) {
   const char* fn = "peerBackward";
   auto env = info.Env();
-  needArgs(info, 17, fn);
-  int64_t T = dimArg(info, 0, fn, "T"), d = dimArg(info, 1, fn, "d", 1), N = dimArg(info, 2, fn, "N", 1);
-  int64_t hk = dimArg(info, 3, fn, "hk", 1), k = dimArg(info, 4, fn, "k", 1);
-  int act = actArg(info, 5, fn);
-  if (hk % k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(hk) + ") must be a multiple of k (" + std::to_string(k) + ")");
-  if (N > std::numeric_limits<int32_t>::max() || hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
-  auto x = f32Arg(info, 6, fn, "x");
-  auto u = f32OptArg(info, 7, fn, "u");
-  auto v = f32Arg(info, 8, fn, "v");
-  auto ids = i32Arg(info, 9, fn, "ids");
-  auto g = f32Arg(info, 10, fn, "g");
-  auto a = f32OptArg(info, 11, fn, "a");
-  auto gy = f32Arg(info, 12, fn, "gy");
+  auto in = backwardInputs(info, fn, 17);
+  const int64_t T = in.T, d = in.d, N = in.N, hk = in.hk, k = in.k;
+  const int act = in.act;
+  auto x = in.x, u = in.u, v = in.v, g = in.g, a = in.a, gy = in.gy;
+  auto ids = in.ids;
   auto gx = f32OptArg(info, 13, fn, "gx");
   auto gs = f32Arg(info, 14, fn, "gscores");
   auto cu = f32OptArg(info, 15, fn, "cu");
   auto cv = f32Arg(info, 16, fn, "cv");
-  const bool pkm = u.data == nullptr;
-  int64_t Td = mulChk(env, fn, T, d), Thk = mulChk(env, fn, T, hk), Nd = mulChk(env, fn, N, d);
-  needLen(env, x, Td, fn, "x");
-  needLen(env, v, Nd, fn, "v");
-  needLen(env, ids, Thk, fn, "ids");
-  needLen(env, g, Thk, fn, "g");
-  needLen(env, gy, Td, fn, "gy");
+  const bool pkm = in.pkm;
+  const int64_t Td = in.Td, Thk = in.Thk;
   needLen(env, gs, Thk, fn, "gscores");
   needLen(env, cv, Thk, fn, "cv");
   if (!pkm) {
-    needLen(env, u, Nd, fn, "u");
     if (!a.data || !gx.data || !cu.data)
       throwType(env, std::string(fn) + ": arguments 'a', 'gx' and 'cu' must be Float32Arrays when u is given");
     needLen(env, a, Thk, fn, "a");
@@ -568,19 +598,11 @@ MOELAB_EXPORT(peerBackward, PeerBackwardNapi);
 Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
   const char* fn = "peerBackwardRows";
   auto env = info.Env();
-  needArgs(info, 21, fn);
-  int64_t T = dimArg(info, 0, fn, "T"), d = dimArg(info, 1, fn, "d", 1), N = dimArg(info, 2, fn, "N", 1);
-  int64_t hk = dimArg(info, 3, fn, "hk", 1), k = dimArg(info, 4, fn, "k", 1);
-  int act = actArg(info, 5, fn);
-  if (hk % k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(hk) + ") must be a multiple of k (" + std::to_string(k) + ")");
-  if (N > std::numeric_limits<int32_t>::max() || hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
-  auto x = f32Arg(info, 6, fn, "x");
-  auto u = f32OptArg(info, 7, fn, "u");
-  auto v = f32Arg(info, 8, fn, "v");
-  auto ids = i32Arg(info, 9, fn, "ids");
-  auto g = f32Arg(info, 10, fn, "g");
-  auto a = f32OptArg(info, 11, fn, "a");
-  auto gy = f32Arg(info, 12, fn, "gy");
+  auto in = backwardInputs(info, fn, 21);
+  const int64_t T = in.T, d = in.d, N = in.N, hk = in.hk, k = in.k;
+  const int act = in.act;
+  auto x = in.x, u = in.u, v = in.v, g = in.g, a = in.a, gy = in.gy;
+  auto ids = in.ids;
   int64_t U = dimArg(info, 13, fn, "U");
   auto uniq = i32Arg(info, 14, fn, "uniq");
   auto offsets = i32Arg(info, 15, fn, "offsets");
@@ -589,18 +611,12 @@ Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
   auto gs = f32Arg(info, 18, fn, "gscores");
   auto gu = f32OptArg(info, 19, fn, "gu");
   auto gv = f32OptArg(info, 20, fn, "gv");
-  const bool pkm = u.data == nullptr;
-  int64_t Td = mulChk(env, fn, T, d), Thk = mulChk(env, fn, T, hk), Nd = mulChk(env, fn, N, d), Ud = mulChk(env, fn, U, d);
-  needLen(env, x, Td, fn, "x");
-  needLen(env, v, Nd, fn, "v");
-  needLen(env, ids, Thk, fn, "ids");
-  needLen(env, g, Thk, fn, "g");
-  needLen(env, gy, Td, fn, "gy");
+  const bool pkm = in.pkm;
+  const int64_t Td = in.Td, Thk = in.Thk, Ud = mulChk(env, fn, U, d);
   needLen(env, uniq, U, fn, "uniq");
   needLen(env, offsets, U + 1, fn, "offsets");
   needLen(env, gs, Thk, fn, "gscores");
   if (!pkm) {
-    needLen(env, u, Nd, fn, "u");
     if (!a.data || !gx.data) throwType(env, std::string(fn) + ": arguments 'a' and 'gx' must be Float32Arrays when u is given");
     needLen(env, a, Thk, fn, "a");
     needLen(env, gx, Td, fn, "gx");
