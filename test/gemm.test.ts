@@ -94,7 +94,7 @@ test('gemm matches reference on odd shapes, all transposes, padded strides', () 
 });
 
 test('gemm larger shapes on 1 and 2 threads (packed, threaded, split-k and streamed-B paths)', () => {
-  const shapes: Array<[number, number, number]> = [[200, 190, 210], [257, 40, 300], [300, 40, 700], [13, 530, 1600], [24, 520, 300], [16, 16, 5000], [5, 3, 4000], [97, 33, 1500]];
+  const shapes: Array<[number, number, number]> = [[200, 190, 210], [257, 40, 300], [300, 40, 700], [13, 530, 1600], [24, 520, 300], [16, 16, 5000], [5, 3, 4000], [2, 4, 3000], [97, 33, 1500]];
   for (const [m, n, k] of shapes)
     for (const [tA, tB] of TRANS) checkGemm({ tA, tB, m, n, k, alpha: 0.75, beta: 0.5, pad: 5, bias: true });
   runChecks();
