@@ -198,7 +198,7 @@ export async function benchGemm(opts: GemmBenchOptions = {}): Promise<object> {
   const threadCounts = opts.threads?.length ? opts.threads : [1, 2];
   const shapes = opts.shapes?.length ? opts.shapes : defaultGemmShapes();
   const seconds = opts.seconds && opts.seconds > 0 ? opts.seconds : 1;
-  const rounds = 3;
+  const rounds = 5;
   const oldThreads = K.getThreads();
   const results: GemmBenchResult[] = [];
   let openblas: string | undefined;
