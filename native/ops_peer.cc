@@ -16,6 +16,7 @@
 #include "napi_util.h"
 #include "registry.h"
 #include "threadpool.h"
+#include "topk_insert.h"
 
 #include <algorithm>
 #include <cmath>
@@ -46,23 +47,6 @@ namespace {
 
 // ------------------------------------------------------------------ portable inner loops
 
-inline int topkInsert(float* vals, int32_t* idx, int cnt, int k, float v, int32_t i) {
-  int pos;
-  if (cnt == k) {
-    if (!(v > vals[k - 1])) return cnt;
-    pos = k - 1;
-  } else {
-    pos = cnt++;
-  }
-  while (pos > 0 && v > vals[pos - 1]) {
-    vals[pos] = vals[pos - 1];
-    idx[pos] = idx[pos - 1];
-    pos--;
-  }
-  vals[pos] = v;
-  idx[pos] = i;
-  return cnt;
-}
 
 void scoreGeneric(int rows, int nPanels, int half, const float* Q, int64_t ldq, const float* Kp, float* S,
                   int64_t lds) {

@@ -6,6 +6,8 @@
 #include <immintrin.h>
 #include <cstdint>
 
+#include "topk_insert.h"
+
 namespace {
 
 inline float hsum(__m256 v) {
@@ -15,25 +17,7 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(a);
 }
 
-// Same contract as topkInsert in ../ops_peer.cc (and ref/peer.ts): descending, ties keep the
-// earlier index, NaN never displaces.
-inline int insert(float* vals, int32_t* idx, int cnt, int k, float v, int32_t i) {
-  int pos;
-  if (cnt == k) {
-    if (!(v > vals[k - 1])) return cnt;
-    pos = k - 1;
-  } else {
-    pos = cnt++;
-  }
-  while (pos > 0 && v > vals[pos - 1]) {
-    vals[pos] = vals[pos - 1];
-    idx[pos] = idx[pos - 1];
-    pos--;
-  }
-  vals[pos] = v;
-  idx[pos] = i;
-  return cnt;
-}
+using moelab::topkInsert;
 
 // A descending list of 16 (value, index) pairs in four registers. insert(v, i) puts (v, i) after
 // every entry >= v and shifts the rest down one lane (the last falls off), branch-free; with the
@@ -172,7 +156,7 @@ void peerScoreAvx2(int rows, int nPanels, int half, const float* Q, int64_t ldq,
 int peerTopkAvx2(const float* s, int n, int k, float* vals, int32_t* idx) {
   if (k > 16 || n < 16) {
     int cnt = 0;
-    for (int i = 0; i < n; i++) cnt = insert(vals, idx, cnt, k, s[i], i);
+    for (int i = 0; i < n; i++) cnt = topkInsert(vals, idx, cnt, k, s[i], i);
     return cnt;
   }
   __m256 m0 = _mm256_loadu_ps(s), m1 = _mm256_loadu_ps(s + 8);
@@ -231,7 +215,7 @@ int peerTopkAvx2(const float* s, int n, int k, float* vals, int32_t* idx) {
   // only with NaN or -inf scores (fewer than k candidates, or an entry that fell behind the -inf
   // padding): the plain scan, which always keeps k entries
   cnt = 0;
-  for (int j = 0; j < n; j++) cnt = insert(vals, idx, cnt, k, s[j], j);
+  for (int j = 0; j < n; j++) cnt = topkInsert(vals, idx, cnt, k, s[j], j);
   return cnt;
 }
 
@@ -242,7 +226,7 @@ void peerCandidatesAvx2(const float* v1, const float* v2, int k, float* cv, int3
     int cnt = 0;
     for (int a = 0; a < k; a++) {
       const int bEnd = k / (a + 1);
-      for (int b = 0; b < bEnd; b++) cnt = insert(cv, ci, cnt, k, v1[a] + v2[b], a * k + b);
+      for (int b = 0; b < bEnd; b++) cnt = topkInsert(cv, ci, cnt, k, v1[a] + v2[b], a * k + b);
     }
     return;
   }
@@ -267,7 +251,7 @@ void peerCandidatesAvx2(const float* v1, const float* v2, int k, float* cv, int3
     cnt = 0;
     for (int a = 0; a < k; a++) {
       const int bEnd = k / (a + 1);
-      for (int b = 0; b < bEnd; b++) cnt = insert(cv, ci, cnt, k, v1[a] + v2[b], a * k + b);
+      for (int b = 0; b < bEnd; b++) cnt = topkInsert(cv, ci, cnt, k, v1[a] + v2[b], a * k + b);
     }
   }
 }
