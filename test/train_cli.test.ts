@@ -132,9 +132,14 @@ describe('moelab train', () => {
     assert.notEqual(r.code, 0);
     assert.match(r.err, /config\.json|model\.d|shape/);
     // resuming r1 with a different architecture is refused
-    r = run(['train', '--resume', '--out', 'r1', '--data', corpus, '--steps', '31', ...SMALL, '--set', 'model.d=64']);
+    r = run(['train', '--resume', '--out', 'r1', '--steps', '31', ...SMALL, '--set', 'model.d=64']);
     assert.notEqual(r.code, 0);
     assert.match(r.err, /model\.d|architecture/);
+    // resuming on other data is refused (the sampler's position means nothing in another corpus)
+    writeFileSync(join(dir, 'other.txt'), 'other text '.repeat(2000));
+    r = run(['train', '--resume', '--out', 'r1', '--data', 'other.txt', '--steps', '31', '--no-progress']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /--data cannot change it/);
   });
 
   test('eval prints a table and JSON; generate is deterministic for a seed', () => {

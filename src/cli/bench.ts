@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { benchTrain } from '../train/bench.js';
+import { benchTrain } from '../index.js';
 import { collect, configFromFlags, intOption } from './common.js';
 
 export function registerBench(program: Command): void {

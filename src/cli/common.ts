@@ -1,11 +1,18 @@
 // Option parsing shared by the commands.
-import { loadConfig, parseOverrides } from '../config/load.js';
-import type { Config } from '../config/schema.js';
+import { loadConfig, parseOverrides, type Config } from '../index.js';
 
 export function intOption(name: string) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got '${v}'`);
+    return n;
+  };
+}
+
+export function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got '${v}'`);
     return n;
   };
 }

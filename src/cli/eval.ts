@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { evaluateFile, EVAL_DEFINITION } from '../eval/evaluate.js';
-import { loadModelFromRun } from '../train/run.js';
-import { collect, intOption } from './common.js';
+import { evaluateFile, openRun, EVAL_DEFINITION } from '../index.js';
+import { collect, positiveInt } from './common.js';
 
 export function registerEval(program: Command): void {
   program
@@ -9,11 +8,11 @@ export function registerEval(program: Command): void {
     .description('held-out loss (nats/token) and bits per byte of a trained run on text files')
     .requiredOption('-r, --run <dir>', 'run directory with a checkpoint')
     .requiredOption('-d, --data <file>', 'text file to evaluate (repeatable)', collect)
-    .option('-b, --batch <n>', 'windows per forward pass', intOption('--batch'), 8)
+    .option('-b, --batch <n>', 'windows per forward pass', positiveInt('--batch'), 8)
     .option('--json', 'one JSON object per file: {"file", "loss", "bpb", "tokens"}')
     .addHelpText('after', `\nDefinition: ${EVAL_DEFINITION}`)
     .action((o) => {
-      const { model, tokenizer } = loadModelFromRun(o.run);
+      const { model, tokenizer } = openRun(o.run);
       const rows = (o.data as string[]).map((f) => evaluateFile(model, tokenizer, f, o.batch));
       if (o.json) {
         for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { generate } from '../eval/generate.js';
-import { loadModelFromRun } from '../train/run.js';
+import { generate, openRun } from '../index.js';
 import { floatOption, intOption } from './common.js';
 
 export function registerGenerate(program: Command): void {
@@ -15,7 +14,7 @@ export function registerGenerate(program: Command): void {
     .option('--top-p <p>', 'nucleus sampling threshold (1 = off)', floatOption('--top-p'), 1)
     .option('--seed <s>', 'random seed', intOption('--seed'), 0)
     .action((o) => {
-      const { model, tokenizer } = loadModelFromRun(o.run);
+      const { model, tokenizer } = openRun(o.run);
       const text = generate(model, tokenizer, { prompt: o.prompt, maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed });
       process.stdout.write(o.prompt + text + '\n');
     });

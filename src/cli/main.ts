@@ -8,6 +8,14 @@ import { registerCount } from './count.js';
 import { registerBench } from './bench.js';
 import { registerPresets } from './presets.js';
 
+// A closed pipe (`moelab train 2>&1 | head`, a terminal gone away) must not kill a training run:
+// lost log lines are harmless, the run's files are what matter.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
+}
+
 const program = new Command();
 program
   .name('moelab')

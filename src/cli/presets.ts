@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { PRESETS, DEFAULT_PRESET } from '../config/presets.js';
+import { PRESETS, DEFAULT_PRESET } from '../index.js';
 
 export function registerPresets(program: Command): void {
   program

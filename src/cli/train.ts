@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
-import { join } from 'node:path';
-import { train } from '../train/trainer.js';
-import { loadRunConfig } from '../train/run.js';
+import { join, resolve } from 'node:path';
+import { train, generate, loadRunConfig, DEFAULT_PRESET } from '../index.js';
 import { collect, configFromFlags, intOption } from './common.js';
-import { DEFAULT_PRESET } from '../config/presets.js';
+import { progress } from './progress.js';
 
 export function registerTrain(program: Command): void {
   program
@@ -20,15 +19,44 @@ export function registerTrain(program: Command): void {
     .option('--no-progress', 'log lines instead of a progress bar')
     .option('--no-sample', 'skip the text sample at the end')
     .action(async (o) => {
-      const out = o.out ?? undefined;
-      // Resuming without a config: the run's own config.json is the config.
-      const cfg = o.resume && !o.preset && !o.config && out
-        ? loadRunConfig(out, { steps: o.steps, threads: o.threads, set: o.set })
-        : configFromFlags({ preset: o.preset ?? (o.config ? undefined : DEFAULT_PRESET), config: o.config, set: o.set, steps: o.steps, data: o.data, threads: o.threads });
-      const dir = out ?? join('runs', cfg.name);
-      const r = await train({ config: cfg, outDir: dir, resume: Boolean(o.resume), progress: o.progress ? undefined : false, sample: o.sample });
-      process.stderr.write(`done: step ${r.step}, train loss ${r.lastLoss.toFixed(4)}` +
-        `${r.valLoss !== null ? `, val loss ${r.valLoss.toFixed(4)}` : ''}; run in ${dir}\n`);
-      if (r.stoppedBy === 'signal') process.exitCode = 130;
+      if (o.out !== undefined && !String(o.out).trim()) throw new Error('--out is empty: name a run directory, e.g. --out runs/my-run');
+      let cfg;
+      if (o.resume) {
+        if (!o.out) throw new Error('--resume needs --out <run directory>');
+        if (o.preset || o.config) throw new Error('--resume continues the run with its own config.json: drop --preset/--config (use --set to change a field)');
+        cfg = loadRunConfig(o.out, { steps: o.steps, threads: o.threads, set: o.set });
+        const same = (a: string[], b: string[]) => a.length === b.length && a.every((p, i) => resolve(p) === resolve(b[i]));
+        if (o.data && !same(o.data, cfg.data.paths)) {
+          throw new Error(`--resume continues on the run's own data (${cfg.data.paths.join(', ') || 'the bundled corpus'}, from ${join(o.out, 'config.json')}); ` +
+            '--data cannot change it mid-run. Train a new run on the new data (another --out).');
+        }
+      } else {
+        cfg = configFromFlags({ preset: o.preset ?? (o.config ? undefined : DEFAULT_PRESET), config: o.config, set: o.set, steps: o.steps, data: o.data, threads: o.threads });
+      }
+      const dir = o.out ?? join('runs', cfg.name);
+      // Ctrl-C / SIGTERM: finish the step, checkpoint, exit 130. A second one leaves at once (the
+      // last checkpoint is intact: saves are atomic).
+      const stop = new AbortController();
+      const onSignal = () => {
+        if (stop.signal.aborted) process.exit(130);
+        stop.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      const bar = await progress({ bar: o.progress ? undefined : false, logEvery: cfg.train.logEvery });
+      try {
+        const r = await train({ config: cfg, dir, resume: Boolean(o.resume), signal: stop.signal, listeners: [bar.listener] });
+        process.stderr.write(`done: step ${r.step}, train loss ${r.lastLoss.toFixed(4)}` +
+          `${r.valLoss !== null ? `, val loss ${r.valLoss.toFixed(4)}` : ''}; run in ${dir}\n`);
+        if (r.stoppedBy === 'stopped') process.exitCode = 130;
+        else if (o.sample !== false && r.stoppedBy === 'done') {
+          const text = generate(r.model, r.tokenizer, { prompt: '\n', maxTokens: 200, temperature: 0.8, topK: 40, seed: cfg.train.seed });
+          process.stderr.write(`sample:\n${text}\n`);
+        }
+      } finally {
+        bar.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
     });
 }

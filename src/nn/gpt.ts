@@ -68,6 +68,11 @@ export class GPT extends Module {
     this.ln_f = this.child('ln_f', new LayerNorm(shape.d, shape.lnEps));
   }
 
+  /** TEMPORARY (lead branch): replaced by the moe helper's explicit keys. */
+  setRandomKey(step: number, micro: number): void {
+    this.step = step * 1024 + micro;
+  }
+
   private drop(x: Tensor): Tensor {
     if (!this.training || this.shape.dropout === 0) return x;
     const seed = (Math.imul(this.dropoutSeed + 1, 0x9e3779b1) ^ Math.imul(this.step + 1, 0x85ebca6b) ^ ++this.dropoutCalls) >>> 0;

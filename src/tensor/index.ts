@@ -6,3 +6,4 @@ export * from './ops/reduce.js';
 export * from './ops/matmul.js';
 export * from './ops/nn.js';
 export * from './ops/indexing.js';
+export * from './runtime.js';

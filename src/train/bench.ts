@@ -1,18 +1,16 @@
 /**
- * Training throughput benchmark: the real training step (forward, backward, clip, optimizer) on a
- * preset, timed per phase. Reports medians over the timed steps, peak RSS and achieved GFLOP/s
- * under the reference's FLOP convention, as one JSON object.
+ * Training throughput benchmark: the trainer's own step (`trainStep`: forward, backward, clip,
+ * optimizer, NaN guard, accumulation) on a preset, timed per phase. Reports medians over the timed
+ * steps, peak RSS and achieved GFLOP/s under the reference's FLOP convention, as one JSON object.
  */
 import type { Config } from '../config/schema.js';
-import { backend } from '../backend/index.js';
-import { Tensor, add } from '../tensor/index.js';
-import { buildModel } from '../nn/build.js';
-import { buildOptimizers } from './optimizers.js';
+import { computeInfo, setComputeThreads } from '../tensor/index.js';
 import { countModel } from '../scaling/count.js';
-import { estimateMemory, checkFits } from '../scaling/memory.js';
 import { getTokenizer } from '../data/tokenizer.js';
 import { loadCorpus } from '../data/corpus.js';
-import { BatchSampler, splitTokens } from '../data/loader.js';
+import { BatchSampler, splitTokens, type Batch } from '../data/loader.js';
+import { trainStep } from './step.js';
+import { buildTraining, checkTrainingMemory } from './setup.js';
 import { Rng } from '../util/random.js';
 
 export interface BenchTrainOptions {
@@ -31,54 +29,41 @@ const median = (xs: number[]): number => {
 
 export function benchTrain(o: BenchTrainOptions): Record<string, unknown> {
   const cfg = o.config, mc = cfg.model, tc = cfg.train;
-  if (tc.threads) backend().setThreads(tc.threads);
-  const fit = checkFits(estimateMemory(mc, tc));
-  if (!fit.fits) throw new Error(fit.message);
+  if (tc.threads) setComputeThreads(tc.threads);
+  checkTrainingMemory(cfg);
   const counts = countModel(mc);
-  const model = buildModel(mc, tc.seed);
-  const opt = buildOptimizers(model, cfg);
+  const { model, optimizer } = buildTraining(cfg);
   const B = tc.batch, S = mc.seq;
-  let next: () => { x: Int32Array; y: Int32Array };
+  let nextBatch: () => Batch;
   if (o.dataPaths && o.dataPaths.length) {
     const corpus = loadCorpus(o.dataPaths, getTokenizer(mc.vocab));
     const sampler = new BatchSampler(splitTokens(corpus.tokens, cfg.data.valFraction).train, B, S, tc.seed);
-    next = () => sampler.next();
+    nextBatch = () => sampler.next();
   } else {
     const rng = new Rng(tc.seed, 1);
     const V = getTokenizer(mc.vocab).vocabSize;
-    next = () => {
+    nextBatch = () => {
       const x = new Int32Array(B * S), y = new Int32Array(B * S);
       for (let i = 0; i < B * S; i++) { x[i] = rng.int(V); y[i] = rng.int(V); }
-      return { x, y };
+      return { x, y, batch: B, seq: S };
     };
   }
   const times = { step: [] as number[], fwd: [] as number[], bwd: [] as number[], opt: [] as number[] };
   const losses: number[] = [];
+  // The benchmark's learning rate stays at train.lr (no warm-up): it times the real step, schedule aside.
+  const constant = { ...tc, schedule: 'constant' as const, warmup: 0 };
   for (let it = 0; it < o.warmup + o.steps; it++) {
-    const b = next();
-    const t0 = performance.now();
-    const { loss, aux } = model.forward(new Tensor(b.x, [B, S]), new Tensor(b.y, [B * S]));
-    const total = aux ? add(loss!, aux) : loss!;
-    const t1 = performance.now();
-    total.backward();
-    const t2 = performance.now();
-    if (tc.clip > 0) {
-      const n = Math.sqrt(opt.gradSquaredNorm());
-      if (n > tc.clip) opt.scaleGrads(tc.clip / n);
-    }
-    opt.step(tc.lr);
-    opt.zeroGrad();
-    const t3 = performance.now();
-    losses.push(loss!.item());
+    const r = trainStep({ model, optimizer, train: constant, nextBatch }, it);
+    losses.push(r.loss);
     if (it >= o.warmup) {
-      times.step.push(t3 - t0);
-      times.fwd.push(t1 - t0);
-      times.bwd.push(t2 - t1);
-      times.opt.push(t3 - t2);
+      times.step.push(r.ms.total);
+      times.fwd.push(r.ms.forward);
+      times.bwd.push(r.ms.backward);
+      times.opt.push(r.ms.optimizer);
     }
   }
   const stepMs = median(times.step);
-  const tps = (B * S) / (stepMs / 1000);
+  const tps = (B * S * tc.accum) / (stepMs / 1000);
   return {
     preset: cfg.name,
     tokens_per_s: Math.round(tps * 10) / 10,
@@ -97,9 +82,7 @@ export function benchTrain(o: BenchTrainOptions): Record<string, unknown> {
     timed_steps: o.steps,
     loss_first: round4(losses[0]),
     loss_last: round4(losses[losses.length - 1]),
-    backend: backend().name,
-    isa: backend().cpuInfo().isa,
-    threads: backend().getThreads(),
+    ...computeInfo(),
   };
 }
 

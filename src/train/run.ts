@@ -78,8 +78,11 @@ export function loadRunConfig(dir: string, o: { steps?: number; threads?: number
   return validateConfig(deepMerge(raw, expandDotted(over)), join(dir, CONFIG_FILE));
 }
 
-/** A trained model ready for evaluation or sampling (optimizer state not read). */
-export function loadModelFromRun(dir: string): { model: GPT; config: Config; tokenizer: Tokenizer } {
+/**
+ * A trained model ready for evaluation or sampling, from the run's last committed checkpoint
+ * (optimizer state not read). Read-only: safe while another process trains the run.
+ */
+export function openRun(dir: string): { model: GPT; config: Config; tokenizer: Tokenizer } {
   const config = loadRunConfig(dir);
   const ck = loadCheckpoint(dir, { expectConfig: config, expectModelShapes: modelTensorShapes(config.model), loadOptimizer: false });
   const model = buildModel(config.model, config.train.seed);

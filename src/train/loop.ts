@@ -1,0 +1,169 @@
+/**
+ * The training loop as a library call: set up (data, memory check, model, optimizers, resume), then
+ * `trainStep` until the last step, with periodic validation and checkpoints, reporting typed events
+ * to listeners. It yields to the event loop between steps, stops cleanly when its AbortSignal fires
+ * (checkpointing first), and never touches the terminal, signals or the process exit code: those
+ * belong to the caller (the CLI maps Ctrl-C to the signal).
+ *
+ * A run directory holds config.json, model.safetensors, optimizer.safetensors, state.json (the
+ * commit point of each checkpoint) and metrics.jsonl. Only a state whose parameters are finite is
+ * ever checkpointed, so divergence always leaves the previous good checkpoint in place.
+ */
+import { resolve } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { setComputeThreads } from '../tensor/index.js';
+import { BatchSampler, fixedValBatches, type SamplerState } from '../data/loader.js';
+import { countModel } from '../scaling/count.js';
+import type { GPT } from '../nn/gpt.js';
+import type { Tokenizer } from '../data/tokenizer.js';
+import { saveRun, loadRun, runExists } from './run.js';
+import { trainStep, modelIsFinite, TrainingDiverged } from './step.js';
+import { loadTrainingData, checkTrainingMemory, buildTraining, validationLoss, ffnStats } from './setup.js';
+import { EventBus, type TrainListener } from './events.js';
+import { metricsFileListener } from './metrics_log.js';
+import { currentProvenance, type RunProvenance } from './provenance.js';
+
+export interface TrainOptions {
+  config: Config;
+  /** Run directory (created if new; must be empty, new, or a moelab run). */
+  dir: string;
+  /** Continue the checkpoint in `dir` (its step, optimizer moments, data order and random keys). */
+  resume?: boolean;
+  /** Stop after this many completed steps even if train.steps is larger (checkpointing there). */
+  stopAt?: number;
+  /** Abort to stop between steps; the loop checkpoints and resolves with stoppedBy 'stopped'. */
+  signal?: AbortSignal;
+  /** Called for every event, in order, after the metrics.jsonl writer. */
+  listeners?: TrainListener[];
+}
+
+export interface TrainResult {
+  dir: string;
+  step: number;
+  lastLoss: number;
+  valLoss: number | null;
+  /** Mean training throughput of this process (tokens/s). */
+  tokensPerSecond: number;
+  stoppedBy: 'done' | 'stopped' | 'stopAt';
+  provenance: RunProvenance;
+  /** The trained model (as checkpointed) and its tokenizer, e.g. to sample from or evaluate. */
+  model: GPT;
+  tokenizer: Tokenizer;
+}
+
+/** What state.json records besides the checkpoint manifest. */
+export interface RunState {
+  step: number;
+  sampler: SamplerState | null;
+  tokensSeen: number;
+  lastLoss: number;
+  valLoss: number | null;
+  /** Tokens in the training corpus when the run started: a resumed run must see the same data. */
+  dataTokens: number;
+  /** The process that created the run, then the one that saved this checkpoint. */
+  provenance: { created: RunProvenance; saved: RunProvenance };
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const cfg = opts.config, tc = cfg.train, mc = cfg.model;
+  const dir = resolve(opts.dir);
+  if (tc.threads) setComputeThreads(tc.threads);
+  const provenance = currentProvenance(tc.seed);
+
+  const data = loadTrainingData(cfg);
+  const memory = checkTrainingMemory(cfg);
+  if (opts.resume && !runExists(dir)) throw new Error(`--resume: no checkpoint in ${dir} (state.json missing)`);
+  if (!opts.resume && runExists(dir)) throw new Error(`${dir} already holds a checkpoint: pass --resume to continue it, or choose another --out`);
+
+  const { model, optimizer } = buildTraining(cfg);
+  const sampler = new BatchSampler(data.train, tc.batch, mc.seq, tc.seed);
+  const valBatches = fixedValBatches(data.val, tc.batch, mc.seq, tc.evalBatches);
+  let state: RunState = {
+    step: 0, sampler: null, tokensSeen: 0, lastLoss: NaN, valLoss: null, dataTokens: data.train.length,
+    provenance: { created: provenance, saved: provenance },
+  };
+  let lastSaved: number | null = null;
+  if (opts.resume) {
+    state = loadRun(dir, model, optimizer, cfg).state as unknown as RunState;
+    if (state.dataTokens !== undefined && state.dataTokens !== data.train.length) {
+      throw new Error(`${dir} was trained on ${state.dataTokens.toLocaleString('en-US')} training tokens, but its data now gives ` +
+        `${data.train.length.toLocaleString('en-US')}: the corpus changed, so the run cannot continue where it stopped. ` +
+        'Restore the original files, or start a new run (--out) on the new data.');
+    }
+    if (state.sampler) sampler.setState(state.sampler);
+    lastSaved = state.step;
+  }
+
+  const end = Math.min(tc.steps, opts.stopAt ?? Infinity);
+  const bus = new EventBus([metricsFileListener(dir, tc.logEvery), ...(opts.listeners ?? [])]);
+  await bus.emit({
+    type: 'start', dir, name: cfg.name, step: state.step, end, resumed: Boolean(opts.resume),
+    data: {
+      files: data.corpus.files.length, tokens: data.corpus.tokens.length, trainTokens: data.train.length, valTokens: data.val.length,
+      tokenizer: data.tokenizer.name, cached: data.corpus.cached,
+    },
+    counts: countModel(mc), provenance, memory,
+  });
+
+  // Only a state that can be trained on is saved: finite parameters, and a finite loss for them (the
+  // last step's loss was measured before its update; an update can leave finite but useless weights,
+  // so the saved weights are checked on a validation batch unless an evaluation just did that).
+  let evaluatedAt = -1;
+  const save = async (reason: 'periodic' | 'end' | 'stopped') => {
+    if (!modelIsFinite(model)) {
+      throw new TrainingDiverged(`the parameters became non-finite by step ${state.step}`, state.step, 'parameters');
+    }
+    const loss = evaluatedAt === state.step ? state.valLoss! : validationLoss(model, valBatches.slice(0, 1));
+    if (!Number.isFinite(loss)) {
+      throw new TrainingDiverged(`the loss of the parameters after step ${state.step} is ${loss}`, state.step, 'loss');
+    }
+    state.sampler = sampler.getState();
+    state.provenance = { created: state.provenance?.created ?? provenance, saved: provenance };
+    saveRun(dir, model, optimizer, cfg, state as unknown as Record<string, unknown>);
+    lastSaved = state.step;
+    await bus.emit({ type: 'checkpoint', step: state.step, reason, dir });
+  };
+
+  const t0 = performance.now();
+  let trainedTokens = 0;
+  let stoppedBy: TrainResult['stoppedBy'] = 'done';
+  try {
+    while (state.step < end) {
+      if (opts.signal?.aborted) {
+        stoppedBy = 'stopped';
+        break;
+      }
+      const r = trainStep({ model, optimizer, train: tc, nextBatch: () => sampler.next() }, state.step);
+      state.step = r.step + 1;
+      state.tokensSeen += r.tokens;
+      state.lastLoss = r.loss;
+      trainedTokens += r.tokens;
+      const { step: _, ...rest } = r;
+      await bus.emit({
+        ...rest, type: 'step', step: state.step, end, tokensSeen: state.tokensSeen,
+        tokensPerSecond: r.tokens / (r.ms.total / 1000), elapsed: (performance.now() - t0) / 1000,
+      });
+      if ((tc.evalEvery > 0 && state.step % tc.evalEvery === 0) || state.step === end) {
+        state.valLoss = validationLoss(model, valBatches);
+        evaluatedAt = state.step;
+        await bus.emit({ type: 'eval', step: state.step, valLoss: state.valLoss, ffn: ffnStats(model) });
+      }
+      if (tc.saveEvery > 0 && state.step % tc.saveEvery === 0 && state.step !== end) await save('periodic');
+      await new Promise((r) => setImmediate(r)); // lets signal handlers and other I/O run between steps
+    }
+    if (stoppedBy === 'done' && state.step < tc.steps) stoppedBy = 'stopAt';
+    await save(stoppedBy === 'stopped' ? 'stopped' : 'end');
+  } catch (e) {
+    if (!(e instanceof TrainingDiverged)) throw e;
+    const kept = lastSaved === null ? 'no checkpoint was saved before it' : `the checkpoint of step ${lastSaved} in ${dir} is kept`;
+    const message = `${e.message}: training stopped; ${kept}. Try a lower train.lr, train.clip > 0 or a longer train.warmup.`;
+    await bus.emit({ type: 'diverged', step: e.step, message, checkpointStep: lastSaved });
+    throw new TrainingDiverged(message, e.step, e.quantity);
+  }
+  await bus.emit({ type: 'done', step: state.step, stoppedBy, lastLoss: state.lastLoss, valLoss: state.valLoss });
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    dir, step: state.step, lastLoss: state.lastLoss, valLoss: state.valLoss,
+    tokensPerSecond: seconds > 0 ? trainedTokens / seconds : 0, stoppedBy, provenance, model, tokenizer: data.tokenizer,
+  };
+}

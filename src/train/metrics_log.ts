@@ -1,0 +1,70 @@
+/**
+ * metrics.jsonl: one JSON object per line, appended as training goes, as a TrainListener.
+ *
+ *   {"type":"start", "step", "resumed", "provenance", "params_total", "params_active", "flops_per_token"}
+ *   {"type":"train", "step", "loss", "aux", "lr", "grad_norm", "tokens_per_s", "time_s"}  every logEvery steps and at the end
+ *   {"type":"eval", "step", "val_loss", "ffn": {"layer<i>": {...}} | null}
+ *   {"type":"checkpoint", "step", "reason"}
+ *   {"type":"diverged", "step", "message", "checkpoint_step"}
+ *
+ * `step` is the number of completed steps. When a run resumes from the checkpoint of step s, lines a
+ * crashed process wrote after s are dropped first (they describe steps that will be trained again),
+ * so every step appears once and the file reads as one uninterrupted run.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
+import type { TrainListener } from './events.js';
+
+export const METRICS_FILE = 'metrics.jsonl';
+
+/** Lines of `text` whose step is at most `step` (lines that do not parse are dropped too). */
+export function metricsUpTo(text: string, step: number): string {
+  const keep: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const o = JSON.parse(line) as { step?: number };
+      if (typeof o.step === 'number' && o.step <= step) keep.push(line);
+    } catch {
+      /* a line cut short by a crash */
+    }
+  }
+  return keep.length ? keep.join('\n') + '\n' : '';
+}
+
+export function metricsFileListener(dir: string, logEvery: number): TrainListener {
+  const path = join(dir, METRICS_FILE);
+  const write = (o: Record<string, unknown>) => appendFileSync(path, JSON.stringify(o) + '\n');
+  return (e) => {
+    switch (e.type) {
+      case 'start':
+        mkdirSync(dir, { recursive: true });
+        if (e.resumed && existsSync(path)) writeFileAtomic(path, metricsUpTo(readFileSync(path, 'utf8'), e.step));
+        write({
+          type: 'start', step: e.step, resumed: e.resumed, provenance: e.provenance,
+          params_total: e.counts.paramsTotal, params_active: e.counts.paramsActive, flops_per_token: e.counts.flopsPerToken,
+        });
+        return;
+      case 'step':
+        if (e.step % logEvery === 0 || e.step === e.end) {
+          write({
+            type: 'train', step: e.step, loss: e.loss, aux: e.aux, lr: e.lr, grad_norm: e.gradNorm,
+            tokens_per_s: Math.round(e.tokensPerSecond), time_s: Math.round(e.elapsed * 1000) / 1000,
+          });
+        }
+        return;
+      case 'eval':
+        write({ type: 'eval', step: e.step, val_loss: e.valLoss, ffn: e.ffn });
+        return;
+      case 'checkpoint':
+        write({ type: 'checkpoint', step: e.step, reason: e.reason });
+        return;
+      case 'diverged':
+        write({ type: 'diverged', step: e.step, message: e.message, checkpoint_step: e.checkpointStep });
+        return;
+      case 'done':
+        return;
+    }
+  };
+}
