@@ -34,6 +34,13 @@ before(() => {
 const weights = (run: string) => readFileSync(join(dir, run, 'model.safetensors'));
 
 describe('train() as a library', () => {
+  test("the package imports as 'moelab' (self-reference through package.json exports)", async () => {
+    const lib = await import('moelab');
+    for (const f of ['train', 'trainStep', 'loadConfig', 'openRun', 'evaluateFile', 'generate', 'countModel', 'buildModel']) {
+      assert.equal(typeof (lib as Record<string, unknown>)[f], 'function', f);
+    }
+  });
+
   test('reports typed events in order to listeners and writes metrics.jsonl', async () => {
     const events: TrainEvent[] = [];
     const r = await train({ config: config(), dir: join(dir, 'events'), listeners: [(e) => void events.push(e)] });

@@ -36,6 +36,9 @@ export function evaluateFile(model: GPT, tok: Tokenizer, path: string, batch = 8
       }
     });
     if (count === 0) throw new Error(`${path}: too short to evaluate (needs at least 2 tokens)`);
+    if (!Number.isFinite(nats)) {
+      throw new Error(`${path}: the model's loss is ${nats / count}: its weights have diverged (a checkpoint saved by an older moelab can hold such a state); evaluate an earlier checkpoint`);
+    }
     return { file: path, loss: nats / count, bpb: nats / Math.LN2 / corpus.bytes, tokens: count };
   } finally {
     model.train(wasTraining);
