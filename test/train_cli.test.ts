@@ -76,6 +76,21 @@ describe('moelab train', () => {
     assert.equal(lastTrainLoss(join(dir, 'killed')), lastTrainLoss(join(dir, 'straight')));
   });
 
+  test('training survives a closed stderr pipe (the reader went away)', async () => {
+    const child = spawn(process.execPath, [CLI, 'train', '--data', corpus, '--out', 'epipe', '--steps', '20', '--no-progress', '--no-sample', ...SMALL],
+      { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr!.once('data', () => child.stderr!.destroy()); // close our end after the first line
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    assert.equal(code, 0);
+    assert.equal(JSON.parse(readFileSync(join(dir, 'epipe', 'state.json'), 'utf8')).state.step, 20);
+  });
+
+  test('eval --batch 0 is refused', () => {
+    const r = run(['eval', '--run', 'r1', '--data', corpus, '--batch', '0']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /--batch must be a positive integer/);
+  });
+
   test('bad configs name the field and the allowed values', () => {
     let r = run(['train', '--preset', 'nope']);
     assert.notEqual(r.code, 0);
