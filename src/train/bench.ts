@@ -57,6 +57,7 @@ export function benchTrain(o: BenchTrainOptions): Record<string, unknown> {
   for (let it = 0; it < o.warmup + o.steps; it++) {
     const b = next();
     const t0 = performance.now();
+    model.setRandomKey(it, 0);
     const { loss, aux } = model.forward(new Tensor(b.x, [B, S]), new Tensor(b.y, [B * S]));
     const total = aux ? add(loss!, aux) : loss!;
     const t1 = performance.now();

@@ -160,11 +160,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       const step = state.step;
       const lr = learningRate(tc, step);
-      model.step = step;
       const ts = performance.now();
       let lossSum = 0, auxSum = 0;
       for (let micro = 0; micro < tc.accum; micro++) {
         const b = sampler.next();
+        model.setRandomKey(step, micro);
         const { loss, aux } = model.forward(new Tensor(b.x, [tc.batch, mc.seq]), new Tensor(b.y, [tc.batch * mc.seq]));
         const total = aux ? add(loss!, aux) : loss!;
         lossSum += loss!.item();
