@@ -129,6 +129,41 @@ for (const [bname, kern] of backends()) {
       gradcheck('maskedFill', (x) => T.maskedFill(x, mask, -5), [r([33], 14)]);
     });
 
+    test('MoE ops: expertMix, renormalizeRows, routerLosses, jitter', () => {
+      const Tn = 6, d = 5, E = 3, h = 4, k = 2;
+      // slots per expert: 0 -> 5, 1 -> 4, 2 -> 3; capacity 3 drops two of expert 0 and one of expert 1
+      const idx = Int32Array.of(0, 1, 0, 2, 1, 0, 0, 2, 1, 0, 2, 1);
+      for (const cap of [Infinity, 3]) {
+        const route = T.planRoute(idx, Tn, k, E, cap);
+        gradcheck(`expertMix capacity ${cap}`, (x, g, w1, b1, w2, b2) => T.expertMix(x, g, w1, b1, w2, b2, route),
+          [r([Tn, d], 1), pos([Tn, k], 2), r([E, d, h], 3, 0.5), r([E, h], 4, 0.3), r([E, h, d], 5, 0.5), r([E, d], 6, 0.3)],
+          { samples: 32 });
+      }
+      assert.throws(() => T.expertMix(r([5, d], 1), pos([5, k], 2), r([E, d, h], 3), r([E, h], 4), r([E, h, d], 5), r([E, d], 6),
+        T.planRoute(idx, Tn, k, E, Infinity)), /route does not match/);
+      assert.throws(() => T.planRoute(idx, 5, k, E, Infinity), /T\*k = 10/);
+      gradcheck('renormalizeRows', T.renormalizeRows, [pos([7, 3], 7)]);
+      const counts = Int32Array.of(5, 4, 3);
+      for (const [aux, z] of [[0.7, 0], [0, 0.3], [0.7, 0.3]]) {
+        gradcheck(`routerLosses aux ${aux} z ${z}`, (l) => {
+          const p = T.noGrad(() => T.softmax(l)).f32;
+          const top1 = T.noGrad(() => T.topk(T.softmax(l), 1)).indices.i32;
+          return T.routerLosses(l, p, counts, top1, aux, z);
+        }, [r([Tn, E], 8, 2)], { eps: 1e-3 });
+      }
+      gradcheck('jitter', (x) => T.jitter(x, 0.3, 9), [r([7, 33], 10)]);
+    });
+
+    test('tokenLogProbs with masks and ignored targets', () => {
+      const t = randint(7, 33, 3);
+      t[2] = -1;
+      const targets = intTensor(t);
+      const mask = Float32Array.of(1, 0, 1, 1, 0, 1, 1);
+      gradcheck('tokenLogProbs', (l) => T.tokenLogProbs(l, targets), [r([7, 33], 11, 2)]);
+      gradcheck('tokenLogProbs masked', (l) => T.tokenLogProbs(l, targets, mask), [r([7, 33], 12, 2)]);
+      gradcheck('tokenLogProbs 3-d logits', (l) => T.tokenLogProbs(l, intTensor(randint(6, 9, 4), [2, 3])), [r([2, 3, 9], 13, 2)]);
+    });
+
     test('views: reshape, permute, slice, contiguous', () => {
       gradcheck('reshape', (x) => T.mul(x.reshape(33, 7), 3), [r([7, 33], 1)]);
       gradcheck('permute', (x) => x.permute(2, 0, 1).contiguous(), [r([3, 5, 7], 2)]);
