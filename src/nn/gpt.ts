@@ -180,9 +180,9 @@ export class GPT extends Module {
    * [B, S, V] array exists; with a graph the result is differentiable (fine-tuning objectives).
    */
   tokenLogProbs(idx: Tensor, targets: Tensor, mask?: Float32Array | Tensor): Tensor {
+    const { hidden } = this.trunk(idx); // validates idx
     const [B, S] = idx.shape;
-    if (targets.dtype !== 'i32' || targets.size !== B * S) throw new Error(`GPT.tokenLogProbs: targets must be int32 with ${B * S} elements`);
-    const { hidden } = this.trunk(idx);
+    if (targets.dtype !== 'i32' || targets.size !== B * S) throw new Error(`GPT.tokenLogProbs: targets must be int32 with ${B * S} elements (idx is [${B}, ${S}])`);
     if (isGradEnabled()) return reshape(tokenLogProbs(this.head(hidden), targets, mask), [B, S]);
     const N = B * S, d = this.shape.d, V = this.shape.vocabSize;
     const h = reshape(hidden, [N, d]), t = targets.contiguous().i32;
