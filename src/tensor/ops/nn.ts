@@ -28,7 +28,7 @@ function lossRows(fn: string, logits: Tensor, targets: Tensor): { N: number; V: 
 }
 
 /**
- * Mean cross-entropy of logits [N, V] against integer targets [N]; targets < 0 are ignored
+ * Mean cross-entropy of logits [..., V] (N rows) against int32 targets [N]; targets < 0 are ignored
  * (excluded from the mean). Returns a 0-d tensor. Softmax and loss are fused: the backward pass
  * re-derives probabilities from the saved log-sum-exp instead of keeping a [N, V] copy.
  */
