@@ -66,12 +66,19 @@ function setup(label: string, m: FeedForward): Bench {
   return { label, m, step, fwd: [], bwd: [], kernels: new Map() };
 }
 
+/** Forward multiply-accumulates per token (the reference's convention: router + active experts). */
+function macsPerToken(m: FeedForward): number {
+  if (m instanceof MoE) return m.experts * d + (m.topk + m.o.sharedExperts) * 2 * d * m.hidden;
+  if (m instanceof MLP) return 2 * d * m.hidden;
+  throw new Error('macsPerToken: unknown layer');
+}
+
 function report(b: Bench): Record<string, unknown> {
   const tot = b.fwd.map((f, i) => f + b.bwd[i]);
   const med = (a: number[]) => a.slice().sort((p, q) => p - q)[a.length >> 1];
-  const flops = 6 * b.m.macsPerToken() * T;
+  const flops = 6 * macsPerToken(b.m) * T;
   const r: Record<string, unknown> = {
-    layer: b.label, T, d, macsPerToken: b.m.macsPerToken(), fwd_ms: +med(b.fwd).toFixed(2), bwd_ms: +med(b.bwd).toFixed(2),
+    layer: b.label, T, d, macsPerToken: macsPerToken(b.m), fwd_ms: +med(b.fwd).toFixed(2), bwd_ms: +med(b.bwd).toFixed(2),
     total_ms: +med(tot).toFixed(2), best_ms: +Math.min(...tot).toFixed(2),
     gflops: +(flops / med(tot) / 1e6).toFixed(2), gflops_best: +(flops / Math.min(...tot) / 1e6).toFixed(2),
   };

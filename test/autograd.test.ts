@@ -10,18 +10,11 @@ import { gradcheck } from './gradcheck.js';
 import { randn, randint } from './util.js';
 
 const r = (shape: number[], seed: number, scale = 1) => tensor(randn(shape.reduce((a, b) => a * b, 1), seed, scale), shape);
-/** Values bounded away from 0 (for div, log, sqrt, relu kinks). */
+/** Values in [0.5, inf) (gates that must be positive). */
 const pos = (shape: number[], seed: number) => {
   const t = r(shape, seed);
   const d = t.f32;
   for (let i = 0; i < d.length; i++) d[i] = 0.5 + Math.abs(d[i]);
-  return t;
-};
-/** Values with |x| >= 0.2 (away from relu's kink). */
-const away = (shape: number[], seed: number) => {
-  const t = r(shape, seed);
-  const d = t.f32;
-  for (let i = 0; i < d.length; i++) d[i] = Math.sign(d[i] || 1) * (0.2 + Math.abs(d[i]));
   return t;
 };
 
@@ -38,29 +31,16 @@ for (const [bname, kern] of backends()) {
     test('broadcast binary ops', () => {
       for (const [sa, sb] of [[[7, 33], [7, 33]], [[7, 33], [33]], [[7, 1], [1, 33]], [[2, 7, 33], [7, 1]], [[1], [257]], [[33], []]] as number[][][]) {
         gradcheck(`add ${sa}|${sb}`, (a, b) => T.add(a, b), [r(sa, 1), r(sb, 2)]);
-        gradcheck(`sub ${sa}|${sb}`, (a, b) => T.sub(a, b), [r(sa, 3), r(sb, 4)]);
         gradcheck(`mul ${sa}|${sb}`, (a, b) => T.mul(a, b), [r(sa, 5), r(sb, 6)]);
-        gradcheck(`div ${sa}|${sb}`, (a, b) => T.div(a, b), [r(sa, 7), pos(sb, 8)]);
       }
       gradcheck('same tensor twice', (a) => T.mul(a, a), [r([7, 33], 9)]);
-      gradcheck('scale', (a) => T.scale(a, -1.7), [r([257], 10)]);
-      gradcheck('addScalar', (a) => T.addScalar(a, 0.3), [r([7], 11)]);
     });
 
     test('unary ops', () => {
       const shapes = [[1], [7], [33, 7], [257]];
       for (const s of shapes) {
-        gradcheck(`neg ${s}`, T.neg, [r(s, 1)]);
-        gradcheck(`exp ${s}`, T.exp, [r(s, 2)]);
-        gradcheck(`log ${s}`, T.log, [pos(s, 3)]);
-        gradcheck(`tanh ${s}`, T.tanh, [r(s, 4)]);
         gradcheck(`gelu ${s}`, T.gelu, [r(s, 5)]);
-        gradcheck(`geluTanh ${s}`, T.geluTanh, [r(s, 6)]);
-        gradcheck(`relu ${s}`, T.relu, [away(s, 7)]);
-        gradcheck(`silu ${s}`, T.silu, [r(s, 8)]);
         gradcheck(`sigmoid ${s}`, T.sigmoid, [r(s, 9)]);
-        gradcheck(`sqrt ${s}`, T.sqrt, [pos(s, 10)]);
-        gradcheck(`square ${s}`, T.square, [r(s, 11)]);
       }
     });
 
@@ -69,7 +49,6 @@ for (const [bname, kern] of backends()) {
         for (let ax = 0; ax < s.length; ax++) {
           gradcheck(`sum ${s} axis ${ax}`, (a) => T.sum(a, ax), [r(s, ax + 1)]);
           gradcheck(`mean ${s} axis ${ax}`, (a) => T.mean(a, ax, true), [r(s, ax + 2)]);
-          gradcheck(`max ${s} axis ${ax}`, (a) => T.max(a, ax).values, [r(s, ax + 3)]);
         }
         gradcheck(`softmax ${s}`, T.softmax, [r(s, 4)]);
         gradcheck(`logSoftmax ${s}`, T.logSoftmax, [r(s, 5)]);
@@ -78,15 +57,10 @@ for (const [bname, kern] of backends()) {
       gradcheck('meanAll', T.meanAll, [r([257], 7)]);
     });
 
-    test('matmul and linear, plain and transposed views', () => {
+    test('linear', () => {
       for (const [m, k, n] of [[1, 1, 1], [7, 33, 1], [33, 7, 257], [5, 64, 9]]) {
-        gradcheck(`matmul ${m}x${k}x${n}`, (a, b) => T.matmul(a, b), [r([m, k], 1), r([k, n], 2)]);
-        gradcheck(`matmul A^T`, (a, b) => T.matmul(a.transpose(0, 1), b), [r([k, m], 3), r([k, n], 4)]);
-        gradcheck(`matmul B^T`, (a, b) => T.matmul(a, b.transpose(0, 1)), [r([m, k], 5), r([n, k], 6)]);
         gradcheck(`linear ${m}x${k}->${n}`, (x, w, b) => T.linear(x, w, b), [r([m, k], 7), r([n, k], 8), r([n], 9)]);
       }
-      gradcheck('batched matmul', (a, b) => T.matmul(a, b), [r([3, 7, 5], 10), r([3, 5, 9], 11)]);
-      gradcheck('batched @ shared', (a, b) => T.matmul(a, b), [r([3, 7, 5], 12), r([5, 9], 13)]);
       gradcheck('linear 3-d input no bias', (x, w) => T.linear(x, w, null), [r([2, 7, 33], 14), r([5, 33], 15)]);
     });
 
@@ -119,14 +93,41 @@ for (const [bname, kern] of backends()) {
       gradcheck('gather', (x) => T.gather(x, idx), [r([7, 33], 3)]);
       const rows = intTensor(Int32Array.from([2, 0, 2, 6]), [4]);
       gradcheck('indexSelect', (x) => T.indexSelect(x, rows), [r([7, 33], 4)]);
-      gradcheck('indexAdd', (s) => T.indexAdd(7, rows, s), [r([4, 33], 5)]);
-      const bagIds = intTensor(randint(5 * 3, 7, 6), [5, 3]);
-      gradcheck('embeddingBag', (tbl, w) => T.embeddingBag(tbl, bagIds, w), [r([7, 33], 7), r([5, 3], 8)]);
-      gradcheck('concat axis 1', (a, b) => T.concat([a, b], 1), [r([7, 3], 9), r([7, 5], 10)]);
-      gradcheck('concat axis 0', (a, b) => T.concat([a, b], 0), [r([2, 5], 11), r([3, 5], 12)]);
-      gradcheck('split', (a) => T.mul(T.split(a, [2, 5], 1)[1], 2), [r([7, 7], 13)]);
-      const mask = Uint8Array.from({ length: 33 }, (_, i) => (i % 3 === 0 ? 1 : 0));
-      gradcheck('maskedFill', (x) => T.maskedFill(x, mask, -5), [r([33], 14)]);
+    });
+
+    test('MoE ops: expertMix, renormalizeRows, routerLosses, jitter', () => {
+      const Tn = 6, d = 5, E = 3, h = 4, k = 2;
+      // slots per expert: 0 -> 5, 1 -> 4, 2 -> 3; capacity 3 drops two of expert 0 and one of expert 1
+      const idx = Int32Array.of(0, 1, 0, 2, 1, 0, 0, 2, 1, 0, 2, 1);
+      for (const cap of [Infinity, 3]) {
+        const route = T.planRoute(idx, Tn, k, E, cap);
+        gradcheck(`expertMix capacity ${cap}`, (x, g, w1, b1, w2, b2) => T.expertMix(x, g, w1, b1, w2, b2, route),
+          [r([Tn, d], 1), pos([Tn, k], 2), r([E, d, h], 3, 0.5), r([E, h], 4, 0.3), r([E, h, d], 5, 0.5), r([E, d], 6, 0.3)],
+          { samples: 32 });
+      }
+      assert.throws(() => T.expertMix(r([5, d], 1), pos([5, k], 2), r([E, d, h], 3), r([E, h], 4), r([E, h, d], 5), r([E, d], 6),
+        T.planRoute(idx, Tn, k, E, Infinity)), /route does not match/);
+      assert.throws(() => T.planRoute(idx, 5, k, E, Infinity), /T\*k = 10/);
+      gradcheck('renormalizeRows', T.renormalizeRows, [pos([7, 3], 7)]);
+      const counts = Int32Array.of(5, 4, 3);
+      for (const [aux, z] of [[0.7, 0], [0, 0.3], [0.7, 0.3]]) {
+        gradcheck(`routerLosses aux ${aux} z ${z}`, (l) => {
+          const p = T.noGrad(() => T.softmax(l)).f32;
+          const top1 = T.noGrad(() => T.topk(T.softmax(l), 1)).indices.i32;
+          return T.routerLosses(l, p, counts, top1, aux, z);
+        }, [r([Tn, E], 8, 2)], { eps: 1e-3 });
+      }
+      gradcheck('jitter', (x) => T.jitter(x, 0.3, 9), [r([7, 33], 10)]);
+    });
+
+    test('tokenLogProbs with masks and ignored targets', () => {
+      const t = randint(7, 33, 3);
+      t[2] = -1;
+      const targets = intTensor(t);
+      const mask = Float32Array.of(1, 0, 1, 1, 0, 1, 1);
+      gradcheck('tokenLogProbs', (l) => T.tokenLogProbs(l, targets), [r([7, 33], 11, 2)]);
+      gradcheck('tokenLogProbs masked', (l) => T.tokenLogProbs(l, targets, mask), [r([7, 33], 12, 2)]);
+      gradcheck('tokenLogProbs 3-d logits', (l) => T.tokenLogProbs(l, intTensor(randint(6, 9, 4), [2, 3])), [r([2, 3, 9], 13, 2)]);
     });
 
     test('views: reshape, permute, slice, contiguous', () => {
@@ -160,7 +161,7 @@ describe('graph mechanics', () => {
 
   test('saved buffers are released after backward', () => {
     const x = tensor(randn(64, 1), [8, 8], { requiresGrad: true });
-    const h = T.tanh(T.matmul(x, x));
+    const h = T.gelu(T.linear(x, x, null));
     const loss = T.sumAll(h);
     loss.backward();
     assert.equal(loss.node!.backward, null);
@@ -171,8 +172,8 @@ describe('graph mechanics', () => {
 
   test('clear errors for bad shapes and dtypes', () => {
     assert.throws(() => T.add(tensor(randn(6, 1), [2, 3]), tensor(randn(4, 1), [4])), /do not broadcast/);
-    assert.throws(() => T.matmul(tensor(randn(6, 1), [2, 3]), tensor(randn(8, 1), [4, 2])), /do not match/);
-    assert.throws(() => T.exp(intTensor([1, 2])), /float32/);
+    assert.throws(() => T.linear(tensor(randn(6, 1), [2, 3]), tensor(randn(8, 1), [2, 4]), null), /does not match/);
+    assert.throws(() => T.gelu(intTensor([1, 2])), /float32/);
     assert.throws(() => new Tensor(new Float32Array(3), [2, 2]), /too small/);
     assert.throws(() => T.topk(tensor(randn(4, 1), [4]), 5), /k=5/);
   });

@@ -18,7 +18,7 @@ export function buildModel(cfg: ModelConfig, seed = 0): GPT {
       return new MoE(d, {
         experts: f.experts, topk: f.topk, hidden: f.expertHidden, granularity: f.granularity,
         sharedExperts: f.sharedExperts, capacityFactor: f.capacityFactor, evalCapacityFactor: f.evalCapacityFactor,
-        renormalize: f.renormalize, jitter: f.jitter, auxCoef: f.auxCoef, zCoef: f.zCoef, seed: seed * 1000 + i,
+        renormalize: f.renormalize, jitter: f.jitter, auxCoef: f.auxCoef, zCoef: f.zCoef,
       });
     }
     if (kind === 'peer' && f.type === 'peer') {

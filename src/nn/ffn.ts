@@ -10,8 +10,12 @@ export interface FfnStats {
 }
 
 export abstract class FeedForward extends Module {
-  /** x: [T, d] tokens (flattened batch) -> [T, d]. */
-  abstract forward(x: Tensor): Tensor;
+  /**
+   * x: [T, d] tokens (flattened batch) -> [T, d]. `seed` (a uint32) keys every random number this
+   * call draws (e.g. MoE router jitter in training); a layer keeps no random state between calls,
+   * so the same seed gives the same output. Layers that draw nothing ignore it.
+   */
+  abstract forward(x: Tensor, seed?: number): Tensor;
   /** Auxiliary training loss of the last forward (already scaled by its coefficient), if any. */
   auxLoss(): Tensor | null {
     return null;
@@ -20,6 +24,4 @@ export abstract class FeedForward extends Module {
   stats(): FfnStats | null {
     return null;
   }
-  /** Forward multiply-accumulates per token (the reference's FLOP convention). */
-  abstract macsPerToken(): number;
 }

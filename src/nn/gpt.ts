@@ -2,9 +2,18 @@
  * Decoder-only transformer (GPT-2 layout, as ../shared/peers/torch/moe_lm.py defines it):
  * token + learned position embeddings, pre-LayerNorm blocks of causal attention and a pluggable
  * feed-forward (dense, MoE or PEER per layer), final LayerNorm, LM head tied to the token embedding.
+ *
+ * Randomness (dropout masks, MoE router jitter) is keyed, never stateful: the caller sets the key
+ * (step, micro-batch) with setRandomKey() before a training forward, and the draw at site s of
+ * that forward uses the seed hash(model seed, step, micro, s) with
+ *   s = 0 for the embedding dropout, and for layer l: 1 + 3l attention dropout,
+ *   2 + 3l the feed-forward's own noise (router jitter), 3 + 3l feed-forward dropout.
+ * Nothing random survives a forward except the key, so replaying (step, micro) replays the noise.
  */
-import { Tensor, add, crossEntropy, dropout, linear, noGrad, slice, reshape } from '../tensor/index.js';
-import { backend } from '../backend/index.js';
+import {
+  Tensor, add, crossEntropy, tokenLogProbs, dropout, linear, noGrad, isGradEnabled, slice, reshape, cachedAttention,
+  fillNormal,
+} from '../tensor/index.js';
 import { Module, ModuleList } from './module.js';
 import { Embedding, LayerNorm } from './layers.js';
 import { CausalSelfAttention } from './attention.js';
@@ -49,17 +58,39 @@ export interface KVCache {
   maxLen: number;
 }
 
+/** The random key of one forward: training step and micro-batch within it. */
+export interface RandomKey {
+  step: number;
+  micro: number;
+}
+
+/** uint32 seed of random site `site` under (model seed, step, micro): a murmur3-style mix of the five words. */
+function siteSeed(seed: number, key: RandomKey, site: number): number {
+  let h = 0x243f6a88;
+  for (const v of [seed % 2 ** 32, Math.floor(seed / 2 ** 32), key.step, key.micro, site]) {
+    h = Math.imul(h ^ v, 0xcc9e2d51);
+    h = Math.imul((h << 15) | (h >>> 17), 0x1b873593);
+    h = (h ^ (h >>> 13)) >>> 0;
+  }
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** Rows of logits per chunk when log-probs are computed without a graph (bounds the [rows, V] temporary). */
+const LOGIT_CHUNK_ELEMS = 2 ** 22;
+
 export class GPT extends Module {
   readonly tok: Embedding;
   readonly pos: Embedding;
   readonly blocks: ModuleList<Block>;
   readonly ln_f: LayerNorm;
-  private dropoutCalls = 0;
-  /** Training step, set by the trainer: dropout masks depend on (seed, step, call), so resumed runs repeat them. */
-  step = 0;
+  private key: RandomKey | null = null;
 
-  constructor(readonly shape: GPTShape, makeFfn: (layer: number) => FeedForward, readonly dropoutSeed = 0) {
+  /** `seed` (a non-negative safe integer) is the model's random seed: dropout and jitter derive from it. */
+  constructor(readonly shape: GPTShape, makeFfn: (layer: number) => FeedForward, readonly seed = 0) {
     super();
+    if (!(Number.isSafeInteger(seed) && seed >= 0)) throw new Error(`GPT: seed must be a non-negative safe integer, got ${seed}`);
     this.tok = this.child('tok', new Embedding(shape.vocabSize, shape.d));
     this.pos = this.child('pos', new Embedding(shape.seq, shape.d));
     const blocks: Block[] = [];
@@ -68,36 +99,103 @@ export class GPT extends Module {
     this.ln_f = this.child('ln_f', new LayerNorm(shape.d, shape.lnEps));
   }
 
-  /** TEMPORARY (lead branch): replaced by the moe helper's explicit keys. */
+  /**
+   * Keys the random numbers of the following forwards (dropout masks, router jitter) to
+   * (model seed, step, micro): two forwards under the same key draw the same noise. A training
+   * forward that draws noise throws until a key is set; the trainer sets one per micro-batch.
+   */
   setRandomKey(step: number, micro: number): void {
-    this.step = step * 1024 + micro;
+    if (!(Number.isSafeInteger(step) && step >= 0 && step < 2 ** 32) || !(Number.isSafeInteger(micro) && micro >= 0 && micro < 2 ** 32)) {
+      throw new Error(`GPT.setRandomKey: step and micro must be integers in [0, 2^32), got (${step}, ${micro})`);
+    }
+    this.key = { step, micro };
   }
 
-  private drop(x: Tensor): Tensor {
+  /** The key set by setRandomKey (null before the first call). */
+  randomKey(): RandomKey | null {
+    return this.key ? { ...this.key } : null;
+  }
+
+  private seedOf(site: number): number {
+    if (!this.key) throw new Error('GPT: this training forward draws random numbers (dropout or router jitter): call model.setRandomKey(step, micro) first');
+    return siteSeed(this.seed, this.key, site);
+  }
+
+  private drop(x: Tensor, site: number): Tensor {
     if (!this.training || this.shape.dropout === 0) return x;
-    const seed = (Math.imul(this.dropoutSeed + 1, 0x9e3779b1) ^ Math.imul(this.step + 1, 0x85ebca6b) ^ ++this.dropoutCalls) >>> 0;
-    return dropout(x, this.shape.dropout, seed);
+    return dropout(x, this.shape.dropout, this.seedOf(site));
   }
 
-  /** idx, targets: int32 [B, S]. Returns logits [B, S, V] and, with targets, the mean loss. */
-  forward(idx: Tensor, targets?: Tensor): ForwardResult {
+  /** Blocks and final LayerNorm: idx int32 [B, S] -> hidden [B, S, d] and the summed aux loss. */
+  private trunk(idx: Tensor): { hidden: Tensor; aux: Tensor | null } {
+    if (idx.dtype !== 'i32' || idx.ndim !== 2) throw new Error(`GPT: idx must be int32 [B, S], got ${idx.dtype} [${idx.shape.join(', ')}]`);
     const [B, S] = idx.shape;
-    const { d, vocabSize: V } = this.shape;
+    const d = this.shape.d;
     if (S > this.shape.seq) throw new Error(`sequence of ${S} tokens exceeds the model's context of ${this.shape.seq}`);
-    this.dropoutCalls = 0;
     let x = add(this.tok.forward(idx), slice(this.pos.weight, 0, 0, S)); // [B, S, d]
-    x = this.drop(x);
+    x = this.drop(x, 0);
     let aux: Tensor | null = null;
-    for (const b of this.blocks.items) {
-      x = add(x, this.drop(b.attn.forward(b.ln1.forward(x))));
-      const h = b.ffn.forward(reshape(b.ln2.forward(x), [B * S, d])); // [B*S, d]
-      x = add(x, this.drop(reshape(h, [B, S, d])));
+    for (let l = 0; l < this.blocks.items.length; l++) {
+      const b = this.blocks.items[l];
+      x = add(x, this.drop(b.attn.forward(b.ln1.forward(x)), 1 + 3 * l));
+      const noisy = this.training && this.key !== null;
+      const h = b.ffn.forward(reshape(b.ln2.forward(x), [B * S, d]), noisy ? this.seedOf(2 + 3 * l) : undefined); // [B*S, d]
+      x = add(x, this.drop(reshape(h, [B, S, d]), 3 + 3 * l));
       const a = b.ffn.auxLoss();
       if (a) aux = aux ? add(aux, a) : a;
     }
-    const logits = linear(this.ln_f.forward(x), this.tok.weight, null); // tied head: [B, S, V]
-    const loss = targets ? crossEntropy(reshape(logits, [B * S, V]), targets) : null;
+    return { hidden: this.ln_f.forward(x), aux };
+  }
+
+  /** The tied LM head: hidden [..., d] -> logits [..., V]. */
+  head(hidden: Tensor): Tensor {
+    return linear(hidden, this.tok.weight, null);
+  }
+
+  /**
+   * Training forward. idx int32 [B, S]; targets int32 [B, S] or [B*S] (< 0: ignored). Returns the
+   * logits [B, S, V], the mean cross-entropy when targets are given, and the summed aux loss.
+   */
+  forward(idx: Tensor, targets?: Tensor): ForwardResult {
+    const { hidden, aux } = this.trunk(idx);
+    const logits = this.head(hidden); // [B, S, V]
+    const loss = targets ? crossEntropy(logits, targets) : null;
     return { logits, loss, aux };
+  }
+
+  /** Final hidden states (after ln_f): idx int32 [B, S] -> [B, S, d]. No loss is computed. */
+  hiddenStates(idx: Tensor): Tensor {
+    return this.trunk(idx).hidden;
+  }
+
+  /** Logits of every position: idx int32 [B, S] -> [B, S, V]. No loss is computed. */
+  logits(idx: Tensor): Tensor {
+    return this.head(this.trunk(idx).hidden);
+  }
+
+  /**
+   * log p(targets[b, s] | idx[b, ..s]) for every position: idx, targets int32 [B, S] -> [B, S].
+   * Positions with mask 0 (mask: 0/1 per position, [B*S] Float32Array or Tensor) or a target < 0
+   * are 0. Without a graph (noGrad) the logits are formed a chunk of rows at a time, so no
+   * [B, S, V] array exists; with a graph the result is differentiable (fine-tuning objectives).
+   */
+  tokenLogProbs(idx: Tensor, targets: Tensor, mask?: Float32Array | Tensor): Tensor {
+    const { hidden } = this.trunk(idx); // validates idx
+    const [B, S] = idx.shape;
+    if (targets.dtype !== 'i32' || targets.size !== B * S) throw new Error(`GPT.tokenLogProbs: targets must be int32 with ${B * S} elements (idx is [${B}, ${S}])`);
+    if (isGradEnabled()) return reshape(tokenLogProbs(this.head(hidden), targets, mask), [B, S]);
+    const N = B * S, d = this.shape.d, V = this.shape.vocabSize;
+    const h = reshape(hidden, [N, d]), t = targets.contiguous().i32;
+    const m = mask instanceof Tensor ? mask.contiguous().f32 : mask;
+    if (m && m.length !== N) throw new Error(`GPT.tokenLogProbs: mask has ${m.length} entries, expected ${N}`);
+    const out = new Float32Array(N);
+    const rows = Math.max(1, Math.floor(LOGIT_CHUNK_ELEMS / V));
+    for (let r0 = 0; r0 < N; r0 += rows) {
+      const r1 = Math.min(N, r0 + rows);
+      const lp = tokenLogProbs(this.head(slice(h, 0, r0, r1)), new Tensor(t.subarray(r0, r1), [r1 - r0]), m?.subarray(r0, r1));
+      out.set(lp.f32, r0);
+    }
+    return new Tensor(out, [B, S]);
   }
 
   newCache(maxLen = this.shape.seq): KVCache {
@@ -117,28 +215,18 @@ export class GPT extends Module {
   forwardCached(ids: Int32Array, cache: KVCache): Float32Array {
     return noGrad(() => {
       const { d, heads } = this.shape;
-      const hd = d / heads;
       const n = ids.length, pos0 = cache.len;
       if (pos0 + n > cache.maxLen) throw new Error(`KV cache full: ${pos0 + n} > ${cache.maxLen} positions`);
-      const k = backend();
       let x = add(this.tok.forward(new Tensor(ids, [1, n])), slice(this.pos.weight, 0, pos0, pos0 + n)); // [1, n, d]
       this.blocks.items.forEach((b, li) => {
-        const qkv = b.attn.qkv.forward(b.ln1.forward(x)).f32; // [n, 3, H, hd]
-        const q = new Float32Array(n * d);
-        for (let t = 0; t < n; t++) {
-          q.set(qkv.subarray(t * 3 * d, t * 3 * d + d), t * d);
-          cache.k[li].set(qkv.subarray(t * 3 * d + d, t * 3 * d + 2 * d), (pos0 + t) * d);
-          cache.v[li].set(qkv.subarray(t * 3 * d + 2 * d, t * 3 * d + 3 * d), (pos0 + t) * d);
-        }
-        const att = new Float32Array(n * d);
-        k.attentionKV(n, heads, hd, pos0, 1 / Math.sqrt(hd), q, cache.k[li], cache.v[li], att);
-        x = add(x, b.attn.proj.forward(new Tensor(att, [1, n, d])));
+        const att = cachedAttention(b.attn.qkv.forward(b.ln1.forward(x)), heads, cache.k[li], cache.v[li], pos0); // [n, d]
+        x = add(x, reshape(b.attn.proj.forward(att), [1, n, d]));
         const h = b.ffn.forward(reshape(b.ln2.forward(x), [n, d]));
         x = add(x, reshape(h, [1, n, d]));
       });
       cache.len += n;
       const last = slice(x, 1, n - 1, n).contiguous(); // [1, 1, d]
-      return linear(this.ln_f.forward(last), this.tok.weight, null).f32.slice();
+      return this.head(this.ln_f.forward(last)).f32.slice();
     });
   }
 }
@@ -157,7 +245,7 @@ export function initGPT(model: GPT, rng: Rng): void {
     if (p.ndim >= 2 && (leaf === 'weight' || leaf === 'w1' || leaf === 'w2') && !name.includes('keys')) {
       let std = RESIDUAL_OUT.some((s) => name.endsWith(s)) ? 0.02 / Math.sqrt(2 * L) : 0.02;
       if (name.endsWith('.u.weight')) std = 1 / Math.sqrt(d);
-      backend().randn(p.f32, rng.nextU32(), 0, std); // native and threaded: PEER tables hold billions of weights
+      fillNormal(p, rng.nextU32(), 0, std); // native and threaded: PEER tables hold billions of weights
     } else if (leaf === 'bias' || leaf === 'b1' || leaf === 'b2') {
       p.f32.fill(0);
     }

@@ -14,7 +14,4 @@ export class MLP extends FeedForward {
   forward(x: Tensor): Tensor {
     return this.fc2.forward(gelu(this.fc1.forward(x))); // [T, d] -> [T, hidden] -> [T, d]
   }
-  macsPerToken(): number {
-    return 2 * this.d * this.hidden;
-  }
 }

@@ -1,5 +1,6 @@
-/** Fused layer ops: LayerNorm, cross-entropy, causal attention, embedding, dropout. */
+/** Fused layer ops: LayerNorm, cross-entropy and token log-probs, causal attention, embedding, dropout. */
 import { backend } from '../../backend/index.js';
+import { isGradEnabled } from '../autograd.js';
 import { Tensor, attach } from '../tensor.js';
 
 /** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * w + b (biased variance). */
@@ -18,21 +19,25 @@ export function layerNorm(x: Tensor, w: Tensor, b: Tensor, eps = 1e-5): Tensor {
   }, 'layerNorm');
 }
 
+/** logits [..., V] as [N, V] rows with int32 targets [N], both contiguous. */
+function lossRows(fn: string, logits: Tensor, targets: Tensor): { N: number; V: number; lc: Tensor; t: Int32Array } {
+  const V = logits.shape[logits.ndim - 1];
+  const N = logits.size / V;
+  if (targets.dtype !== 'i32' || targets.size !== N) throw new Error(`${fn}: targets must be int32 with ${N} elements (one per row of logits [${logits.shape.join(', ')}])`);
+  return { N, V, lc: logits.contiguous(), t: targets.contiguous().i32 };
+}
+
 /**
- * Mean cross-entropy of logits [N, V] against integer targets [N]; targets < 0 are ignored
+ * Mean cross-entropy of logits [..., V] (N rows) against int32 targets [N]; targets < 0 are ignored
  * (excluded from the mean). Returns a 0-d tensor. Softmax and loss are fused: the backward pass
  * re-derives probabilities from the saved log-sum-exp instead of keeping a [N, V] copy.
  */
 export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
-  const V = logits.shape[logits.ndim - 1];
-  const N = logits.size / V;
-  if (targets.dtype !== 'i32' || targets.size !== N) throw new Error(`crossEntropy: targets must be int32 with ${N} elements`);
-  const lc = logits.contiguous(), tc = targets.contiguous();
+  const { N, V, lc, t } = lossRows('crossEntropy', logits, targets);
   const losses = new Float32Array(N), lse = new Float32Array(N);
   const k = backend();
-  k.crossEntropy(N, V, lc.f32, tc.i32, losses, lse);
+  k.crossEntropy(N, V, lc.f32, t, losses, lse);
   let count = 0, total = 0;
-  const t = tc.i32;
   for (let i = 0; i < N; i++) if (t[i] >= 0) { count++; total += losses[i]; }
   const mean = count ? total / count : 0;
   return attach(new Tensor(Float32Array.of(mean), []), [lc], (g) => {
@@ -41,6 +46,39 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
     k.crossEntropyBackward(N, V, lc.f32, t, lse, gLoss, gl);
     return [gl];
   }, 'crossEntropy');
+}
+
+/**
+ * Per-row log-probability of the target: out[r] = logits[r, t_r] - log sum_j exp(logits[r, j])
+ * (= -crossEntropy of row r), from the fused cross-entropy kernel, so no [N, V] log-softmax is
+ * formed. logits [..., V], targets int32 with one entry per row; out has the leading shape of
+ * logits. Rows whose target is < 0 or whose mask entry is 0 are excluded: out = 0, zero gradient.
+ * mask: Float32Array or float Tensor with one 0/1 entry per row. Backward:
+ *   glogits[r, j] = -g[r] * (softmax(logits[r])_j - [j == t_r]).
+ */
+export function tokenLogProbs(logits: Tensor, targets: Tensor, mask?: Float32Array | Tensor): Tensor {
+  const { N, V, lc, t: t0 } = lossRows('tokenLogProbs', logits, targets);
+  let t = t0;
+  if (mask !== undefined) {
+    const m = mask instanceof Tensor ? mask.contiguous().f32 : mask;
+    if (m.length !== N) throw new Error(`tokenLogProbs: mask has ${m.length} entries, logits have ${N} rows`);
+    t = Int32Array.from(t0); // excluded rows become ignored targets (the kernel's t < 0 rule)
+    for (let i = 0; i < N; i++) {
+      if (m[i] === 0) t[i] = -1;
+      else if (m[i] !== 1) throw new Error(`tokenLogProbs: mask entries must be 0 (excluded) or 1, got ${m[i]} at row ${i}`);
+    }
+  }
+  const out = new Float32Array(N), lse = new Float32Array(N);
+  const k = backend();
+  k.crossEntropy(N, V, lc.f32, t, out, lse);
+  for (let i = 0; i < N; i++) out[i] = out[i] === 0 ? 0 : -out[i]; // no -0 for excluded rows
+  return attach(new Tensor(out, logits.shape.slice(0, -1)), [lc], (g) => {
+    const gLoss = new Float32Array(N);
+    for (let i = 0; i < N; i++) gLoss[i] = -g[i];
+    const gl = new Float32Array(N * V);
+    k.crossEntropyBackward(N, V, lc.f32, t, lse, gLoss, gl);
+    return [gl];
+  }, 'tokenLogProbs');
 }
 
 /**
@@ -63,6 +101,35 @@ export function causalAttention(qkv: Tensor, heads: number): Tensor {
     k.attentionBackward(B, S, heads, hd, scale, qc.f32, out, lse, g, gqkv);
     return [gqkv];
   }, 'attention');
+}
+
+/**
+ * Causal attention of new tokens against a key/value cache (incremental decoding; not
+ * differentiable). qkv [n, 3*d] or [1, n, 3*d] is one sequence's QKV projection at absolute positions
+ * pos0 .. pos0+n-1 (per row: q, k, v, each `heads` heads of d/heads). Their keys and values are
+ * written into kCache / vCache ([maxLen, d] row-major, rows pos0 .. pos0+n-1), then
+ *   out[i] = sum_{t <= pos0+i} softmax_t(q_i . k_t / sqrt(d/heads)) v_t   per head.
+ * Returns a fresh [n, d]; the caches are the caller's and are modified in place.
+ */
+export function cachedAttention(qkv: Tensor, heads: number, kCache: Float32Array, vCache: Float32Array, pos0: number): Tensor {
+  const d3 = qkv.shape[qkv.ndim - 1], d = d3 / 3, n = qkv.size / d3;
+  if (!Number.isInteger(d) || d % heads !== 0) throw new Error(`cachedAttention: bad qkv shape [${qkv.shape.join(', ')}] for ${heads} heads`);
+  if (isGradEnabled() && qkv.requiresGrad) throw new Error('cachedAttention is not differentiable: run it under noGrad()');
+  const maxLen = kCache.length / d;
+  if (vCache.length !== kCache.length || !Number.isInteger(maxLen)) throw new Error(`cachedAttention: caches must both be [maxLen, ${d}]`);
+  if (!(Number.isInteger(pos0) && pos0 >= 0) || pos0 + n > maxLen) throw new Error(`KV cache full: ${pos0 + n} > ${maxLen} positions`);
+  const rows = qkv.contiguous().f32;
+  const q = new Float32Array(n * d);
+  for (let i = 0; i < n; i++) {
+    const r = i * d3;
+    q.set(rows.subarray(r, r + d), i * d);
+    kCache.set(rows.subarray(r + d, r + 2 * d), (pos0 + i) * d);
+    vCache.set(rows.subarray(r + 2 * d, r + d3), (pos0 + i) * d);
+  }
+  const hd = d / heads;
+  const out = new Float32Array(n * d);
+  backend().attentionKV(n, heads, hd, pos0, 1 / Math.sqrt(hd), q, kCache, vCache, out);
+  return new Tensor(out, [n, d]);
 }
 
 /** Row lookup: out[..., :] = table[ids[...], :]; the backward scatter-adds into the table's gradient. */

@@ -58,25 +58,6 @@ export function meanAll(x: Tensor): Tensor {
   return mean(x.reshape(-1), 0);
 }
 
-/** max over `axis`; the gradient flows to the first maximal element. Returns values and argmax. */
-export function max(x: Tensor, axis: number, keepdim = false): { values: Tensor; indices: Tensor } {
-  const a = normAxis(x, axis);
-  const xc = x.contiguous();
-  const [outer, n, inner] = splitAt(x.shape, a);
-  const out = new Float32Array(outer * inner);
-  const arg = new Int32Array(outer * inner);
-  backend().reduce(ReduceOp.max, outer, n, inner, xc.f32, out, arg);
-  const shape = outShape(x, a, keepdim);
-  const values = attach(new Tensor(out, shape), [xc], (g) => {
-    const gx = new Float32Array(outer * n * inner);
-    for (let o = 0; o < outer; o++) {
-      for (let j = 0; j < inner; j++) gx[(o * n + arg[o * inner + j]) * inner + j] = g[o * inner + j];
-    }
-    return [gx];
-  }, 'max');
-  return { values, indices: new Tensor(arg, shape) };
-}
-
 function softmaxImpl(x: Tensor, log: boolean): Tensor {
   const xc = x.contiguous();
   const n = x.shape[x.ndim - 1];

@@ -1,0 +1,224 @@
+/**
+ * Mixture-of-Experts dispatch ops (MegaBlocks style): the routing plan, the expert computation as
+ * one composite autograd op, and top-k gate renormalisation.
+ *
+ * Ownership: every op returns fresh arrays it never touches again, except the activations expertMix
+ * saves for its backward, which come from (and go back to) a ScratchPool and never leave the op.
+ */
+import { backend, BinaryOp, ReduceOp, UnaryOp } from '../../backend/index.js';
+import { Tensor, attach } from '../tensor.js';
+
+/** The routing of one forward pass: which slots each expert processes, in expert order. */
+export interface Route {
+  /** Tokens T and slots per token k. */
+  T: number;
+  k: number;
+  /** Experts (groups). */
+  E: number;
+  /** Kept slots (s = t*k + j), grouped by expert, ascending within an expert. [N] */
+  slots: Int32Array;
+  /** Source token of each kept slot (slots[p] / k). [N] */
+  tok: Int32Array;
+  /** Group boundaries into slots: expert e owns [offsets[e], offsets[e+1]). [E+1] */
+  offsets: Int32Array;
+  /** Slots routed to each expert before drops. [E] */
+  counts: Int32Array;
+  /** Capacity per expert (Infinity when dropless). */
+  capacity: number;
+}
+
+/**
+ * Groups the T*k routing choices `idx` ([T*k], expert of slot s = t*k + j) by expert with a stable
+ * counting sort and applies the capacity rule: a slot whose position within its expert's list is
+ * >= capacity is dropped (the reference's rule: earlier tokens win). capacity = Infinity is dropless.
+ * The returned arrays are fresh and owned by the caller.
+ */
+export function planRoute(idx: Int32Array, T: number, k: number, E: number, capacity: number): Route {
+  const n = T * k;
+  if (idx.length !== n) throw new Error(`planRoute: idx has ${idx.length} entries, expected T*k = ${n}`);
+  if (!(capacity >= 0)) throw new Error(`planRoute: capacity must be >= 0 (Infinity for dropless), got ${capacity}`);
+  const order = new Int32Array(n), counts = new Int32Array(E);
+  backend().argsortInt(n, idx, E, order, counts);
+  const offsets = new Int32Array(E + 1);
+  let slots = order;
+  if (Number.isFinite(capacity)) {
+    let kept = 0;
+    for (let e = 0; e < E; e++) kept += Math.min(counts[e], capacity);
+    if (kept < n) {
+      slots = new Int32Array(kept);
+      let src = 0, dst = 0;
+      for (let e = 0; e < E; e++) {
+        const keep = Math.min(counts[e], capacity);
+        slots.set(order.subarray(src, src + keep), dst);
+        src += counts[e];
+        dst += keep;
+        offsets[e + 1] = dst;
+      }
+    }
+  }
+  if (slots === order) for (let e = 0; e < E; e++) offsets[e + 1] = offsets[e] + counts[e];
+  const tok = new Int32Array(slots.length);
+  for (let p = 0; p < slots.length; p++) tok[p] = (slots[p] / k) | 0;
+  return { T, k, E, slots, tok, offsets, counts, capacity };
+}
+
+/**
+ * Recycled scratch buffers for expertMix's activations and backward temporaries. A fresh
+ * multi-megabyte Float32Array costs zero-filling and page faults on first touch (about 3 ms per
+ * 8 MB here), and one MoE step needs tens of MB of them, so buffers that never leave the op are
+ * reused: forward temporaries at the end of the forward, saved activations once the backward has
+ * used them (or at once when no graph is recorded). A taken buffer holds stale data; every use
+ * overwrites it completely. Buffers handed to autograd (gradients, outputs) are never pooled.
+ */
+export class ScratchPool {
+  private readonly free = new Map<number, Float32Array[]>();
+  private bytes = 0;
+  constructor(readonly maxBytes = 512 * 2 ** 20) {}
+
+  take(n: number): Float32Array {
+    const b = this.free.get(n)?.pop();
+    if (!b) return new Float32Array(n);
+    this.bytes -= b.byteLength;
+    return b;
+  }
+
+  give(...bufs: Float32Array[]): void {
+    for (const b of bufs) {
+      if (this.bytes + b.byteLength > this.maxBytes) continue; // let the GC have it
+      let list = this.free.get(b.length);
+      if (!list) this.free.set(b.length, (list = []));
+      list.push(b);
+      this.bytes += b.byteLength;
+    }
+  }
+
+  /** Drops every pooled buffer. */
+  clear(): void {
+    this.free.clear();
+    this.bytes = 0;
+  }
+}
+
+/** The pool shared by all MoE layers (layers run one at a time, so they can share temporaries). */
+export const moeScratch = new ScratchPool();
+
+/**
+ * The expert computation as one autograd op: for every kept slot p of the route (token t, expert e,
+ * gate g = gates[slot]),
+ *   out[t] += g * (gelu_erf(x[t] W1_e + b1_e) W2_e + b2_e).
+ * x [T, d], gates [T, k], w1 [E, d, h], b1 [E, h], w2 [E, h, d], b2 [E, d] -> fresh [T, d].
+ * Dropped slots contribute nothing (and get a zero gate gradient).
+ * Forward: gather rows, ONE grouped GEMM for every expert's fc1 (+bias), gelu, ONE grouped GEMM for
+ * fc2 (+bias), gate scale, scatter-add to tokens. Backward (hand written): the same grouped GEMMs
+ * with transposed B for input gradients, grouped-K GEMMs for weight and bias gradients.
+ * The gathered rows, pre-activations, activations and expert outputs are saved for backward in
+ * `pool` buffers and returned to it once backward has run (at once when no graph is recorded).
+ */
+export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, r: Route,
+  pool: ScratchPool = moeScratch): Tensor {
+  const [T, d] = x.shape;
+  const [E, , h] = w1.shape;
+  if (T !== r.T || E !== r.E || gates.size !== r.T * r.k) throw new Error('expertMix: route does not match the inputs');
+  if (w1.shape[1] !== d || w2.shape[0] !== E || w2.shape[1] !== h || w2.shape[2] !== d || b1.size !== E * h || b2.size !== E * d) {
+    throw new Error(`expertMix: expert weights w1 [${w1.shape.join(', ')}], w2 [${w2.shape.join(', ')}] do not fit x [${x.shape.join(', ')}]`);
+  }
+  const kern = backend();
+  const xc = x.contiguous(), gc = gates.contiguous();
+  const X = xc.f32, W1 = w1.f32, B1 = b1.f32, W2 = w2.f32, B2 = b2.f32, gflat = gc.f32;
+  const { tok, slots, offsets } = r;
+  const N = tok.length;
+  const gs = new Float32Array(N); // gate of each kept slot
+  for (let p = 0; p < N; p++) gs[p] = gflat[slots[p]];
+
+  const xs = pool.take(N * d);
+  kern.indexSelect(N, d, X, tok, xs);
+  const hpre = pool.take(N * h);
+  kern.gemmGroupedRows(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, B1);
+  const act = pool.take(N * h);
+  kern.unary(UnaryOp.gelu_erf, hpre, act);
+  const ys = pool.take(N * d);
+  kern.gemmGroupedRows(E, offsets, false, d, h, 1, act, h, W2, h * d, d, 0, ys, d, B2);
+  const rowShape = Int32Array.of(N, d), rowStrides = Int32Array.of(d, 1), gateStrides = Int32Array.of(1, 0);
+  const scaled = pool.take(N * d);
+  kern.binary(BinaryOp.mul, rowShape, ys, 0, rowStrides, gs, 0, gateStrides, scaled);
+  const out = new Float32Array(T * d);
+  kern.indexAdd(N, d, tok, scaled, out);
+  pool.give(scaled);
+
+  const y = attach(new Tensor(out, [T, d]), [xc, gc, w1, b1, w2, b2], (gout) => {
+    const gScaled = pool.take(N * d); // d loss / d (gate * y) per slot
+    kern.indexSelect(N, d, gout, tok, gScaled);
+    const tmp = pool.take(N * d);
+    let gGates: Float32Array | null = null;
+    if (gc.requiresGrad) {
+      // d loss / d gate = <gout[t], y_slot>
+      kern.binary(BinaryOp.mul, rowShape, gScaled, 0, rowStrides, ys, 0, rowStrides, tmp);
+      const dots = new Float32Array(N);
+      kern.reduce(ReduceOp.sum, N, d, 1, tmp, dots, null);
+      gGates = new Float32Array(T * r.k);
+      for (let p = 0; p < N; p++) gGates[slots[p]] = dots[p];
+    }
+    const gY = tmp; // d loss / d y = gate * gScaled
+    kern.binary(BinaryOp.mul, rowShape, gScaled, 0, rowStrides, gs, 0, gateStrides, gY);
+    const ones = new Float32Array(N).fill(1); // bias gradients = per-group column sums = ones^T @ rows
+    const gb2 = b2.requiresGrad ? new Float32Array(E * d) : null;
+    if (gb2) kern.gemmGroupedK(E, offsets, 1, d, 1, ones, 1, gY, d, 0, gb2, d, d);
+    const gw2 = w2.requiresGrad ? new Float32Array(E * h * d) : null;
+    if (gw2) kern.gemmGroupedK(E, offsets, h, d, 1, act, h, gY, d, 0, gw2, h * d, d);
+    let gw1: Float32Array | null = null, gb1: Float32Array | null = null, gx: Float32Array | null = null;
+    if (w1.requiresGrad || b1.requiresGrad || xc.requiresGrad) {
+      const gAct = pool.take(N * h);
+      kern.gemmGroupedRows(E, offsets, true, h, d, 1, gY, d, W2, h * d, d, 0, gAct, h, null);
+      const gH = pool.take(N * h);
+      kern.unaryBackward(UnaryOp.gelu_erf, hpre, act, gAct, gH);
+      pool.give(gAct);
+      if (b1.requiresGrad) {
+        gb1 = new Float32Array(E * h);
+        kern.gemmGroupedK(E, offsets, 1, h, 1, ones, 1, gH, h, 0, gb1, h, h);
+      }
+      if (w1.requiresGrad) {
+        gw1 = new Float32Array(E * d * h);
+        kern.gemmGroupedK(E, offsets, d, h, 1, xs, d, gH, h, 0, gw1, d * h, h);
+      }
+      if (xc.requiresGrad) {
+        const gxs = gScaled; // reuse: no longer needed
+        kern.gemmGroupedRows(E, offsets, true, d, h, 1, gH, h, W1, d * h, h, 0, gxs, d, null);
+        gx = new Float32Array(T * d);
+        kern.indexAdd(N, d, tok, gxs, gx);
+      }
+      pool.give(gH);
+    }
+    pool.give(gScaled, tmp, xs, hpre, act, ys);
+    return [gx, gGates, gw1, gb1, gw2, gb2];
+  }, 'expertMix');
+  if (!y.node) pool.give(xs, hpre, act, ys); // no graph recorded: nothing will read them again
+  return y;
+}
+
+/**
+ * Row renormalisation of the chosen gates v [T, k] (top-k gate renormalisation):
+ *   out[t, j] = v[t, j] / sum_i v[t, i].
+ * Backward: gv[t, j] = (g[t, j] - sum_i g[t, i] out[t, i]) / sum_i v[t, i]. Returns a fresh [T, k].
+ */
+export function renormalizeRows(v: Tensor): Tensor {
+  if (v.ndim !== 2) throw new Error(`renormalizeRows: expected [T, k] gates, got [${v.shape.join(', ')}]`);
+  const [T, k] = v.shape;
+  const vc = v.contiguous();
+  const V = vc.f32;
+  const out = new Float32Array(T * k), inv = new Float32Array(T);
+  for (let t = 0; t < T; t++) {
+    let s = 0;
+    for (let j = 0; j < k; j++) s += V[t * k + j];
+    inv[t] = 1 / s;
+    for (let j = 0; j < k; j++) out[t * k + j] = V[t * k + j] / s;
+  }
+  return attach(new Tensor(out, [T, k]), [vc], (g) => {
+    const gv = new Float32Array(T * k);
+    for (let t = 0; t < T; t++) {
+      let dot = 0;
+      for (let j = 0; j < k; j++) dot += g[t * k + j] * out[t * k + j];
+      for (let j = 0; j < k; j++) gv[t * k + j] = (g[t * k + j] - dot) * inv[t];
+    }
+    return [gv];
+  }, 'renormalizeRows');
+}
