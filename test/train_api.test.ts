@@ -31,7 +31,11 @@ before(() => {
   writeFileSync(corpus, text);
 });
 
-const weights = (run: string) => readFileSync(join(dir, run, 'model.safetensors'));
+/** Every parameter and buffer of a run's checkpoint, concatenated (file bytes differ: each save has its own id). */
+function weights(run: string): Buffer {
+  const { model } = openRun(join(dir, run));
+  return Buffer.concat([...model.namedParameters(), ...model.namedBuffers()].map(([, t]) => Buffer.from(Float32Array.from(t.contiguous().data as ArrayLike<number>).buffer)));
+}
 
 describe('train() as a library', () => {
   test("the package imports as 'moelab' (self-reference through package.json exports)", async () => {
