@@ -101,7 +101,7 @@ export function generateIds(model: GPT, promptIds: ArrayLike<number>, o: Omit<Sa
     }
     const out: number[] = [];
     if (o.maxTokens === 0) return out;
-    const cache = model.newCache(ctx);
+    let cache = model.newCache(ctx);
     let logits = model.forwardCached(Int32Array.from(context), cache);
     let slid = false;
     for (;;) {
@@ -118,7 +118,7 @@ export function generateIds(model: GPT, promptIds: ArrayLike<number>, o: Omit<Sa
         slid = true;
       }
       context = context.slice(context.length - slideKeep(ctx));
-      cache.len = 0; // positions restart at 0, as in training windows; old keys/values are overwritten
+      cache = model.newCache(ctx); // positions restart at 0, as in training windows
       logits = model.forwardCached(Int32Array.from(context), cache);
     }
   } finally {
