@@ -26,7 +26,8 @@ export type { GPT } from './nn/gpt.js';
 
 // data
 export { getTokenizer, type Tokenizer } from './data/tokenizer.js';
-export { loadCorpus, type Corpus } from './data/corpus.js';
+export { loadCorpus, type Corpus, type LoadCorpusOptions } from './data/corpus.js';
+export { dataIdentity, describeDataChange, type DataIdentity } from './data/identity.js';
 
 // training
 export { train, type TrainOptions, type TrainResult, type RunState } from './train/loop.js';
@@ -40,7 +41,7 @@ export { benchTrain, type BenchTrainOptions } from './train/bench.js';
 
 // evaluation and sampling
 export { evaluateFile, EVAL_DEFINITION, type EvalResult } from './eval/evaluate.js';
-export { generate, type SampleOptions } from './eval/generate.js';
+export { generate, generateIds, type SampleOptions } from './eval/generate.js';
 
 // the compute runtime
 export { computeInfo, setComputeThreads, type ComputeInfo } from './tensor/runtime.js';

@@ -102,6 +102,15 @@ describe('train() as a library', () => {
     assert.deepEqual(trainSteps, Array.from({ length: 12 }, (_, i) => i + 1));
   });
 
+  test('resume refuses a corpus whose contents changed since the run started', async () => {
+    const own = join(dir, 'own.txt');
+    writeFileSync(own, readFileSync(corpus, 'utf8'));
+    const cfg = config({ 'data.paths': [own] });
+    await train({ config: cfg, dir: join(dir, 'datachange'), stopAt: 3 });
+    writeFileSync(own, readFileSync(corpus, 'utf8').replace(/alpha/g, 'omega'));
+    await assert.rejects(train({ config: cfg, dir: join(dir, 'datachange'), resume: true }), /cannot resume .*data differs.*own\.txt/s);
+  });
+
   test('divergence keeps the last checkpoint whose loss is finite', async () => {
     const events: TrainEvent[] = [];
     // warm-up 0 and an absurd learning rate: the first update already ruins the weights

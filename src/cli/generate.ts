@@ -15,7 +15,7 @@ export function registerGenerate(program: Command): void {
     .option('--seed <s>', 'random seed', intOption('--seed'), 0)
     .action((o) => {
       const { model, tokenizer } = openRun(o.run);
-      const text = generate(model, tokenizer, { prompt: o.prompt, maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed });
+      const text = generate(model, tokenizer, { prompt: o.prompt, maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, onNotice: (m) => process.stderr.write(`note: ${m}\n`) });
       process.stdout.write(o.prompt + text + '\n');
     });
 }

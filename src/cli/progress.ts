@@ -50,6 +50,7 @@ export async function progress(o: ProgressOptions = {}): Promise<Progress> {
           `${d.trainTokens.toLocaleString('en-US')} train / ${d.valTokens.toLocaleString('en-US')} val${d.cached ? ' (cached)' : ''}`);
         write(`model: ${formatCount(c.paramsTotal)} params (${formatCount(c.paramsActive)} active/token), ` +
           `${(c.flopsPerToken / 1e6).toFixed(2)} MFLOPs/token; ${p.backend} kernels (${p.isa}, ${p.threads} threads)`);
+        for (const n of d.notices) write(`note: ${n}`);
         write(e.memory);
         if (e.resumed) write(`resumed ${e.dir} at step ${e.step}`);
         bar?.start(e.end, e.step, { loss: '-', tps: 0 });

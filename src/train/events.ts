@@ -20,7 +20,11 @@ export interface StartEvent {
   /** Step the loop will stop at (train.steps, or stopAt). */
   end: number;
   resumed: boolean;
-  data: { files: number; tokens: number; trainTokens: number; valTokens: number; tokenizer: string; cached: boolean };
+  data: {
+    files: number; tokens: number; trainTokens: number; valTokens: number; tokenizer: string; cached: boolean;
+    /** What the corpus loader noticed and handled (files read once, Latin-1 decoding, ...). */
+    notices: string[];
+  };
   counts: ModelCount;
   provenance: RunProvenance;
   /** Human-readable memory estimate (what was checked before allocating). */

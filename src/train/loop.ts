@@ -16,6 +16,7 @@ import { BatchSampler, fixedValBatches, type SamplerState } from '../data/loader
 import { countModel } from '../scaling/count.js';
 import type { GPT } from '../nn/gpt.js';
 import type { Tokenizer } from '../data/tokenizer.js';
+import { dataIdentity, describeDataChange, type DataIdentity } from '../data/identity.js';
 import { saveRun, loadRun, runExists } from './run.js';
 import { trainStep, modelIsFinite, TrainingDiverged } from './step.js';
 import { loadTrainingData, checkTrainingMemory, buildTraining, validationLoss, ffnStats } from './setup.js';
@@ -58,8 +59,8 @@ export interface RunState {
   tokensSeen: number;
   lastLoss: number;
   valLoss: number | null;
-  /** Tokens in the training corpus when the run started: a resumed run must see the same data. */
-  dataTokens: number;
+  /** The files and contents the run trains on: a resumed run must see the same data. */
+  data: DataIdentity;
   /** The process that created the run, then the one that saved this checkpoint. */
   provenance: { created: RunProvenance; saved: RunProvenance };
 }
@@ -79,16 +80,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const sampler = new BatchSampler(data.train, tc.batch, mc.seq, tc.seed);
   const valBatches = fixedValBatches(data.val, tc.batch, mc.seq, tc.evalBatches);
   let state: RunState = {
-    step: 0, sampler: null, tokensSeen: 0, lastLoss: NaN, valLoss: null, dataTokens: data.train.length,
+    step: 0, sampler: null, tokensSeen: 0, lastLoss: NaN, valLoss: null, data: dataIdentity(data.corpus),
     provenance: { created: provenance, saved: provenance },
   };
   let lastSaved: number | null = null;
   if (opts.resume) {
     state = loadRun(dir, model, optimizer, cfg).state as unknown as RunState;
-    if (state.dataTokens !== undefined && state.dataTokens !== data.train.length) {
-      throw new Error(`${dir} was trained on ${state.dataTokens.toLocaleString('en-US')} training tokens, but its data now gives ` +
-        `${data.train.length.toLocaleString('en-US')}: the corpus changed, so the run cannot continue where it stopped. ` +
-        'Restore the original files, or start a new run (--out) on the new data.');
+    const change = state.data ? describeDataChange(state.data, dataIdentity(data.corpus)) : null;
+    if (change) {
+      throw new Error(`cannot resume ${dir}: ${change}. Its data order and validation split refer to the original files: ` +
+        'restore them, or train a new run (another --out) on the new data.');
     }
     if (state.sampler) sampler.setState(state.sampler);
     lastSaved = state.step;
@@ -100,7 +101,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     type: 'start', dir, name: cfg.name, step: state.step, end, resumed: Boolean(opts.resume),
     data: {
       files: data.corpus.files.length, tokens: data.corpus.tokens.length, trainTokens: data.train.length, valTokens: data.val.length,
-      tokenizer: data.tokenizer.name, cached: data.corpus.cached,
+      tokenizer: data.tokenizer.name, cached: data.corpus.cached, notices: data.corpus.notices,
     },
     counts: countModel(mc), provenance, memory,
   });
