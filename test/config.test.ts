@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, validateConfig, parseOverrides, deepMerge, expandDotted, ConfigError, tryValidateConfig } from '../src/config/load.js';
-import { ffnKindOfLayer, layerKinds, vocabSize, effectiveMoe, denseHidden, type Config } from '../src/config/schema.js';
+import { vocabSize, type Config } from '../src/config/schema.js';
+import { ffnKindOfLayer, layerKinds, resolveModelSpec } from '../src/spec/model.js';
 import { PRESETS, DEFAULT_PRESET, presetNames, getPreset } from '../src/config/presets.js';
 
 function problems(fn: () => unknown): string {
@@ -86,9 +87,10 @@ test('vocabulary size and helpers', () => {
   assert.equal(vocabSize('bytes'), 256);
   assert.equal(vocabSize({ vocab: 'gpt2' }), 50257);
   const c = validateConfig({ model: { d: 64, layers: 2, heads: 2, seq: 32, ffn: { type: 'moe', experts: 4, topk: 1, granularity: 4, expertHidden: 128, sharedExperts: 1 } } });
-  if (c.model.ffn.type !== 'moe') assert.fail();
-  assert.deepEqual(effectiveMoe(c.model.ffn), { experts: 16, topk: 4, hidden: 32, shared: 1 });
-  assert.equal(denseHidden(c.model), 256);
+  const [dense, moe] = resolveModelSpec(c.model).layers.map((l) => l.ffn);
+  assert.deepEqual(dense, { kind: 'dense', hidden: 256 });
+  if (moe.kind !== 'moe') assert.fail();
+  assert.deepEqual([moe.experts, moe.topk, moe.hidden, moe.shared, moe.coarse], [16, 4, 32, 1, { experts: 4, topk: 1, hidden: 128 }]);
 });
 
 test('ffnKindOfLayer places layers like the reference', () => {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { countModel } from '../scaling/count.js';
+import { countModel } from '../spec/count.js';
 import { configFromFlags, collect } from './common.js';
 
 export function registerCount(program: Command): void {

@@ -9,7 +9,7 @@ import type { Config } from '../config/schema.js';
 import { validateConfig, deepMerge, parseOverrides, expandDotted } from '../config/load.js';
 import { saveCheckpoint, loadCheckpoint, isCheckpoint, CONFIG_FILE } from './checkpoint.js';
 import type { TensorData, TensorLike } from '../io/safetensors.js';
-import { modelTensorShapes } from '../scaling/count.js';
+import { modelTensorShapes } from '../spec/count.js';
 import { buildModel } from '../nn/build.js';
 import type { GPT } from '../nn/gpt.js';
 import type { Optimizer, NamedArray } from '../optim/optimizer.js';

@@ -19,8 +19,8 @@ import { splitTokens, checkSplit, BatchSampler, fixedValBatches, type Batch } fr
 import { learningRate } from './schedule.js';
 import { buildOptimizers, type OptimizerSet } from './optimizers.js';
 import { saveRun, loadRun, runExists } from './run.js';
-import { estimateMemory, checkFits } from '../scaling/memory.js';
-import { countModel } from '../scaling/count.js';
+import { estimateMemory, checkFits } from '../spec/memory.js';
+import { countModel } from '../spec/count.js';
 import { generate } from '../eval/generate.js';
 
 export interface TrainOptions {
