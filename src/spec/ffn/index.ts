@@ -11,11 +11,9 @@ import { peerKind } from './peer.js';
 export const FFN_KINDS = [denseKind, moeKind, peerKind] as const;
 
 type Kinds = (typeof FFN_KINDS)[number];
-/* eslint-disable @typescript-eslint/no-explicit-any */
 type ConfigOf<K> = K extends FfnKind<any, infer C, any> ? C : never;
 type SpecOf<K> = K extends FfnKind<any, any, infer S> ? S : never;
 type SchemasOf<T extends readonly unknown[]> = { -readonly [I in keyof T]: T[I] extends { schema: infer S } ? S : never };
-/* eslint-enable @typescript-eslint/no-explicit-any */
 
 export type FfnType = Kinds['type'];
 /** A resolved model.ffn section (all derived defaults filled in). */

@@ -67,7 +67,6 @@ export interface FfnKind<S extends z.AnyZodObject, Cfg extends { type: string },
 }
 
 /** A kind with its types erased, for dispatch by name (the spec's `kind` picks the right one). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyFfnKind = FfnKind<z.AnyZodObject, any, any>;
 
 /** w1 + b1 + w2 + b2 of one d -> h -> d MLP. */
