@@ -6,7 +6,7 @@ import { loadConfig, validateConfig } from '../src/config/load.js';
 import { TRAINING_ONLY_MODEL_FIELDS, DERIVABLE_PATHS, type ModelConfig } from '../src/config/schema.js';
 import { FFN_KINDS, FFN_TYPES, ffnKind } from '../src/spec/ffn/index.js';
 import { resolveModelSpec, layerKinds } from '../src/spec/model.js';
-import { countModel, parameterShapes, bufferShapes, peerTableNames } from '../src/spec/count.js';
+import { countModel, parameterShapes, bufferShapes, peerTableNames, sparseTables } from '../src/spec/count.js';
 import { estimateMemory, checkFits } from '../src/spec/memory.js';
 import { buildModel } from '../src/nn/build.js';
 
@@ -52,6 +52,15 @@ test('the modules built from the spec hold exactly the tensors and MACs the spec
     const sparse = new Set(gpt.modules().flatMap((m) => ('sparseParameters' in m ? (m as unknown as { sparseParameters(): object[] }).sparseParameters() : [])));
     assert.deepEqual(gpt.namedParameters().filter(([, p]) => sparse.has(p)).map(([n]) => n), peerTableNames(spec), `${name}: sparse tables`);
   }
+});
+
+test('sparse tables: the PEER u / v tables with their lookups per token and moment dtype', () => {
+  const p = loadConfig({ preset: 'peer1m-all-d256' }).model;
+  const t = sparseTables(p);
+  assert.equal(t.length, 8);
+  assert.deepEqual(t[0], { name: 'blocks.0.ffn.u.weight', shape: [1048576, 256], lookupsPerToken: 128, bf16Moments: true });
+  assert.deepEqual(sparseTables(VARIANTS.pkm).map((x) => [x.name, x.bf16Moments]), [['blocks.1.ffn.v.weight', false]]);
+  assert.deepEqual(sparseTables(VARIANTS.moe), []);
 });
 
 test('a spec and its config build, count and estimate the same', () => {

@@ -139,9 +139,29 @@ export function modelTensorShapes(model: ModelConfig | ModelSpec): Map<string, n
   return out;
 }
 
-/** The parameters with row-sparse gradients (the PEER expert tables u, v). */
+/** A parameter with row-sparse gradients (a PEER expert table u or v), for sparse Adam. */
+export interface SparseTable {
+  name: string;
+  shape: number[];
+  /** Rows one token looks up. */
+  lookupsPerToken: number;
+  /** Optimizer moments in bf16 (else fp32). */
+  bf16Moments: boolean;
+}
+
+export function sparseTables(model: ModelConfig | ModelSpec): SparseTable[] {
+  const s = specOf(model);
+  return s.layers.flatMap((l) => {
+    const kind = ffnKind(l.ffn.kind);
+    const lookupsPerToken = kind.sparseLookups?.(l.ffn) ?? 0;
+    const bf16Moments = kind.bf16Moments?.(l.ffn) ?? false;
+    return prefixed(`blocks.${l.index}.ffn`, ffnTensors(l, s.d).filter((t) => t.sparse)).map((t) => ({ name: t.name, shape: t.shape, lookupsPerToken, bf16Moments }));
+  });
+}
+
+/** The names of the parameters with row-sparse gradients (the PEER expert tables u, v). */
 export function peerTableNames(model: ModelConfig | ModelSpec): string[] {
-  return parameterList(model).filter((t) => t.sparse).map((t) => t.name);
+  return sparseTables(model).map((t) => t.name);
 }
 
 /** 1234567 -> '1.23M' (as the reference's tables print them). */

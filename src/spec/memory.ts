@@ -15,7 +15,7 @@ import { totalmem } from 'node:os';
 import type { ModelConfig, TrainConfig } from '../config/schema.js';
 import { ffnKind } from './ffn/index.js';
 import { specOf, type ModelSpec } from './model.js';
-import { countModel, parameterList, bufferList } from './count.js';
+import { countModel, bufferList, sparseTables } from './count.js';
 
 export interface MemoryOptions {
   /** Row-sparse gradients for the PEER u/v tables (default true). */
@@ -77,23 +77,16 @@ export function estimateMemory(model: ModelConfig | ModelSpec, train: Pick<Train
   let tableParams = 0;
   let tableGradBytes = 0;
   let tableMomentBytes = 0;
-  let bf16Tables = false;
-  for (const l of spec.layers) {
-    const kind = ffnKind(l.ffn.kind);
-    const tables = kind.parameters(l.ffn, spec.d).filter((t) => t.sparse);
-    if (!tables.length) continue;
-    const lookups = kind.sparseLookups?.(l.ffn) ?? 0;
-    const bf16 = kind.bf16Moments?.(l.ffn) ?? false;
-    bf16Tables ||= bf16;
-    for (const t of tables) {
-      const n = numel(t.shape);
-      const N = t.shape[0];
-      const rows = Math.min(N, Math.ceil(expectedDistinct(N, train.accum * T * lookups)));
-      tableParams += n;
-      tableGradBytes += sparse ? rows * ((n / N) * F32 + 4) : n * F32;
-      tableMomentBytes += n * 2 * (bf16 ? BF16 : F32);
-    }
+  const tables = sparseTables(spec);
+  for (const t of tables) {
+    const n = numel(t.shape);
+    const N = t.shape[0];
+    const rows = Math.min(N, Math.ceil(expectedDistinct(N, train.accum * T * t.lookupsPerToken)));
+    tableParams += n;
+    tableGradBytes += sparse ? rows * ((n / N) * F32 + 4) : n * F32;
+    tableMomentBytes += n * 2 * (t.bf16Moments ? BF16 : F32);
   }
+  const bf16Tables = tables.some((t) => t.bf16Moments);
   const bufferBytes = bufferList(spec).reduce((s, b) => s + numel(b.shape) * (b.dtype === 'I64' ? 8 : F32), 0);
   const params = c.paramsTotal * F32 + bufferBytes;
   const grads = (c.paramsTotal - tableParams) * F32 + tableGradBytes;
