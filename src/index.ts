@@ -17,8 +17,8 @@ export { PRESETS, DEFAULT_PRESET, presetNames, getPreset, type Preset } from './
 export type { Config, ConfigInput, ModelConfig, TrainConfig, DataConfig, FfnConfig } from './config/schema.js';
 
 // counting and memory
-export { countModel, formatCount, type ModelCount, type LayerCount } from './scaling/count.js';
-export { estimateMemory, checkFits, describeEstimate, type MemoryEstimate, type FitResult } from './scaling/memory.js';
+export { countModel, formatCount, type ModelCount, type LayerCount } from './spec/count.js';
+export { estimateMemory, checkFits, describeEstimate, type MemoryEstimate, type FitResult } from './spec/memory.js';
 
 // models
 export { buildModel } from './nn/build.js';

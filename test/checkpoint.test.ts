@@ -10,7 +10,7 @@ import {
 import type { TensorLike } from '../src/io/safetensors.js';
 import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
-import { modelTensorShapes, parameterShapes } from '../src/scaling/count.js';
+import { modelTensorShapes, parameterShapes } from '../src/spec/count.js';
 import { Rng } from '../src/util/random.js';
 
 function withDir(fn: (dir: string) => void): void {

@@ -2,9 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { loadConfig, validateConfig, parseOverrides, deepMerge, expandDotted, ConfigError, tryValidateConfig } from '../src/config/load.js';
-import { ffnKindOfLayer, layerKinds, vocabSize, effectiveMoe, denseHidden, type Config } from '../src/config/schema.js';
+import { join, resolve } from 'node:path';
+import { loadConfig, validateConfig, resolveConfig, parseOverrides, deepMerge, expandDotted, ConfigError, tryValidateConfig } from '../src/config/load.js';
+import { configForSave, configFromSaved } from '../src/config/saved.js';
+import { configHash, canonicalJson } from '../src/config/hash.js';
+import { loadRunConfig } from '../src/train/run.js';
+import { vocabSize, type Config } from '../src/config/schema.js';
+import { ffnKindOfLayer, layerKinds, resolveModelSpec } from '../src/spec/model.js';
 import { PRESETS, DEFAULT_PRESET, presetNames, getPreset } from '../src/config/presets.js';
 
 function problems(fn: () => unknown): string {
@@ -86,9 +90,10 @@ test('vocabulary size and helpers', () => {
   assert.equal(vocabSize('bytes'), 256);
   assert.equal(vocabSize({ vocab: 'gpt2' }), 50257);
   const c = validateConfig({ model: { d: 64, layers: 2, heads: 2, seq: 32, ffn: { type: 'moe', experts: 4, topk: 1, granularity: 4, expertHidden: 128, sharedExperts: 1 } } });
-  if (c.model.ffn.type !== 'moe') assert.fail();
-  assert.deepEqual(effectiveMoe(c.model.ffn), { experts: 16, topk: 4, hidden: 32, shared: 1 });
-  assert.equal(denseHidden(c.model), 256);
+  const [dense, moe] = resolveModelSpec(c.model).layers.map((l) => l.ffn);
+  assert.deepEqual(dense, { kind: 'dense', hidden: 256 });
+  if (moe.kind !== 'moe') assert.fail();
+  assert.deepEqual([moe.experts, moe.topk, moe.hidden, moe.shared, moe.coarse], [16, 4, 32, 1, { experts: 4, topk: 1, hidden: 128 }]);
 });
 
 test('ffnKindOfLayer places layers like the reference', () => {
@@ -205,4 +210,129 @@ test('tryValidateConfig reports without throwing', () => {
   assert.equal(ok.ok, true);
   const cfg: Config | undefined = ok.ok ? ok.config : undefined;
   assert.equal(cfg?.model.ffn.type, 'dense');
+});
+
+// ---------------------------------------------------------------------------------------------
+// derived defaults, saved configs, data paths, run identity, run names
+
+test('derived defaults are listed, and a resolved config re-resolves to itself', () => {
+  const c = validateConfig({ model: { d: 64, layers: 4, heads: 2, seq: 32, ffn: { type: 'moe', experts: 4 } }, train: { lr: 0.01, steps: 100 } });
+  assert.deepEqual(c.derived, ['model.ffn.expertHidden', 'model.ffn.evalCapacityFactor', 'train.minLr', 'train.warmup']);
+  assert.deepEqual(validateConfig({ model: { d: 64, layers: 2, heads: 2, seq: 32, ffn: { type: 'dense', hidden: 7 } }, train: { minLr: 0, warmup: 0 } }).derived, []);
+  assert.deepEqual(validateConfig(JSON.parse(JSON.stringify(c))), c);
+  // a derived field listed in `derived` is derived afresh even when its stale value is present
+  const stale = { ...JSON.parse(JSON.stringify(c)), train: { ...c.train, lr: 0.5 } };
+  assert.equal(validateConfig(stale).train.minLr, 0.05);
+  assert.match(problems(() => validateConfig({ ...c, derived: ['train.lr'] })), /derived\[0\]: expected one of 'model\.ffn\.hidden' \| .*'train\.minLr' \| 'train\.warmup', got 'train\.lr'/);
+});
+
+test('resume with overrides: derived fields follow, given fields stay (issue 9 item 10)', () => {
+  // what train --resume did: re-validate the frozen resolved config with the override merged in
+  const frozen = (c: Config) => { const o = configForSave(c); delete o.derived; return o; };
+  const run = loadConfig({ preset: 'tiny', overrides: { 'train.lr': 2e-3 } });
+  assert.equal(run.train.minLr, 2e-4);
+  assert.match(problems(() => configFromSaved(frozen(run), { 'train.lr': 1e-4 })), /train\.minLr: minLr \(0\.0002\) must be <= lr \(0\.0001\)/);
+  const lowered = configFromSaved(configForSave(run), parseOverrides(['train.lr=1e-4']));
+  assert.equal(lowered.train.lr, 1e-4);
+  assert.equal(lowered.train.minLr, 1e-5);
+  assert.equal(lowered.train.steps, run.train.steps, 'the rest as saved');
+  // --steps 361 on a long run whose warm-up was derived from its steps
+  const long = loadConfig({ preset: 'tiny', overrides: { 'train.steps': 10_000 } });
+  assert.equal(long.train.warmup, 500);
+  assert.match(problems(() => configFromSaved(frozen(long), { 'train.steps': 361 })), /train\.warmup: warmup \(500\) must be <= steps \(361\)/);
+  const short = configFromSaved(configForSave(long), { 'train.steps': 361 });
+  assert.deepEqual([short.train.steps, short.train.warmup], [361, 18]);
+  // fields the user gave stay as given, and an override makes a derived field given
+  const given = loadConfig({ preset: 'tiny', overrides: { 'train.minLr': 1e-4, 'train.warmup': 40 } });
+  const g2 = configFromSaved(configForSave(given), { 'train.lr': 1e-3, 'train.steps': 900 });
+  assert.deepEqual([g2.train.minLr, g2.train.warmup], [1e-4, 40]);
+  assert.match(problems(() => configFromSaved(configForSave(given), { 'train.steps': 39 })), /warmup \(40\) must be <= steps \(39\)/);
+  const pinned = configFromSaved(configForSave(run), { 'train.minLr': 3e-5 });
+  assert.equal(pinned.train.minLr, 3e-5);
+  assert.ok(!pinned.derived.includes('train.minLr'));
+  assert.equal(configFromSaved(configForSave(pinned), { 'train.lr': 1e-4 }).train.minLr, 3e-5, 'stays given on the next resume');
+  // ffn: a derived evalCapacityFactor follows capacityFactor, an ffn type switch derives the new widths
+  const moe = loadConfig({ preset: 'tiny-moe', overrides: { 'model.ffn.capacityFactor': 1.25 } });
+  const m2 = configFromSaved(configForSave(moe), { 'model.ffn.capacityFactor': 2 }).model.ffn;
+  assert.equal(m2.type === 'moe' && m2.evalCapacityFactor, 2);
+  assert.deepEqual(configFromSaved(configForSave(moe), { 'model.ffn': { type: 'dense' } }).model.ffn, { type: 'dense', hidden: 512 });
+  // no overrides: the saved config back, unchanged
+  assert.deepEqual(configFromSaved(configForSave(moe)), moe);
+  // a config.json written before `derived` existed: every value counts as given
+  assert.deepEqual(configFromSaved(frozen(run)).derived, []);
+});
+
+test('readSavedConfig and loadRunConfig read a run folder', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'moelab-saved-'));
+  try {
+    const c = loadConfig({ preset: 'tiny', overrides: { 'train.steps': 4000 } });
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(configForSave(c), null, 2));
+    const r = loadRunConfig(dir, { steps: 361, set: ['train.lr=1e-4'], threads: 2 });
+    assert.deepEqual([r.train.steps, r.train.warmup, r.train.lr, r.train.minLr, r.train.threads], [361, 18, 1e-4, 1e-5, 2]);
+    assert.deepEqual(loadRunConfig(dir, { data: ['new.txt'] }).data.paths, [resolve('new.txt')]);
+    assert.match(problems(() => loadRunConfig(join(dir, 'nope'))), /config file not found: .*nope\/config\.json/);
+    // a save killed after its commit point: config.json is still under the temp name state.json lists
+    const cut = join(dir, 'cut');
+    mkdirSync(cut);
+    writeFileSync(join(cut, 'config.json.tmp-12-ab'), JSON.stringify(configForSave(c)));
+    writeFileSync(join(cut, 'state.json'), JSON.stringify({ pending: [{ from: 'config.json.tmp-12-ab', to: 'config.json' }] }));
+    assert.equal(loadRunConfig(cut).train.steps, 4000);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('data paths become absolute: relative to the config file, or to the cwd for flags (issue 9 item 7)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'moelab-paths-'));
+  try {
+    mkdirSync(join(dir, 'sub'));
+    const file = join(dir, 'sub', 'c.json');
+    writeFileSync(file, JSON.stringify({ model: { d: 32, layers: 1, heads: 2, seq: 16 }, data: { paths: ['corpus.txt', '../other', '/abs/x.txt'] } }));
+    assert.deepEqual(loadConfig({ configPath: file }).data.paths, [join(dir, 'sub', 'corpus.txt'), join(dir, 'other'), '/abs/x.txt']);
+    // flags (overrides) are relative to the cwd (or the cwd given)
+    assert.deepEqual(loadConfig({ configPath: file, overrides: { 'data.paths': ['f.txt'] } }).data.paths, [resolve('f.txt')]);
+    assert.deepEqual(loadConfig({ preset: 'tiny', overrides: { 'data.paths': ['f.txt'] }, cwd: dir }).data.paths, [join(dir, 'f.txt')]);
+    assert.deepEqual(validateConfig({ model: { d: 32, layers: 1, heads: 2, seq: 16 }, data: { paths: ['x'] } }).data.paths, [resolve('x')]);
+    assert.deepEqual(resolveConfig({ model: { d: 32, layers: 1, heads: 2, seq: 16 }, data: { paths: ['x'] } }, { baseDir: '/runs' }).data.paths, ['/runs/x']);
+    // a saved config keeps naming the same files from any cwd
+    const saved = configForSave(loadConfig({ configPath: file }));
+    assert.deepEqual(configFromSaved(saved, {}, { cwd: '/elsewhere' }).data.paths, loadConfig({ configPath: file }).data.paths);
+    // bad entries are still reported by the schema
+    assert.match(problems(() => validateConfig({ model: { d: 32, layers: 1, heads: 2, seq: 16 }, data: { paths: [''] } })), /data\.paths\[0\]: expected a non-empty string/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('configHash: stable across key order, moves with lr, not with threads / logging / name', () => {
+  const c = loadConfig({ preset: 'moe8-d256' });
+  const h = configHash(c);
+  assert.match(h, /^[0-9a-f]{12}$/);
+  // same config, keys in another order at every level
+  const reversed = (v: unknown): unknown => Array.isArray(v) ? v.map(reversed)
+    : typeof v === 'object' && v !== null ? Object.fromEntries(Object.entries(v).reverse().map(([k, x]) => [k, reversed(x)])) : v;
+  const shuffled = reversed(c) as Config;
+  assert.notEqual(JSON.stringify(shuffled), JSON.stringify(c));
+  assert.equal(configHash(shuffled), h);
+  assert.equal(configHash(validateConfig(JSON.parse(JSON.stringify(c)))), h, 'a re-read config has the same hash');
+  assert.notEqual(configHash(loadConfig({ preset: 'moe8-d256', overrides: { 'train.lr': 3e-4 } })), h);
+  assert.notEqual(configHash(loadConfig({ preset: 'moe8-d256', overrides: { 'model.ffn.experts': 16 } })), h);
+  assert.notEqual(configHash(loadConfig({ preset: 'moe8-d256', overrides: { 'train.seed': 1 } })), h);
+  for (const o of [{ 'train.threads': 2 }, { 'train.logEvery': 1 }, { 'train.saveEvery': 7 }, { name: 'other' }]) {
+    assert.equal(configHash(loadConfig({ preset: 'moe8-d256', overrides: o })), h, JSON.stringify(o));
+  }
+  // the same value given rather than derived is the same run
+  assert.equal(configHash(loadConfig({ preset: 'moe8-d256', overrides: { 'train.minLr': 1e-4 } })), h);
+  assert.equal(canonicalJson({ b: 1, a: [{ d: 1, c: 2 }] }), '{"a":[{"c":2,"d":1}],"b":1}');
+  assert.equal(configHash(c, 64).length, 64);
+  assert.throws(() => configHash(c, 0), /length must be an integer in 4\.\.64/);
+});
+
+test('a run name is one safe folder name (issue 9 item 4)', () => {
+  for (const bad of ['../../victim', '..', '.', 'a/b', 'a\\b', '', 'x'.repeat(129), 'tab\tname', 'ü']) {
+    assert.match(problems(() => loadConfig({ overrides: { name: bad } })), /name: a run name must be one folder name of 1 to 128 letters, digits, '\.', '_' or '-' \(no '\/', not '\.' or '\.\.'\), got /, JSON.stringify(bad));
+  }
+  assert.match(problems(() => loadConfig({ overrides: { name: '../../victim' } })), /got "\.\.\/\.\.\/victim"/);
+  for (const good of ['tiny', 'moe8-d256', 'run_1.2', '.hidden', 'a..b', 'x'.repeat(128)]) assert.equal(loadConfig({ overrides: { name: good } }).name, good);
+  assert.match(problems(() => loadConfig({ overrides: { name: 5 } })), /name: expected string, got number/);
 });

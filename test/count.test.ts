@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { loadConfig, validateConfig } from '../src/config/load.js';
-import { countModel, parameterShapes, bufferShapes, modelTensorShapes, formatCount } from '../src/scaling/count.js';
-import { estimateMemory, checkFits, formatBytes, availableMemory, type MemoryEstimate } from '../src/scaling/memory.js';
+import { countModel, parameterShapes, bufferShapes, modelTensorShapes, formatCount } from '../src/spec/count.js';
+import { estimateMemory, checkFits, formatBytes, availableMemory, type MemoryEstimate } from '../src/spec/memory.js';
 import type { ModelConfig } from '../src/config/schema.js';
 
 /**

@@ -2,6 +2,7 @@
 // is reported as one line `field.path: what was expected, what was found`, all at once, e.g.
 //   model.ffn.type: expected one of 'dense' | 'moe' | 'peer', got 'moee'
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { configSchema, type Config, type ConfigInput } from './schema.js';
 import { DEFAULT_PRESET, getPreset, presetNames } from './presets.js';
@@ -27,8 +28,15 @@ export interface LoadConfigOptions {
    * replaces the whole ffn section.
    */
   overrides?: Record<string, unknown>;
+  /** Folder that relative data paths in `overrides` are relative to (default: the cwd). */
+  cwd?: string;
 }
 
+/**
+ * A preset or config file plus overrides, resolved. Relative data paths become absolute: those in
+ * a config file relative to the file's folder, those in overrides (command-line flags) relative to
+ * `cwd`, so a run's config.json names its data wherever the run is resumed from.
+ */
 export function loadConfig(opts: LoadConfigOptions = {}): Config {
   if (opts.preset !== undefined && opts.configPath !== undefined) {
     throw new ConfigError(`give either a preset ('${opts.preset}') or a config file ('${opts.configPath}'), not both`);
@@ -36,7 +44,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   let base: unknown;
   let source: string;
   if (opts.configPath !== undefined) {
-    base = readJsonConfig(opts.configPath);
+    base = withAbsoluteDataPaths(readJsonConfig(opts.configPath), dirname(resolve(opts.configPath)));
     source = `config file ${opts.configPath}`;
   } else {
     const name = opts.preset ?? DEFAULT_PRESET;
@@ -45,19 +53,70 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     base = p.config;
     source = `preset '${name}'`;
   }
-  const ov = opts.overrides && Object.keys(opts.overrides).length ? expandDotted(opts.overrides) : undefined;
-  const merged = ov ? deepMerge(base, ov) : base;
-  return validateConfig(merged, ov ? `${source} with overrides` : source);
+  const has = opts.overrides !== undefined && Object.keys(opts.overrides).length > 0;
+  const merged = has ? applyOverrides(base, opts.overrides!, opts.cwd) : base;
+  return resolveConfig(merged, { source: has ? `${source} with overrides` : source, baseDir: opts.cwd });
 }
 
-/** Validate a raw object (a parsed JSON config) into a resolved Config, or throw a ConfigError. */
-export function validateConfig(raw: unknown, source = 'config'): Config {
+export interface ResolveOptions {
+  /** Folder relative data paths are relative to (default: the cwd). */
+  baseDir?: string;
+  /** Where the input came from, for error messages. */
+  source?: string;
+}
+
+/**
+ * Input (a config file's object, a preset's config, a saved config.json) -> the resolved Config:
+ * every default filled in, derived ones listed in `derived`, data paths absolute. Throws a
+ * ConfigError listing every problem.
+ */
+export function resolveConfig(input: unknown, opts: ResolveOptions = {}): Config {
+  const raw = withAbsoluteDataPaths(input, opts.baseDir);
   const r = configSchema.safeParse(raw);
-  if (!r.success) throw new ConfigError(`invalid ${source}:`, formatIssues(r.error.issues, raw));
+  if (!r.success) throw new ConfigError(`invalid ${opts.source ?? 'config'}:`, formatIssues(r.error.issues, raw));
   return r.data;
 }
 
-function readJsonConfig(path: string): unknown {
+/** resolveConfig with a source name for messages (relative data paths relative to the cwd). */
+export function validateConfig(raw: unknown, source = 'config'): Config {
+  return resolveConfig(raw, { source });
+}
+
+/** A copy of the input with data.paths made absolute against baseDir (default: the cwd). */
+export function withAbsoluteDataPaths(input: unknown, baseDir?: string): unknown {
+  if (!isPlainObject(input) || !isPlainObject(input.data) || !Array.isArray(input.data.paths)) return input;
+  const base = resolve(baseDir ?? '.');
+  // non-strings and empty strings are left for the schema to report
+  const paths = input.data.paths.map((p: unknown) => (typeof p === 'string' && p !== '' ? resolve(base, p) : p));
+  return { ...input, data: { ...input.data, paths } };
+}
+
+/**
+ * Overrides (nested or dotted keys) merged over `base`, their relative data paths made absolute
+ * against `cwd`. A field an override sets is no longer one of base's derived fields: it stays as
+ * given, while the derived fields it does not set are derived afresh (so train.lr=1e-4 moves a
+ * derived minLr, and train.steps moves a derived warmup).
+ */
+export function applyOverrides(base: unknown, overrides: Record<string, unknown>, cwd?: string): unknown {
+  const ov = withAbsoluteDataPaths(expandDotted(overrides), cwd) as Record<string, unknown>;
+  const set = leafPaths(ov);
+  let b = base;
+  if (isPlainObject(base) && Array.isArray(base.derived)) {
+    b = { ...base, derived: base.derived.filter((p) => !set.some((s) => p === s || (typeof p === 'string' && p.startsWith(`${s}.`)))) };
+  }
+  return deepMerge(b, ov);
+}
+
+/** Dotted paths of the values an override object sets (undefined sets nothing). */
+function leafPaths(o: Record<string, unknown>, prefix = ''): string[] {
+  return Object.entries(o).flatMap(([k, v]) => {
+    if (v === undefined) return [];
+    return isPlainObject(v) && Object.keys(v).length ? leafPaths(v, `${prefix}${k}.`) : [`${prefix}${k}`];
+  });
+}
+
+/** Parse a JSON file, with a ConfigError saying what went wrong. */
+export function readJsonConfig(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -276,6 +335,7 @@ export function formatIssues(issues: readonly z.ZodIssue[], input: unknown): str
 
 /** Parse a config without throwing: the resolved config or the formatted problems. */
 export function tryValidateConfig(raw: unknown): { ok: true; config: Config } | { ok: false; problems: string[] } {
+  raw = withAbsoluteDataPaths(raw);
   const r = configSchema.safeParse(raw);
   return r.success ? { ok: true, config: r.data } : { ok: false, problems: formatIssues(r.error.issues, raw) };
 }

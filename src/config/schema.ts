@@ -1,143 +1,31 @@
-// Run configuration: zod schemas for the model / train / data sections, the fully-resolved types
-// the rest of moelab consumes, and helpers that interpret a config (vocabulary size, which FFN a
-// layer gets, effective expert sizes under fine-grained granularity).
+// Run configuration: zod schemas for the name / model / train / data sections and the resolved
+// types the rest of moelab consumes. The feed-forward section is one schema per kind
+// (spec/ffn/*.ts), told apart by `type`. All objects are strict: an unknown key is an error (a typo
+// must not silently fall back to a default).
 //
-// Parsing resolves every default, including the ones that depend on other fields (dense hidden
-// and expert hidden = 4*d, minLr = lr/10, warmup = steps/20, evalCapacityFactor = capacityFactor),
-// so a parsed config is complete; re-parsing it gives the same object. All objects are strict:
-// an unknown key is an error (a typo must not silently fall back to a default).
-//
-// Layer placement follows the PyTorch reference (../shared/peers/torch/moe_lm.py):
-//   moe : layer i is MoE iff i % every == every - 1 (every = 2: layers 1, 3, ...), unless `layers`
-//         lists them explicitly ('all' or indices); every other layer is a dense MLP d -> 4d -> d.
-//   peer: layers 'all' (default) or a list of indices; the others get a dense MLP d -> 4d -> d.
+// Resolution fills every default, so a resolved config is complete and self-describing. Plain
+// defaults (batch 8, lr 1e-3, ...) are constants. Derived defaults depend on other fields:
+//   train.minLr = lr/10, train.warmup = round(steps/20), model.ffn.hidden = 4d (dense),
+//   model.ffn.expertHidden = 4d and model.ffn.evalCapacityFactor = capacityFactor (moe).
+// The resolved config lists in `derived` the fields whose value was derived rather than given.
+// Resolving a config that has a `derived` list derives those fields afresh, so a saved run config
+// plus an override of lr or steps moves minLr or warmup with it, while the fields the user gave
+// stay as given (see config/saved.ts). Re-resolving a resolved config gives the same object.
 import { z } from 'zod';
-
-// ---------------------------------------------------------------------------------------------
-// building blocks
-
-const posInt = z.number().int().positive();
-const nonNegInt = z.number().int().nonnegative();
-const nonNegNum = z.number().nonnegative().finite();
-const posNum = z.number().positive().finite();
-/** 'all' or a list of layer indices. */
-const layerList = z.union([z.literal('all'), z.array(nonNegInt).min(1)]);
+import { posInt, nonNegInt, nonNegNum, posNum, inSchemaOrder } from './fields.js';
+import { FFN_KINDS, ffnKind, ffnSchema, type FfnConfig } from '../spec/ffn/index.js';
 
 export const TOKENIZER_NAMES = ['bytes', 'gpt2'] as const;
 export type TokenizerName = (typeof TOKENIZER_NAMES)[number];
-export const FFN_TYPES = ['dense', 'moe', 'peer'] as const;
-export type FfnType = (typeof FFN_TYPES)[number];
 
 /** Vocabulary size of each tokenizer (GPT-2 r50k: 50,000 merges + 256 bytes + <|endoftext|>). */
 export const VOCAB_SIZES: Record<TokenizerName, number> = { bytes: 256, gpt2: 50257 };
 
-// ---------------------------------------------------------------------------------------------
-// feed-forward variants
-
-export const denseFfnSchema = z
-  .object({
-    type: z.literal('dense'),
-    /** MLP hidden width (default 4*d). */
-    hidden: posInt.optional(),
-  })
-  .strict();
-
-export const moeFfnSchema = z
-  .object({
-    type: z.literal('moe'),
-    /** Number of (coarse) experts E. */
-    experts: posInt,
-    /** Experts per token k (before granularity). */
-    topk: posInt.default(2),
-    /** Hidden width of one coarse expert (default 4*d). */
-    expertHidden: posInt.optional(),
-    /** MoE in layers i with i % every == every - 1 (ignored when `layers` is given). */
-    every: posInt.default(2),
-    /** Explicit MoE layers: 'all' or indices (overrides `every`). */
-    layers: layerList.optional(),
-    /** Fine-grained experts: each expert split into G experts of expertHidden/G; k becomes k*G. */
-    granularity: posInt.default(1),
-    /** Always-active shared experts, each the size of one (fine-grained) routed expert. */
-    sharedExperts: nonNegInt.default(0),
-    /** Expert capacity C = ceil(cf * T * k / E) during training; 0 = dropless. */
-    capacityFactor: nonNegNum.default(0),
-    /** Capacity factor in evaluation (default: capacityFactor). */
-    evalCapacityFactor: nonNegNum.optional(),
-    /** Renormalise the top-k gates to sum to 1. */
-    renormalize: z.boolean().default(true),
-    /** Multiplicative router-input jitter amplitude during training (0 = off). */
-    jitter: nonNegNum.default(0),
-    /** Load-balancing (Switch/GShard) loss coefficient. */
-    auxCoef: nonNegNum.default(0.01),
-    /** Router z-loss coefficient. */
-    zCoef: nonNegNum.default(0.001),
-  })
-  .strict();
-
-export const peerFfnSchema = z
-  .object({
-    type: z.literal('peer'),
-    /** Sub-keys per half; N = nSub^2 experts. */
-    nSub: posInt,
-    /** Retrieval heads h. */
-    heads: posInt.default(8),
-    /** Experts per head k. */
-    k: posInt.default(16),
-    /** Query / key width (even: split into two halves). */
-    dKey: posInt.default(128),
-    /** BatchNorm1d on the queries. */
-    bn: z.boolean().default(false),
-    /** PEER layers: 'all' or indices; other layers get a dense MLP d -> 4d -> d. */
-    layers: layerList.default('all'),
-    activation: z.enum(['gelu', 'relu']).default('gelu'),
-    /** Values-only product-key memory (Lample et al. 2019) instead of PEER (no u, no activation). */
-    pkm: z.boolean().default(false),
-    /** Keep the AdamW moments of the expert tables (u, v) in bf16. */
-    bf16Moments: z.boolean().default(false),
-  })
-  .strict();
-
-export const ffnSchema = z.discriminatedUnion('type', [denseFfnSchema, moeFfnSchema, peerFfnSchema]);
+export { FFN_TYPES, ffnSchema } from '../spec/ffn/index.js';
+export type { FfnType, FfnConfig, DenseFfnConfig, MoeFfnConfig, PeerFfnConfig } from '../spec/ffn/index.js';
 
 // ---------------------------------------------------------------------------------------------
 // resolved (output) types
-
-export interface DenseFfnConfig {
-  type: 'dense';
-  hidden: number;
-}
-
-export interface MoeFfnConfig {
-  type: 'moe';
-  experts: number;
-  topk: number;
-  expertHidden: number;
-  every: number;
-  layers?: 'all' | number[];
-  granularity: number;
-  sharedExperts: number;
-  capacityFactor: number;
-  evalCapacityFactor: number;
-  renormalize: boolean;
-  jitter: number;
-  auxCoef: number;
-  zCoef: number;
-}
-
-export interface PeerFfnConfig {
-  type: 'peer';
-  nSub: number;
-  heads: number;
-  k: number;
-  dKey: number;
-  bn: boolean;
-  layers: 'all' | number[];
-  activation: 'gelu' | 'relu';
-  pkm: boolean;
-  bf16Moments: boolean;
-}
-
-export type FfnConfig = DenseFfnConfig | MoeFfnConfig | PeerFfnConfig;
 
 export interface ModelConfig {
   vocab: TokenizerName;
@@ -172,6 +60,7 @@ export interface TrainConfig {
 }
 
 export interface DataConfig {
+  /** Absolute paths (resolved by config/load.ts: relative to the config file, else the cwd). */
   paths: string[];
   valFraction: number;
 }
@@ -181,40 +70,18 @@ export interface Config {
   model: ModelConfig;
   train: TrainConfig;
   data: DataConfig;
+  /** Dotted paths of the fields whose value was derived from other fields (see the file comment). */
+  derived: string[];
 }
 
 // ---------------------------------------------------------------------------------------------
-// model
-
-function checkLayerList(ctx: z.RefinementCtx, list: 'all' | number[] | undefined, nLayers: number, path: (string | number)[]): void {
-  if (list === undefined || list === 'all') return;
-  const seen = new Set<number>();
-  list.forEach((i, j) => {
-    if (i >= nLayers) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [...path, j], message: `layer index ${i} is out of range: the model has ${nLayers} layers (0..${nLayers - 1})` });
-    }
-    if (seen.has(i)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [...path, j], message: `layer ${i} is listed twice` });
-    seen.add(i);
-  });
-}
-
-/**
- * Copy `obj` with its keys in the schema's declaration order, dropping undefined values, so that a
- * resolved config serialises the same way every time (and re-parsing it is the identity).
- */
-function inSchemaOrder<T extends object>(obj: T, keys: z.AnyZodObject | readonly string[]): T {
-  const order = Array.isArray(keys) ? (keys as readonly string[]) : Object.keys((keys as z.AnyZodObject).shape);
-  const src = obj as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const k of order) if (src[k] !== undefined) out[k] = src[k];
-  for (const k of Object.keys(src)) if (!(k in out) && src[k] !== undefined) out[k] = src[k];
-  return out as T;
-}
+// sections
 
 const modelKeys = ['vocab', 'd', 'layers', 'heads', 'seq', 'dropout', 'lnEps', 'ffn'] as const;
 const trainKeys = ['batch', 'steps', 'lr', 'minLr', 'warmup', 'schedule', 'weightDecay', 'beta1', 'beta2', 'eps', 'clip', 'accum',
   'evalEvery', 'evalBatches', 'saveEvery', 'logEvery', 'seed', 'threads'] as const;
 
+/** model: validated, feed-forward derived defaults still open (configSchema fills them). */
 export const modelSchema = z
   .object({
     /** Tokenizer / vocabulary: 'bytes' (256) or 'gpt2' (r50k, 50257). */
@@ -233,43 +100,10 @@ export const modelSchema = z
     if (m.d % m.heads !== 0) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['heads'], message: `d (${m.d}) must be divisible by heads (${m.heads})` });
     }
-    const f = m.ffn;
-    if (f.type === 'moe') {
-      if (f.topk > f.experts) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['ffn', 'topk'], message: `topk (${f.topk}) must be <= experts (${f.experts})` });
-      }
-      const hidden = f.expertHidden ?? 4 * m.d;
-      if (hidden % f.granularity !== 0) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['ffn', 'granularity'], message: `expert hidden width (${hidden}) must be divisible by granularity (${f.granularity})` });
-      }
-      checkLayerList(ctx, f.layers, m.layers, ['ffn', 'layers']);
-      if (f.layers === undefined && f.every > m.layers) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['ffn', 'every'], message: `every = ${f.every} places no MoE layer in a ${m.layers}-layer model (MoE layers are i % every == every - 1)` });
-      }
-    } else if (f.type === 'peer') {
-      if (f.dKey % 2 !== 0) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['ffn', 'dKey'], message: `dKey (${f.dKey}) must be even (it is split into two sub-key halves)` });
-      }
-      if (f.k > f.nSub) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['ffn', 'k'], message: `k (${f.k}) must be <= nSub (${f.nSub}): top-k is taken over each sub-key table` });
-      }
-      checkLayerList(ctx, f.layers, m.layers, ['ffn', 'layers']);
-    }
-  })
-  .transform((m): ModelConfig => {
-    const f = m.ffn;
-    let ffn: FfnConfig;
-    if (f.type === 'dense') ffn = { type: 'dense', hidden: f.hidden ?? 4 * m.d };
-    else if (f.type === 'moe') {
-      const resolved = { ...f, expertHidden: f.expertHidden ?? 4 * m.d, evalCapacityFactor: f.evalCapacityFactor ?? f.capacityFactor };
-      ffn = inSchemaOrder<MoeFfnConfig>(resolved, moeFfnSchema);
-    } else ffn = inSchemaOrder<PeerFfnConfig>(f, peerFfnSchema);
-    return inSchemaOrder<ModelConfig>({ ...m, ffn }, modelKeys);
+    ffnKind(m.ffn.type).check(m.ffn, m, (path, message) => ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['ffn', ...path], message }));
   });
 
-// ---------------------------------------------------------------------------------------------
-// train
-
+/** train: validated, minLr and warmup still open when not given (configSchema fills them). */
 export const trainSchema = z
   .object({
     batch: posInt.default(8),
@@ -307,14 +141,7 @@ export const trainSchema = z
     if (t.warmup !== undefined && t.warmup > t.steps) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['warmup'], message: `warmup (${t.warmup}) must be <= steps (${t.steps})` });
     }
-  })
-  .transform((t): TrainConfig => {
-    const resolved = { ...t, minLr: t.minLr ?? t.lr / 10, warmup: t.warmup ?? Math.round(t.steps / 20) };
-    return inSchemaOrder<TrainConfig>(resolved, trainKeys);
   });
-
-// ---------------------------------------------------------------------------------------------
-// data + top level
 
 export const dataSchema = z
   .object({
@@ -325,17 +152,74 @@ export const dataSchema = z
   })
   .strict();
 
-export const configSchema = z
+/** A run name names the run's folder, so it must be one safe path component. */
+const SAFE_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+export const nameSchema = z.string().superRefine((n, ctx) => {
+  if (!SAFE_NAME.test(n) || n === '.' || n === '..') {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: `a run name must be one folder name of 1 to 128 letters, digits, '.', '_' or '-' (no '/', not '.' or '..'), got ${JSON.stringify(n)}`,
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// derived defaults and the whole config
+
+/** Every field whose default is derived from other fields, as a dotted path. */
+export const DERIVABLE_PATHS: readonly string[] = [
+  ...new Set([...FFN_KINDS.flatMap((k) => k.derivable.map((f) => `model.ffn.${f}`)), 'train.minLr', 'train.warmup']),
+];
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A copy of the input without the fields its `derived` list names, so they are derived afresh. */
+function dropDerived(raw: unknown): unknown {
+  if (!isPlainObject(raw) || !Array.isArray(raw.derived)) return raw;
+  const out = structuredClone(raw);
+  for (const path of raw.derived) {
+    if (typeof path !== 'string' || !DERIVABLE_PATHS.includes(path)) continue; // the schema reports it
+    const parts = path.split('.');
+    let o: unknown = out;
+    for (const p of parts.slice(0, -1)) o = isPlainObject(o) ? o[p] : undefined;
+    if (isPlainObject(o)) delete o[parts[parts.length - 1]];
+  }
+  return out;
+}
+
+const configObject = z
   .object({
-    name: z.string().min(1).default('custom'),
+    name: nameSchema.default('custom'),
     model: modelSchema,
     train: trainSchema.default({}),
     data: dataSchema.default({}),
+    /** Fields to derive afresh (a resolved config lists its derived fields here). */
+    derived: z.array(z.enum(DERIVABLE_PATHS as [string, ...string[]])).optional(),
   })
-  .strict();
+  .strict()
+  .transform((c): Config => {
+    const kind = ffnKind(c.model.ffn.type);
+    const ffnIn = c.model.ffn as Record<string, unknown>;
+    const derived = kind.derivable.filter((f) => ffnIn[f] === undefined).map((f) => `model.ffn.${f}`);
+    if (c.train.minLr === undefined) derived.push('train.minLr');
+    if (c.train.warmup === undefined) derived.push('train.warmup');
+    const t = c.train;
+    return {
+      name: c.name,
+      model: inSchemaOrder<ModelConfig>({ ...c.model, ffn: kind.resolve(c.model.ffn, c.model) }, modelKeys),
+      train: inSchemaOrder<TrainConfig>({ ...t, minLr: t.minLr ?? t.lr / 10, warmup: t.warmup ?? Math.round(t.steps / 20) }, trainKeys),
+      data: c.data,
+      derived,
+    };
+  });
+
+/** Input (a config file, preset or saved config.json) -> resolved Config. */
+export const configSchema = z.preprocess(dropDerived, configObject);
 
 /** What a config file may contain (defaults optional). */
-export type ConfigInput = z.input<typeof configSchema>;
+export type ConfigInput = z.input<typeof configObject>;
 export type ModelConfigInput = z.input<typeof modelSchema>;
 
 // ---------------------------------------------------------------------------------------------
@@ -345,40 +229,5 @@ export function vocabSize(model: Pick<ModelConfig, 'vocab'> | TokenizerName): nu
   return VOCAB_SIZES[typeof model === 'string' ? model : model.vocab];
 }
 
-/** Which feed-forward block layer i gets, exactly as the reference places them. */
-export function ffnKindOfLayer(model: Pick<ModelConfig, 'layers' | 'ffn'>, i: number): FfnType {
-  if (!Number.isInteger(i) || i < 0 || i >= model.layers) throw new RangeError(`layer ${i} out of range 0..${model.layers - 1}`);
-  const f = model.ffn;
-  if (f.type === 'dense') return 'dense';
-  if (f.type === 'moe') {
-    if (f.layers === undefined) return i % f.every === f.every - 1 ? 'moe' : 'dense';
-    return f.layers === 'all' || f.layers.includes(i) ? 'moe' : 'dense';
-  }
-  return f.layers === 'all' || f.layers.includes(i) ? 'peer' : 'dense';
-}
-
-/** Kind of every layer, in order. */
-export function layerKinds(model: Pick<ModelConfig, 'layers' | 'ffn'>): FfnType[] {
-  return Array.from({ length: model.layers }, (_, i) => ffnKindOfLayer(model, i));
-}
-
-/** Hidden width of the dense MLP in layer kinds 'dense': ffn.hidden for a dense model, 4d otherwise. */
-export function denseHidden(model: Pick<ModelConfig, 'd' | 'ffn'>): number {
-  return model.ffn.type === 'dense' ? model.ffn.hidden : 4 * model.d;
-}
-
-/** Routed experts after granularity: E*G experts of width hidden/G, k*G of them per token. */
-export interface EffectiveMoe {
-  experts: number;
-  topk: number;
-  hidden: number;
-  shared: number;
-}
-
-export function effectiveMoe(f: MoeFfnConfig): EffectiveMoe {
-  const g = f.granularity;
-  return { experts: f.experts * g, topk: f.topk * g, hidden: f.expertHidden / g, shared: f.sharedExperts };
-}
-
-/** The fields of a model config that fix its parameters and function (not training-only knobs). */
-export const TRAINING_ONLY_MODEL_FIELDS = ['dropout', 'ffn.capacityFactor', 'ffn.evalCapacityFactor', 'ffn.jitter', 'ffn.auxCoef', 'ffn.zCoef', 'ffn.bf16Moments'] as const;
+/** The fields of a model config that change training but not its parameters or function. */
+export const TRAINING_ONLY_MODEL_FIELDS: readonly string[] = ['dropout', ...new Set(FFN_KINDS.flatMap((k) => k.trainingOnly.map((f) => `ffn.${f}`)))];

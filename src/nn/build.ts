@@ -1,6 +1,7 @@
-/** Builds and initialises the model a config describes: one GPT with a feed-forward kind per layer. */
+/** Builds and initialises the model a spec describes: one GPT with each layer's feed-forward block. */
 import type { ModelConfig } from '../config/schema.js';
-import { ffnKindOfLayer, denseHidden, vocabSize } from '../config/schema.js';
+import { specOf, type ModelSpec } from '../spec/model.js';
+import type { FfnSpec, FfnType } from '../spec/ffn/index.js';
 import { Rng } from '../util/random.js';
 import { GPT, initGPT } from './gpt.js';
 import type { FeedForward } from './ffn.js';
@@ -8,27 +9,36 @@ import { MLP } from './mlp.js';
 import { MoE } from './moe.js';
 import { PEER } from './peer.js';
 
-export function buildModel(cfg: ModelConfig, seed = 0): GPT {
+interface BuildContext {
+  d: number;
+  layer: number;
+  seed: number;
+  /** Weight-init stream, drawn from in layer order. */
+  rng: Rng;
+}
+
+/** One module builder per feed-forward kind (the compiler requires an entry for every kind). */
+const BUILDERS: { [K in FfnType]: (s: Extract<FfnSpec, { kind: K }>, c: BuildContext) => FeedForward } = {
+  dense: (s, c) => new MLP(c.d, s.hidden),
+  moe: (s, c) => new MoE(c.d, {
+    experts: s.coarse.experts, topk: s.coarse.topk, hidden: s.coarse.hidden, granularity: s.granularity,
+    sharedExperts: s.shared, capacityFactor: s.capacityFactor, evalCapacityFactor: s.evalCapacityFactor,
+    renormalize: s.renormalize, jitter: s.jitter, auxCoef: s.auxCoef, zCoef: s.zCoef,
+  }),
+  peer: (s, c) => new PEER(c.d, { nSub: s.nSub, heads: s.heads, k: s.k, dKey: s.dKey, bn: s.bn, activation: s.activation, pkm: s.pkm }, c.rng),
+};
+
+function buildFfn(s: FfnSpec, c: BuildContext): FeedForward {
+  return (BUILDERS[s.kind] as (s: FfnSpec, c: BuildContext) => FeedForward)(s, c);
+}
+
+export function buildModel(model: ModelConfig | ModelSpec, seed = 0): GPT {
+  const spec = specOf(model);
   const rng = new Rng(seed, 2); // stream 2: weight init (stream 1 is data sampling)
-  const d = cfg.d;
-  const makeFfn = (i: number): FeedForward => {
-    const kind = ffnKindOfLayer(cfg, i);
-    const f = cfg.ffn;
-    if (kind === 'moe' && f.type === 'moe') {
-      return new MoE(d, {
-        experts: f.experts, topk: f.topk, hidden: f.expertHidden, granularity: f.granularity,
-        sharedExperts: f.sharedExperts, capacityFactor: f.capacityFactor, evalCapacityFactor: f.evalCapacityFactor,
-        renormalize: f.renormalize, jitter: f.jitter, auxCoef: f.auxCoef, zCoef: f.zCoef,
-      });
-    }
-    if (kind === 'peer' && f.type === 'peer') {
-      return new PEER(d, { nSub: f.nSub, heads: f.heads, k: f.k, dKey: f.dKey, bn: f.bn, activation: f.activation, pkm: f.pkm }, rng);
-    }
-    return new MLP(d, denseHidden(cfg));
-  };
-  const model = new GPT({
-    vocabSize: vocabSize(cfg), d, layers: cfg.layers, heads: cfg.heads, seq: cfg.seq, dropout: cfg.dropout, lnEps: cfg.lnEps,
-  }, makeFfn, seed);
-  initGPT(model, rng);
-  return model;
+  const d = spec.d;
+  const gpt = new GPT({
+    vocabSize: spec.vocabSize, d, layers: spec.layers.length, heads: spec.heads, seq: spec.seq, dropout: spec.dropout, lnEps: spec.lnEps,
+  }, (i) => buildFfn(spec.layers[i].ffn, { d, layer: i, seed, rng }), seed);
+  initGPT(gpt, rng);
+  return gpt;
 }

@@ -5,7 +5,7 @@
  */
 import type { Config } from '../config/schema.js';
 import { computeInfo, setComputeThreads } from '../tensor/index.js';
-import { countModel } from '../scaling/count.js';
+import { countModel } from '../spec/count.js';
 import { getTokenizer } from '../data/tokenizer.js';
 import { loadCorpus } from '../data/corpus.js';
 import { BatchSampler, splitTokens, type Batch } from '../data/loader.js';

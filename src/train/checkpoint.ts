@@ -144,7 +144,7 @@ export type ShapeMap = Map<string, readonly number[]> | Record<string, readonly 
 export interface LoadCheckpointOptions {
   /** The run's config: its model section must match the checkpoint's (architecture fields). */
   expectConfig?: { model: object };
-  /** Expected model tensors (e.g. scaling/count.ts modelTensorShapes(config.model)). */
+  /** Expected model tensors (e.g. spec/count.ts modelTensorShapes(config.model)). */
   expectModelShapes?: ShapeMap;
   /** Expected optimizer tensors. */
   expectOptimizerShapes?: ShapeMap;

@@ -7,7 +7,7 @@
  * then exactly one of `done` or `diverged` (an error other than divergence rejects the promise
  * without a final event).
  */
-import type { ModelCount } from '../scaling/count.js';
+import type { ModelCount } from '../spec/count.js';
 import type { RunProvenance } from './provenance.js';
 import type { StepResult } from './step.js';
 

@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { setComputeThreads } from '../tensor/index.js';
 import { BatchSampler, fixedValBatches, type SamplerState } from '../data/loader.js';
-import { countModel } from '../scaling/count.js';
+import { countModel } from '../spec/count.js';
 import type { GPT } from '../nn/gpt.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { dataIdentity, describeDataChange, type DataIdentity } from '../data/identity.js';

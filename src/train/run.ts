@@ -3,13 +3,14 @@
  * under the PyTorch reference's state_dict names (so torch can load model.safetensors), optimizer
  * moments under `<optimizer>/<param>.exp_avg`, and the trainer's state.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { validateConfig, deepMerge, parseOverrides, expandDotted } from '../config/load.js';
-import { saveCheckpoint, loadCheckpoint, isCheckpoint, CONFIG_FILE } from './checkpoint.js';
+import { parseOverrides } from '../config/load.js';
+import { readSavedConfig } from '../config/saved.js';
+import { saveCheckpoint, loadCheckpoint, isCheckpoint, CONFIG_FILE, STATE_FILE } from './checkpoint.js';
 import type { TensorData, TensorLike } from '../io/safetensors.js';
-import { modelTensorShapes } from '../scaling/count.js';
+import { modelTensorShapes } from '../spec/count.js';
 import { buildModel } from '../nn/build.js';
 import type { GPT } from '../nn/gpt.js';
 import type { Optimizer, NamedArray } from '../optim/optimizer.js';
@@ -64,18 +65,33 @@ export function loadRun(dir: string, model: GPT, opt: Optimizer, cfg: Config): {
   return { state: ck.state };
 }
 
-/** The config saved in a run, with optional overrides (steps, threads, --set). */
-export function loadRunConfig(dir: string, o: { steps?: number; threads?: number; set?: string[] } = {}): Config {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(join(dir, CONFIG_FILE), 'utf8'));
-  } catch (e) {
-    throw new Error(`cannot read ${join(dir, CONFIG_FILE)}: ${(e as Error).message}`);
-  }
+/**
+ * The config saved in a run, with optional overrides (steps, threads, data, --set): derived
+ * defaults follow the overrides, everything else stays as saved (config/saved.ts).
+ */
+export function loadRunConfig(dir: string, o: { steps?: number; threads?: number; data?: string[]; set?: string[] } = {}): Config {
   const over: Record<string, unknown> = parseOverrides(o.set ?? []);
   if (o.steps !== undefined) over['train.steps'] = o.steps;
   if (o.threads !== undefined) over['train.threads'] = o.threads;
-  return validateConfig(deepMerge(raw, expandDotted(over)), join(dir, CONFIG_FILE));
+  if (o.data && o.data.length) over['data.paths'] = o.data;
+  return readSavedConfig(committedConfigFile(dir), over);
+}
+
+/**
+ * Where the committed config.json is: a save killed after its commit point (state.json written)
+ * but before its renames still holds it under the temp name state.json lists as pending, until
+ * the next load rolls it forward. Read-only. (To be replaced by the checkpoint module's read-only
+ * reader of committed files.)
+ */
+function committedConfigFile(dir: string): string {
+  try {
+    const m = JSON.parse(readFileSync(join(dir, STATE_FILE), 'utf8')) as { pending?: { from?: unknown; to?: unknown }[] };
+    const p = Array.isArray(m.pending) ? m.pending.find((x) => x?.to === CONFIG_FILE) : undefined;
+    if (p && typeof p.from === 'string' && /^config\.json\.tmp-\d+-[0-9a-f]+$/.test(p.from) && existsSync(join(dir, p.from))) return join(dir, p.from);
+  } catch {
+    /* no readable manifest: the plain file (or its absence) is the answer */
+  }
+  return join(dir, CONFIG_FILE);
 }
 
 /**

@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.js';
 import { getTokenizer, type Tokenizer, type TokenArray } from '../data/tokenizer.js';
 import { loadCorpus, type Corpus } from '../data/corpus.js';
 import { splitTokens, checkSplit, type Batch } from '../data/loader.js';
-import { estimateMemory, checkFits } from '../scaling/memory.js';
+import { estimateMemory, checkFits } from '../spec/memory.js';
 import { buildModel } from '../nn/build.js';
 import type { GPT } from '../nn/gpt.js';
 import { Tensor, noGrad } from '../tensor/index.js';

@@ -1,18 +1,21 @@
-// Training-memory estimate, checked against the machine before a run starts.
-//   parameters  fp32, plus BatchNorm buffers
-//   gradients   fp32 and dense, except the PEER expert tables (u, v): row-sparse, holding the rows
-//               retrieved in one optimizer step (expected distinct rows of accum*B*S*h*k draws
-//               from N) plus an int32 index per row
-//   optimizer   AdamW first and second moments: fp32, or bf16 for the PEER tables with
-//               peer.bf16Moments
+// Training-memory estimate, checked against the machine before a run starts. Read from the model
+// spec; what is special about a feed-forward kind comes from its FfnKind (spec/ffn/*.ts).
+//   parameters  fp32, plus buffers (BatchNorm statistics; int64 counters 8 bytes)
+//   gradients   fp32 and dense, except the tensors with row-sparse gradients (the PEER expert
+//               tables u, v): they hold the rows retrieved in one optimizer step (expected distinct
+//               rows of accum*B*S*lookups draws from N) plus an int32 index per row
+//   optimizer   AdamW first and second moments: fp32, or bf16 for the row-sparse tables when the
+//               kind says so (peer.bf16Moments)
 //   activations what backward keeps for one micro-batch of B*S tokens, layer by layer (see
 //               layerActivationFloats), plus the logits, plus the largest single layer once more as
 //               backward / forward scratch
 //   runtime     a fixed allowance for Node, the native library and the corpus
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
-import { denseHidden, effectiveMoe, ffnKindOfLayer, vocabSize, type ModelConfig, type TrainConfig } from '../config/schema.js';
-import { countModel } from './count.js';
+import type { ModelConfig, TrainConfig } from '../config/schema.js';
+import { ffnKind } from './ffn/index.js';
+import { specOf, type ModelSpec } from './model.js';
+import { countModel, bufferList, sparseTables } from './count.js';
 
 export interface MemoryOptions {
   /** Row-sparse gradients for the PEER u/v tables (default true). */
@@ -29,12 +32,13 @@ export interface MemoryEstimate {
   /** How the estimate was made (for messages and suggestions). */
   detail: {
     paramCount: number;
+    /** Parameters in tensors with row-sparse gradients (the PEER tables). */
     peerTableParams: number;
     tokensPerMicroBatch: number;
     peerGrads: 'row-sparse' | 'dense' | 'none';
     peerMoments: 'bf16' | 'fp32' | 'none';
   };
-  model: ModelConfig;
+  spec: ModelSpec;
   train: Pick<TrainConfig, 'batch' | 'accum'>;
   options: MemoryOptions;
 }
@@ -45,30 +49,17 @@ const BF16 = 2;
 export const RUNTIME_BYTES = 384 * 2 ** 20;
 
 /**
- * Floats per token that one layer keeps for backward (or needs transiently at its peak), in the
+ * Floats per token that layer i keeps for backward (or needs transiently at its peak), in the
  * reference's formulation: LayerNorm inputs/outputs and statistics, qkv, attention probabilities
- * (h * S per token), attention output, and the feed-forward intermediates.
+ * (h * S per token), attention output, and the feed-forward's intermediates (its kind's count).
  */
-export function layerActivationFloats(model: ModelConfig, i: number): number {
-  const { d, heads, seq } = model;
+export function layerActivationFloats(model: ModelConfig | ModelSpec, i: number): number {
+  const s = specOf(model);
+  const { d, heads, seq } = s;
   const attn = d /* residual in */ + (d + 2) /* ln1 */ + 3 * d /* qkv */ + heads * seq /* probs */ + d /* attn out */ + d /* proj out */ + (d + 2); /* ln2 */
-  const kind = ffnKindOfLayer(model, i);
-  const f = model.ffn;
-  let ffn: number;
-  if (kind === 'moe' && f.type === 'moe') {
-    const e = effectiveMoe(f);
-    // router logits + probs, gathered inputs, expert hidden pre/post activation, expert outputs, shared experts
-    ffn = 2 * e.experts + e.topk * (d + 2 * e.hidden + d) + e.shared * (2 * e.hidden + d) + d;
-  } else if (kind === 'peer' && f.type === 'peer') {
-    const hk = f.heads * f.k;
-    // query (+ normalised query), two sub-key score tables per head, k*k candidate sums, top-k
-    // scores / gates / ids, u.x and its activation, output
-    ffn = f.heads * f.dKey * (f.bn ? 2 : 1) + 2 * f.heads * f.nSub + f.heads * f.k * f.k + 3 * hk + 2 * hk + d;
-  } else {
-    const h = denseHidden(model);
-    ffn = 2 * h + d;
-  }
-  return attn + ffn;
+  const l = s.layers[i];
+  if (!l) throw new RangeError(`layer ${i} out of range 0..${s.layers.length - 1}`);
+  return attn + ffnKind(l.ffn.kind).activationFloats(l.ffn, d);
 }
 
 /** Expected number of distinct rows among m uniform draws from n. */
@@ -76,39 +67,39 @@ function expectedDistinct(n: number, m: number): number {
   return n * -Math.expm1(-m / n);
 }
 
-export function estimateMemory(model: ModelConfig, train: Pick<TrainConfig, 'batch' | 'accum'>, options: MemoryOptions = {}): MemoryEstimate {
+const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+export function estimateMemory(model: ModelConfig | ModelSpec, train: Pick<TrainConfig, 'batch' | 'accum'>, options: MemoryOptions = {}): MemoryEstimate {
+  const spec = specOf(model);
   const sparse = options.peerSparseGrads !== false;
-  const c = countModel(model);
-  const T = train.batch * model.seq;
-  const f = model.ffn;
-  let peerTableParams = 0;
-  let peerGradBytes = 0;
-  if (f.type === 'peer') {
-    const N = f.nSub * f.nSub;
-    const tables = f.pkm ? 1 : 2;
-    for (let i = 0; i < model.layers; i++) {
-      if (ffnKindOfLayer(model, i) !== 'peer') continue;
-      peerTableParams += tables * N * model.d;
-      const rows = Math.min(N, Math.ceil(expectedDistinct(N, train.accum * T * f.heads * f.k)));
-      peerGradBytes += sparse ? tables * rows * (model.d * F32 + 4) : tables * N * model.d * F32;
-    }
+  const c = countModel(spec);
+  const T = train.batch * spec.seq;
+  let tableParams = 0;
+  let tableGradBytes = 0;
+  let tableMomentBytes = 0;
+  const tables = sparseTables(spec);
+  for (const t of tables) {
+    const n = numel(t.shape);
+    const N = t.shape[0];
+    const rows = Math.min(N, Math.ceil(expectedDistinct(N, train.accum * T * t.lookupsPerToken)));
+    tableParams += n;
+    tableGradBytes += sparse ? rows * ((n / N) * F32 + 4) : n * F32;
+    tableMomentBytes += n * 2 * (t.bf16Moments ? BF16 : F32);
   }
-  let bufferFloats = 0;
-  if (f.type === 'peer' && f.bn) bufferFloats = c.perLayer.filter((l) => l.kind === 'peer').length * (2 * f.heads * f.dKey + 2);
-  const params = (c.paramsTotal + bufferFloats) * F32;
-  const grads = (c.paramsTotal - peerTableParams) * F32 + peerGradBytes;
-  const peerMoments = f.type === 'peer' && f.bf16Moments ? BF16 : F32;
-  const optimizer = (c.paramsTotal - peerTableParams) * 2 * F32 + peerTableParams * 2 * peerMoments;
+  const bf16Tables = tables.some((t) => t.bf16Moments);
+  const bufferBytes = bufferList(spec).reduce((s, b) => s + numel(b.shape) * (b.dtype === 'I64' ? 8 : F32), 0);
+  const params = c.paramsTotal * F32 + bufferBytes;
+  const grads = (c.paramsTotal - tableParams) * F32 + tableGradBytes;
+  const optimizer = (c.paramsTotal - tableParams) * 2 * F32 + tableMomentBytes;
   let perLayer = 0;
   let largest = 0;
-  for (let i = 0; i < model.layers; i++) {
-    const a = layerActivationFloats(model, i);
+  for (let i = 0; i < spec.layers.length; i++) {
+    const a = layerActivationFloats(spec, i);
     perLayer += a;
     largest = Math.max(largest, a);
   }
-  const V = vocabSize(model);
-  const head = model.d + 2 /* ln_f */ + 2 * V; /* logits + softmax / dlogits */
-  const activations = T * (perLayer + largest + head + model.d /* embeddings */) * F32;
+  const head = spec.d + 2 /* ln_f */ + 2 * spec.vocabSize; /* logits + softmax / dlogits */
+  const activations = T * (perLayer + largest + head + spec.d /* embeddings */) * F32;
   const total = params + grads + optimizer + activations + RUNTIME_BYTES;
   return {
     params,
@@ -119,12 +110,12 @@ export function estimateMemory(model: ModelConfig, train: Pick<TrainConfig, 'bat
     total,
     detail: {
       paramCount: c.paramsTotal,
-      peerTableParams,
+      peerTableParams: tableParams,
       tokensPerMicroBatch: T,
-      peerGrads: peerTableParams ? (sparse ? 'row-sparse' : 'dense') : 'none',
-      peerMoments: peerTableParams ? (peerMoments === BF16 ? 'bf16' : 'fp32') : 'none',
+      peerGrads: tableParams ? (sparse ? 'row-sparse' : 'dense') : 'none',
+      peerMoments: tableParams ? (bf16Tables ? 'bf16' : 'fp32') : 'none',
     },
-    model,
+    spec,
     train: { batch: train.batch, accum: train.accum },
     options,
   };
@@ -177,18 +168,19 @@ export function checkFits(est: MemoryEstimate, availableBytes?: number): FitResu
   const head = describeEstimate(est);
   if (est.total <= avail) return { fits: true, available: avail, message: `${head}; ${formatBytes(avail)} available`, suggestions: [] };
   const suggestions: string[] = [];
-  const { model, train, options } = est;
-  const f = model.ffn;
-  // 1. bf16 moments for the PEER tables
-  let m = model;
-  if (f.type === 'peer' && !f.bf16Moments) {
-    m = { ...model, ffn: { ...f, bf16Moments: true } };
+  const { spec, train, options } = est;
+  // 1. the kinds' lighter variants (bf16 moments for the PEER tables)
+  let m = spec;
+  const lighter = spec.layers.map((l) => ffnKind(l.ffn.kind).lighter?.(l.ffn));
+  const change = [...new Set(lighter.flatMap((x) => (x ? [x.change] : [])))].join(', ');
+  if (change) {
+    m = { ...spec, layers: spec.layers.map((l, i) => ({ ...l, ffn: lighter[i]?.layer ?? l.ffn })) };
     const e2 = estimateMemory(m, train, options);
-    suggestions.push(`model.ffn.bf16Moments: true (saves ${formatBytes(est.total - e2.total)}${e2.total <= avail ? ', then it fits' : ''})`);
+    suggestions.push(`${change} (saves ${formatBytes(est.total - e2.total)}${e2.total <= avail ? ', then it fits' : ''})`);
     if (e2.total <= avail) return notFit();
   }
   // 2. row-sparse PEER gradients
-  if (f.type === 'peer' && options.peerSparseGrads === false) {
+  if (est.detail.peerTableParams && options.peerSparseGrads === false) {
     const e2 = estimateMemory(m, train, { ...options, peerSparseGrads: true });
     suggestions.push(`row-sparse PEER gradients (saves ${formatBytes(estimateMemory(m, train, options).total - e2.total)})`);
   }
@@ -197,16 +189,17 @@ export function checkFits(est: MemoryEstimate, availableBytes?: number): FitResu
     const accum = Math.ceil((train.batch * train.accum) / b);
     const e2 = estimateMemory(m, { batch: b, accum }, options);
     if (e2.total <= avail) {
-      const also = m !== model ? ' together with model.ffn.bf16Moments: true' : '';
+      const also = m !== spec ? ` together with ${change}` : '';
       suggestions.push(`train.batch: ${b} with train.accum: ${accum}${also} (same tokens per step; ${formatBytes(e2.total)})`);
       return notFit();
     }
     if (b === 1) break;
   }
-  // 4. fewer experts / smaller model
-  if (f.type === 'peer') suggestions.push(`a smaller expert table (model.ffn.nSub below ${f.nSub}) or fewer PEER layers (model.ffn.layers)`);
-  else if (f.type === 'moe') suggestions.push(`fewer or smaller experts (model.ffn.experts ${f.experts}, model.ffn.expertHidden ${f.expertHidden}) or a smaller model.d`);
-  else suggestions.push(`a smaller model (model.d ${model.d}, model.layers ${model.layers}) or a shorter model.seq`);
+  // 4. fewer experts / a smaller model: the advice of the sparse kinds present, else the dense one
+  const sizes = { d: spec.d, layers: spec.layers.length, seq: spec.seq };
+  const sparseLayers = spec.layers.filter((l) => l.ffn.kind !== 'dense');
+  const hints = (sparseLayers.length ? sparseLayers : spec.layers.slice(0, 1)).map((l) => ffnKind(l.ffn.kind).shrinkHint(l.ffn, sizes));
+  suggestions.push(...new Set(hints));
   return notFit();
 
   function notFit(): FitResult {

@@ -1,0 +1,123 @@
+// Mixture of experts: a router picks k of E experts (each a d -> hidden -> d MLP) per token, as
+// class MoE of the PyTorch reference (../shared/peers/torch/moe_lm.py). Placement: layer i is MoE
+// iff i % every == every - 1 (every = 2: layers 1, 3, ...), unless `layers` lists them.
+// Extensions the reference lacks, counted in the same spirit:
+//   granularity G  -> E*G experts of hidden/G, k*G per token (same expert parameters, same MACs)
+//   shared experts -> always-active MLPs of the fine-grained expert size (params + 2*d*hidden MACs)
+// Counts: active = total - (E - k) * (w1 + b1 + w2 + b2 of one expert);
+//         MACs = router E*d + k*2*d*hidden + shared*2*d*hidden.
+import { z } from 'zod';
+import { posInt, nonNegInt, nonNegNum, layerList, checkLayerList, inLayerList, inSchemaOrder, type LayerList } from '../../config/fields.js';
+import { mlpParams, mlpTensors, type FfnKind } from './kind.js';
+
+const schema = z
+  .object({
+    type: z.literal('moe'),
+    /** Number of (coarse) experts E. */
+    experts: posInt,
+    /** Experts per token k (before granularity). */
+    topk: posInt.default(2),
+    /** Hidden width of one coarse expert (default 4*d). */
+    expertHidden: posInt.optional(),
+    /** MoE in layers i with i % every == every - 1 (ignored when `layers` is given). */
+    every: posInt.default(2),
+    /** Explicit MoE layers: 'all' or indices (overrides `every`). */
+    layers: layerList.optional(),
+    /** Fine-grained experts: each expert split into G experts of expertHidden/G; k becomes k*G. */
+    granularity: posInt.default(1),
+    /** Always-active shared experts, each the size of one (fine-grained) routed expert. */
+    sharedExperts: nonNegInt.default(0),
+    /** Expert capacity C = ceil(cf * T * k / E) during training; 0 = dropless. */
+    capacityFactor: nonNegNum.default(0),
+    /** Capacity factor in evaluation (default: capacityFactor). */
+    evalCapacityFactor: nonNegNum.optional(),
+    /** Renormalise the top-k gates to sum to 1. */
+    renormalize: z.boolean().default(true),
+    /** Multiplicative router-input jitter amplitude during training (0 = off). */
+    jitter: nonNegNum.default(0),
+    /** Load-balancing (Switch/GShard) loss coefficient. */
+    auxCoef: nonNegNum.default(0.01),
+    /** Router z-loss coefficient. */
+    zCoef: nonNegNum.default(0.001),
+  })
+  .strict();
+
+export interface MoeFfnConfig {
+  type: 'moe';
+  experts: number;
+  topk: number;
+  expertHidden: number;
+  every: number;
+  layers?: LayerList;
+  granularity: number;
+  sharedExperts: number;
+  capacityFactor: number;
+  evalCapacityFactor: number;
+  renormalize: boolean;
+  jitter: number;
+  auxCoef: number;
+  zCoef: number;
+}
+
+export interface MoeFfnSpec {
+  kind: 'moe';
+  /** Routed experts after granularity (E*G), each d -> hidden (expertHidden/G) -> d. */
+  experts: number;
+  /** Routed experts per token (k*G). */
+  topk: number;
+  hidden: number;
+  /** Always-active shared experts of width `hidden`. */
+  shared: number;
+  granularity: number;
+  /** The configured (coarse) sizes, before granularity. */
+  coarse: { experts: number; topk: number; hidden: number };
+  capacityFactor: number;
+  evalCapacityFactor: number;
+  renormalize: boolean;
+  jitter: number;
+  auxCoef: number;
+  zCoef: number;
+}
+
+export const moeKind: FfnKind<typeof schema, MoeFfnConfig, MoeFfnSpec> = {
+  type: 'moe',
+  schema,
+  derivable: ['expertHidden', 'evalCapacityFactor'],
+  trainingOnly: ['capacityFactor', 'evalCapacityFactor', 'jitter', 'auxCoef', 'zCoef'],
+  check(f, m, issue) {
+    if (f.topk > f.experts) issue(['topk'], `topk (${f.topk}) must be <= experts (${f.experts})`);
+    const hidden = f.expertHidden ?? 4 * m.d;
+    if (hidden % f.granularity !== 0) issue(['granularity'], `expert hidden width (${hidden}) must be divisible by granularity (${f.granularity})`);
+    checkLayerList(issue, f.layers, m.layers, ['layers']);
+    if (f.layers === undefined && f.every > m.layers) {
+      issue(['every'], `every = ${f.every} places no MoE layer in a ${m.layers}-layer model (MoE layers are i % every == every - 1)`);
+    }
+  },
+  resolve: (f, m) => inSchemaOrder<MoeFfnConfig>({ ...f, expertHidden: f.expertHidden ?? 4 * m.d, evalCapacityFactor: f.evalCapacityFactor ?? f.capacityFactor }, schema),
+  inLayer: (cfg, i) => (cfg.layers === undefined ? i % cfg.every === cfg.every - 1 : inLayerList(cfg.layers, i)),
+  layer(cfg) {
+    const g = cfg.granularity;
+    return {
+      kind: 'moe', experts: cfg.experts * g, topk: cfg.topk * g, hidden: cfg.expertHidden / g, shared: cfg.sharedExperts, granularity: g,
+      coarse: { experts: cfg.experts, topk: cfg.topk, hidden: cfg.expertHidden },
+      capacityFactor: cfg.capacityFactor, evalCapacityFactor: cfg.evalCapacityFactor, renormalize: cfg.renormalize,
+      jitter: cfg.jitter, auxCoef: cfg.auxCoef, zCoef: cfg.zCoef,
+    };
+  },
+  // expert weights are [E, in, out]
+  parameters: (s, d) => [
+    { name: 'w1', shape: [s.experts, d, s.hidden], expert: true },
+    { name: 'b1', shape: [s.experts, s.hidden], expert: true },
+    { name: 'w2', shape: [s.experts, s.hidden, d], expert: true },
+    { name: 'b2', shape: [s.experts, d], expert: true },
+    { name: 'router.weight', shape: [s.experts, d] },
+    ...Array.from({ length: s.shared }, (_, j) => mlpTensors(`shared.${j}`, d, s.hidden)).flat(),
+  ],
+  buffers: () => [],
+  expertActive: (s, d) => s.topk * mlpParams(d, s.hidden),
+  macs: (s, d) => s.experts * d + s.topk * 2 * d * s.hidden + s.shared * 2 * d * s.hidden,
+  // router logits + probs, gathered inputs, expert hidden pre/post activation, expert outputs,
+  // shared experts, output
+  activationFloats: (s, d) => 2 * s.experts + s.topk * (d + 2 * s.hidden + d) + s.shared * (2 * s.hidden + d) + d,
+  shrinkHint: (s) => `fewer or smaller experts (model.ffn.experts ${s.coarse.experts}, model.ffn.expertHidden ${s.coarse.hidden}) or a smaller model.d`,
+};

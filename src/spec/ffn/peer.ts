@@ -1,0 +1,110 @@
+// PEER (He 2024): N = nSub^2 single-neuron experts (rows u_i, v_i of two [N, d] tables) retrieved
+// per head with product keys, as class PEER of the PyTorch reference. Layers 'all' (default) or a
+// list of indices; the others get a dense MLP d -> 4d -> d. pkm: values-only product-key memory
+// (Lample et al. 2019): no u table, no activation.
+// Counts: params query h*dk*d + BatchNorm 2*h*dk + keys nSub*dk + tables (2 or 1)*N*d;
+//         active = params - tables*(N*d - h*k*d); MACs = h*dk*d + h*nSub*dk + h*k*tables*d.
+// The u / v tables get row-sparse gradients (h*k rows per token) and optionally bf16 moments.
+import { z } from 'zod';
+import { posInt, layerList, checkLayerList, inLayerList, inSchemaOrder, type LayerList } from '../../config/fields.js';
+import type { FfnKind, FfnTensor, FfnBuffer } from './kind.js';
+
+const schema = z
+  .object({
+    type: z.literal('peer'),
+    /** Sub-keys per half; N = nSub^2 experts. */
+    nSub: posInt,
+    /** Retrieval heads h. */
+    heads: posInt.default(8),
+    /** Experts per head k. */
+    k: posInt.default(16),
+    /** Query / key width (even: split into two halves). */
+    dKey: posInt.default(128),
+    /** BatchNorm1d on the queries. */
+    bn: z.boolean().default(false),
+    /** PEER layers: 'all' or indices; other layers get a dense MLP d -> 4d -> d. */
+    layers: layerList.default('all'),
+    activation: z.enum(['gelu', 'relu']).default('gelu'),
+    /** Values-only product-key memory (Lample et al. 2019) instead of PEER (no u, no activation). */
+    pkm: z.boolean().default(false),
+    /** Keep the AdamW moments of the expert tables (u, v) in bf16. */
+    bf16Moments: z.boolean().default(false),
+  })
+  .strict();
+
+export interface PeerFfnConfig {
+  type: 'peer';
+  nSub: number;
+  heads: number;
+  k: number;
+  dKey: number;
+  bn: boolean;
+  layers: LayerList;
+  activation: 'gelu' | 'relu';
+  pkm: boolean;
+  bf16Moments: boolean;
+}
+
+export interface PeerFfnSpec {
+  kind: 'peer';
+  nSub: number;
+  /** N = nSub^2 experts. */
+  experts: number;
+  heads: number;
+  k: number;
+  dKey: number;
+  bn: boolean;
+  activation: 'gelu' | 'relu';
+  pkm: boolean;
+  bf16Moments: boolean;
+}
+
+/** Expert tables: u and v, or v only for pkm. */
+const tables = (s: PeerFfnSpec): number => (s.pkm ? 1 : 2);
+
+export const peerKind: FfnKind<typeof schema, PeerFfnConfig, PeerFfnSpec> = {
+  type: 'peer',
+  schema,
+  derivable: [],
+  trainingOnly: ['bf16Moments'],
+  check(f, m, issue) {
+    if (f.dKey % 2 !== 0) issue(['dKey'], `dKey (${f.dKey}) must be even (it is split into two sub-key halves)`);
+    if (f.k > f.nSub) issue(['k'], `k (${f.k}) must be <= nSub (${f.nSub}): top-k is taken over each sub-key table`);
+    checkLayerList(issue, f.layers, m.layers, ['layers']);
+  },
+  resolve: (f) => inSchemaOrder<PeerFfnConfig>(f, schema),
+  inLayer: (cfg, i) => inLayerList(cfg.layers, i),
+  layer: (cfg) => ({
+    kind: 'peer', nSub: cfg.nSub, experts: cfg.nSub * cfg.nSub, heads: cfg.heads, k: cfg.k, dKey: cfg.dKey, bn: cfg.bn,
+    activation: cfg.activation, pkm: cfg.pkm, bf16Moments: cfg.bf16Moments,
+  }),
+  parameters(s, d) {
+    const q = s.heads * s.dKey;
+    const out: FfnTensor[] = [{ name: 'keys', shape: [2, s.nSub, s.dKey / 2] }, { name: 'query.weight', shape: [q, d] }];
+    if (s.bn) out.push({ name: 'bn.weight', shape: [q] }, { name: 'bn.bias', shape: [q] });
+    if (!s.pkm) out.push({ name: 'u.weight', shape: [s.experts, d], expert: true, sparse: true });
+    out.push({ name: 'v.weight', shape: [s.experts, d], expert: true, sparse: true });
+    return out;
+  },
+  buffers(s): FfnBuffer[] {
+    if (!s.bn) return [];
+    const q = s.heads * s.dKey;
+    return [
+      { name: 'bn.running_mean', shape: [q], dtype: 'F32' },
+      { name: 'bn.running_var', shape: [q], dtype: 'F32' },
+      { name: 'bn.num_batches_tracked', shape: [], dtype: 'I64' },
+    ];
+  },
+  expertActive: (s, d) => s.heads * s.k * tables(s) * d,
+  macs: (s, d) => s.heads * s.dKey * d + s.heads * s.nSub * s.dKey + s.heads * s.k * tables(s) * d,
+  activationFloats(s, d) {
+    const hk = s.heads * s.k;
+    // query (+ normalised query), two sub-key score tables per head, k*k candidate sums, top-k
+    // scores / gates / ids, u.x and its activation, output
+    return s.heads * s.dKey * (s.bn ? 2 : 1) + 2 * s.heads * s.nSub + s.heads * s.k * s.k + 3 * hk + 2 * hk + d;
+  },
+  sparseLookups: (s) => s.heads * s.k,
+  bf16Moments: (s) => s.bf16Moments,
+  lighter: (s) => (s.bf16Moments ? undefined : { layer: { ...s, bf16Moments: true }, change: 'model.ffn.bf16Moments: true' }),
+  shrinkHint: (s) => `a smaller expert table (model.ffn.nSub below ${s.nSub}) or fewer PEER layers (model.ffn.layers)`,
+};
