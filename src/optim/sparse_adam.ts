@@ -33,9 +33,9 @@
  */
 import type { Tensor, RowSparseGrad } from '../tensor/index.js';
 import type { NamedArray, Optimizer } from './optimizer.js';
-import { peerKernels, adviseHugePages } from '../backend/peer_kernels.js';
+import { adviseHugePages } from '../tensor/index.js';
 import { backend, BinaryOp } from '../backend/index.js';
-import { bf16ToF32, f32ToBf16 } from '../backend/ref/peer.js';
+import { bf16BitsToF32, f32ToBf16Bits } from '../io/safetensors.js';
 
 export interface SparseAdamOptions {
   beta1?: number; // default 0.9
@@ -109,7 +109,7 @@ export class SparseAdam implements Optimizer {
       vals.set(c.values, o * d);
       o += c.ids.length;
     }
-    const K = peerKernels();
+    const K = backend();
     const uniq = new Int32Array(n), offsets = new Int32Array(n + 1), order = new Int32Array(n);
     const U = K.peerCoalesce(n, rows, ids, uniq, offsets, order);
     const out = new Float32Array(U * d);
@@ -120,7 +120,7 @@ export class SparseAdam implements Optimizer {
   }
 
   step(lr: number): void {
-    const K = peerKernels();
+    const K = backend();
     for (const s of this.states) {
       const g = this.coalesce(s);
       if (!g) continue;
@@ -201,6 +201,6 @@ export class SparseAdam implements Optimizer {
 function copyMoment(src: NamedArray, dst: Float32Array | Uint16Array): void {
   const s = src.data;
   if ((s instanceof Float32Array && dst instanceof Float32Array) || (s instanceof Uint16Array && dst instanceof Uint16Array)) dst.set(s);
-  else if (s instanceof Uint16Array && dst instanceof Float32Array) for (let i = 0; i < s.length; i++) dst[i] = bf16ToF32(s[i]);
-  else if (s instanceof Float32Array && dst instanceof Uint16Array) for (let i = 0; i < s.length; i++) dst[i] = f32ToBf16(s[i]);
+  else if (s instanceof Uint16Array && dst instanceof Float32Array) for (let i = 0; i < s.length; i++) dst[i] = bf16BitsToF32(s[i]);
+  else if (s instanceof Float32Array && dst instanceof Uint16Array) for (let i = 0; i < s.length; i++) dst[i] = f32ToBf16Bits(s[i]);
 }

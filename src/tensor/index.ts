@@ -6,3 +6,6 @@ export * from './ops/reduce.js';
 export * from './ops/matmul.js';
 export * from './ops/nn.js';
 export * from './ops/indexing.js';
+export * from './ops/peer.js';
+export * from './ops/batchnorm.js';
+export { adviseHugePages } from './memory.js';
