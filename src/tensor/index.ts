@@ -9,3 +9,4 @@ export * from './ops/indexing.js';
 export * from './ops/peer.js';
 export * from './ops/batchnorm.js';
 export { adviseHugePages } from './memory.js';
+export * from './ops/optim.js';
