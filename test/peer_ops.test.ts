@@ -5,7 +5,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { ref, nativeKernels, setBackend, type Kernels } from '../src/backend/index.js';
 import { loadNative } from '../src/backend/native.js';
-import { Tensor, tensor, intTensor, linear, peerRetrieve, peerExperts, batchNorm, RowGradPool } from '../src/tensor/index.js';
+import { Tensor, tensor, intTensor, linear, peerRetrieve, peerExperts, batchNorm, RowGradPool, coalesceRows } from '../src/tensor/index.js';
 import { gradcheck } from './gradcheck.js';
 import { assertClose, randn, rng } from './util.js';
 
@@ -189,6 +189,17 @@ for (const [bname, make] of backends()) {
       assert.throws(() => batchNorm(tensor(randn(C, 1), [1, C]), w, b, running, { training: true }), /more than 1 value per channel/);
       assert.throws(() => batchNorm(tensor(randn(12, 1), [3, 4]), w, b, running, { training: false }), /expected x of shape \[T, 5\]/);
       assert.throws(() => batchNorm(x, w, tensor(randn(4, 1), [4]), running, { training: false }), /bias must have 5 elements/);
+    });
+
+    test('coalesceRows sums repeated rows across chunks into ascending unique ids', () => {
+      const d = 2;
+      const chunks = [{ ids: Int32Array.of(5, 1, 5), values: Float32Array.of(1, 2, 3, 4, 5, 6) }, { ids: Int32Array.of(1, 0), values: Float32Array.of(10, 20, 30, 40) }];
+      const r = coalesceRows(chunks, 6, d);
+      assert.deepEqual([...r.ids], [0, 1, 5]);
+      assert.deepEqual([...r.values], [30, 40, 13, 24, 6, 8]);
+      assert.deepEqual([...chunks[0].values], [1, 2, 3, 4, 5, 6], 'input chunk modified');
+      assert.throws(() => coalesceRows([{ ids: Int32Array.of(1), values: Float32Array.of(1) }], 6, d), /chunk of 1 ids has 1 values, expected 2/);
+      assert.throws(() => coalesceRows([{ ids: Int32Array.of(6), values: Float32Array.of(1, 2) }], 6, d), RangeError);
     });
   });
 }
