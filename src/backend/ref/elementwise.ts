@@ -6,10 +6,7 @@
 import type { F32, I32, U8 } from '../kernels.js';
 import { BinaryOp, UnaryOp } from '../kernels.js';
 import { geluErf, geluErfGrad } from './math.js';
-
-function need(ok: boolean, fn: string, msg: string): void {
-  if (!ok) throw new RangeError(`${fn}: ${msg}`);
-}
+import { need } from './check.js';
 
 /**
  * Offsets offset + sum_k i_k * strides[k] for every multi-index i over shape, in row-major order;

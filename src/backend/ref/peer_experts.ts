@@ -20,6 +20,27 @@ function checkAct(fn: string, act: number): void {
   if (act !== PeerAct.gelu && act !== PeerAct.relu) throw new RangeError(`${fn}: unknown activation code ${act}`);
 }
 
+/**
+ * The checks every expert kernel shares: sizes, k dividing hk, the activation code, x, v and ids
+ * long enough, and every id in [0, N).
+ */
+function checkExperts(fn: string, T: number, d: number, N: number, hk: number, k: number, act: number, x: F32, v: F32, ids: I32): void {
+  dim(fn, 'T', T); dim(fn, 'd', d, 1); dim(fn, 'N', N, 1); dim(fn, 'hk', hk, 1); dim(fn, 'k', k, 1);
+  need(hk % k === 0, fn, `hk (${hk}) must be a multiple of k (${k})`);
+  checkAct(fn, act);
+  len(fn, 'x', x, T * d); len(fn, 'v', v, N * d); len(fn, 'ids', ids, T * hk);
+  for (let i = 0; i < T * hk; i++) need(ids[i] >= 0 && ids[i] < N, fn, `id ${ids[i]} out of range [0, ${N})`);
+}
+
+/** Softmax backward within each group of k: gscores = g (dg - sum_group g dg), for n entries. */
+function softmaxGroupsBackward(n: number, k: number, g: F32, dg: Float64Array, gscores: F32): void {
+  for (let r = 0; r < n; r += k) {
+    let s = 0;
+    for (let j = r; j < r + k; j++) s += g[j] * dg[j];
+    for (let j = r; j < r + k; j++) gscores[j] = g[j] * (dg[j] - s);
+  }
+}
+
 /** Softmax of each group of k scores into g (double arithmetic, float storage). */
 function softmaxGroups(rows: number, k: number, scores: F32, g: F32): void {
   for (let r = 0; r < rows; r++) {
@@ -38,13 +59,9 @@ function softmaxGroups(rows: number, k: number, scores: F32, g: F32): void {
 export function peerForward(T: number, d: number, N: number, hk: number, k: number, act: number,
   x: F32, u: F32 | null, v: F32, ids: I32, scores: F32, g: F32, a: F32 | null, y: F32): void {
   const fn = 'peerForward';
-  dim(fn, 'T', T); dim(fn, 'd', d, 1); dim(fn, 'N', N, 1); dim(fn, 'hk', hk, 1); dim(fn, 'k', k, 1);
-  need(hk % k === 0, fn, `hk (${hk}) must be a multiple of k (${k})`);
-  checkAct(fn, act);
-  len(fn, 'x', x, T * d); len(fn, 'v', v, N * d); len(fn, 'ids', ids, T * hk); len(fn, 'scores', scores, T * hk);
-  len(fn, 'g', g, T * hk); len(fn, 'y', y, T * d);
+  checkExperts(fn, T, d, N, hk, k, act, x, v, ids);
+  len(fn, 'scores', scores, T * hk); len(fn, 'g', g, T * hk); len(fn, 'y', y, T * d);
   if (u) { len(fn, 'u', u, N * d); len(fn, 'a', a, T * hk); }
-  for (let i = 0; i < T * hk; i++) need(ids[i] >= 0 && ids[i] < N, fn, `id ${ids[i]} out of range [0, ${N})`);
   softmaxGroups(T * hk / k, k, scores, g);
   const acc = new Float64Array(d);
   for (let t = 0; t < T; t++) {
@@ -73,14 +90,10 @@ export function peerBackward(T: number, d: number, N: number, hk: number, k: num
   x: F32, u: F32 | null, v: F32, ids: I32, g: F32, a: F32 | null, gy: F32,
   gx: F32 | null, gscores: F32, cu: F32 | null, cv: F32): void {
   const fn = 'peerBackward';
-  dim(fn, 'T', T); dim(fn, 'd', d, 1); dim(fn, 'N', N, 1); dim(fn, 'hk', hk, 1); dim(fn, 'k', k, 1);
-  need(hk % k === 0, fn, `hk (${hk}) must be a multiple of k (${k})`);
-  checkAct(fn, act);
-  len(fn, 'x', x, T * d); len(fn, 'v', v, N * d); len(fn, 'ids', ids, T * hk); len(fn, 'g', g, T * hk);
-  len(fn, 'gy', gy, T * d); len(fn, 'gscores', gscores, T * hk); len(fn, 'cv', cv, T * hk);
+  checkExperts(fn, T, d, N, hk, k, act, x, v, ids);
+  len(fn, 'g', g, T * hk); len(fn, 'gy', gy, T * d); len(fn, 'gscores', gscores, T * hk); len(fn, 'cv', cv, T * hk);
   if (u) { len(fn, 'u', u, N * d); len(fn, 'a', a, T * hk); len(fn, 'gx', gx, T * d); len(fn, 'cu', cu, T * hk); }
-  for (let i = 0; i < T * hk; i++) need(ids[i] >= 0 && ids[i] < N, fn, `id ${ids[i]} out of range [0, ${N})`);
-  const dg = new Float64Array(hk), acc = new Float64Array(d);
+  const dg = new Float64Array(T * hk), acc = new Float64Array(d);
   for (let t = 0; t < T; t++) {
     acc.fill(0);
     for (let j = 0; j < hk; j++) {
@@ -90,22 +103,18 @@ export function peerBackward(T: number, d: number, N: number, hk: number, k: num
       if (u) {
         const av = a![e], f = actF(act, av);
         cv[e] = g[e] * f;
-        dg[j] = gw * f;
+        dg[e] = gw * f;
         const cuv = gw * g[e] * actD(act, av);
         cu![e] = cuv;
         for (let c = 0; c < d; c++) acc[c] += cuv * u[id * d + c];
       } else {
         cv[e] = g[e];
-        dg[j] = gw;
+        dg[e] = gw;
       }
     }
     if (u) for (let c = 0; c < d; c++) gx![t * d + c] = acc[c];
-    for (let j0 = 0; j0 < hk; j0 += k) {
-      let s = 0;
-      for (let j = j0; j < j0 + k; j++) s += g[t * hk + j] * dg[j];
-      for (let j = j0; j < j0 + k; j++) gscores[t * hk + j] = g[t * hk + j] * (dg[j] - s);
-    }
   }
+  softmaxGroupsBackward(T * hk, k, g, dg, gscores);
 }
 
 /**
@@ -116,17 +125,14 @@ export function peerBackwardRows(T: number, d: number, N: number, hk: number, k:
   x: F32, u: F32 | null, v: F32, ids: I32, g: F32, a: F32 | null, gy: F32,
   U: number, uniq: I32, offsets: I32, order: I32, gx: F32 | null, gscores: F32, gu: F32 | null, gv: F32 | null): void {
   const fn = 'peerBackwardRows';
-  dim(fn, 'T', T); dim(fn, 'd', d, 1); dim(fn, 'N', N, 1); dim(fn, 'hk', hk, 1); dim(fn, 'k', k, 1); dim(fn, 'U', U);
-  need(hk % k === 0, fn, `hk (${hk}) must be a multiple of k (${k})`);
-  checkAct(fn, act);
+  checkExperts(fn, T, d, N, hk, k, act, x, v, ids);
+  dim(fn, 'U', U);
   const n = T * hk;
-  len(fn, 'x', x, T * d); len(fn, 'v', v, N * d); len(fn, 'ids', ids, n); len(fn, 'g', g, n); len(fn, 'gy', gy, T * d);
-  len(fn, 'uniq', uniq, U); len(fn, 'offsets', offsets, U + 1); len(fn, 'order', order, n); len(fn, 'gscores', gscores, n);
+  len(fn, 'g', g, n); len(fn, 'gy', gy, T * d); len(fn, 'uniq', uniq, U); len(fn, 'offsets', offsets, U + 1); len(fn, 'order', order, n); len(fn, 'gscores', gscores, n);
   if (u) { len(fn, 'u', u, N * d); len(fn, 'a', a, n); len(fn, 'gx', gx, T * d); }
   else if (gu) throw new TypeError(`${fn}: 'gu' must be null without u`);
   if (gu) len(fn, 'gu', gu, U * d);
   if (gv) len(fn, 'gv', gv, U * d);
-  for (let i = 0; i < n; i++) need(ids[i] >= 0 && ids[i] < N, fn, `id ${ids[i]} out of range [0, ${N})`);
   need(U > 0 ? offsets[0] === 0 && offsets[U] === n : n === 0, fn, 'offsets must span exactly T*hk positions');
   const seen = new Uint8Array(n);
   for (let i = 0; i < U; i++) {
@@ -167,9 +173,5 @@ export function peerBackwardRows(T: number, d: number, N: number, hk: number, k:
     if (gv) for (let c = 0; c < d; c++) gv[i * d + c] = rv[c];
   }
   if (u) for (let i = 0; i < T * d; i++) gx![i] = gxa[i];
-  for (let r = 0; r < n; r += k) {
-    let s = 0;
-    for (let j = r; j < r + k; j++) s += g[j] * dg[j];
-    for (let j = r; j < r + k; j++) gscores[j] = g[j] * (dg[j] - s);
-  }
+  softmaxGroupsBackward(n, k, g, dg, gscores);
 }
