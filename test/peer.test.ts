@@ -6,8 +6,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { ref, nativeKernels, setBackend, type Kernels } from '../src/backend/index.js';
-import { nativePeerKernels, refPeerKernels, peerKernels, PeerAct, type PeerKernels } from '../src/backend/peer_kernels.js';
+import { ref, nativeKernels, setBackend, PeerAct, type Kernels } from '../src/backend/index.js';
 import { loadNative } from '../src/backend/native.js';
 import { Tensor, tensor, noGrad } from '../src/tensor/index.js';
 import { PEER, type PEEROptions, splitSparseParams } from '../src/nn/peer.js';
@@ -19,21 +18,15 @@ import { readSafetensors } from '../src/io/safetensors.js';
 import { Rng } from '../src/util/random.js';
 import { assertClose, randn, randint, rng } from './util.js';
 
-/**
- * The native backend, with reference kernels standing in for any Kernels method the addon does not
- * export yet (the PEER kernels themselves are always the addon's there).
- */
-function nativeBackend(): Kernels {
-  const nat = nativeKernels() as unknown as Record<string, unknown>;
-  const missing = Object.keys(ref).filter((k) => k !== 'name' && typeof nat[k] !== 'function');
-  if (!missing.length) return nat as unknown as Kernels;
-  return Object.assign(Object.create(null), ref, nat, { name: 'native' }) as Kernels;
+/** The native kernels, or null where the addon is not built. */
+function maybeNative(): Kernels | null {
+  return loadNative();
 }
 
 /** Both backends; MOELAB_TEST_BACKEND=ref|native restricts the run to one. */
 function backends(): [string, () => Kernels][] {
   const only = process.env.MOELAB_TEST_BACKEND;
-  const all: [string, () => Kernels][] = [['ref', () => ref], ['native', nativeBackend]];
+  const all: [string, () => Kernels][] = [['ref', () => ref], ['native', nativeKernels]];
   return all.filter(([n]) => !only || n === only);
 }
 
@@ -121,7 +114,7 @@ function checkRetrieval(what: string, P: Problem, ids: Int32Array, scores: Float
   return exact;
 }
 
-function runRetrieve(K: PeerKernels, P: Problem): { ids: Int32Array; scores: Float32Array } {
+function runRetrieve(K: Kernels, P: Problem): { ids: Int32Array; scores: Float32Array } {
   const ids = new Int32Array(P.T * P.h * P.k), scores = new Float32Array(P.T * P.h * P.k);
   K.peerRetrieve(P.T, P.h, P.nSub, P.half, P.k, P.q, P.keys, ids, scores);
   return { ids, scores };
@@ -294,7 +287,7 @@ describe('PEER retrieval (reference)', () => {
   test('product-key top-k equals brute force over all N experts', () => {
     for (const [T, h, nSub, half, k, seed] of [[5, 2, 8, 4, 4, 1], [3, 3, 11, 3, 5, 2], [4, 1, 6, 5, 6, 3], [2, 2, 9, 4, 1, 4], [3, 2, 16, 8, 9, 5]]) {
       const P = problem(T, h, nSub, half, k, seed);
-      const { ids, scores } = runRetrieve(refPeerKernels, P);
+      const { ids, scores } = runRetrieve(ref, P);
       const exact = checkRetrieval(`ref T${T} h${h} nSub${nSub} k${k}`, P, ids, scores);
       assert.ok(exact >= T * h - 1, `ref: only ${exact} of ${T * h} rows in exact brute-force order`);
     }
@@ -305,9 +298,9 @@ describe('PEER retrieval (reference)', () => {
     const nSub = 5, half = 2, k = 3;
     const keys = new Float32Array(2 * nSub * half).fill(0.5), q = Float32Array.from([1, 1, 1, 1]);
     const ids = new Int32Array(k), scores = new Float32Array(k);
-    refPeerKernels.peerRetrieve(1, 1, nSub, half, k, q, keys, ids, scores);
+    ref.peerRetrieve(1, 1, nSub, half, k, q, keys, ids, scores);
     assert.deepEqual([...ids], [0, 1, 2]);
-    const nat = nativePeerKernels();
+    const nat = maybeNative();
     if (nat) {
       const ids2 = new Int32Array(k);
       nat.peerRetrieve(1, 1, nSub, half, k, q, keys, ids2, scores);
@@ -316,9 +309,9 @@ describe('PEER retrieval (reference)', () => {
   });
 });
 
-describe('PEER native kernels vs reference', { skip: !nativePeerKernels() }, () => {
-  const N = () => nativePeerKernels()!;
-  const R = refPeerKernels;
+describe('PEER native kernels vs reference', { skip: !maybeNative() }, () => {
+  const N = () => maybeNative()!;
+  const R = ref;
 
   test('retrieval equals brute force (odd sizes, AVX tails)', () => {
     for (const [T, h, nSub, half, k, seed] of [[5, 2, 8, 4, 4, 1], [3, 3, 11, 3, 5, 2], [7, 2, 37, 13, 7, 3], [2, 2, 9, 4, 1, 4],
@@ -358,7 +351,7 @@ describe('PEER native kernels vs reference', { skip: !nativePeerKernels() }, () 
       const P = problem(T, h, nSub, half, k, seed);
       const { ids, scores } = runRetrieve(R, P);
       const x = randn(T * d, seed + 2), u = pkm ? null : randn(Nn * d, seed + 3, 0.3), v = randn(Nn * d, seed + 4, 0.3);
-      const out = (K: PeerKernels) => {
+      const out = (K: Kernels) => {
         const g = new Float32Array(T * hk), a = u ? new Float32Array(T * hk) : null, y = new Float32Array(T * d);
         K.peerForward(T, d, Nn, hk, k, act, x, u, v, ids, scores, g, a, y);
         const gy = randn(T * d, seed + 5);
@@ -408,7 +401,7 @@ describe('PEER native kernels vs reference', { skip: !nativePeerKernels() }, () 
   test('query BatchNorm kernels (train and eval)', () => {
     for (const [T, C, training] of [[37, 19, true], [5, 70, true], [9, 33, false], [2, 3, true]] as const) {
       const x = randn(T * C, T + C, 2), w = randn(C, 3), b = randn(C, 4), gy = randn(T * C, 5);
-      const run = (K: PeerKernels) => {
+      const run = (K: Kernels) => {
         const rm = randn(C, 6, 0.1), rv = randn(C, 7).map((t) => 0.5 + Math.abs(t));
         const y = new Float32Array(T * C), mean = new Float32Array(C), rstd = new Float32Array(C);
         K.peerBatchNorm(T, C, training, 1e-5, 0.1, x, w, b, rm, rv, y, mean, rstd);
@@ -434,7 +427,7 @@ describe('PEER native kernels vs reference', { skip: !nativePeerKernels() }, () 
     const ids = Int32Array.from([...new Set(randint(60, rows, 3))].sort((a, b) => a - b).slice(0, U));
     const g = randn(ids.length * d, 4, 0.1);
     for (const bf of [false, true]) {
-      const run = (K: PeerKernels) => {
+      const run = (K: Kernels) => {
         const p = randn(rows * d, 5), m = bf ? new Uint16Array(rows * d) : randn(rows * d, 6, 0.01);
         const v = bf ? new Uint16Array(rows * d) : randn(rows * d, 7, 0.01).map(Math.abs);
         for (let s = 1; s <= 3; s++) K.sparseAdam(ids.length, d, ids, g, p, m, v, 1e-2, 0.9, 0.999, 1e-8, 1 - 0.9 ** s, 1 - 0.999 ** s);
@@ -536,10 +529,6 @@ for (const [bname, makeKern] of backends()) {
     test.before(() => { kern = makeKern(); });
     test.beforeEach(() => setBackend(kern));
     test.after(() => setBackend(ref));
-
-    test('uses the matching PEER kernels', () => {
-      assert.equal(peerKernels().name, bname === 'native' && nativePeerKernels() ? 'native' : 'ref');
-    });
 
     test('finite-difference gradients (gelu, relu, bn, pkm; sparse and dense u/v)', () => {
       layerGradcheck('gelu', makePeer(8, opts(), 1), 5, 10);

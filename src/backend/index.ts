@@ -1,19 +1,27 @@
 // Picks the kernels the tensor layer runs on: the native addon unless MOELAB_BACKEND=ref asks for
-// the pure-TypeScript reference (or the addon is missing and MOELAB_BACKEND is not 'native').
+// the pure-TypeScript reference (or the addon is missing and MOELAB_BACKEND is not 'native'). An
+// addon that loads but lacks kernels is refused loudly in every mode: falling back to the slow
+// reference would hide a stale build.
 import type { Kernels } from './kernels.js';
-import { loadNative, nativeLoadError } from './native.js';
+import { loadNative, nativeLoadError, IncompleteAddonError } from './native.js';
 import { ref } from './ref/index.js';
-import { profiled } from './profile.js';
+import { profiled, reportProfileAtExit } from './profile.js';
 
 export * from './kernels.js';
 export { ref };
+export { kernelsFromAddon, IncompleteAddonError } from './native.js';
+export { profiled, type KernelStats } from './profile.js';
 
 let active: Kernels | null = null;
 
 export function backend(): Kernels {
   if (active) return active;
   active = pick();
-  if (process.env.MOELAB_PROFILE) active = profiled(active);
+  if (process.env.MOELAB_PROFILE) {
+    const stats = new Map();
+    active = profiled(active, stats);
+    reportProfileAtExit(active.name, stats);
+  }
   return active;
 }
 
@@ -22,7 +30,8 @@ function pick(): Kernels {
   if (want === 'ref') return ref;
   const nat = loadNative();
   if (nat) return nat;
-  if (want === 'native') throw nativeLoadError() ?? new Error('moelab: native backend unavailable');
+  const err = nativeLoadError();
+  if (want === 'native' || err instanceof IncompleteAddonError) throw err ?? new Error('moelab: native backend unavailable');
   return ref;
 }
 

@@ -11,7 +11,14 @@
  * - Outputs must not overlap inputs unless the doc says in-place is allowed. The native side checks
  *   lengths, index ranges and aliasing and throws a JS error instead of touching bad memory.
  * - Indices are Int32Array. Masks are Uint8Array (0 or 1).
+ *
+ * The contract is split by family (the PEER kernels are in kernels/peer.ts) and joined into the one
+ * `Kernels` interface; KERNEL_NAMES lists every kernel at runtime (the addon is checked against it).
  */
+import type { PeerKernels } from './kernels/peer.js';
+import { PEER_KERNEL_NAMES } from './kernels/peer.js';
+
+export type { PeerKernels, U16 } from './kernels/peer.js';
 export type F32 = Float32Array;
 export type I32 = Int32Array;
 export type U8 = Uint8Array;
@@ -30,6 +37,10 @@ export type BinaryOpName = keyof typeof BinaryOp;
 export const ReduceOp = { sum: 0, max: 1 } as const;
 export type ReduceOpName = keyof typeof ReduceOp;
 
+/** PEER expert activations, by code: gelu is the exact erf form, x Phi(x); relu is max(x, 0). */
+export const PeerAct = { gelu: 0, relu: 1 } as const;
+export type PeerActName = keyof typeof PeerAct;
+
 export interface CpuInfo {
   isa: 'avx512' | 'avx2' | 'generic' | 'js';
   avx2: boolean;
@@ -37,7 +48,7 @@ export interface CpuInfo {
   avx512f: boolean;
 }
 
-export interface Kernels {
+export interface Kernels extends PeerKernels {
   readonly name: 'native' | 'ref';
   cpuInfo(): CpuInfo;
   getThreads(): number;
@@ -247,3 +258,27 @@ export interface Kernels {
   adamw(p: F32, g: F32, m: F32, v: F32, lr: number, beta1: number, beta2: number, eps: number, wd: number,
     bc1: number, bc2: number): void;
 }
+
+/** Every non-PEER kernel name, checked by the compiler against Kernels (see KERNEL_NAMES). */
+const CORE_KERNEL_NAMES: Record<Exclude<keyof Kernels, 'name' | keyof PeerKernels>, true> = {
+  cpuInfo: true, getThreads: true, setThreads: true,
+  gemm: true, gemmBatched: true, gemmGroupedRows: true, gemmGroupedK: true,
+  copyStrided: true, binary: true, binaryScalar: true, unary: true, unaryBackward: true, axpy: true, fill: true,
+  sumSquares: true, maskedFill: true, dropout: true,
+  reduce: true, sumInto: true, softmax: true, softmaxBackward: true,
+  crossEntropy: true, crossEntropyBackward: true, layerNorm: true, layerNormBackward: true,
+  attention: true, attentionBackward: true, attentionKV: true,
+  indexSelect: true, indexAdd: true, gather: true, scatterAdd: true, topk: true, argsortInt: true,
+  embeddingBag: true, embeddingBagBackward: true,
+  randn: true, adamw: true,
+};
+
+export type KernelName = Exclude<keyof Kernels, 'name'>;
+
+/**
+ * The name of every function in the contract, PEER included (every key of Kernels but `name`). Built
+ * from per-family records typed against the interface, so adding a kernel without listing it (or
+ * listing one that does not exist) does not compile. The native addon must export each of these.
+ */
+export const KERNEL_NAMES: readonly KernelName[] = Object.freeze(
+  [...Object.keys(CORE_KERNEL_NAMES), ...Object.keys(PEER_KERNEL_NAMES)] as KernelName[]);

@@ -1,10 +1,11 @@
 // The native addon's TS face. The addon exports one function per Kernels method, with the same
-// name and argument order, so this file only loads it and records where it came from.
+// name and argument order, so this file loads it, checks that it exports the whole contract, and
+// records where it came from.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Kernels } from './kernels.js';
+import { KERNEL_NAMES, type Kernels } from './kernels.js';
 
 function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -16,19 +17,49 @@ function packageRoot(): string {
   return dir;
 }
 
+/** Thrown when an addon loads but lacks kernels the contract lists (a stale or partial build). */
+export class IncompleteAddonError extends Error {
+  constructor(readonly where: string, readonly missing: readonly string[]) {
+    super(`moelab: the native addon at ${where} does not export ${missing.length} kernel(s) the contract lists: ` +
+      `${missing.join(', ')}. It is older or newer than this code: rebuild it (\`npm install\` or scripts/build-native.sh).`);
+    this.name = 'IncompleteAddonError';
+  }
+}
+
+/**
+ * The Kernels face of a loaded addon object: every name in KERNEL_NAMES must be a function on it,
+ * otherwise IncompleteAddonError names the missing ones. Extra exports are ignored.
+ */
+export function kernelsFromAddon(addon: Record<string, unknown>, where: string): Kernels {
+  const missing = KERNEL_NAMES.filter((n) => typeof addon[n] !== 'function');
+  if (missing.length) throw new IncompleteAddonError(where, missing);
+  const out: Record<string, unknown> = { name: 'native' };
+  for (const n of KERNEL_NAMES) out[n] = addon[n];
+  return out as unknown as Kernels;
+}
+
 let cached: Kernels | null = null;
 let loadError: Error | null = null;
 
-/** Loads build/Release/moelab.node once; returns null (and remembers why) if it is missing. */
+/**
+ * Loads build/Release/moelab.node once and checks it against the contract; returns null (and
+ * remembers why) if it is missing, cannot be loaded or is incomplete.
+ */
 export function loadNative(): Kernels | null {
   if (cached || loadError) return cached;
   const path = join(packageRoot(), 'build', 'Release', 'moelab.node');
+  let addon: Record<string, unknown>;
   try {
     const require = createRequire(import.meta.url);
-    const addon = require(path) as Omit<Kernels, 'name'>;
-    cached = Object.assign(Object.create(null), addon, { name: 'native' as const }) as Kernels;
+    addon = require(path) as Record<string, unknown>;
   } catch (e) {
     loadError = new Error(`moelab: native addon not loadable at ${path} (run \`npm install\` to build it): ${(e as Error).message}`);
+    return null;
+  }
+  try {
+    cached = kernelsFromAddon(addon, path);
+  } catch (e) {
+    loadError = e as Error;
   }
   return cached;
 }

@@ -9,7 +9,8 @@
  *   y = sum_heads sum_i g_i act(u_i . x) v_i        (pkm: y = sum g_i v_i, no u table)
  *
  * Experts are single neurons: rows u_i, v_i of two [N, d] tables, N = nSub^2, shared by all heads.
- * The fused kernels (../backend/peer_kernels.ts) never form the [T*h, N] score matrix nor the
+ * The module holds the parameters and composes ops: linear -> batchNorm? -> peerRetrieve ->
+ * peerExperts (../tensor/ops/peer.ts), whose kernels never form the [T*h, N] score matrix nor the
  * gathered [T, h*k, d] rows.
  *
  * Gradients of u and v are row-sparse: backward coalesces the T*h*k expert ids and appends one
@@ -34,11 +35,10 @@
  * The tables, moments and row buffers are advised to use transparent huge pages (fewer page faults
  * and TLB misses on the random row gathers).
  */
-import { Tensor, attach, linear, zeros, full, parameter } from '../tensor/index.js';
-import { peerKernels, PeerAct, adviseHugePages } from '../backend/peer_kernels.js';
+import { Tensor, linear, parameter, peerRetrieve, peerExperts, RowGradPool, adviseHugePages } from '../tensor/index.js';
 import { FeedForward, type FfnStats } from './ffn.js';
-import { Module } from './module.js';
 import { Linear, Embedding } from './layers.js';
+import { BatchNorm1d } from './batchnorm.js';
 import { Rng } from '../util/random.js';
 
 export interface PEEROptions {
@@ -77,46 +77,6 @@ export function splitSparseParams(named: [string, Tensor][]): { sparse: [string,
   return { sparse, dense };
 }
 
-/**
- * torch.nn.BatchNorm1d over the last axis of [T, C]: in training, normalises with the batch mean
- * and biased variance and updates running_mean / running_var (unbiased) with momentum 0.1; in
- * eval, normalises with the running statistics. eps 1e-5, affine weight (ones) and bias (zeros).
- */
-export class BatchNorm1d extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor;
-  readonly running_mean: Tensor;
-  readonly running_var: Tensor;
-  readonly num_batches_tracked: Tensor;
-  constructor(readonly C: number, readonly eps = 1e-5, readonly momentum = 0.1) {
-    super();
-    this.weight = this.param('weight', full([C], 1));
-    this.bias = this.param('bias', zeros([C]));
-    this.running_mean = this.buffer('running_mean', zeros([C]));
-    this.running_var = this.buffer('running_var', full([C], 1));
-    this.num_batches_tracked = this.buffer('num_batches_tracked', new Tensor(new Int32Array(1), []));
-  }
-
-  forward(x: Tensor): Tensor {
-    const C = this.C;
-    if (x.ndim !== 2 || x.shape[1] !== C) throw new Error(`BatchNorm1d: expected [T, ${C}], got [${x.shape.join(', ')}]`);
-    const T = x.shape[0];
-    const training = this.training;
-    if (training && T < 2) throw new Error(`BatchNorm1d: expected more than 1 value per channel when training, got [${T}, ${C}]`);
-    const xc = x.contiguous();
-    const K = peerKernels();
-    const y = new Float32Array(T * C), mean = new Float32Array(C), rstd = new Float32Array(C);
-    K.peerBatchNorm(T, C, training, this.eps, this.momentum, xc.f32, this.weight.f32, this.bias.f32,
-      this.running_mean.f32, this.running_var.f32, y, mean, rstd);
-    if (training) (this.num_batches_tracked.data as Int32Array)[this.num_batches_tracked.offset]++;
-    return attach(new Tensor(y, [T, C]), [xc, this.weight, this.bias], (gy) => {
-      const gx = new Float32Array(T * C), gw = new Float32Array(C), gb = new Float32Array(C);
-      K.peerBatchNormBackward(T, C, training, xc.f32, this.weight.f32, mean, rstd, gy, gx, gw, gb);
-      return [gx, gw, gb];
-    }, 'batchNorm1d');
-  }
-}
-
 export class PEER extends FeedForward {
   readonly keys: Tensor;
   readonly query: Linear;
@@ -125,10 +85,10 @@ export class PEER extends FeedForward {
   readonly v: Embedding;
   readonly N: number;
   readonly sparseGrads: boolean;
-  private readonly act: number;
   /** Expert ids [T, h*k] chosen by the last forward (for statistics and tests). */
   lastIds: Int32Array | null = null;
-  private readonly pools = new Map<Tensor, Float32Array[]>();
+  /** Buffers of the row-sparse u/v gradient chunks (null: dense gradients). */
+  private readonly rowGrads: RowGradPool | null;
 
   constructor(readonly d: number, readonly o: PEEROptions, rng: Rng = new Rng(0)) {
     super();
@@ -142,7 +102,7 @@ export class PEER extends FeedForward {
     if (o.activation !== 'gelu' && o.activation !== 'relu') throw new Error(`PEER: unknown activation '${o.activation}'`);
     this.N = nSub * nSub;
     this.sparseGrads = o.sparseGrads ?? true;
-    this.act = o.activation === 'gelu' ? PeerAct.gelu : PeerAct.relu;
+    this.rowGrads = this.sparseGrads ? new RowGradPool() : null;
     const half = dKey / 2;
     // keys ~ randn / sqrt(dKey/2), as the reference initialises them (initGPT leaves keys alone)
     this.keys = this.param('keys', parameter(rng.fillNormal(new Float32Array(2 * nSub * half), 0, 1 / Math.sqrt(half)), [2, nSub, half]));
@@ -161,84 +121,14 @@ export class PEER extends FeedForward {
 
   /** x: [T, d] -> [T, d]. */
   forward(x: Tensor): Tensor {
-    const { d, N } = this;
-    const { heads: h, k, dKey, nSub } = this.o;
+    const { d } = this;
+    const { heads, k, activation } = this.o;
     if (x.ndim !== 2 || x.shape[1] !== d) throw new Error(`PEER: expected input [T, ${d}], got [${x.shape.join(', ')}]`);
-    const T = x.shape[0], hk = h * k, half = dKey / 2;
     let q = linear(x, this.query.weight, null); // [T, h*dk]
     if (this.bn) q = this.bn.forward(q);
-    const xc = x.contiguous(), qc = q.contiguous();
-    const K = peerKernels();
-    const ids = new Int32Array(T * hk), scores = new Float32Array(T * hk);
-    K.peerRetrieve(T, h, nSub, half, k, qc.f32, this.keys.f32, ids, scores);
-    const uW = this.u ? this.u.weight : null, vW = this.v.weight;
-    const g = new Float32Array(T * hk), a = uW ? new Float32Array(T * hk) : null, y = new Float32Array(T * d);
-    K.peerForward(T, d, N, hk, k, this.act, xc.f32, uW ? uW.f32 : null, vW.f32, ids, scores, g, a, y);
-    this.lastIds = ids;
-    const inputs = uW ? [xc, qc, this.keys, vW, uW] : [xc, qc, this.keys, vW];
-    return attach(new Tensor(y, [T, d]), inputs, (gy) => {
-      // Coalesce the T*h*k picks, then either pass over the touched experts once (expert-major:
-      // each u/v row read once; wins when experts repeat, U <= n/2) or over the tokens (each pick
-      // reads its rows; better when nearly every pick is a distinct expert) plus row sums.
-      const n = T * hk;
-      const uniq = new Int32Array(n), offsets = new Int32Array(n + 1), order = new Int32Array(n);
-      const U = K.peerCoalesce(n, N, ids, uniq, offsets, order);
-      const rowIds = uniq.subarray(0, U).slice();
-      const gx = uW ? new Float32Array(T * d) : null, gscores = new Float32Array(n);
-      const gvRows = vW.requiresGrad ? this.rowBuffer(vW, U * d) : null;
-      const guRows = uW && uW.requiresGrad ? this.rowBuffer(uW, U * d) : null;
-      const uF = uW ? uW.f32 : null;
-      if (2 * U <= n) {
-        K.peerBackwardRows(T, d, N, hk, k, this.act, xc.f32, uF, vW.f32, ids, g, a, gy, U, uniq, offsets, order,
-          gx, gscores, guRows, gvRows);
-      } else {
-        const cv = new Float32Array(n), cu = uW ? new Float32Array(n) : null;
-        K.peerBackward(T, d, N, hk, k, this.act, xc.f32, uF, vW.f32, ids, g, a, gy, gx, gscores, cu, cv);
-        if (gvRows) K.peerRowGrad(U, d, hk, offsets, order, cv, gy, gvRows);
-        if (guRows) K.peerRowGrad(U, d, hk, offsets, order, cu, xc.f32, guRows);
-      }
-      let gq: Float32Array | null = null, gkeys: Float32Array | null = null;
-      if (qc.requiresGrad || this.keys.requiresGrad) {
-        gq = new Float32Array(T * h * dKey);
-        gkeys = new Float32Array(this.keys.size);
-        K.peerRetrieveBackward(T, h, nSub, half, k, qc.f32, this.keys.f32, ids, gscores, gq, gkeys);
-      }
-      const gv = gvRows ? this.emit(vW, rowIds, gvRows) : null;
-      const gu = guRows ? this.emit(uW!, rowIds, guRows) : null;
-      return uW ? [gx, gq, gkeys, gv, gu] : [null, gq, gkeys, gv];
-    }, 'peer');
-  }
-
-  /**
-   * A [n] float buffer for p's gradient rows (contents undefined). Sparse chunks are big (U x d, up to T*h*k*d floats)
-   * and freshly mapped memory costs a page fault per 4 KiB, so each table keeps a small pool and
-   * reuses any buffer no chunk in p.sparseGrad still refers to (i.e. after the optimizer's
-   * zeroGrad dropped it). Callers must not keep chunks past zeroGrad without copying them.
-   */
-  private rowBuffer(p: Tensor, n: number): Float32Array {
-    if (!this.sparseGrads) return new Float32Array(n);
-    let pool = this.pools.get(p);
-    if (!pool) this.pools.set(p, (pool = []));
-    const inUse = new Set<ArrayBufferLike>((p.sparseGrad ?? []).map((c) => c.values.buffer));
-    const free = pool.filter((b) => !inUse.has(b.buffer));
-    const fit = free.find((b) => b.length >= n);
-    if (fit) return fit.subarray(0, n); // peerRowGrad writes every element
-    for (const b of free) pool.splice(pool.indexOf(b), 1); // too small: let them go
-    const buf = new Float32Array(Math.max(n, Math.min(Math.ceil(n * 1.25), this.N * this.d))); // headroom: U varies
-    adviseHugePages(buf);
-    pool.push(buf);
-    return buf.subarray(0, n);
-  }
-
-  /** Sparse: appends the chunk to p.sparseGrad and returns null; dense: returns the [N, d] gradient. */
-  private emit(p: Tensor, ids: Int32Array, rows: Float32Array): Float32Array | null {
-    if (this.sparseGrads) {
-      (p.sparseGrad ??= []).push({ ids, values: rows });
-      return null;
-    }
-    const d = this.d, dense = new Float32Array(this.N * d);
-    for (let i = 0; i < ids.length; i++) dense.set(rows.subarray(i * d, i * d + d), ids[i] * d);
-    return dense;
+    const { ids, scores } = peerRetrieve(q, this.keys, heads, k);
+    this.lastIds = ids.i32;
+    return peerExperts(x, ids, scores, this.u ? this.u.weight : null, this.v.weight, { k, activation, rowGrads: this.rowGrads });
   }
 
   /** The expert tables whose gradients come as row-sparse chunks (empty with sparseGrads: false). */
@@ -260,11 +150,5 @@ export class PEER extends FeedForward {
       }
     }
     return { peerUniqueExperts: U, peerUsedFraction: U / this.N };
-  }
-
-  /** The reference's count: query projection + h heads x both sub-key tables + h*k experts x (u dot, v axpy). */
-  macsPerToken(): number {
-    const { heads: h, k } = this.o;
-    return this.query.weight.size + h * this.keys.size + h * k * (this.u ? 2 : 1) * this.d;
   }
 }

@@ -2,8 +2,7 @@
  * AdamW (Loshchilov & Hutter) with PyTorch's update rule, per-parameter-group hyperparameters,
  * and one fused native pass per parameter (moments, bias correction, decay and update together).
  */
-import { backend } from '../backend/index.js';
-import type { Tensor } from '../tensor/index.js';
+import { adamwUpdate, sumOfSquares, scaleInPlace, type Tensor } from '../tensor/index.js';
 import type { NamedArray, Optimizer } from './optimizer.js';
 
 export interface ParamGroup {
@@ -45,27 +44,24 @@ export class AdamW implements Optimizer {
     this.step_++;
     const { beta1, beta2, eps } = this.opts;
     const bc1 = 1 - beta1 ** this.step_, bc2 = 1 - beta2 ** this.step_;
-    const k = backend();
     for (const g of this.groups) {
-      const glr = lr * (g.lrScale ?? 1);
+      const h = { lr: lr * (g.lrScale ?? 1), beta1, beta2, eps, bc1, bc2 };
       for (const [, p] of g.params) {
         // No gradient this step (a parameter outside the graph): torch skips such parameters too.
         if (!p.grad) continue;
-        k.adamw(p.f32, p.grad.f32, this.m.get(p)!, this.v.get(p)!, glr, beta1, beta2, eps, g.weightDecay, bc1, bc2);
+        adamwUpdate(p.f32, p.grad.f32, this.m.get(p)!, this.v.get(p)!, h, g.weightDecay);
       }
     }
   }
 
   gradSquaredNorm(): number {
-    const k = backend();
     let s = 0;
-    for (const g of this.groups) for (const [, p] of g.params) if (p.grad) s += k.sumSquares(p.grad.f32);
+    for (const g of this.groups) for (const [, p] of g.params) if (p.grad) s += sumOfSquares(p.grad.f32);
     return s;
   }
 
   scaleGrads(s: number): void {
-    const k = backend();
-    for (const g of this.groups) for (const [, p] of g.params) if (p.grad) k.binaryScalar(2 /* mul */, p.grad.f32, s, p.grad.f32);
+    for (const g of this.groups) for (const [, p] of g.params) if (p.grad) scaleInPlace(p.grad.f32, s);
   }
 
   zeroGrad(): void {

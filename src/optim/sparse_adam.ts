@@ -33,9 +33,8 @@
  */
 import type { Tensor, RowSparseGrad } from '../tensor/index.js';
 import type { NamedArray, Optimizer } from './optimizer.js';
-import { peerKernels, adviseHugePages } from '../backend/peer_kernels.js';
-import { backend, BinaryOp } from '../backend/index.js';
-import { bf16ToF32, f32ToBf16 } from '../backend/ref/peer.js';
+import { adviseHugePages, coalesceRows, sparseAdamUpdate, sumOfSquares, scaleInPlace } from '../tensor/index.js';
+import { bf16BitsToF32, f32ToBf16Bits } from '../io/safetensors.js';
 
 export interface SparseAdamOptions {
   beta1?: number; // default 0.9
@@ -100,49 +99,33 @@ export class SparseAdam implements Optimizer {
       if (c.values.length !== c.ids.length * d) throw new Error(`SparseAdam: '${s.name}': chunk of ${c.ids.length} ids has ${c.values.length} values, expected ${c.ids.length * d}`);
     }
     if (chunks.length === 1 && isCoalesced(chunks[0])) return chunks[0];
-    let n = 0;
-    for (const c of chunks) n += c.ids.length;
-    const ids = new Int32Array(n), vals = new Float32Array(n * d);
-    let o = 0;
-    for (const c of chunks) {
-      ids.set(c.ids, o);
-      vals.set(c.values, o * d);
-      o += c.ids.length;
-    }
-    const K = peerKernels();
-    const uniq = new Int32Array(n), offsets = new Int32Array(n + 1), order = new Int32Array(n);
-    const U = K.peerCoalesce(n, rows, ids, uniq, offsets, order);
-    const out = new Float32Array(U * d);
-    K.peerRowGrad(U, d, 1, offsets, order, null, vals, out);
-    const merged = { ids: uniq.slice(0, U), values: out };
+    const merged = coalesceRows(chunks, rows, d);
     p.sparseGrad = [merged];
     return merged;
   }
 
   step(lr: number): void {
-    const K = peerKernels();
+    const { beta1, beta2, eps } = this;
     for (const s of this.states) {
       const g = this.coalesce(s);
       if (!g) continue;
       s.step++;
-      const bc1 = 1 - Math.pow(this.beta1, s.step), bc2 = 1 - Math.pow(this.beta2, s.step);
-      K.sparseAdam(g.ids.length, s.d, g.ids, g.values, s.p.f32, s.m, s.v, lr, this.beta1, this.beta2, this.eps, bc1, bc2);
+      const bc1 = 1 - Math.pow(beta1, s.step), bc2 = 1 - Math.pow(beta2, s.step);
+      sparseAdamUpdate(s.p.f32, s.d, g, s.m, s.v, { lr, beta1, beta2, eps, bc1, bc2 });
     }
   }
 
   gradSquaredNorm(): number {
     let total = 0;
-    const k = backend();
     for (const s of this.states) {
       const g = this.coalesce(s); // duplicates must be summed before squaring
-      if (g) total += k.sumSquares(g.values);
+      if (g) total += sumOfSquares(g.values);
     }
     return total;
   }
 
   scaleGrads(f: number): void {
-    const k = backend();
-    for (const s of this.states) for (const c of s.p.sparseGrad ?? []) k.binaryScalar(BinaryOp.mul, c.values, f, c.values);
+    for (const s of this.states) for (const c of s.p.sparseGrad ?? []) scaleInPlace(c.values, f);
   }
 
   zeroGrad(): void {
@@ -201,6 +184,6 @@ export class SparseAdam implements Optimizer {
 function copyMoment(src: NamedArray, dst: Float32Array | Uint16Array): void {
   const s = src.data;
   if ((s instanceof Float32Array && dst instanceof Float32Array) || (s instanceof Uint16Array && dst instanceof Uint16Array)) dst.set(s);
-  else if (s instanceof Uint16Array && dst instanceof Float32Array) for (let i = 0; i < s.length; i++) dst[i] = bf16ToF32(s[i]);
-  else if (s instanceof Float32Array && dst instanceof Uint16Array) for (let i = 0; i < s.length; i++) dst[i] = f32ToBf16(s[i]);
+  else if (s instanceof Uint16Array && dst instanceof Float32Array) for (let i = 0; i < s.length; i++) dst[i] = bf16BitsToF32(s[i]);
+  else if (s instanceof Float32Array && dst instanceof Uint16Array) for (let i = 0; i < s.length; i++) dst[i] = f32ToBf16Bits(s[i]);
 }

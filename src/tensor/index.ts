@@ -10,3 +10,7 @@ export * from './ops/random.js';
 export * from './ops/moe.js';
 export * from './ops/router_loss.js';
 export * from './runtime.js';
+export * from './ops/peer.js';
+export * from './ops/batchnorm.js';
+export { adviseHugePages } from './memory.js';
+export * from './ops/optim.js';

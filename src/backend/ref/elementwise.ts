@@ -5,10 +5,8 @@
 // rounded to float32 first, as the native side does. Bad sizes throw RangeError like the native side.
 import type { F32, I32, U8 } from '../kernels.js';
 import { BinaryOp, UnaryOp } from '../kernels.js';
-
-function need(ok: boolean, fn: string, msg: string): void {
-  if (!ok) throw new RangeError(`${fn}: ${msg}`);
-}
+import { geluErf, geluErfGrad } from './math.js';
+import { need } from './check.js';
 
 /**
  * Offsets offset + sum_k i_k * strides[k] for every multi-index i over shape, in row-major order;
@@ -69,51 +67,12 @@ export function binaryScalar(op: number, x: F32, s: number, out: F32): void {
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_A = 0.044715;
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
-const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI);
 
 /** Logistic sigmoid 1/(1+e^-x), written so neither branch loses relative accuracy. */
 function sigmoid(x: number): number {
   if (x >= 0) return 1 / (1 + Math.exp(-x));
   const e = Math.exp(x);
   return e / (1 + e);
-}
-
-/**
- * Complementary error function in double precision (relative error ~1e-15):
- *   |z| < 2:  erf(z) = 2/sqrt(pi) z e^{-z^2} sum_n (2z^2)^n / (1*3*...*(2n+1))   (all terms positive)
- *   z >= 2:   erfc(z) = e^{-z^2}/sqrt(pi) / (z + (1/2)/(z + 1/(z + (3/2)/(z + 2/(z + ...)))))
- *   z < 0:    erfc(z) = 2 - erfc(-z)
- */
-function erfc(z: number): number {
-  if (Number.isNaN(z)) return NaN;
-  if (z < 0) return 2 - erfc(-z);
-  if (z < 2) return 1 - erfSeries(z);
-  if (z > 27) return 0;
-  let f = z; // continued fraction evaluated bottom-up
-  for (let k = 120; k >= 1; k--) f = z + (k / 2) / f;
-  return Math.exp(-z * z) / Math.sqrt(Math.PI) / f;
-}
-
-/** erf(z) = 1 - erfc(z), with the series used directly where it is more accurate. */
-function erf(z: number): number {
-  if (Math.abs(z) < 2) return erfSeries(z);
-  return z > 0 ? 1 - erfc(z) : erfc(-z) - 1;
-}
-
-function erfSeries(z: number): number {
-  const z2 = z * z;
-  let term = 1, sum = 1;
-  for (let n = 0; n < 200 && term > 1e-17 * sum; n++) {
-    term *= (2 * z2) / (2 * n + 3);
-    sum += term;
-  }
-  return TWO_OVER_SQRT_PI * z * Math.exp(-z2) * sum;
-}
-
-/** Standard normal cdf Phi(x) = 0.5 erfc(-x/sqrt2). */
-function normCdf(x: number): number {
-  return 0.5 * erfc(-x * Math.SQRT1_2);
 }
 
 /** f(x) for one UnaryOp code, in double precision. */
@@ -126,7 +85,7 @@ function unaryFn(fn: string, op: number): (x: number) => number {
     // 0.5x(1+tanh(u)) == x*sigmoid(2u), u = sqrt(2/pi)(x + 0.044715x^3)
     case UnaryOp.gelu_tanh: return (x) => x * sigmoid(2 * SQRT_2_OVER_PI * (x + GELU_A * x * x * x));
     // 0.5x(1+erf(x/sqrt2)) == x*Phi(x)
-    case UnaryOp.gelu_erf: return (x) => x * normCdf(x);
+    case UnaryOp.gelu_erf: return geluErf;
     case UnaryOp.relu: return (x) => (x <= 0 ? 0 : x); // NaN propagates
     case UnaryOp.silu: return (x) => x * sigmoid(x);
     case UnaryOp.sigmoid: return sigmoid;
@@ -168,10 +127,7 @@ export function unaryBackward(op: number, x: F32, y: F32, gy: F32, gx: F32): voi
       const s = sigmoid(u2), sc = sigmoid(-u2);
       return s + 2 * v * s * sc * SQRT_2_OVER_PI * (1 + 3 * GELU_A * v * v);
     }; break;
-    case UnaryOp.gelu_erf: d = (i) => {
-      const v = x[i]; // Phi(x) + x phi(x)
-      return normCdf(v) + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v);
-    }; break;
+    case UnaryOp.gelu_erf: d = (i) => geluErfGrad(x[i]); break;
     case UnaryOp.relu: d = (i) => (x[i] > 0 ? 1 : 0); break;
     case UnaryOp.silu: d = (i) => {
       const v = x[i], s = sigmoid(v); // s + x s (1-s)

@@ -1,5 +1,7 @@
 // The pure-TypeScript reference: every Kernels method, written for clarity. It is the oracle the
-// native kernels are tested against and the fallback where the addon cannot be built.
+// native kernels are tested against and the fallback where the addon cannot be built. Each module
+// spread here exports kernels only (helpers live in check.ts and math.ts), so `ref` has exactly
+// the contract's names (a test compares them with KERNEL_NAMES).
 import type { Kernels } from '../kernels.js';
 import * as gemm from './gemm.js';
 import * as elementwise from './elementwise.js';
@@ -10,6 +12,11 @@ import * as attention from './attention.js';
 import * as indexing from './indexing.js';
 import * as optim from './optim.js';
 import * as random from './random.js';
+import * as peerRetrieve from './peer_retrieve.js';
+import * as peerExperts from './peer_experts.js';
+import * as peerRows from './peer_rows.js';
+import * as batchnorm from './batchnorm.js';
+import * as sparseAdam from './sparse_adam.js';
 
 let refThreads = 1;
 
@@ -27,4 +34,9 @@ export const ref: Kernels = {
   ...indexing,
   ...optim,
   ...random,
-} as Kernels;
+  ...peerRetrieve,
+  ...peerExperts,
+  ...peerRows,
+  ...batchnorm,
+  ...sparseAdam,
+};

@@ -1,9 +1,6 @@
 // Reference fused softmax cross-entropy, forward and backward, in double precision.
 import type { F32, I32 } from '../kernels.js';
-
-function needLen(fn: string, name: string, a: ArrayLike<number>, n: number): void {
-  if (a.length < n) throw new RangeError(`${fn}: '${name}' has ${a.length} elements, needs ${n}`);
-}
+import { len } from './check.js';
 
 /** Every target must be < V (negative targets mean "ignore this row"). */
 function checkTargets(fn: string, rows: number, V: number, targets: I32): void {
@@ -18,8 +15,8 @@ function checkTargets(fn: string, rows: number, V: number, targets: I32): void {
  */
 export function crossEntropy(rows: number, V: number, logits: F32, targets: I32, losses: F32, lse: F32): void {
   const fn = 'crossEntropy';
-  needLen(fn, 'logits', logits, rows * V); needLen(fn, 'targets', targets, rows);
-  needLen(fn, 'losses', losses, rows); needLen(fn, 'lse', lse, rows);
+  len(fn, 'logits', logits, rows * V); len(fn, 'targets', targets, rows);
+  len(fn, 'losses', losses, rows); len(fn, 'lse', lse, rows);
   checkTargets(fn, rows, V, targets);
   for (let r = 0; r < rows; r++) {
     const o = r * V;
@@ -37,8 +34,8 @@ export function crossEntropy(rows: number, V: number, logits: F32, targets: I32,
 /** glogits[r,j] = gLoss[r] * (exp(logits[r,j] - lse[r]) - [j == t_r]); ignored rows (t_r < 0) get 0. */
 export function crossEntropyBackward(rows: number, V: number, logits: F32, targets: I32, lse: F32, gLoss: F32, glogits: F32): void {
   const fn = 'crossEntropyBackward';
-  needLen(fn, 'logits', logits, rows * V); needLen(fn, 'targets', targets, rows);
-  needLen(fn, 'lse', lse, rows); needLen(fn, 'gLoss', gLoss, rows); needLen(fn, 'glogits', glogits, rows * V);
+  len(fn, 'logits', logits, rows * V); len(fn, 'targets', targets, rows);
+  len(fn, 'lse', lse, rows); len(fn, 'gLoss', gLoss, rows); len(fn, 'glogits', glogits, rows * V);
   checkTargets(fn, rows, V, targets);
   for (let r = 0; r < rows; r++) {
     const o = r * V, t = targets[r], g = gLoss[r];

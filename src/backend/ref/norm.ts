@@ -1,9 +1,6 @@
 // Reference LayerNorm forward and backward, in double precision (rounded once when stored).
 import type { F32 } from '../kernels.js';
-
-function needLen(fn: string, name: string, a: ArrayLike<number>, n: number): void {
-  if (a.length < n) throw new RangeError(`${fn}: '${name}' has ${a.length} elements, needs ${n}`);
-}
+import { len } from './check.js';
 
 /**
  * Over the last axis of [rows, d]: mean = sum x / d, var = sum (x-mean)^2 / d, rstd = 1/sqrt(var+eps),
@@ -11,9 +8,9 @@ function needLen(fn: string, name: string, a: ArrayLike<number>, n: number): voi
  */
 export function layerNorm(rows: number, d: number, eps: number, x: F32, w: F32, b: F32, y: F32, mean: F32, rstd: F32): void {
   const fn = 'layerNorm';
-  needLen(fn, 'x', x, rows * d); needLen(fn, 'y', y, rows * d);
-  needLen(fn, 'w', w, d); needLen(fn, 'b', b, d);
-  needLen(fn, 'mean', mean, rows); needLen(fn, 'rstd', rstd, rows);
+  len(fn, 'x', x, rows * d); len(fn, 'y', y, rows * d);
+  len(fn, 'w', w, d); len(fn, 'b', b, d);
+  len(fn, 'mean', mean, rows); len(fn, 'rstd', rstd, rows);
   for (let r = 0; r < rows; r++) {
     const o = r * d;
     let s = 0;
@@ -35,9 +32,9 @@ export function layerNorm(rows: number, d: number, eps: number, x: F32, w: F32, 
  */
 export function layerNormBackward(rows: number, d: number, x: F32, w: F32, mean: F32, rstd: F32, gy: F32, gx: F32, gw: F32, gb: F32): void {
   const fn = 'layerNormBackward';
-  needLen(fn, 'x', x, rows * d); needLen(fn, 'gy', gy, rows * d); needLen(fn, 'gx', gx, rows * d);
-  needLen(fn, 'w', w, d); needLen(fn, 'gw', gw, d); needLen(fn, 'gb', gb, d);
-  needLen(fn, 'mean', mean, rows); needLen(fn, 'rstd', rstd, rows);
+  len(fn, 'x', x, rows * d); len(fn, 'gy', gy, rows * d); len(fn, 'gx', gx, rows * d);
+  len(fn, 'w', w, d); len(fn, 'gw', gw, d); len(fn, 'gb', gb, d);
+  len(fn, 'mean', mean, rows); len(fn, 'rstd', rstd, rows);
   const sw = new Float64Array(d), sb = new Float64Array(d);
   for (let r = 0; r < rows; r++) {
     const o = r * d, mu = mean[r], rs = rstd[r];

@@ -2,14 +2,7 @@
 // and its backward. Sums are accumulated in double precision and rounded once when stored.
 import type { F32, I32 } from '../kernels.js';
 import { ReduceOp } from '../kernels.js';
-
-function need(ok: boolean, fn: string, msg: string): void {
-  if (!ok) throw new RangeError(`${fn}: ${msg}`);
-}
-
-function needLen(fn: string, name: string, a: ArrayLike<number>, n: number): void {
-  need(a.length >= n, fn, `'${name}' has ${a.length} elements, needs ${n}`);
-}
+import { need, len } from './check.js';
 
 /**
  * x viewed as [outer, n, inner]: out[o, j] = sum_i x[o, i, j] or max_i x[o, i, j].
@@ -18,9 +11,9 @@ function needLen(fn: string, name: string, a: ArrayLike<number>, n: number): voi
 export function reduce(op: number, outer: number, n: number, inner: number, x: F32, out: F32, argIdx: I32 | null): void {
   need(op === ReduceOp.sum || op === ReduceOp.max, 'reduce', `unknown reduce op ${op}`);
   need(op === ReduceOp.sum || n > 0 || outer * inner === 0, 'reduce', 'max over an empty axis');
-  needLen('reduce', 'x', x, outer * n * inner);
-  needLen('reduce', 'out', out, outer * inner);
-  if (op === ReduceOp.max && argIdx) needLen('reduce', 'argIdx', argIdx, outer * inner);
+  len('reduce', 'x', x, outer * n * inner);
+  len('reduce', 'out', out, outer * inner);
+  if (op === ReduceOp.max && argIdx) len('reduce', 'argIdx', argIdx, outer * inner);
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < inner; j++) {
       const at = (i: number) => x[(o * n + i) * inner + j];
@@ -57,7 +50,7 @@ export function sumInto(shape: I32, src: F32, dst: F32, dstOffset: number, dstSt
     for (let a = 0; a < offs.length; a++) for (let i = 0; i < n; i++) next[a * n + i] = offs[a] + i * s;
     offs = next;
   }
-  needLen('sumInto', 'src', src, offs.length);
+  len('sumInto', 'src', src, offs.length);
   for (const o of offs) need(o >= 0 && o < dst.length, 'sumInto', `strided offset ${o} outside dst of ${dst.length}`);
   const acc = new Map<number, number>();
   for (let i = 0; i < offs.length; i++) acc.set(offs[i], (acc.get(offs[i]) ?? dst[offs[i]]) + src[i]);
@@ -66,8 +59,8 @@ export function sumInto(shape: I32, src: F32, dst: F32, dstOffset: number, dstSt
 
 /** y = softmax(x) row-wise over [rows, n]: e^{x-max} / sum e^{x-max}; log: x - max - log sum e^{x-max}. */
 export function softmax(rows: number, n: number, x: F32, y: F32, log: boolean): void {
-  needLen('softmax', 'x', x, rows * n);
-  needLen('softmax', 'y', y, rows * n);
+  len('softmax', 'x', x, rows * n);
+  len('softmax', 'y', y, rows * n);
   for (let r = 0; r < rows; r++) {
     const o = r * n;
     let m = -Infinity;
@@ -81,9 +74,9 @@ export function softmax(rows: number, n: number, x: F32, y: F32, log: boolean): 
 
 /** softmax: gx = y * (gy - sum_j gy_j y_j);  log_softmax: gx = gy - exp(y) * sum_j gy_j. */
 export function softmaxBackward(rows: number, n: number, y: F32, gy: F32, gx: F32, log: boolean): void {
-  needLen('softmaxBackward', 'y', y, rows * n);
-  needLen('softmaxBackward', 'gy', gy, rows * n);
-  needLen('softmaxBackward', 'gx', gx, rows * n);
+  len('softmaxBackward', 'y', y, rows * n);
+  len('softmaxBackward', 'gy', gy, rows * n);
+  len('softmaxBackward', 'gx', gx, rows * n);
   for (let r = 0; r < rows; r++) {
     const o = r * n;
     let s = 0;

@@ -1,27 +1,17 @@
 /**
- * PEER kernels (He 2024, "Mixture of A Million Experts"): product-key retrieval, the expert
- * forward/backward over gathered rows, row-sparse gradient coalescing and lazy sparse Adam.
- *
- * These live beside the main kernel contract (kernels.ts) with the same conventions: raw typed
- * arrays, explicit sizes, row-major, outputs written unless "accumulates", Int32 ids. The native
- * addon exports each function under the same name (native/ops_peer.cc); ref/peer.ts is the oracle.
- * `peerKernels()` follows the active backend: native when backend() is the native addon and the
- * addon has these functions, the reference otherwise (so setBackend(ref) switches both).
+ * The PEER family of the kernel contract (He 2024, "Mixture of A Million Experts"): product-key
+ * retrieval, the expert forward/backward over gathered rows, row-sparse gradient coalescing, lazy
+ * sparse Adam and the query BatchNorm. Part of `Kernels` (../kernels.ts), with its conventions: raw
+ * typed arrays, explicit sizes, row-major, outputs written unless "accumulates", Int32 ids.
  *
  * Shapes: T tokens, d model width, h heads, k experts per head, hk = h*k, dk = 2*half query size
  * per head, nSub sub-keys per half, N = nSub^2 experts (expert id = i1*nSub + i2).
  */
-import type { F32, I32 } from './kernels.js';
-import { backend } from './index.js';
-import { loadNative } from './native.js';
-import * as refPeer from './ref/peer.js';
+import type { F32, I32 } from '../kernels.js';
 
 export type U16 = Uint16Array;
-export { PeerAct } from './ref/peer.js';
 
 export interface PeerKernels {
-  readonly name: 'native' | 'ref';
-
   /**
    * Product-key retrieval without the [T*h, N] score matrix. Row r = t*h + j (token t, head j)
    * has its query q[r*dk .. r*dk+dk) (q is [T, h*dk]); the first half is scored against the
@@ -117,58 +107,20 @@ export interface PeerKernels {
    */
   sparseAdam(U: number, d: number, ids: I32, g: F32, p: F32, m: F32 | U16, v: F32 | U16,
     lr: number, beta1: number, beta2: number, eps: number, bc1: number, bc2: number): void;
+
+  /**
+   * Advises the OS to back the 2 MiB-aligned interior of the array with transparent huge pages
+   * (madvise MADV_HUGEPAGE): for multi-GiB expert tables and their optimizer moments this removes
+   * most page faults on first touch and the TLB misses of random row gathers (~25% faster gathers
+   * measured at N = 2^20). Advisory only: contents unchanged; returns whether the advice was taken
+   * (false where unsupported, always false in the reference). Best called before the pages are written.
+   */
+  peerAdviseHugePages(a: F32 | U16): boolean;
 }
 
-const REF: PeerKernels = {
-  name: 'ref',
-  peerRetrieve: refPeer.peerRetrieve,
-  peerRetrieveBackward: refPeer.peerRetrieveBackward,
-  peerForward: refPeer.peerForward,
-  peerBackward: refPeer.peerBackward,
-  peerBackwardRows: refPeer.peerBackwardRows,
-  peerCoalesce: refPeer.peerCoalesce,
-  peerRowGrad: refPeer.peerRowGrad,
-  sparseAdam: refPeer.sparseAdam,
-  peerBatchNorm: refPeer.peerBatchNorm,
-  peerBatchNormBackward: refPeer.peerBatchNormBackward,
+/** Every PEER kernel name, checked by the compiler against PeerKernels (a missing or extra key fails to build). */
+export const PEER_KERNEL_NAMES: Record<keyof PeerKernels, true> = {
+  peerRetrieve: true, peerRetrieveBackward: true, peerForward: true, peerBackward: true, peerBackwardRows: true,
+  peerCoalesce: true, peerRowGrad: true, peerBatchNorm: true, peerBatchNormBackward: true, sparseAdam: true,
+  peerAdviseHugePages: true,
 };
-
-const NAMES = ['peerRetrieve', 'peerRetrieveBackward', 'peerForward', 'peerBackward', 'peerBackwardRows', 'peerCoalesce', 'peerRowGrad',
-  'sparseAdam', 'peerBatchNorm', 'peerBatchNormBackward'] as const;
-
-let nativeCache: PeerKernels | null | undefined;
-
-/** The addon's PEER functions, or null if the addon is missing or predates them. */
-export function nativePeerKernels(): PeerKernels | null {
-  if (nativeCache !== undefined) return nativeCache;
-  const nat = loadNative() as unknown as Record<string, unknown> | null;
-  if (!nat || !NAMES.every((n) => typeof nat[n] === 'function')) return (nativeCache = null);
-  const out: Record<string, unknown> = { name: 'native' };
-  for (const n of NAMES) out[n] = nat[n];
-  return (nativeCache = out as unknown as PeerKernels);
-}
-
-export const refPeerKernels: PeerKernels = REF;
-
-/** PEER kernels matching the active backend (see the file comment). */
-export function peerKernels(): PeerKernels {
-  if (backend().name === 'native') {
-    const nat = nativePeerKernels();
-    if (nat) return nat;
-    if (process.env.MOELAB_BACKEND === 'native') throw new Error('moelab: the native addon lacks the PEER kernels (rebuild it)');
-  }
-  return REF;
-}
-
-/**
- * Advises the OS to back the (2 MiB-aligned interior of the) array with transparent huge pages:
- * for multi-GiB expert tables and their optimizer moments this removes most page faults on first
- * touch and the TLB misses of random row gathers (~25% faster gathers measured at N = 2^20).
- * Advisory only (contents unchanged); best called right after allocation, before the pages are
- * written. Uses the native addon whenever it is loadable (whatever the active backend); returns
- * false where unavailable.
- */
-export function adviseHugePages(a: Float32Array | Uint16Array): boolean {
-  const nat = loadNative() as unknown as { peerAdviseHugePages?: (a: Float32Array | Uint16Array) => boolean } | null;
-  return !!nat?.peerAdviseHugePages && a.byteLength >= 4 << 20 && nat.peerAdviseHugePages(a);
-}

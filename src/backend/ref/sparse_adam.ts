@@ -1,0 +1,44 @@
+// Reference lazy (sparse) Adam on rows of a table, moments in float32 or bfloat16 bits.
+// Contract in ../kernels/peer.ts.
+import type { F32, I32, U16 } from '../kernels.js';
+import { need, dim, len } from './check.js';
+import { bf16BitsToF32, f32ToBf16Bits } from '../../io/safetensors.js';
+
+/**
+ * Lazy (sparse) Adam, PyTorch SparseAdam semantics, on rows ids[0..U) (strictly increasing) of
+ * p [N, d] with coalesced gradient rows g [U, d]; m, v are [N, d] in float32 or bfloat16 bits:
+ *   m += (1-beta1)(g - m);  v += (1-beta2)(g^2 - v);  p -= lr sqrt(bc2)/bc1 * m / (sqrt(v) + eps)
+ */
+export function sparseAdam(U: number, d: number, ids: I32, g: F32, p: F32, m: F32 | U16, v: F32 | U16,
+  lr: number, beta1: number, beta2: number, eps: number, bc1: number, bc2: number): void {
+  const fn = 'sparseAdam';
+  dim(fn, 'U', U); dim(fn, 'd', d, 1);
+  len(fn, 'ids', ids, U); len(fn, 'g', g, U * d);
+  const N = Math.floor(p.length / d);
+  const bf = m instanceof Uint16Array;
+  if (bf !== (v instanceof Uint16Array)) throw new TypeError(`${fn}: 'm' and 'v' must have the same type`);
+  len(fn, 'm', m, N * d); len(fn, 'v', v, N * d);
+  need(bc1 > 0 && bc2 > 0, fn, `bias corrections must be > 0, got ${bc1}, ${bc2}`);
+  for (let i = 0; i < U; i++) {
+    need(ids[i] >= 0 && ids[i] < N, fn, `id ${ids[i]} out of range [0, ${N})`);
+    need(i === 0 || ids[i] > ids[i - 1], fn, `ids must be strictly increasing (ids[${i}] = ${ids[i]})`);
+  }
+  const step = (lr * Math.sqrt(bc2)) / bc1;
+  for (let i = 0; i < U; i++) {
+    const row = ids[i] * d;
+    for (let c = 0; c < d; c++) {
+      const gi = g[i * d + c], o = row + c;
+      const m0 = bf ? bf16BitsToF32(m[o]) : m[o], v0 = bf ? bf16BitsToF32(v[o]) : v[o];
+      const m1 = Math.fround(m0 + (1 - beta1) * (gi - m0));
+      const v1 = Math.fround(v0 + (1 - beta2) * (gi * gi - v0));
+      if (bf) { m[o] = f32ToBf16Bits(m1); v[o] = f32ToBf16Bits(v1); } else { m[o] = m1; v[o] = v1; }
+      p[o] = p[o] - (step * m1) / (Math.sqrt(v1) + eps);
+    }
+  }
+}
+
+/** The reference cannot advise the OS about memory: validates the argument and returns false. */
+export function peerAdviseHugePages(a: F32 | U16): boolean {
+  if (!(a instanceof Float32Array || a instanceof Uint16Array)) throw new TypeError('peerAdviseHugePages: expected a Float32Array or Uint16Array');
+  return false;
+}

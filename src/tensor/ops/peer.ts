@@ -1,0 +1,145 @@
+/**
+ * PEER ops (He 2024, "Mixture of A Million Experts"): product-key retrieval and the expert mixture
+ * over single-neuron experts, each with its backward. Shapes: T tokens, d width, h heads, k experts
+ * per head, hk = h*k, dk = 2*half query size per head, nSub sub-keys per half, N = nSub^2 experts.
+ * The kernels never form the [T*h, N] score matrix nor the gathered [T, hk, d] rows.
+ */
+import { backend, PeerAct, type PeerActName } from '../../backend/index.js';
+import { Tensor, attach } from '../tensor.js';
+import { adviseHugePages } from '../memory.js';
+
+export interface PeerRetrieval {
+  /** Expert ids, int32 [T, h*k] (head j's picks at columns j*k .. j*k+k), no gradient. */
+  ids: Tensor;
+  /** Their scores, float32 [T, h*k], descending within each head; differentiable. */
+  scores: Tensor;
+}
+
+/**
+ * Product-key top-k retrieval. q: [T, h*dk] (head j's query q_tj = [q1 | q2] at columns
+ * j*dk .. j*dk+dk), keys: [2, nSub, half] with dk = 2*half:
+ *   s1[i1] = q1 . keys[0][i1],  s2[i2] = q2 . keys[1][i2]
+ *   ids = the k pairs (i1, i2) with the largest s1[i1] + s2[i2], as expert ids i1*nSub + i2,
+ *   scores = s1[i1] + s2[i2]   (descending; ties keep the lower index)
+ * found from the top-k of each half (exact: any pair in the top k has both halves in their top k).
+ * Gradients reach q and keys through the scores (the ids are piecewise constant):
+ *   d score / d q1 = keys[0][i1],  d score / d keys[0][i1] = q1   (likewise for the second half).
+ * Buffers: ids and scores are fresh; backward keeps q (made contiguous), keys and ids.
+ */
+export function peerRetrieve(q: Tensor, keys: Tensor, heads: number, k: number): PeerRetrieval {
+  if (keys.ndim !== 3 || keys.shape[0] !== 2) throw new Error(`peerRetrieve: keys must be [2, nSub, half], got [${keys.shape.join(', ')}]`);
+  const [, nSub, half] = keys.shape, dk = 2 * half;
+  if (q.ndim !== 2 || q.shape[1] !== heads * dk) throw new Error(`peerRetrieve: q must be [T, ${heads * dk}] (${heads} heads x ${dk}), got [${q.shape.join(', ')}]`);
+  if (!(Number.isInteger(k) && k >= 1 && k <= nSub)) throw new Error(`peerRetrieve: k must be an integer in [1, nSub = ${nSub}], got ${k}`);
+  const T = q.shape[0], n = T * heads * k;
+  const qc = q.contiguous();
+  const ids = new Int32Array(n), scores = new Float32Array(n);
+  const K = backend();
+  K.peerRetrieve(T, heads, nSub, half, k, qc.f32, keys.f32, ids, scores);
+  const s = attach(new Tensor(scores, [T, heads * k]), [qc, keys], (gs) => {
+    const gq = new Float32Array(qc.size), gkeys = new Float32Array(keys.size);
+    K.peerRetrieveBackward(T, heads, nSub, half, k, qc.f32, keys.f32, ids, gs, gq, gkeys);
+    return [gq, gkeys];
+  }, 'peerRetrieve');
+  return { ids: new Tensor(ids, [T, heads * k]), scores: s };
+}
+
+/**
+ * Reusable buffers for row-sparse table gradients. A chunk is U x d floats (U <= T*h*k distinct
+ * experts) and fresh memory costs a page fault per 4 KiB, so each table keeps a few buffers and
+ * hands out any that no chunk in its `sparseGrad` still refers to (i.e. after the optimizer's
+ * zeroGrad dropped it). Whoever keeps a chunk past zeroGrad must copy it.
+ */
+export class RowGradPool {
+  private readonly pools = new Map<Tensor, Float32Array[]>();
+
+  /** A [n] buffer for table's gradient rows; contents undefined (peerRowGrad writes every element). */
+  take(table: Tensor, n: number): Float32Array {
+    let pool = this.pools.get(table);
+    if (!pool) this.pools.set(table, (pool = []));
+    const inUse = new Set<ArrayBufferLike>((table.sparseGrad ?? []).map((c) => c.values.buffer));
+    const free = pool.filter((b) => !inUse.has(b.buffer));
+    const fit = free.find((b) => b.length >= n);
+    if (fit) return fit.subarray(0, n);
+    for (const b of free) pool.splice(pool.indexOf(b), 1); // too small: let them go
+    const buf = new Float32Array(Math.max(n, Math.min(Math.ceil(n * 1.25), table.size))); // headroom: U varies
+    adviseHugePages(buf);
+    pool.push(buf);
+    return buf.subarray(0, n);
+  }
+}
+
+export interface PeerExpertOptions {
+  /** Experts per head: the scores are softmaxed in consecutive groups of k. */
+  k: number;
+  activation: PeerActName;
+  /**
+   * Row-sparse table gradients: backward appends one { ids (ascending, unique), values [U, d] }
+   * chunk (values from this pool) to u.sparseGrad and v.sparseGrad and gives autograd none, so no
+   * [N, d] array exists. The tables must then be leaves. Null or absent: dense [N, d] gradients.
+   */
+  rowGrads?: RowGradPool | null;
+}
+
+/**
+ * The PEER expert mixture over retrieved experts. x: [T, d]; ids, scores: [T, hk] from
+ * peerRetrieve; u, v: [N, d] expert tables (u null: product-key memory, values only):
+ *   g = softmax(scores) within each head's k,  a[t,j] = u[ids[t,j]] . x[t]
+ *   y[t] = sum_j g[t,j] act(a[t,j]) v[ids[t,j]]        (pkm: y[t] = sum_j g[t,j] v[ids[t,j]])
+ * act is the exact erf GELU or ReLU. Gradients reach x (not with pkm), scores, u and v; the table
+ * gradients are row-sparse (only the touched experts' rows), dense or as chunks (see rowGrads).
+ * Backward coalesces the T*hk picks, then passes over the touched experts once (expert-major: each
+ * row read once; taken when experts repeat, U <= n/2) or over the tokens plus row sums.
+ * Buffers: y is fresh; g, a and the ids are kept for backward; chunk values belong to rowGrads.
+ */
+export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | null, v: Tensor, o: PeerExpertOptions): Tensor {
+  if (v.ndim !== 2) throw new Error(`peerExperts: v must be [N, d], got [${v.shape.join(', ')}]`);
+  const [N, d] = v.shape, k = o.k;
+  if (x.ndim !== 2 || x.shape[1] !== d) throw new Error(`peerExperts: x must be [T, ${d}], got [${x.shape.join(', ')}]`);
+  const T = x.shape[0];
+  if (ids.dtype !== 'i32' || ids.ndim !== 2 || ids.shape[0] !== T) throw new Error(`peerExperts: ids must be int32 [${T}, h*k], got ${ids}`);
+  const hk = ids.shape[1];
+  if (scores.ndim !== 2 || scores.shape[0] !== T || scores.shape[1] !== hk) throw new Error(`peerExperts: scores must be [${T}, ${hk}] like ids, got [${scores.shape.join(', ')}]`);
+  if (!(Number.isInteger(k) && k >= 1 && hk % k === 0)) throw new Error(`peerExperts: k must divide h*k = ${hk}, got ${k}`);
+  if (u && (u.ndim !== 2 || u.shape[0] !== N || u.shape[1] !== d)) throw new Error(`peerExperts: u must be [${N}, ${d}] like v, got [${u.shape.join(', ')}]`);
+  if (!(o.activation in PeerAct)) throw new Error(`peerExperts: unknown activation '${o.activation}'`);
+  const pool = o.rowGrads ?? null;
+  if (pool && (v.node || u?.node)) throw new Error('peerExperts: row-sparse gradients (rowGrads) need the tables to be leaves');
+  const act = PeerAct[o.activation];
+  const xc = x.contiguous(), sc = scores.contiguous(), idc = ids.contiguous().i32;
+  const n = T * hk;
+  const g = new Float32Array(n), a = u ? new Float32Array(n) : null, y = new Float32Array(T * d);
+  const K = backend();
+  K.peerForward(T, d, N, hk, k, act, xc.f32, u ? u.f32 : null, v.f32, idc, sc.f32, g, a, y);
+  const inputs = u ? [xc, sc, v, u] : [xc, sc, v];
+  return attach(new Tensor(y, [T, d]), inputs, (gy) => {
+    const uniq = new Int32Array(n), offsets = new Int32Array(n + 1), order = new Int32Array(n);
+    const U = K.peerCoalesce(n, N, idc, uniq, offsets, order);
+    const rowIds = uniq.subarray(0, U).slice();
+    const gx = u ? new Float32Array(T * d) : null, gscores = new Float32Array(n);
+    const rows = (t: Tensor) => (pool ? pool.take(t, U * d) : new Float32Array(U * d));
+    const gvRows = v.requiresGrad ? rows(v) : null;
+    const guRows = u && u.requiresGrad ? rows(u) : null;
+    const uF = u ? u.f32 : null;
+    if (2 * U <= n) {
+      K.peerBackwardRows(T, d, N, hk, k, act, xc.f32, uF, v.f32, idc, g, a, gy, U, uniq, offsets, order, gx, gscores, guRows, gvRows);
+    } else {
+      const cv = new Float32Array(n), cu = u ? new Float32Array(n) : null;
+      K.peerBackward(T, d, N, hk, k, act, xc.f32, uF, v.f32, idc, g, a, gy, gx, gscores, cu, cv);
+      if (gvRows) K.peerRowGrad(U, d, hk, offsets, order, cv, gy, gvRows);
+      if (guRows) K.peerRowGrad(U, d, hk, offsets, order, cu, xc.f32, guRows);
+    }
+    const emit = (t: Tensor, r: Float32Array | null): Float32Array | null => {
+      if (!r) return null;
+      if (pool) {
+        (t.sparseGrad ??= []).push({ ids: rowIds, values: r });
+        return null;
+      }
+      const dense = new Float32Array(N * d);
+      for (let i = 0; i < U; i++) dense.set(r.subarray(i * d, i * d + d), rowIds[i] * d);
+      return dense;
+    };
+    const gv = emit(v, gvRows);
+    return u ? [gx, gscores, gv, emit(u, guRows)] : [null, gscores, gv];
+  }, 'peerExperts');
+}
