@@ -312,10 +312,11 @@ export class SafetensorsReader {
   readonly header: SafetensorsHeader;
   private fd: number;
 
-  constructor(readonly path: string) {
+  /** Opens `path`, or adopts `fd` (already open for reading; closed by close()). */
+  constructor(readonly path: string, fd?: number) {
     assertLittleEndian();
     try {
-      this.fd = openSync(path, 'r');
+      this.fd = fd ?? openSync(path, 'r');
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       throw new SafetensorsError(path, err.code === 'ENOENT' ? 'file not found' : `cannot open: ${err.message}`);
@@ -409,34 +410,40 @@ export interface ReadResult {
 export function readSafetensors(path: string, opts: ReadOptions = {}): ReadResult {
   const r = new SafetensorsReader(path);
   try {
-    const all = r.names;
-    let want: Set<string>;
-    if (opts.names === undefined) want = new Set(all);
-    else if (typeof opts.names === 'function') want = new Set(all.filter(opts.names));
-    else {
-      want = new Set(opts.names);
-      for (const n of want) if (!r.header.tensors.has(n)) throw new SafetensorsError(path, `no tensor '${n}'`);
-    }
-    if (opts.hash && want.size !== all.length) throw new SafetensorsError(path, 'hash needs every tensor to be read');
-    const hash = opts.hash ? createHash('sha256') : null;
-    hash?.update(r.readHeaderBytes());
-    // read in file order (sequential I/O; the hash covers the file front to back)
-    const order = all.filter((n) => want.has(n)).sort((a, b) => r.info(a).begin - r.info(b).begin);
-    const got = new Map<string, TensorData>();
-    for (const name of order) {
-      const t = r.read(name);
-      if (hash) {
-        const b = bytesOf(t.data);
-        for (let o = 0; o < b.byteLength; o += IO_CHUNK) hash.update(b.subarray(o, Math.min(b.byteLength, o + IO_CHUNK)));
-      }
-      got.set(name, t);
-    }
-    const tensors = new Map<string, TensorData>();
-    for (const name of all) if (got.has(name)) tensors.set(name, got.get(name)!);
-    return { tensors, metadata: { ...r.metadata }, bytes: r.header.fileBytes, ...(hash ? { sha256: hash.digest('hex') } : {}) };
+    return readTensorsFrom(r, opts);
   } finally {
     r.close();
   }
+}
+
+/** readSafetensors on an open reader (which stays open). */
+export function readTensorsFrom(r: SafetensorsReader, opts: ReadOptions = {}): ReadResult {
+  const path = r.path;
+  const all = r.names;
+  let want: Set<string>;
+  if (opts.names === undefined) want = new Set(all);
+  else if (typeof opts.names === 'function') want = new Set(all.filter(opts.names));
+  else {
+    want = new Set(opts.names);
+    for (const n of want) if (!r.header.tensors.has(n)) throw new SafetensorsError(path, `no tensor '${n}'`);
+  }
+  if (opts.hash && want.size !== all.length) throw new SafetensorsError(path, 'hash needs every tensor to be read');
+  const hash = opts.hash ? createHash('sha256') : null;
+  hash?.update(r.readHeaderBytes());
+  // read in file order (sequential I/O; the hash covers the file front to back)
+  const order = all.filter((n) => want.has(n)).sort((a, b) => r.info(a).begin - r.info(b).begin);
+  const got = new Map<string, TensorData>();
+  for (const name of order) {
+    const t = r.read(name);
+    if (hash) {
+      const b = bytesOf(t.data);
+      for (let o = 0; o < b.byteLength; o += IO_CHUNK) hash.update(b.subarray(o, Math.min(b.byteLength, o + IO_CHUNK)));
+    }
+    got.set(name, t);
+  }
+  const tensors = new Map<string, TensorData>();
+  for (const name of all) if (got.has(name)) tensors.set(name, got.get(name)!);
+  return { tensors, metadata: { ...r.metadata }, bytes: r.header.fileBytes, ...(hash ? { sha256: hash.digest('hex') } : {}) };
 }
 
 /** Validate a file's header and layout without reading tensor data. */
