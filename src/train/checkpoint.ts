@@ -13,10 +13,10 @@
 // checkpoint_load.ts), and the next writer completes the renames (recoverCheckpoint). So a kill -9
 // at any instant leaves a complete checkpoint. Only the writer, holding the run's lock
 // (io/lock.ts), ever renames or removes files here; readers never write.
-import { mkdirSync, readdirSync, renameSync, existsSync } from 'node:fs';
+import { readdirSync, renameSync, existsSync, lstatSync } from 'node:fs';
 import { createHash, randomUUID } from 'node:crypto';
 import { basename, join } from 'node:path';
-import { fsyncDir, removeQuietly, writeFileAtomic, writeTemp } from '../io/atomic.js';
+import { fsyncDir, makeDir, removeQuietly, writeFileAtomic, writeTemp } from '../io/atomic.js';
 import { safetensorsWriter, type TensorLike } from '../io/safetensors.js';
 import { describeFsError, errnoCode } from '../io/fserror.js';
 import type { RunLock } from '../io/lock.js';
@@ -89,6 +89,16 @@ export function recoverCheckpoint(dir: string): Recovery {
   return done;
 }
 
+function assertNotFolder(path: string): void {
+  let isDir = false;
+  try {
+    isDir = lstatSync(path).isDirectory();
+  } catch {
+    /* absent: fine */
+  }
+  if (isDir) throw Object.assign(new Error(`EISDIR: ${path} is a directory`), { code: 'EISDIR', path });
+}
+
 function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -102,7 +112,7 @@ export function saveCheckpoint(dir: string, input: CheckpointInput, opts: SaveOp
   const hadCheckpoint = existsSync(join(dir, STATE_FILE));
   const before = hadCheckpoint ? 'the previous checkpoint is intact' : 'no checkpoint was written';
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDir(dir);
   } catch (e) {
     throw describeFsError(e, 'create checkpoint folder', dir, before);
   }
@@ -132,6 +142,7 @@ export function saveCheckpoint(dir: string, input: CheckpointInput, opts: SaveOp
     temps.push([writeTemp(join(dir, CONFIG_FILE), configText).tmp, CONFIG_FILE]);
     files[CONFIG_FILE] = { bytes: configText.byteLength, sha256: sha256(configText) };
     fsyncDir(dir);
+    for (const [, name] of temps) assertNotFolder(join(dir, name)); // the renames after the commit would fail
     manifest = {
       format: CHECKPOINT_FORMAT,
       version: CHECKPOINT_VERSION,

@@ -3,9 +3,9 @@
 // --out (or a hostile run name) can never overwrite someone's files. A folder becomes a moelab run
 // when training first claims it: a small marker file records that, so a run that crashed before
 // its first checkpoint is still recognised as ours.
-import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../io/atomic.js';
+import { makeDir, writeFileAtomic } from '../io/atomic.js';
 import { describeFsError, errnoCode } from '../io/fserror.js';
 import { acquireRunLock, isLockFileName, type RunLock } from '../io/lock.js';
 import { CHECKPOINT_FORMAT, STATE_FILE, isObj } from './checkpoint_manifest.js';
@@ -92,7 +92,7 @@ export function prepareRunDir(dir: string, opts: RunDirOptions): PreparedRunDir 
     if (errnoCode(e) !== 'ENOENT') throw describeFsError(e, 'open run folder', dir, 'nothing was written');
     if (opts.resume) throw new RunDirError(`nothing to resume: ${dir} does not exist`, dir);
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDir(dir);
     } catch (e2) {
       throw describeFsError(e2, 'create run folder', dir, 'nothing was written');
     }
