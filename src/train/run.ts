@@ -3,11 +3,10 @@
  * under the PyTorch reference's state_dict names (so torch can load model.safetensors), optimizer
  * moments under `<optimizer>/<param>.exp_avg`, and the trainer's state.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { validateConfig, deepMerge, parseOverrides, expandDotted } from '../config/load.js';
-import { saveCheckpoint, loadCheckpoint, isCheckpoint, CONFIG_FILE } from './checkpoint.js';
+import { saveCheckpoint, loadCheckpoint, isCheckpoint, readCheckpointConfig, CONFIG_FILE } from './checkpoint.js';
 import type { TensorData, TensorLike } from '../io/safetensors.js';
 import { modelTensorShapes } from '../scaling/count.js';
 import { buildModel } from '../nn/build.js';
@@ -66,12 +65,8 @@ export function loadRun(dir: string, model: GPT, opt: Optimizer, cfg: Config): {
 
 /** The config saved in a run, with optional overrides (steps, threads, --set). */
 export function loadRunConfig(dir: string, o: { steps?: number; threads?: number; set?: string[] } = {}): Config {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(join(dir, CONFIG_FILE), 'utf8'));
-  } catch (e) {
-    throw new Error(`cannot read ${join(dir, CONFIG_FILE)}: ${(e as Error).message}`);
-  }
+  // the committed checkpoint's config (read-only: right after a save's commit it is still a temp file)
+  const raw: unknown = readCheckpointConfig(dir).config;
   const over: Record<string, unknown> = parseOverrides(o.set ?? []);
   if (o.steps !== undefined) over['train.steps'] = o.steps;
   if (o.threads !== undefined) over['train.threads'] = o.threads;
