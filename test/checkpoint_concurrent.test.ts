@@ -3,10 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadCheckpoint, readCheckpointConfig, isCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint, readCheckpointConfig, isCheckpoint, recoverCheckpoint, CHECKPOINT_FILES } from '../src/train/checkpoint.js';
 
 const CK = new URL('../src/train/checkpoint.js', import.meta.url).href;
 const LOCK = new URL('../src/io/lock.js', import.meta.url).href;
@@ -19,6 +19,7 @@ const { writeFileSync, mkdirSync } = await import('node:fs');
 const dir = process.env.CK_DIR, saves = Number(process.env.CK_SAVES);
 mkdirSync(dir);
 const lock = acquireRunLock(dir, { command: 'test writer' });
+process.stdout.write('locked\\n');
 const t = (step, k, n) => ({ shape: [n], data: new Float32Array(n).fill(step * 10 + k) });
 for (let step = 1; step <= saves; step++) {
   const n = 512 + (step % 5) * 64; // sizes change between saves too
@@ -70,6 +71,42 @@ test('readers load while a writer saves in a loop: never an error, never a mix, 
     assert.ok(steps.size >= 5, `loads saw only ${steps.size} different saves: they did not overlap the writer`);
     assert.equal(loadCheckpoint(dir).state.step, 100);
     console.log(`${loads} loads of ${steps.size} different saves; ${retries} restarts after a save overtook a load`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('kill -9 at random instants of saving: the last committed checkpoint always loads, and the next writer tidies up', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'moelab-kill-'));
+  const dir = join(root, 'run');
+  try {
+    let last = 0, completed = 0, removed = 0;
+    for (let round = 0; round < 8; round++) {
+      // each round continues from the step the previous round left (a resumed trainer)
+      const code = WRITER.replace('mkdirSync(dir);', 'mkdirSync(dir, { recursive: true });')
+        .replace('for (let step = 1;', `for (let step = ${last + 1};`).replace('step <= saves', 'step <= 100000');
+      const child = spawn(process.execPath, ['--input-type=module', '-e', code], { env: { ...process.env, CK_DIR: dir, CK_SAVES: '0' }, stdio: ['ignore', 'pipe', 'ignore'] });
+      await new Promise((res) => child.stdout.once('data', res)); // it holds the lock: saves begin now
+      await new Promise((res) => setTimeout(res, Math.random() * 300));
+      child.kill('SIGKILL');
+      await new Promise((res) => child.once('exit', res));
+      if (!isCheckpoint(dir)) continue; // killed before its first commit
+      const ck = loadCheckpoint(dir); // read-only, whatever instant the kill hit
+      const step = ck.state.step as number;
+      assert.ok(step >= last, `step ${step} after ${last}`);
+      assert.ok((ck.model.get('a')!.data as Float32Array).every((v) => v === step * 10 + 1));
+      assert.equal(ck.config.step, step);
+      // the next writer (holding the lock) completes a cut-short save and removes orphan temps
+      const r = recoverCheckpoint(dir);
+      completed += r.completed.length ? 1 : 0;
+      removed += r.removed.length ? 1 : 0;
+      const left = readdirSync(dir).filter((f) => !(CHECKPOINT_FILES as readonly string[]).includes(f) && !f.startsWith('moelab.lock'));
+      assert.deepEqual(left, [], 'only checkpoint files (and the dead writer\'s lock) remain');
+      assert.equal(loadCheckpoint(dir).state.step, step);
+      last = step;
+    }
+    assert.ok(last > 0, 'some round committed a checkpoint');
+    console.log(`kills: ${completed} hit after a commit (renames completed by the next writer), ${removed} before one (temps removed); last step ${last}`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
