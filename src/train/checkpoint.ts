@@ -16,7 +16,7 @@
 import { readdirSync, renameSync, existsSync, lstatSync } from 'node:fs';
 import { createHash, randomUUID } from 'node:crypto';
 import { basename, join } from 'node:path';
-import { fsyncDir, makeDir, removeQuietly, writeFileAtomic, writeTemp } from '../io/atomic.js';
+import { fsyncDir, makeDir, removeQuietly, writeTemp } from '../io/atomic.js';
 import { safetensorsWriter, type TensorLike } from '../io/safetensors.js';
 import { describeFsError, errnoCode } from '../io/fserror.js';
 import type { RunLock } from '../io/lock.js';
@@ -152,13 +152,17 @@ export function saveCheckpoint(dir: string, input: CheckpointInput, opts: SaveOp
       pending: temps.map(([tmp, name]) => ({ from: basename(tmp), to: name })),
       state: JSON.parse(JSON.stringify(input.state)) as Record<string, unknown>,
     };
+    const state = writeTemp(join(dir, STATE_FILE), JSON.stringify(manifest, null, 2) + '\n');
+    temps.push([state.tmp, STATE_FILE]);
     opts.lock?.assertHeld();
-    writeFileAtomic(join(dir, STATE_FILE), JSON.stringify(manifest, null, 2) + '\n');
+    renameSync(state.tmp, join(dir, STATE_FILE)); // the commit point
   } catch (e) {
     for (const [tmp] of temps) removeQuietly(tmp);
     throw describeFsError(e, 'write checkpoint to', dir, before);
   }
+  // from here on the temps are committed data: a failure must never remove them
   try {
+    fsyncDir(dir);
     for (const { from, to } of manifest.pending!) renameSync(join(dir, from), join(dir, to));
     fsyncDir(dir);
   } catch (e) {
