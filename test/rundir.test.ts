@@ -49,6 +49,7 @@ test('new and empty folders are created and marked; resume needs a checkpoint', 
   assert.equal(existsSync(join(root, 'runs')), false, 'a refused resume creates nothing');
   assert.deepEqual(prepareRunDir(fresh, { resume: false }), { dir: fresh, was: 'new', hasCheckpoint: false });
   assert.deepEqual(readdirSync(fresh), [RUN_MARKER]);
+  assert.throws(() => loadCheckpoint(fresh), /no checkpoint yet: this moelab run has not saved one \(state\.json is missing\); if it is training, wait for its first save/);
   const empty = join(root, 'empty');
   mkdirSync(empty);
   refused(() => prepareRunDir(empty, { resume: true }), /nothing to resume: .*empty is empty/);

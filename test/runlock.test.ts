@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acquireRunLock, RunLockedError, LOCK_FILE, type LockHolder } from '../src/io/lock.js';
+import { acquireRunLock, readRunLock, RunLockedError, LOCK_FILE, type LockHolder } from '../src/io/lock.js';
 
 const LOCK = new URL('../src/io/lock.js', import.meta.url).href;
 
@@ -169,3 +169,20 @@ test('orphaned lock temp files are swept once old', withDir((dir) => {
 test('a folder that does not exist: a clear error', () => {
   assert.throws(() => acquireRunLock('/nonexistent-moelab/run'), /cannot lock run folder \/nonexistent-moelab\/run: .*\(ENOENT\)/);
 });
+
+test('readers can see who trains a run, without touching the lock', withDir((dir) => {
+  assert.equal(readRunLock(dir), null);
+  const lock = acquireRunLock(dir, { command: 'moelab train' });
+  assert.deepEqual(readRunLock(dir), { holder: lock.holder, state: 'training' });
+  lock.release();
+  writeLock(dir, {});
+  assert.equal(readRunLock(dir)?.state, 'stale');
+  writeLock(dir, { host: 'elsewhere' });
+  assert.equal(readRunLock(dir)?.state, 'unknown');
+  assert.equal(readRunLock(dir)?.holder?.host, 'elsewhere');
+  const before = readFileSync(join(dir, LOCK_FILE), 'utf8');
+  writeFileSync(join(dir, LOCK_FILE), '');
+  assert.deepEqual(readRunLock(dir), { holder: null, state: 'unknown' });
+  writeFileSync(join(dir, LOCK_FILE), before);
+  assert.deepEqual(readdirSync(dir), [LOCK_FILE]);
+}));

@@ -234,6 +234,22 @@ function makeLock(dir: string, path: string, holder: LockHolder): RunLock {
   };
 }
 
+export interface LockStatus {
+  /** null when the lock file cannot be parsed (being created, or damaged). */
+  holder: LockHolder | null;
+  /** `training`: held by a live process on this host; `stale`: its process is gone; `unknown`: held from another host, or unreadable. */
+  state: 'training' | 'stale' | 'unknown';
+}
+
+/** Who holds the run's lock, for readers (a dashboard, eval): null when nobody does. Read-only. */
+export function readRunLock(dir: string): LockStatus | null {
+  const text = readTrim(join(dir, LOCK_FILE));
+  if (text === undefined) return null;
+  const holder = parseHolder(text);
+  if (!holder || holder.host !== hostname()) return { holder, state: 'unknown' };
+  return { holder, state: holderDead(holder) ? 'stale' : 'training' };
+}
+
 /** Temp files of lock attempts that crashed before cleaning up (older than a few seconds). */
 function sweepLockTemps(dir: string): void {
   let names: string[];

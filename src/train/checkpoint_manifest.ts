@@ -10,6 +10,8 @@ export const MODEL_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const CONFIG_FILE = 'config.json';
 export const STATE_FILE = 'state.json';
+/** Marks a folder as a moelab run from the moment training claims it (see rundir.ts). */
+export const RUN_MARKER = '.moelab-run';
 /** The files a save replaces through pending renames (state.json is replaced atomically). */
 export const DATA_FILES = [MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE] as const;
 export const CHECKPOINT_FILES = [...DATA_FILES, STATE_FILE] as const;
@@ -120,6 +122,7 @@ export function parseManifest(dir: string, text: string): CheckpointManifest {
 export function readManifest(dir: string, present: (f: string) => boolean): { manifest: CheckpointManifest; text: string } {
   const text = readStateText(dir);
   if (text === undefined) {
+    if (present(RUN_MARKER)) fail(dir, `no checkpoint yet: this moelab run has not saved one (${STATE_FILE} is missing); if it is training, wait for its first save`);
     const found = DATA_FILES.filter(present);
     fail(dir, `incomplete checkpoint: ${STATE_FILE} is missing (${found.length ? `found only ${found.join(', ')}; the save was interrupted` : 'this is not a checkpoint directory'})`);
   }

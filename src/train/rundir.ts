@@ -8,10 +8,11 @@ import { join } from 'node:path';
 import { makeDir, writeFileAtomic } from '../io/atomic.js';
 import { describeFsError, errnoCode } from '../io/fserror.js';
 import { acquireRunLock, isLockFileName, type RunLock } from '../io/lock.js';
-import { CHECKPOINT_FORMAT, STATE_FILE, isObj } from './checkpoint_manifest.js';
+import { CHECKPOINT_FORMAT, RUN_MARKER, STATE_FILE, isObj } from './checkpoint_manifest.js';
+
+export { RUN_MARKER };
 import { recoverCheckpoint, type Recovery } from './checkpoint.js';
 
-export const RUN_MARKER = '.moelab-run';
 const MARKER_FORMAT = 'moelab-run';
 
 export class RunDirError extends Error {
