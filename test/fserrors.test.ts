@@ -84,6 +84,9 @@ test('EACCES: a folder we may not write', withDir((root, t) => {
   chmodSync(root, 0o755);
   const dir = join(root, 'ck');
   saveCheckpoint(dir, input(1));
+  const hidden = join(root, 'hidden');
+  saveCheckpoint(hidden, input(1));
+  chmodSync(join(hidden, MODEL_FILE), process.getuid?.() === 0 ? 0o600 : 0o000); // the child cannot read it
   chmodSync(dir, 0o555);
   try {
     const r = asUnprivileged(`
@@ -94,6 +97,7 @@ test('EACCES: a folder we may not write', withDir((root, t) => {
       try { saveCheckpoint(${JSON.stringify(dir)}, { model: { w: t(2) }, optimizer: { m: t(2) }, config: {}, state: { step: 2 } }); } catch (e) { out.save = e.message; }
       try { acquireRunLock(${JSON.stringify(dir)}); } catch (e) { out.lock = e.message; }
       out.step = loadCheckpoint(${JSON.stringify(dir)}).state.step;
+      try { loadCheckpoint(${JSON.stringify(hidden)}); } catch (e) { out.load = e.message; }
       console.log(JSON.stringify(out));`);
     if (!r) {
       t.skip('cannot start a process as another user here');
@@ -104,6 +108,7 @@ test('EACCES: a folder we may not write', withDir((root, t) => {
     assert.match(String(out.save), /^cannot write checkpoint to .*ck: permission denied .*\(EACCES\); check that you may write to \(or read\) this folder and its parents, or choose another location; the previous checkpoint is intact$/);
     assert.match(String(out.lock), /^cannot lock run folder .*ck: permission denied .*\(EACCES\);.*nothing was changed$/);
     assert.equal(out.step, 1, 'readers need no write permission');
+    assert.match(String(out.load), /^checkpoint .*hidden: cannot open .*hidden\/model\.safetensors: permission denied \(EACCES\); check that you may write to \(or read\) this folder/);
   } finally {
     chmodSync(dir, 0o755);
   }
