@@ -173,6 +173,7 @@ export interface LockInfo {
  */
 export function acquireRunLock(dir: string, info: LockInfo = {}): RunLock {
   const path = join(dir, LOCK_FILE);
+  const started = procStart(process.pid);
   const holder: LockHolder = {
     pid: process.pid,
     host: hostname(),
@@ -180,7 +181,7 @@ export function acquireRunLock(dir: string, info: LockInfo = {}): RunLock {
     command: info.command ?? process.argv.slice(1).join(' '),
     token: randomBytes(16).toString('hex'),
     ...(BOOT_ID ? { bootId: BOOT_ID } : {}),
-    ...(procStart(process.pid) ? { procStart: procStart(process.pid) } : {}),
+    ...(started ? { procStart: started } : {}),
   };
   const text = JSON.stringify(holder, null, 2) + '\n';
   for (let attempt = 0; ; attempt++) {
