@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -124,3 +125,42 @@ test('openRunWriter: validates, locks, revalidates, recovers; a second writer is
   assert.throws(() => save(dir, 3, { lock: w2.lock }), /lost the lock on .*was removed/, 'saving after release is refused');
   assert.equal(loadCheckpoint(dir).state.step, 2);
 }));
+
+test('two trainers started on the same new folder at once: exactly one trains it', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'moelab-rundir-'));
+  const dir = join(root, 'runs', 'same');
+  const RUNDIR = new URL('../src/train/rundir.js', import.meta.url).href;
+  const CK = new URL('../src/train/checkpoint.js', import.meta.url).href;
+  const start = Date.now() + 800;
+  const code = `
+    const { openRunWriter } = await import(${JSON.stringify(RUNDIR)});
+    const { saveCheckpoint } = await import(${JSON.stringify(CK)});
+    while (Date.now() < ${start}) {}
+    try {
+      const w = openRunWriter(${JSON.stringify(dir)}, { resume: false, command: 'trainer ' + process.pid });
+      const t = { shape: [4], data: new Float32Array(4).fill(process.pid) };
+      for (let step = 1; step <= 5; step++) saveCheckpoint(${JSON.stringify(dir)}, { model: { w: t }, optimizer: { m: t }, config: { pid: process.pid }, state: { step } }, { lock: w.lock });
+      w.release();
+      console.log(JSON.stringify({ done: process.pid }));
+    } catch (e) { console.log(JSON.stringify({ refused: e.name, message: e.message })); }`;
+  const run = () => new Promise<Record<string, unknown>>((res) => {
+    const c = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.on('exit', () => res(JSON.parse(out || '{}') as Record<string, unknown>));
+  });
+  try {
+    const results = await Promise.all([run(), run(), run()]);
+    const done = results.filter((r) => r.done);
+    assert.equal(done.length, 1, JSON.stringify(results));
+    for (const r of results.filter((x) => x.refused)) {
+      assert.ok(r.refused === 'RunLockedError' || r.refused === 'RunDirError', String(r.message));
+      assert.match(String(r.message), /is being trained by pid \d+|already holds a checkpoint \(step 5\)/);
+    }
+    const ck = loadCheckpoint(dir);
+    assert.equal(ck.config.pid, done[0].done, 'the checkpoint is all from the one trainer');
+    assert.ok((ck.model.get('w')!.data as Float32Array).every((v) => v === done[0].done));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
