@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, readFileSync, writeFileSync, readdirSync, unlinkSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  saveCheckpoint, loadCheckpoint, isCheckpoint, diffModelConfigs, compareTensorShapes, CheckpointError,
+  saveCheckpoint, loadCheckpoint, isCheckpoint, diffModelConfigs, compareTensorShapes, CheckpointError, recoverCheckpoint, readCheckpointConfig,
   MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE, STATE_FILE, type CheckpointManifest,
 } from '../src/train/checkpoint.js';
 import type { TensorLike } from '../src/io/safetensors.js';
@@ -197,23 +197,124 @@ test('missing, extra and mis-shaped tensors are listed', () => withDir((root) =>
   assert.match(many[0], /missing 12 tensor\(s\): t0, t1, .*t7, \.\.\. \(12 in all\)/);
 }));
 
-test('a save cut short after its commit point is completed by the next load', () => withDir((root) => {
+/** Every entry of a folder with its size, inode and mtime: equal snapshots mean nothing was touched. */
+function snapshot(dir: string): string[] {
+  return readdirSync(dir).sort().map((f) => {
+    const st = statSync(join(dir, f));
+    return `${f} ${st.size} ${st.ino} ${st.mtimeMs}`;
+  });
+}
+
+/**
+ * `dir` holds checkpoint step 1; `other` holds step 2. Returns step 2's manifest with pending
+ * renames and a function that stages its files as the temps a save writes before its commit.
+ */
+function twoSaves(root: string) {
   const cfg = small();
   const dir = join(root, 'ck'), other = join(root, 'other');
-  saveCheckpoint(dir, { ...fakeRun(cfg, 1), config: cfg, state: { step: 1 } });
-  const second = fakeRun(cfg, 2);
-  saveCheckpoint(other, { ...second, config: cfg, state: { step: 2 } });
-  // reproduce the instant after the commit: the new state.json lists renames none of which ran
+  const first = fakeRun(cfg, 1), second = fakeRun(cfg, 2);
+  saveCheckpoint(dir, { ...first, config: cfg, state: { step: 1 } });
+  saveCheckpoint(other, { ...second, config: { ...cfg, note: 'second' }, state: { step: 2 } });
   const manifest = JSON.parse(readFileSync(join(other, STATE_FILE), 'utf8')) as CheckpointManifest;
   manifest.pending = [MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE].map((f, i) => ({ from: `${f}.tmp-4242-0${i}`, to: f }));
-  for (const { from, to } of manifest.pending) copyFileSync(join(other, to), join(dir, from));
-  writeFileSync(join(dir, STATE_FILE), JSON.stringify(manifest));
+  const stageTemps = () => { for (const { from, to } of manifest.pending!) copyFileSync(join(other, to), join(dir, from)); };
+  const commit = () => writeFileSync(join(dir, STATE_FILE), JSON.stringify(manifest));
+  const rename = (f: string) => { unlinkSync(join(dir, manifest.pending!.find((p) => p.to === f)!.from)); copyFileSync(join(other, f), join(dir, f)); };
+  return { dir, first, second, manifest, stageTemps, commit, rename };
+}
+
+/** Load read-only and check the folder is untouched and the checkpoint is entirely one save. */
+function loadUntouched(dir: string, step: number, model: Map<string, TensorLike>) {
+  const before = snapshot(dir);
   const ck = loadCheckpoint(dir);
-  assert.equal(ck.state.step, 2);
-  assert.deepEqual(ck.model.get('tok.weight')!.data, second.model.get('tok.weight')!.data);
-  assert.deepEqual(readdirSync(dir).sort(), [CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE].sort(), 'renames completed');
-  // a pending rename outside the checkpoint's files is refused
-  manifest.pending = [{ from: '../evil', to: MODEL_FILE }];
-  writeFileSync(join(dir, STATE_FILE), JSON.stringify(manifest));
-  ckError(() => loadCheckpoint(dir), /invalid pending rename/);
+  assert.deepEqual(snapshot(dir), before, 'the reader changed nothing');
+  assert.equal(ck.state.step, step);
+  assert.deepEqual(ck.model.get('tok.weight')!.data, model.get('tok.weight')!.data);
+  assert.deepEqual(ck.optimizer!.get('adamw/step')!.data, BigInt64Array.of(BigInt(step)));
+  assert.equal(ck.config.note, step === 2 ? 'second' : undefined);
+  assert.equal(readCheckpointConfig(dir).config.note, step === 2 ? 'second' : undefined);
+  assert.equal(isCheckpoint(dir), true);
+  assert.deepEqual(snapshot(dir), before, 'the reader changed nothing');
+}
+
+test('every instant of a save: readers load one whole checkpoint and never touch the folder', () => withDir((root) => {
+  const s = twoSaves(root);
+  // 1. new temps written, state.json still the old one: the old checkpoint
+  s.stageTemps();
+  loadUntouched(s.dir, 1, s.first.model);
+  // 2. committed, no rename yet: the new checkpoint, read from the temps the manifest lists
+  s.commit();
+  loadUntouched(s.dir, 2, s.second.model);
+  // 3. some renames done
+  s.rename(MODEL_FILE);
+  loadUntouched(s.dir, 2, s.second.model);
+  s.rename(CONFIG_FILE);
+  loadUntouched(s.dir, 2, s.second.model);
+  // 4. all renames done; state.json still lists them
+  s.rename(OPTIMIZER_FILE);
+  loadUntouched(s.dir, 2, s.second.model);
+  assert.deepEqual(readdirSync(s.dir).sort(), [CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE].sort());
+}));
+
+test('a rename lost after the commit is reported, not papered over', () => withDir((root) => {
+  const s = twoSaves(root);
+  s.stageTemps();
+  s.commit();
+  unlinkSync(join(s.dir, s.manifest.pending![0].from)); // the new model is gone; the final name holds the old one
+  ckError(() => loadCheckpoint(s.dir), /model\.safetensors belongs to another save .*mixes files from different saves/);
+}));
+
+test('the writer completes a save cut short after its commit point and sweeps uncommitted temps', () => withDir((root) => {
+  const s = twoSaves(root);
+  s.stageTemps();
+  s.commit();
+  s.rename(MODEL_FILE);
+  writeFileSync(join(s.dir, `${OPTIMIZER_FILE}.tmp-777-abc`), 'an older crashed save'); // not listed: an orphan
+  writeFileSync(join(s.dir, `${STATE_FILE}.tmp-777-abc`), '{');
+  writeFileSync(join(s.dir, 'notes.tmp-777-abc'), 'not ours'); // not a checkpoint temp: left alone
+  writeFileSync(join(s.dir, 'metrics.jsonl'), '{}\n');
+  const r = recoverCheckpoint(s.dir);
+  assert.deepEqual(r.completed.sort(), [`${CONFIG_FILE}.tmp-4242-02`, `${OPTIMIZER_FILE}.tmp-4242-01`]);
+  assert.deepEqual(r.removed.sort(), [`${OPTIMIZER_FILE}.tmp-777-abc`, `${STATE_FILE}.tmp-777-abc`]);
+  assert.deepEqual(readdirSync(s.dir).sort(), [CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, 'metrics.jsonl', 'notes.tmp-777-abc'].sort());
+  loadUntouched(s.dir, 2, s.second.model);
+  assert.deepEqual(recoverCheckpoint(s.dir), { completed: [], removed: [] }, 'idempotent');
+}));
+
+test('a save that never committed: its temps are ignored by readers and removed by the writer', () => withDir((root) => {
+  const s = twoSaves(root);
+  s.stageTemps();
+  loadUntouched(s.dir, 1, s.first.model);
+  assert.equal(readdirSync(s.dir).length, 7, 'readers leave orphan temps alone');
+  assert.equal(recoverCheckpoint(s.dir).removed.length, 3);
+  assert.equal(readdirSync(s.dir).length, 4);
+  loadUntouched(s.dir, 1, s.first.model);
+}));
+
+test('pending entries must be our temp names for our files: anything else is refused, nothing is moved', () => withDir((root) => {
+  const s = twoSaves(root);
+  writeFileSync(join(s.dir, 'metrics.jsonl'), '{"step":1}\n');
+  s.stageTemps();
+  const crafted: unknown[] = [
+    [{ from: 'metrics.jsonl', to: CONFIG_FILE }],
+    [{ from: '../evil', to: MODEL_FILE }],
+    [{ from: `${CONFIG_FILE}.tmp-4242-02`, to: MODEL_FILE }],
+    [{ from: `${MODEL_FILE}.tmp-4242-00`, to: STATE_FILE }],
+    [{ from: `${MODEL_FILE}.tmp-4242-00`, to: MODEL_FILE }, { from: `${MODEL_FILE}.tmp-4242-00`, to: MODEL_FILE }],
+    [{ from: `${MODEL_FILE}.tmp-4242-00/../../x`, to: MODEL_FILE }],
+    [{ from: `${MODEL_FILE}.tmp-42x-00`, to: MODEL_FILE }],
+    [{ from: 7, to: MODEL_FILE }],
+    'all',
+  ];
+  for (const pending of crafted) {
+    writeFileSync(join(s.dir, STATE_FILE), JSON.stringify({ ...s.manifest, pending }));
+    const before = snapshot(s.dir);
+    const re = typeof pending === 'string' ? /"pending" is not a list/ : /lists an invalid pending rename .*only moelab's own temp files.*nothing was changed/;
+    ckError(() => loadCheckpoint(s.dir), re);
+    ckError(() => recoverCheckpoint(s.dir), re);
+    ckError(() => saveCheckpoint(s.dir, { ...s.first, config: small(), state: { step: 3 } }), re);
+    assert.equal(isCheckpoint(s.dir), false);
+    assert.deepEqual(snapshot(s.dir), before, `nothing moved for ${JSON.stringify(pending)}`);
+  }
+  assert.equal(readFileSync(join(s.dir, 'metrics.jsonl'), 'utf8'), '{"step":1}\n');
 }));

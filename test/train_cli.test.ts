@@ -4,7 +4,7 @@
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, truncateSync, statSync, cpSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, writeFileSync, readFileSync, existsSync, truncateSync, statSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -83,6 +83,34 @@ describe('moelab train', () => {
     const code = await new Promise<number | null>((r) => child.once('exit', r));
     assert.equal(code, 0);
     assert.equal(JSON.parse(readFileSync(join(dir, 'epipe', 'state.json'), 'utf8')).state.step, 20);
+  });
+
+  test('two trainers on one run folder: the second is refused and names the first', async () => {
+    const args = [CLI, 'train', '--data', corpus, '--out', 'contended', '--steps', '400', '--no-progress', '--no-sample', ...SMALL];
+    const first = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    // wait until the first one is training (its first log line), then start the second
+    await new Promise<void>((r) => first.stderr!.once('data', () => r()));
+    const second = run(args.slice(1));
+    first.kill('SIGKILL');
+    await new Promise((r) => first.once('exit', r));
+    assert.notEqual(second.code, 0);
+    assert.match(second.err, /is being trained by pid \d+/);
+  });
+
+  test('run names and --out cannot escape or clobber: ../ names, empty --out, a foreign folder', () => {
+    let r = run(['train', '--data', corpus, '--set', 'name=../../victim', '--no-progress', ...SMALL]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /name/);
+    assert.ok(!existsSync(join(dir, '..', '..', 'victim')));
+    r = run(['train', '--data', corpus, '--out', '', '--no-progress', ...SMALL]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /--out is empty|run folder is empty/);
+    mkdirSync(join(dir, 'foreign-folder'));
+    writeFileSync(join(dir, 'foreign-folder', 'thesis.tex'), 'precious');
+    r = run(['train', '--data', corpus, '--out', 'foreign-folder', '--steps', '2', '--no-progress', ...SMALL]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /not a moelab run/);
+    assert.deepEqual(readdirSync(join(dir, 'foreign-folder')), ['thesis.tex']);
   });
 
   test('eval --batch 0 is refused', () => {

@@ -45,7 +45,8 @@ export function registerTrain(program: Command): void {
       process.on('SIGTERM', onSignal);
       const bar = await progress({ bar: o.progress ? undefined : false, logEvery: cfg.train.logEvery });
       try {
-        const r = await train({ config: cfg, dir, resume: Boolean(o.resume), signal: stop.signal, listeners: [bar.listener] });
+        const command = ['moelab', ...process.argv.slice(2)].join(' ');
+        const r = await train({ config: cfg, dir, resume: Boolean(o.resume), signal: stop.signal, listeners: [bar.listener], command });
         process.stderr.write(`done: step ${r.step}, train loss ${r.lastLoss.toFixed(4)}` +
           `${r.valLoss !== null ? `, val loss ${r.valLoss.toFixed(4)}` : ''}; run in ${dir}\n`);
         if (r.stoppedBy === 'stopped') process.exitCode = 130;

@@ -1,7 +1,7 @@
 // Crash-safe file replacement: write `path.tmp-<pid>-<rand>`, fsync it, rename it over `path`, then
 // fsync the directory so the rename itself is durable. A reader sees either the old file or the
 // complete new one, never a partial write. Synchronous (checkpoint writes sit inside a sync loop).
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 
@@ -91,4 +91,22 @@ export function writeFileAtomic<T = void>(path: string, content: string | Uint8A
   const { tmp, result } = writeTemp(path, content, opts);
   renameIntoPlace(tmp, path);
   return result;
+}
+
+/**
+ * mkdir -p that reports the real cause: Node's recursive mkdir says ENOENT for some failures
+ * (e.g. on a read-only file system), so on failure the last step is retried alone to get its errno.
+ */
+export function makeDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    try {
+      mkdirSync(dir);
+    } catch (e2) {
+      const code = (e2 as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'EEXIST') throw e2;
+    }
+    throw e;
+  }
 }

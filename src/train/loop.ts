@@ -17,9 +17,10 @@ import { countModel } from '../spec/count.js';
 import type { GPT } from '../nn/gpt.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { dataIdentity, describeDataChange, type DataIdentity } from '../data/identity.js';
-import { saveRun, loadRun, runExists } from './run.js';
+import { saveRun, loadRun } from './run.js';
+import { openRunWriter, type RunWriter } from './rundir.js';
 import { trainStep, modelIsFinite, TrainingDiverged } from './step.js';
-import { loadTrainingData, checkTrainingMemory, buildTraining, validationLoss, ffnStats } from './setup.js';
+import { loadTrainingData, checkTrainingMemory, buildTraining, validationLoss, ffnStats, type TrainingData } from './setup.js';
 import { EventBus, type TrainListener } from './events.js';
 import { metricsFileListener } from './metrics_log.js';
 import { currentProvenance, type RunProvenance } from './provenance.js';
@@ -36,6 +37,8 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Called for every event, in order, after the metrics.jsonl writer. */
   listeners?: TrainListener[];
+  /** What started the run, recorded in the run's lock file (e.g. the command line). */
+  command?: string;
 }
 
 export interface TrainResult {
@@ -73,9 +76,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const data = loadTrainingData(cfg);
   const memory = checkTrainingMemory(cfg);
-  if (opts.resume && !runExists(dir)) throw new Error(`--resume: no checkpoint in ${dir} (state.json missing)`);
-  if (!opts.resume && runExists(dir)) throw new Error(`${dir} already holds a checkpoint: pass --resume to continue it, or choose another --out`);
+  // The run folder's single writer from here on: a second trainer (or a sweep worker) on the same
+  // folder is refused with the holder's name; a half-finished save of a killed writer is completed.
+  const writer = openRunWriter(dir, { resume: Boolean(opts.resume), command: opts.command });
+  try {
+    return await trainLocked(opts, writer, data, memory, provenance);
+  } finally {
+    writer.release();
+  }
+}
 
+async function trainLocked(opts: TrainOptions, writer: RunWriter, data: TrainingData, memory: string, provenance: RunProvenance): Promise<TrainResult> {
+  const cfg = opts.config, tc = cfg.train, mc = cfg.model;
+  const dir = writer.dir;
   const { model, optimizer } = buildTraining(cfg);
   const sampler = new BatchSampler(data.train, tc.batch, mc.seq, tc.seed);
   const valBatches = fixedValBatches(data.val, tc.batch, mc.seq, tc.evalBatches);
@@ -120,7 +133,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     state.sampler = sampler.getState();
     state.provenance = { created: state.provenance?.created ?? provenance, saved: provenance };
-    saveRun(dir, model, optimizer, cfg, state as unknown as Record<string, unknown>);
+    saveRun(dir, model, optimizer, cfg, state as unknown as Record<string, unknown>, writer.lock);
     lastSaved = state.step;
     await bus.emit({ type: 'checkpoint', step: state.step, reason, dir });
   };

@@ -9,7 +9,8 @@
  *
  * `step` is the number of completed steps. When a run resumes from the checkpoint of step s, lines a
  * crashed process wrote after s are dropped first (they describe steps that will be trained again),
- * so every step appears once and the file reads as one uninterrupted run.
+ * so every step appears once and the file reads as one uninterrupted run. A fresh (not resumed) run
+ * starts the file over.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,7 +41,9 @@ export function metricsFileListener(dir: string, logEvery: number): TrainListene
     switch (e.type) {
       case 'start':
         mkdirSync(dir, { recursive: true });
-        if (e.resumed && existsSync(path)) writeFileAtomic(path, metricsUpTo(readFileSync(path, 'utf8'), e.step));
+        // a resumed run drops what a killed process logged past its checkpoint; a fresh start in a
+        // folder whose first attempt died before any checkpoint starts the file over
+        if (existsSync(path)) writeFileAtomic(path, e.resumed ? metricsUpTo(readFileSync(path, 'utf8'), e.step) : '');
         write({
           type: 'start', step: e.step, resumed: e.resumed, provenance: e.provenance,
           params_total: e.counts.paramsTotal, params_active: e.counts.paramsActive, flops_per_token: e.counts.flopsPerToken,

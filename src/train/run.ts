@@ -3,12 +3,12 @@
  * under the PyTorch reference's state_dict names (so torch can load model.safetensors), optimizer
  * moments under `<optimizer>/<param>.exp_avg`, and the trainer's state.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { parseOverrides } from '../config/load.js';
-import { readSavedConfig } from '../config/saved.js';
-import { saveCheckpoint, loadCheckpoint, isCheckpoint, CONFIG_FILE, STATE_FILE } from './checkpoint.js';
+import { configForSave, configFromSaved } from '../config/saved.js';
+import type { RunLock } from '../io/lock.js';
+import { saveCheckpoint, loadCheckpoint, isCheckpoint, readCheckpointConfig, CONFIG_FILE } from './checkpoint.js';
 import type { TensorData, TensorLike } from '../io/safetensors.js';
 import { modelTensorShapes } from '../spec/count.js';
 import { buildModel } from '../nn/build.js';
@@ -37,8 +37,9 @@ function optimizerTensors(opt: Optimizer): Map<string, TensorLike> {
   return out;
 }
 
-export function saveRun(dir: string, model: GPT, opt: Optimizer, cfg: Config, state: Record<string, unknown>): void {
-  saveCheckpoint(dir, { model: modelTensors(model), optimizer: optimizerTensors(opt), config: cfg, state });
+/** Writes the run's checkpoint; pass the run's lock (the writer's), so a broken lock stops the save. */
+export function saveRun(dir: string, model: GPT, opt: Optimizer, cfg: Config, state: Record<string, unknown>, lock?: RunLock): void {
+  saveCheckpoint(dir, { model: modelTensors(model), optimizer: optimizerTensors(opt), config: configForSave(cfg), state }, { lock });
 }
 
 /** Copies checkpoint tensors into the model's parameters and buffers (shapes already verified). */
@@ -70,28 +71,13 @@ export function loadRun(dir: string, model: GPT, opt: Optimizer, cfg: Config): {
  * defaults follow the overrides, everything else stays as saved (config/saved.ts).
  */
 export function loadRunConfig(dir: string, o: { steps?: number; threads?: number; data?: string[]; set?: string[] } = {}): Config {
+  // the committed checkpoint's config (read-only: right after a save's commit it is still a temp file)
+  const raw: unknown = readCheckpointConfig(dir).config;
   const over: Record<string, unknown> = parseOverrides(o.set ?? []);
   if (o.steps !== undefined) over['train.steps'] = o.steps;
   if (o.threads !== undefined) over['train.threads'] = o.threads;
   if (o.data && o.data.length) over['data.paths'] = o.data;
-  return readSavedConfig(committedConfigFile(dir), over);
-}
-
-/**
- * Where the committed config.json is: a save killed after its commit point (state.json written)
- * but before its renames still holds it under the temp name state.json lists as pending, until
- * the next load rolls it forward. Read-only. (To be replaced by the checkpoint module's read-only
- * reader of committed files.)
- */
-function committedConfigFile(dir: string): string {
-  try {
-    const m = JSON.parse(readFileSync(join(dir, STATE_FILE), 'utf8')) as { pending?: { from?: unknown; to?: unknown }[] };
-    const p = Array.isArray(m.pending) ? m.pending.find((x) => x?.to === CONFIG_FILE) : undefined;
-    if (p && typeof p.from === 'string' && /^config\.json\.tmp-\d+-[0-9a-f]+$/.test(p.from) && existsSync(join(dir, p.from))) return join(dir, p.from);
-  } catch {
-    /* no readable manifest: the plain file (or its absence) is the answer */
-  }
-  return join(dir, CONFIG_FILE);
+  return configFromSaved(raw, over, { source: join(dir, CONFIG_FILE) });
 }
 
 /**
