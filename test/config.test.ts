@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadConfig, validateConfig, resolveConfig, parseOverrides, deepMerge, expandDotted, ConfigError, tryValidateConfig } from '../src/config/load.js';
-import { configForSave, configFromSaved } from '../src/config/saved.js';
+import { configForSave, configFromSaved, readSavedConfig } from '../src/config/saved.js';
 import { configHash, canonicalJson } from '../src/config/hash.js';
 import { loadRunConfig } from '../src/train/run.js';
 import { vocabSize, type Config } from '../src/config/schema.js';
@@ -262,21 +262,18 @@ test('resume with overrides: derived fields follow, given fields stay (issue 9 i
   assert.deepEqual(configFromSaved(frozen(run)).derived, []);
 });
 
-test('readSavedConfig and loadRunConfig read a run folder', () => {
+test('readSavedConfig reads a run config.json with overrides (loadRunConfig reads the committed one)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'moelab-saved-'));
   try {
     const c = loadConfig({ preset: 'tiny', overrides: { 'train.steps': 4000 } });
-    writeFileSync(join(dir, 'config.json'), JSON.stringify(configForSave(c), null, 2));
-    const r = loadRunConfig(dir, { steps: 361, set: ['train.lr=1e-4'], threads: 2 });
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify(configForSave(c), null, 2));
+    const r = readSavedConfig(file, { 'train.steps': 361, 'train.lr': 1e-4, 'train.threads': 2 });
     assert.deepEqual([r.train.steps, r.train.warmup, r.train.lr, r.train.minLr, r.train.threads], [361, 18, 1e-4, 1e-5, 2]);
-    assert.deepEqual(loadRunConfig(dir, { data: ['new.txt'] }).data.paths, [resolve('new.txt')]);
-    assert.match(problems(() => loadRunConfig(join(dir, 'nope'))), /config file not found: .*nope\/config\.json/);
-    // a save killed after its commit point: config.json is still under the temp name state.json lists
-    const cut = join(dir, 'cut');
-    mkdirSync(cut);
-    writeFileSync(join(cut, 'config.json.tmp-12-ab'), JSON.stringify(configForSave(c)));
-    writeFileSync(join(cut, 'state.json'), JSON.stringify({ pending: [{ from: 'config.json.tmp-12-ab', to: 'config.json' }] }));
-    assert.equal(loadRunConfig(cut).train.steps, 4000);
+    assert.deepEqual(readSavedConfig(file, { 'data.paths': ['new.txt'] }).data.paths, [resolve('new.txt')]);
+    assert.match(problems(() => readSavedConfig(join(dir, 'nope', 'config.json'))), /config file not found: .*nope\/config\.json/);
+    // a folder that is not a checkpoint: loadRunConfig says so (it reads only committed configs)
+    assert.throws(() => loadRunConfig(dir), /state\.json is missing/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
