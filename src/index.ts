@@ -12,12 +12,15 @@
  */
 
 // configs
-export { loadConfig, validateConfig, parseOverrides, ConfigError, type LoadConfigOptions } from './config/load.js';
+export { loadConfig, resolveConfig, validateConfig, parseOverrides, ConfigError, type LoadConfigOptions } from './config/load.js';
+export { configForSave, configFromSaved, readSavedConfig } from './config/saved.js';
+export { configHash, configIdentity, canonicalJson } from './config/hash.js';
 export { PRESETS, DEFAULT_PRESET, presetNames, getPreset, type Preset } from './config/presets.js';
 export type { Config, ConfigInput, ModelConfig, TrainConfig, DataConfig, FfnConfig } from './config/schema.js';
 
 // counting and memory
-export { countModel, formatCount, type ModelCount, type LayerCount } from './spec/count.js';
+export { resolveModelSpec, type ModelSpec, type LayerSpec } from './spec/model.js';
+export { countModel, formatCount, parameterShapes, modelTensorShapes, sparseTables, type ModelCount, type LayerCount } from './spec/count.js';
 export { estimateMemory, checkFits, describeEstimate, type MemoryEstimate, type FitResult } from './spec/memory.js';
 
 // models
@@ -36,7 +39,10 @@ export { loadTrainingData, buildTraining, checkTrainingMemory, validationLoss } 
 export type { TrainEvent, TrainListener, StartEvent, StepEvent, EvalEvent, CheckpointEvent, DoneEvent, DivergedEvent } from './train/events.js';
 export { METRICS_FILE } from './train/metrics_log.js';
 export type { RunProvenance } from './train/provenance.js';
-export { openRun, loadRunConfig, runExists } from './train/run.js';
+export { openRun, loadRunConfig, runExists, runDirFor } from './train/run.js';
+export { openRunWriter, prepareRunDir, checkRunName, RunDirError, type RunWriter } from './train/rundir.js';
+export { readRunLock, RunLockedError } from './io/lock.js';
+export { loadCheckpoint, readCheckpointConfig, isCheckpoint, CheckpointError } from './train/checkpoint.js';
 export { benchTrain, type BenchTrainOptions } from './train/bench.js';
 
 // evaluation and sampling

@@ -113,6 +113,24 @@ describe('moelab train', () => {
     assert.deepEqual(readdirSync(join(dir, 'foreign-folder')), ['thesis.tex']);
   });
 
+  test('--by-hash names the run folder by the resolved config; the run records its provenance', () => {
+    const args = ['train', '--data', corpus, '--by-hash', '--steps', '3', '--no-progress', '--no-sample', ...SMALL, '--set', 'name=hashed'];
+    let r = run(args);
+    assert.equal(r.code, 0, r.err);
+    const folders = readdirSync(join(dir, 'runs')).filter((f) => f.startsWith('hashed-'));
+    assert.equal(folders.length, 1);
+    assert.match(folders[0], /^hashed-[0-9a-f]{12}$/);
+    const state = JSON.parse(readFileSync(join(dir, 'runs', folders[0], 'state.json'), 'utf8')).state;
+    for (const k of ['moelab', 'node', 'host', 'cpu', 'isa', 'threads']) assert.ok(k in state.provenance.created, k);
+    assert.equal(state.provenance.created.seed, 0);
+    r = run(args); // the same config maps to the same folder: refused, not silently a second run
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /already holds a checkpoint \(step 3\)/);
+    r = run([...args, '--set', 'train.lr=5e-4']); // another config, another folder
+    assert.equal(r.code, 0, r.err);
+    assert.equal(readdirSync(join(dir, 'runs')).filter((f) => f.startsWith('hashed-')).length, 2);
+  });
+
   test('eval --batch 0 is refused', () => {
     const r = run(['eval', '--run', 'r1', '--data', corpus, '--batch', '0']);
     assert.notEqual(r.code, 0);

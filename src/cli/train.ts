@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { join, resolve } from 'node:path';
-import { train, generate, loadRunConfig, DEFAULT_PRESET } from '../index.js';
+import { train, generate, loadRunConfig, runDirFor, DEFAULT_PRESET } from '../index.js';
 import { collect, configFromFlags, intOption } from './common.js';
 import { progress } from './progress.js';
 
@@ -12,6 +12,7 @@ export function registerTrain(program: Command): void {
     .option('-c, --config <file>', 'a JSON config file')
     .option('-d, --data <path>', 'text file or folder (repeatable; default: the bundled corpus)', collect)
     .option('-o, --out <dir>', 'run directory (default: runs/<config name>)')
+    .option('--by-hash', 'name the run directory runs/<name>-<config hash> (the same config always gets the same folder)')
     .option('-s, --steps <n>', 'total training steps', intOption('--steps'))
     .option('--set <key=value>', 'override a config field, e.g. --set train.lr=3e-4 (repeatable)', collect)
     .option('--threads <n>', 'kernel threads (default: all cores)', intOption('--threads'))
@@ -33,7 +34,7 @@ export function registerTrain(program: Command): void {
       } else {
         cfg = configFromFlags({ preset: o.preset ?? (o.config ? undefined : DEFAULT_PRESET), config: o.config, set: o.set, steps: o.steps, data: o.data, threads: o.threads });
       }
-      const dir = o.out ?? join('runs', cfg.name);
+      const dir = o.out ?? runDirFor(cfg, 'runs', { byHash: Boolean(o.byHash) });
       // Ctrl-C / SIGTERM: finish the step, checkpoint, exit 130. A second one leaves at once (the
       // last checkpoint is intact: saves are atomic).
       const stop = new AbortController();

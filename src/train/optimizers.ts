@@ -8,6 +8,7 @@ import type { Tensor } from '../tensor/index.js';
 import { AdamW } from '../optim/adamw.js';
 import type { NamedArray, Optimizer } from '../optim/optimizer.js';
 import { SparseAdam } from '../optim/sparse_adam.js';
+import { sparseTables } from '../spec/count.js';
 
 /** A module whose parameters get row-sparse gradients declares them with this method. */
 interface HasSparseParams {
@@ -60,7 +61,7 @@ export function buildOptimizers(model: GPT, cfg: Config): OptimizerSet {
     { name: 'adamw', opt: new AdamW(AdamW.defaultGroups(dense, tc.weightDecay), { beta1: tc.beta1, beta2: tc.beta2, eps: tc.eps }) },
   ];
   if (sparse.size) {
-    const bf16 = cfg.model.ffn.type === 'peer' && cfg.model.ffn.bf16Moments;
+    const bf16 = sparseTables(cfg.model).some((t) => t.bf16Moments);
     parts.push({
       name: 'sparse_adam',
       opt: new SparseAdam(named.filter(([, p]) => sparse.has(p)), { beta1: tc.beta1, beta2: tc.beta2, eps: tc.eps, bf16Moments: bf16 }),

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { parseOverrides } from '../config/load.js';
 import { configForSave, configFromSaved } from '../config/saved.js';
+import { configHash } from '../config/hash.js';
 import type { RunLock } from '../io/lock.js';
 import { saveCheckpoint, loadCheckpoint, isCheckpoint, readCheckpointConfig, CONFIG_FILE } from './checkpoint.js';
 import type { TensorData, TensorLike } from '../io/safetensors.js';
@@ -91,4 +92,13 @@ export function openRun(dir: string): { model: GPT; config: Config; tokenizer: T
   loadWeights(model, ck.model);
   model.eval();
   return { model, config, tokenizer: getTokenizer(config.model.vocab) };
+}
+
+/**
+ * Where a run of `cfg` lives under `root`: `<root>/<name>`, or with `byHash`
+ * `<root>/<name>-<configHash>`, a stable name for the resolved config (the same config always
+ * maps to the same folder, so re-running it resumes or refuses instead of colliding).
+ */
+export function runDirFor(cfg: Config, root = 'runs', opts: { byHash?: boolean } = {}): string {
+  return join(root, opts.byHash ? `${cfg.name}-${configHash(cfg)}` : cfg.name);
 }
