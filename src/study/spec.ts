@@ -49,7 +49,7 @@ export const sweepSpecSchema = z
     /** Overrides applied to every point (dotted keys or nested objects). */
     set: z.record(z.unknown()).default({}),
     /** Dotted config path -> the values it takes; the points are the cartesian product. */
-    axes: z.record(z.array(z.unknown()).min(1)).default({}),
+    axes: z.record(z.string().regex(DOTTED, 'an axis is a dotted config path like "model.d" or "model.ffn.experts"'), z.array(z.unknown()).min(1)).default({}),
     generator: generatorSchema.optional(),
     seeds: z.array(z.number().int().nonnegative()).min(1).optional(),
     /** Training FLOPs per point (FLOPs/token as `moelab count` reports them, times tokens). */
@@ -59,7 +59,6 @@ export const sweepSpecSchema = z
   .superRefine((s, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, path, message });
     for (const [key, values] of Object.entries(s.axes)) {
-      if (!DOTTED.test(key)) issue(['axes', key], `an axis is a dotted config path like "model.d" or "model.ffn.experts", got ${JSON.stringify(key)}`);
       if (key === 'name' || key.startsWith('derived')) issue(['axes', key], `'${key}' does not change what a run computes: it cannot be an axis`);
       if (s.budgets && key === 'train.steps') issue(['axes', key], 'train.steps follows from budgets: give either budgets or a train.steps axis, not both');
       if (s.seeds && key === 'train.seed') issue(['axes', key], 'give seeds either as `seeds` or as a train.seed axis, not both');
@@ -108,6 +107,8 @@ function formatSpecIssues(issues: readonly z.ZodIssue[], raw: unknown): string[]
     if (i.code === 'unrecognized_keys') {
       const where = (k: string) => [...i.path, k].join('.');
       for (const k of i.keys) out.push(`${where(k)}: unknown key; allowed keys: ${allowedKeys(i.path, raw).join(', ')}`);
+    } else if (i.code === 'invalid_string' && i.path.length === 2 && i.path[0] === 'axes') {
+      out.push(`axes.${i.path[1]}: ${i.message}, got ${JSON.stringify(i.path[1])}`); // a bad key, not a bad value
     } else if (i.code === 'invalid_union' && i.path.length === 1 && i.path[0] === 'base') {
       out.push(`base: expected a preset name, {"preset": name}, {"config": "file.json"} or {"inline": {config}}, got ${JSON.stringify(isObj(raw) ? raw.base : undefined)?.slice(0, 60)}`);
     } else {
