@@ -113,6 +113,27 @@ describe('runSweep', () => {
     assert.match(res.missing[0].reason!, /^diverged: /);
   });
 
+  test('an abort stops the running point with a checkpoint and starts no other; a re-run resumes it', async () => {
+    const out = join(dir, 's5');
+    const s = spec({ axes: { 'train.lr': [1e-3, 2e-3] } });
+    const stop = new AbortController();
+    const events: SweepProgress[] = [];
+    const r = await runSweep({ spec: s, dir: out, signal: stop.signal, onEvent: (e) => { events.push(e); if (e.type === 'start') stop.abort(); } });
+    assert.deepEqual(events.map((e) => e.type), ['plan', 'start', 'stopped']);
+    assert.equal(r.stopped, 1);
+    const [first, second] = r.plan.points.map((p) => p.point);
+    assert.equal(readFailure(runDirOf(out, first.hash)), null);
+    assert.deepEqual(planSweep(s, out).points.map((p) => p.action), ['resume', 'start']);
+    // a worker process killed by the abort before it could stop cleanly is stopped too, not failed
+    const stop2 = new AbortController();
+    const slow = new ProcessExecutor({ jobs: 1, worker: [process.execPath, '-e', 'setTimeout(() => {}, 60000)'] });
+    const ev2: SweepProgress[] = [];
+    await runSweep({ spec: s, dir: out, executor: slow, signal: stop2.signal, onEvent: (e) => { ev2.push(e); if (e.type === 'start') setTimeout(() => stop2.abort(), 50); } });
+    assert.deepEqual(ev2.map((e) => e.type), ['plan', 'start', 'stopped']);
+    assert.equal(readFailure(runDirOf(out, second.hash)), null);
+    assert.equal(readFailure(runDirOf(out, first.hash)), null);
+  });
+
   test('a worker process that dies without a result is recorded as a crash', async () => {
     const out = join(dir, 's4');
     const s = spec({ axes: { 'train.lr': [1e-3, 2e-3] } });

@@ -4,7 +4,7 @@
 // resolved config, run folder) and where to write its outcome (JSON, study/executor.ts
 // JobOutcome). A child that exits without an outcome crashed (killed, out of memory, ...): the
 // failure records its exit status and the end of its stderr. Aborting sends SIGTERM to the
-// children, which checkpoint and stop.
+// children, which checkpoint and stop; one that dies of it instead counts as stopped, not failed.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -62,6 +62,12 @@ export class ProcessExecutor implements SweepExecutor {
         try {
           outcome = JSON.parse(readFileSync(outFile, 'utf8')) as JobOutcome;
         } catch {
+          if (signal?.aborted) {
+            // stopped before it could stop cleanly (e.g. SIGTERM before its handler was installed):
+            // its last checkpoint, if any, is intact (saves are atomic), so the point is not failed
+            onEvent({ type: 'stopped', job, step: null, seconds: (performance.now() - t0) / 1000 });
+            continue;
+          }
           const how = sig ? `killed by ${sig}` : `exited with code ${code}`;
           const tail = stderr.trim().split('\n').slice(-3).join(' | ');
           outcome = { ok: false, failure: { kind: 'crash', reason: `the training process ${how} without a result${tail ? `: ${tail}` : ''}`, step: null } };
