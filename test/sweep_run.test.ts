@@ -113,6 +113,15 @@ describe('runSweep', () => {
     assert.match(res.missing[0].reason!, /^diverged: /);
   });
 
+  test('a point refused before training (missing data) is recorded as such', async () => {
+    const out = join(dir, 's6');
+    const r = await runSweep({ spec: spec({ axes: { 'data.paths': [['missing.txt'], ['corpus.txt']] } }), dir: out });
+    assert.deepEqual([r.failed, r.finished], [1, 1]);
+    const f = readFailure(runDirOf(out, r.plan.points[0].point.hash))!;
+    assert.equal(f.kind, 'data');
+    assert.match(f.reason, /missing\.txt/);
+  });
+
   test('an abort stops the running point with a checkpoint and starts no other; a re-run resumes it', async () => {
     const out = join(dir, 's5');
     const s = spec({ axes: { 'train.lr': [1e-3, 2e-3] } });
