@@ -32,6 +32,17 @@ before(() => {
 });
 
 describe('moelab sweep', () => {
+  test('--dry-run lists the points and writes nothing', () => {
+    const r = run(['sweep', '--spec', 'study.json', '--out', 'sw', '--dry-run']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^sweep sw: 4 points: 0 done, 0 to resume, 4 to start/);
+    const rows = r.out.trim().split('\n').slice(2);
+    assert.equal(rows.length, 4);
+    // 6e6 FLOPs / (46080 FLOPs/token x 32 tokens/step) = 4.07 -> 4 steps of the dense model
+    assert.match(rows[0], /^start\s+dense\s+4\s+5\.90e\+6\s/);
+    assert.ok(!existsSync(join(dir, 'sw')));
+  });
+
   test('trains every point with one line per start and finish', () => {
     const r = run(['sweep', '--spec', 'study.json', '--out', 'sw']);
     assert.equal(r.code, 0, r.err);

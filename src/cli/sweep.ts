@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  readSweepSpec, runSweep, requireManifest, pointStatus, runDirOf, writeResults, LocalExecutor, ProcessExecutor, RESULTS_CSV,
+  readSweepSpec, runSweep, planSweep, countModel, formatCount, requireManifest, pointStatus, runDirOf, writeResults, LocalExecutor, ProcessExecutor, RESULTS_CSV,
   type SweepExecutor, type SweepProgress, type PlannedPoint, type ManifestPoint,
 } from '../index.js';
 import { positiveInt } from './common.js';
@@ -35,6 +35,7 @@ export function registerSweep(program: Command): void {
     .option('--json', 'status: one JSON object per point')
     .option('-j, --jobs <n>', 'train N points at once in child processes, the cores split between them', positiveInt('--jobs'))
     .option('--retry-failed', 'train failed points again (resuming their last checkpoint when they have one)')
+    .option('--dry-run', 'list the points (what would happen to each, steps, FLOPs, parameters) without training or writing anything')
     .addHelpText('after', '\nExit status: 0 when every point is done, 3 when some failed (each run folder\'s failed.json says why), 130 when interrupted.\n' +
       'status: running = the run folder holds a .lock file, or its checkpoint is short of train.steps (training, or interrupted: re-run the sweep to resume).')
     .action(async (action: string | undefined, o) => {
@@ -47,6 +48,10 @@ export function registerSweep(program: Command): void {
       if (!o.spec) throw new Error('--spec <file> is required (or `moelab sweep status --out DIR`)');
       const spec = readSweepSpec(o.spec);
       const dir: string = o.out ?? join('sweeps', basename(o.spec).replace(/\.json$/i, ''));
+      if (o.dryRun) {
+        showPlan(planSweep(spec, dir, { retryFailed: Boolean(o.retryFailed) }).points, dir);
+        return;
+      }
       const executor: SweepExecutor = o.jobs && o.jobs > 1 ? new ProcessExecutor({ jobs: o.jobs, worker: [process.execPath, WORKER] }) : new LocalExecutor();
       const stop = new AbortController();
       const onSignal = () => {
@@ -103,6 +108,21 @@ export function registerSweep(program: Command): void {
     });
 }
 
+function printTable(head: string[], rows: string[][]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd() + '\n';
+  process.stdout.write(line(head));
+  for (const r of rows) process.stdout.write(line(r));
+}
+
+function showPlan(points: PlannedPoint[], dir: string): void {
+  process.stdout.write(`sweep ${dir}: ${planLine(points)}\n`);
+  printTable(['action', 'family', 'steps', 'FLOPs', 'params', 'active', 'hash', 'axes'], points.map(({ point: p, action }) => {
+    const c = countModel(p.config.model);
+    return [action, p.family, String(p.steps), sci(p.trainingFlops), formatCount(c.paramsTotal), formatCount(c.paramsActive), p.hash, axesText(p.axes)];
+  }));
+}
+
 function showStatus(o: { out: string; json?: boolean }): void {
   const m = requireManifest(o.out);
   const rows = m.points.map((p) => ({ p, s: pointStatus(runDirOf(o.out, p.hash), p.steps) }));
@@ -118,9 +138,5 @@ function showStatus(o: { out: string; json?: boolean }): void {
     s.state, `${s.step ?? 0}/${s.steps}`, s.valLoss !== null && s.state === 'done' ? s.valLoss.toFixed(4) : '', p.family, p.hash,
     axesText(p.axes) + (p.inSpec ? '' : ' (not in the current spec)'), s.reason ?? '',
   ]);
-  const head = ['state', 'step', 'val loss', 'family', 'hash', 'axes', 'reason'];
-  const widths = head.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd() + '\n';
-  process.stdout.write(line(head));
-  for (const r of table) process.stdout.write(line(r));
+  printTable(['state', 'step', 'val loss', 'family', 'hash', 'axes', 'reason'], table);
 }
