@@ -20,8 +20,9 @@ const sci = (x: number): string => x.toExponential(2);
 
 function planLine(points: PlannedPoint[]): string {
   const n = (a: PlannedPoint['action']) => points.filter((p) => p.action === a).length;
+  const failed = n('skip-failed');
   return `${points.length} points: ${n('skip-done')} done, ${n('resume')} to resume, ${n('start')} to start, ` +
-    `${n('skip-failed')} failed (kept; --retry-failed trains them again), ${n('skip-running')} locked by another process`;
+    `${failed} failed${failed ? ' (kept; --retry-failed trains them again)' : ''}, ${n('skip-running')} locked by another process`;
 }
 
 export function registerSweep(program: Command): void {
