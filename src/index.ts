@@ -51,3 +51,18 @@ export { generate, generateIds, type SampleOptions } from './eval/generate.js';
 
 // the compute runtime
 export { computeInfo, setComputeThreads, type ComputeInfo } from './tensor/runtime.js';
+
+// studies: sweeps, executors, results, compute-matched comparison
+export { parseSweepSpec, readSweepSpec, sweepSpecSchema, type SweepSpec, type SweepSpecInput, type SweepGenerator } from './study/spec.js';
+export { expandSweep, stepsForBudget, tokensPerStep, type SweepPoint } from './study/expand.js';
+export { fixedActiveVariants, fixedTotalVariants, expertParamsPerLayer, type GeneratedVariant } from './study/generators.js';
+export { familyOf, isDenseFamily } from './study/family.js';
+export { readManifest, requireManifest, runDirOf, SWEEP_FILE, type SweepManifest, type ManifestPoint } from './study/manifest.js';
+export { pointStatus, readFailure, FAILED_FILE, type PointStatus, type PointState, type FailureRecord } from './study/status.js';
+export { runJob, type SweepExecutor, type SweepJob, type SweepEvent, type SweepListener, type JobOutcome } from './study/executor.js';
+export { LocalExecutor } from './study/local_executor.js';
+export { ProcessExecutor, type ProcessExecutorOptions } from './study/process_executor.js';
+export { planSweep, runSweep, type SweepPlan, type PlannedPoint, type SweepProgress, type SweepSummary, type RunSweepOptions } from './study/run_sweep.js';
+export { collectResults, writeResults, resultsCsv, RESULTS_JSON, RESULTS_CSV, type SweepResult, type SweepResults } from './study/results.js';
+export { compareResults, denseFrontier, denseComputeFor, groupSeeds, type Comparison, type ComputeMultiplier, type FrontierPoint, type CompareOptions } from './study/compare.js';
+export { compareSweep, COMPARE_JSON } from './study/compare_sweep.js';

@@ -7,6 +7,8 @@ import { registerGenerate } from './generate.js';
 import { registerCount } from './count.js';
 import { registerBench } from './bench.js';
 import { registerPresets } from './presets.js';
+import { registerSweep } from './sweep.js';
+import { registerCompare } from './compare.js';
 
 // A closed pipe (`moelab train 2>&1 | head`, a terminal gone away) must not kill a training run:
 // lost log lines are harmless, the run's files are what matter.
@@ -29,6 +31,8 @@ registerGenerate(program);
 registerCount(program);
 registerBench(program);
 registerPresets(program);
+registerSweep(program);
+registerCompare(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as Error;
