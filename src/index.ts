@@ -43,5 +43,8 @@ export { benchTrain, type BenchTrainOptions } from './train/bench.js';
 export { evaluateFile, EVAL_DEFINITION, type EvalResult } from './eval/evaluate.js';
 export { generate, generateIds, type SampleOptions } from './eval/generate.js';
 
+// the dashboard (a read-only web page over a runs folder)
+export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/server.js';
+
 // the compute runtime
 export { computeInfo, setComputeThreads, type ComputeInfo } from './tensor/runtime.js';

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// moelab command line: train, eval, generate, count, bench, presets.
+// moelab command line: train, eval, generate, count, bench, presets, dashboard.
 import { Command } from 'commander';
 import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
@@ -7,6 +7,7 @@ import { registerGenerate } from './generate.js';
 import { registerCount } from './count.js';
 import { registerBench } from './bench.js';
 import { registerPresets } from './presets.js';
+import { registerDashboard } from './dashboard.js';
 
 // A closed pipe (`moelab train 2>&1 | head`, a terminal gone away) must not kill a training run:
 // lost log lines are harmless, the run's files are what matter.
@@ -29,6 +30,7 @@ registerGenerate(program);
 registerCount(program);
 registerBench(program);
 registerPresets(program);
+registerDashboard(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as Error;
