@@ -116,6 +116,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     const u = new URL(req.url ?? '/', 'http://localhost');
     const p = u.pathname;
     if (p === '/' || p === '/index.html') return serveFile(res, join(publicDir, 'index.html'));
+    if (p === '/favicon.ico') return void res.writeHead(204).end();
     if (p.startsWith('/static/')) {
       const name = p.slice('/static/'.length);
       if (!statics.has(name)) throw new HttpError(404, 'not found');
