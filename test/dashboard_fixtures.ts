@@ -14,8 +14,8 @@ export interface FakeRun {
   /** MoE layers reported in the eval lines' ffn stats. */
   moeLayers?: number;
   name?: string;
-  /** Write metrics.jsonl without the state.json of a checkpoint. */
-  noState?: boolean;
+  /** A run before its first checkpoint: metrics.jsonl only (no config.json, no state.json). */
+  noCheckpoint?: boolean;
 }
 
 export const BATCH = 4, SEQ = 16, FLOPS_PER_TOKEN = 1000;
@@ -23,7 +23,7 @@ export const BATCH = 4, SEQ = 16, FLOPS_PER_TOKEN = 1000;
 export const lossAt = (step: number) => 5 * Math.exp(-step / 400) + 0.05 * Math.sin(step);
 
 export function trainLine(step: number): string {
-  return JSON.stringify({ type: 'train', step, loss: lossAt(step), aux: 0.01, lr: 1e-3, grad_norm: 1, tokens_per_s: 1000 + step, time_s: step / 10 }) + '\n';
+  return JSON.stringify({ type: 'train', step, tokens: step * BATCH * SEQ, loss: lossAt(step), aux: 0.01, lr: 1e-3, grad_norm: 1, tokens_per_s: 1000 + step, time_s: step / 10 }) + '\n';
 }
 
 export function evalLine(step: number, o: Pick<FakeRun, 'kind' | 'experts' | 'moeLayers'>): string {
@@ -49,12 +49,13 @@ export function writeFakeRun(root: string, id: string, o: FakeRun): string {
   mkdirSync(dir, { recursive: true });
   const kind = o.kind ?? 'dense';
   const ffn = kind === 'moe' ? { type: 'moe', experts: o.experts ?? 4, topk: 2 } : kind === 'peer' ? { type: 'peer', nSub: 32 } : { type: 'dense' };
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({
+  if (!o.noCheckpoint) writeFileSync(join(dir, 'config.json'), JSON.stringify({
     name: o.name ?? id.split('/').pop(), model: { vocab: 'bytes', d: 16, layers: 2, heads: 2, seq: SEQ, ffn },
     train: { batch: BATCH, steps: o.steps, accum: 1, evalEvery: o.evalEvery ?? 0, logEvery: 1 }, data: { paths: [], valFraction: 0.1 }, derived: [],
   }));
-  if (!o.noState) writeFileSync(join(dir, 'state.json'), JSON.stringify({ format: 'moelab-checkpoint', version: 1, state: { step: o.done } }));
-  let text = JSON.stringify({ type: 'start', step: 0, resumed: false, provenance: { moelab: '0.1.0', startedAt: '2026-01-01T00:00:00Z' }, params_total: kind === 'dense' ? 10_000 : 40_000, params_active: 10_000, flops_per_token: FLOPS_PER_TOKEN }) + '\n';
+  if (!o.noCheckpoint) writeFileSync(join(dir, 'state.json'), JSON.stringify({ format: 'moelab-checkpoint', version: 1, state: { step: o.done } }));
+  const layers = kind === 'moe' ? ['dense', 'moe'] : [kind, kind];
+  let text = JSON.stringify({ type: 'start', step: 0, resumed: false, name: o.name ?? id.split('/').pop(), end: o.steps, ffn: layers, provenance: { moelab: '0.1.0', startedAt: '2026-01-01T00:00:00Z' }, params_total: kind === 'dense' ? 10_000 : 40_000, params_active: 10_000, flops_per_token: FLOPS_PER_TOKEN }) + '\n';
   for (let s = 1; s <= o.done; s++) {
     text += trainLine(s);
     if (o.evalEvery && s % o.evalEvery === 0) text += evalLine(s, o);

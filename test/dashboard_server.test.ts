@@ -96,6 +96,7 @@ before(async () => {
   writeFakeRun(root, 'done-dense', { done: 50, steps: 50, evalEvery: 10 });
   writeFakeRun(root, 'live-moe', { kind: 'moe', done: 20, steps: 100, evalEvery: 5, experts: 8, moeLayers: 2 });
   writeFakeRun(root, 'long', { done: 5000, steps: 5000, evalEvery: 100 });
+  writeFakeRun(root, 'fresh', { kind: 'moe', done: 3, steps: 60, noCheckpoint: true, name: 'fresh-moe' });
   const failed = writeFakeRun(root, 'crashed', { done: 10, steps: 100 });
   const old = new Date(Date.now() - 3600_000);
   utimesSync(join(failed, 'metrics.jsonl'), old, old);
@@ -129,7 +130,7 @@ describe('dashboard server', () => {
     const { status, body } = await getJson('/api/runs');
     assert.equal(status, 200);
     const byId = new Map<string, any>(body.runs.map((r: any) => [r.id, r]));
-    assert.deepEqual([...byId.keys()].sort(), ['blew-up', 'crashed', 'done-dense', 'live-moe', 'long', 'sweep-a/runs/3fa2']);
+    assert.deepEqual([...byId.keys()].sort(), ['blew-up', 'crashed', 'done-dense', 'fresh', 'live-moe', 'long', 'sweep-a/runs/3fa2']);
     assert.ok(!byId.has('link-out'), 'a symlink is not followed');
     const moe = byId.get('live-moe');
     assert.equal(moe.kind, 'moe');
@@ -149,6 +150,9 @@ describe('dashboard server', () => {
     // best validation loss is the minimum of the eval lines (the curve decreases: the last one)
     assert.ok(Math.abs(byId.get('done-dense').bestValLoss - (5 * Math.exp(-50 / 400) + 0.05 * Math.sin(50) + 0.1)) < 1e-9);
     assert.deepEqual(body.sweeps, ['sweep-a']);
+    // before its first checkpoint a run has only metrics.jsonl: name, kind and length from the start line
+    const fresh = byId.get('fresh');
+    assert.deepEqual([fresh.name, fresh.kind, fresh.step, fresh.steps, fresh.tokensPerStep, fresh.status], ['fresh-moe', 'moe', 3, 60, BATCH * SEQ, 'running']);
   });
 
   test('series are downsampled to the points asked for, per range, on every x axis', async () => {

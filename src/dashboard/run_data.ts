@@ -7,7 +7,7 @@ import { FileTail } from './tail.js';
 
 export type RunStatus = 'running' | 'finished' | 'failed' | 'diverged' | 'stopped';
 
-export interface TrainPoint { step: number; loss: number | null; aux: number | null; lr: number | null; gradNorm: number | null; tokensPerSecond: number | null; time: number | null }
+export interface TrainPoint { step: number; tokens: number | null; loss: number | null; aux: number | null; lr: number | null; gradNorm: number | null; tokensPerSecond: number | null; time: number | null }
 export interface EvalPoint { step: number; valLoss: number | null; ffn: Record<string, Record<string, unknown>> | null }
 
 /** What ingesting new lines added (or that everything restarted). */
@@ -131,7 +131,7 @@ export class RunData {
       case 'train': {
         // a step seen again replaces what followed it (the metrics writer's own rule on resume)
         while (this.train.length && this.train[this.train.length - 1].step >= step) this.train.pop();
-        const p: TrainPoint = { step, loss: num(o.loss), aux: num(o.aux), lr: num(o.lr), gradNorm: num(o.grad_norm), tokensPerSecond: num(o.tokens_per_s), time: num(o.time_s) };
+        const p: TrainPoint = { step, tokens: num(o.tokens), loss: num(o.loss), aux: num(o.aux), lr: num(o.lr), gradNorm: num(o.grad_norm), tokensPerSecond: num(o.tokens_per_s), time: num(o.time_s) };
         this.train.push(p);
         delta.train.push(p);
         return;
@@ -159,25 +159,30 @@ export class RunData {
     return this.config;
   }
 
-  /** Tokens per optimizer step: batch * seq * accum from config.json. */
+  /** Tokens per optimizer step: batch * seq * accum from config.json, else as the train lines count them. */
   tokensPerStep(): number | null {
     const m = obj(this.config?.model), t = obj(this.config?.train);
     const b = num(t?.batch), s = num(m?.seq), a = num(t?.accum) ?? 1;
-    return b !== null && s !== null ? b * s * a : null;
+    if (b !== null && s !== null) return b * s * a;
+    const p = this.train.find((x) => x.tokens !== null && x.step > 0);
+    return p ? p.tokens! / p.step : null;
   }
 
   flopsPerToken(): number | null {
     return num(this.start?.flops_per_token);
   }
 
+  /** The feed-forward type of config.json, else the first non-dense layer kind of the start line. */
   kind(): string {
     const t = obj(obj(this.config?.model)?.ffn)?.type;
-    return typeof t === 'string' ? t : 'dense';
+    if (typeof t === 'string') return t;
+    const kinds = Array.isArray(this.start?.ffn) ? (this.start.ffn as unknown[]).filter((k): k is string => typeof k === 'string') : [];
+    return kinds.find((k) => k !== 'dense') ?? 'dense';
   }
 
   summary(now = Date.now()): RunSummary {
     const last = this.train[this.train.length - 1];
-    const steps = num(obj(this.config?.train)?.steps);
+    const steps = num(obj(this.config?.train)?.steps) ?? num(this.start?.end);
     const step = Math.max(last?.step ?? 0, this.evals[this.evals.length - 1]?.step ?? 0, num(this.state?.step) ?? 0);
     let best: number | null = null;
     for (const e of this.evals) if (e.valLoss !== null && (best === null || e.valLoss < best)) best = e.valLoss;
@@ -207,7 +212,7 @@ export class RunData {
     const prov = obj(this.start?.provenance);
     return {
       id: this.id,
-      name: typeof this.config?.name === 'string' ? this.config.name : this.id,
+      name: typeof this.config?.name === 'string' ? this.config.name : typeof this.start?.name === 'string' ? this.start.name : this.id.split('/').pop()!,
       kind: this.kind(),
       paramsTotal: num(this.start?.params_total),
       paramsActive: num(this.start?.params_active),

@@ -1,4 +1,5 @@
-// Finds run folders (config.json plus state.json and/or metrics.jsonl) and sweep folders
+// Finds run folders (metrics.jsonl, which a run has from its first step, or config.json plus
+// state.json, which it has from its first checkpoint) and sweep folders
 // (results.json) anywhere below the runs folder. Symbolic links are not followed (a link cannot
 // lead the scan outside the folder), hidden folders and node_modules are skipped, and the walk is
 // bounded so a huge tree cannot stall the server.
@@ -17,7 +18,7 @@ const MAX_DEPTH = 8;
 const MAX_DIRS = 20_000;
 
 export function isRunFolder(dir: string): boolean {
-  return existsSync(join(dir, 'config.json')) && (existsSync(join(dir, 'state.json')) || existsSync(join(dir, 'metrics.jsonl')));
+  return existsSync(join(dir, 'metrics.jsonl')) || (existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'state.json')));
 }
 
 export function scanRuns(root: string): ScanResult {
@@ -33,7 +34,7 @@ export function scanRuns(root: string): ScanResult {
     }
     const names = new Set(entries.map((e) => e.name));
     if (names.has('results.json')) sweeps.push(runIdOf(root, dir));
-    if (depth > 0 && names.has('config.json') && (names.has('state.json') || names.has('metrics.jsonl'))) {
+    if (depth > 0 && (names.has('metrics.jsonl') || (names.has('config.json') && names.has('state.json')))) {
       runs.push(runIdOf(root, dir));
       return; // a run holds no runs
     }

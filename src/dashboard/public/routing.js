@@ -55,7 +55,7 @@ export class RoutingPanel {
         mark: { type: 'line', point: data.scalars[k].length < 60 },
         encoding: {
           x: { field: 'step', type: 'quantitative', title: 'step' },
-          y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
+          y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false }, axis: { format: '~g' } },
           color: { field: 'layer', type: 'nominal', title: null },
           tooltip: [{ field: 'layer' }, { field: 'step' }, { field: 'value', format: '.4g' }],
         },
