@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { get } from 'node:http';
+import { spawn, spawnSync } from 'node:child_process';
 import { startDashboard, type Dashboard } from '../src/index.js';
 import { lttbIndices, rangeIndices } from '../src/dashboard/downsample.js';
 import { FileTail } from '../src/dashboard/tail.js';
@@ -334,5 +335,31 @@ describe('live stream', () => {
       assert.equal(now.get(p), v, `${p} changed`);
     }
     for (const p of now.keys()) assert.ok(before0.has(p) || p.includes('/live-moe/'), `${p} appeared`);
+  });
+});
+
+describe('moelab dashboard (command)', () => {
+  const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+
+  test('prints its loopback URL, serves, and exits cleanly on SIGTERM', async () => {
+    const child = spawn(process.execPath, [CLI, 'dashboard', '--runs', root, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      const url = await waitFor('the URL', () => /http:\/\/127\.0\.0\.1:\d+\//.exec(out)?.[0], 15000);
+      const r = await fetch(new URL('/api/runs', url));
+      assert.equal(r.status, 200);
+      assert.ok(((await r.json()) as any).runs.length >= 6);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0);
+  });
+
+  test('a missing runs folder is a clear error', () => {
+    const r = spawnSync(process.execPath, [CLI, 'dashboard', '--runs', join(root, 'nope'), '--port', '0'], { encoding: 'utf8', timeout: 30000 });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /runs folder '.*nope' does not exist: pass --runs/);
   });
 });
