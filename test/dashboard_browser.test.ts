@@ -150,8 +150,28 @@ describe('dashboard in Chromium', { timeout: 120_000 }, () => {
     await waitCount('moe', 'train', 30);
     const shot = join(tmp, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
-    assert.deepEqual(pageErrors, []);
     process.stdout.write(`# live points reached the chart ${latency} ms after training resumed; screenshot: ${shot}\n`);
+  });
+});
+
+describe('dashboard zoom', { timeout: 60_000 }, () => {
+  test('zooming in fetches the visible range of a long run at full detail; double-click resets', async () => {
+    await page.uncheck('#show-val');
+    await waitCount('long', 'val', 0);
+    await page.evaluate(() => { for (const b of document.querySelectorAll<HTMLInputElement>('#runs td[data-col="plot"] input')) if (b.closest('tr')!.dataset.run !== 'long' && b.checked) b.click(); });
+    await waitCount('moe', 'train', 0);
+    const box = (await page.locator('#loss-chart svg').boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    for (let i = 0; i < 6; i++) await page.mouse.wheel(0, -400);
+    // the refetched range holds fewer than 1000 steps, so every step in it is drawn
+    await page.waitForFunction(() => {
+      const rows = (window as any).moelabDashboard.chart.view.data('points').filter((r: any) => r.run === 'long');
+      const steps = rows.map((r: any) => r.step);
+      return rows.length > 10 && rows.length < 1000 && Math.max(...steps) - Math.min(...steps) + 1 === rows.length;
+    }, null, { timeout: 10_000 });
+    await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2);
+    await waitCount('long', 'train', 1000);
+    assert.deepEqual(pageErrors, []);
   });
 });
 
