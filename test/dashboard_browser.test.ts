@@ -4,7 +4,7 @@
 // the test knows what the page must show), and a 5,000-line fake run for downsampling.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -69,6 +69,10 @@ before(async () => {
     listeners: [async (e) => { if (e.type === 'eval') await (pauses.get(e.step) as any)?.arrive(); }],
   });
   await pauses.get(10)!.reached;
+  mkdirSync(join(root, 'dense', 'eval'));
+  writeFileSync(join(root, 'dense', 'eval', 'domains.json'), JSON.stringify([{ domain: 'web', loss: 3.1, bpb: 1.2 }, { domain: 'code', loss: 2.5, bpb: 0.9 }]));
+  mkdirSync(join(root, 'study'));
+  writeFileSync(join(root, 'study', 'results.json'), JSON.stringify({ law: { E: 1.7, A: 400 }, rows: [{ run: 'a', flops: 1e12, loss: 3.3 }] }));
   dash = await startDashboard({ runs: root, port: 0 });
   browser = await launchChromium(mkdtempSync(join(tmp, 'chromium-')));
   page = await browser.newPage();
@@ -116,6 +120,13 @@ describe('dashboard in Chromium', { timeout: 120_000 }, () => {
     await waitCount('long', 'train', 1000);
     await waitCount('long', 'val', 20);
     assert.match(await page.textContent('#loss-note') ?? '', /points drawn \(downsampled/);
+  });
+
+  test('shows loss vs compute per run and the eval and sweep result tables', async () => {
+    await page.waitForSelector('#compute-chart[data-points="3"] svg');
+    await page.waitForSelector('#results [data-file="dense/eval/domains.json"] table');
+    assert.equal(await page.locator('#results [data-file="dense/eval/domains.json"] tr').count(), 3);
+    assert.deepEqual(await page.$$eval('#results [data-file="study/results.json"] th', (ths) => ths.map((t) => t.textContent)), ['run', 'flops', 'loss']);
   });
 
   test('shows the MoE expert-load heatmap and routing statistics', async () => {

@@ -4,6 +4,7 @@ import { RunsTable } from './runs_table.js';
 import { LossChart } from './loss_chart.js';
 import { RoutingPanel } from './routing.js';
 import { renderResults } from './results.js';
+import { ComputeChart } from './compute_chart.js';
 import { el } from './format.js';
 
 const $ = (id) => document.getElementById(id);
@@ -28,6 +29,7 @@ class App {
       onFocus: (id) => this.focus(id),
     });
     this.chart = new LossChart($('loss-chart'), (range) => { this.zoom = range; this.loadSeries(); });
+    this.compute = new ComputeChart($('compute-chart'));
     this.routing = new RoutingPanel($('heatmap'), $('routing-charts'), $('routing-empty'), $('routing-title'));
     for (const id of ['x-axis', 'log-x', 'log-y', 'show-train', 'show-val']) $(id).addEventListener('change', () => this.options());
   }
@@ -51,6 +53,7 @@ class App {
     this.runs = new Map(runs.map((r) => [r.id, r]));
     for (const id of [...this.table.selected]) if (!this.runs.has(id)) this.table.selected.delete(id);
     this.table.setRuns(runs);
+    this.compute.show(runs).catch((e) => this.notice(`compute chart: ${e.message}`));
   }
 
   async options() {

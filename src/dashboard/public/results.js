@@ -35,7 +35,10 @@ export function toTable(data) {
 }
 
 function fmt(v) {
-  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : Math.abs(v) >= 1e4 || Math.abs(v) < 1e-3 ? v.toExponential(3) : v.toFixed(4);
+  if (typeof v === 'number') {
+    if (Number.isInteger(v) && Math.abs(v) < 1e6) return String(v);
+    return Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : v.toFixed(4);
+  }
   return v === null || v === undefined ? '' : String(v);
 }
 
@@ -52,7 +55,8 @@ export function renderResults(container, results) {
     if (f.error) { box.append(el('div', f.error, 'error')); return box; }
     const t = toTable(f.data);
     const table = el('table'), head = el('tr');
-    for (const c of t.cols) head.append(el('th', c, 'text'));
+    const numeric = new Set(t.cols.filter((c) => t.rows.every((r) => r[c] === undefined || r[c] === null || typeof r[c] === 'number')));
+    for (const c of t.cols) head.append(el('th', c, numeric.has(c) ? '' : 'text'));
     table.append(head);
     for (const r of t.rows) {
       const tr = el('tr');
