@@ -4,7 +4,7 @@
 // the test knows what the page must show), and a 5,000-line fake run for downsampling.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -40,10 +40,14 @@ function config(preset: string, steps: number) {
   });
 }
 
-export async function launchChromium(userDataDir: string): Promise<BrowserContext> {
+function assertChromium(): void {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`the dashboard's browser tests need Chromium at ${CHROMIUM}, which is missing: install it with 'apt-get install -y chromium' (Debian/Ubuntu) or point MOELAB_CHROMIUM at a Chromium binary`);
+    throw new Error(`the dashboard's browser tests need Chromium at ${CHROMIUM}, which is missing: install it with 'apt-get install -y chromium' (Debian/Ubuntu; scripts/ci-browser.sh does it) or point MOELAB_CHROMIUM at a Chromium binary`);
   }
+}
+
+function launchChromium(userDataDir: string): Promise<BrowserContext> {
+  assertChromium();
   return chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 1500 } });
 }
 
@@ -56,6 +60,7 @@ const ids = () => page.$$eval('#runs tbody tr', (trs) => trs.map((t) => (t as HT
 const column = (col: string) => page.$$eval(`#runs tbody td[data-col="${col}"]`, (tds) => tds.map((t) => t.textContent!.trim()));
 
 before(async () => {
+  assertChromium(); // before training anything
   tmp = mkdtempSync(join(tmpdir(), 'moelab-dash-browser-'));
   root = join(tmp, 'runs');
   const words = ['alpha', 'beta', 'gamma', 'delta', 'experts', 'route', 'tokens', 'to', 'the', 'model'];
@@ -181,6 +186,10 @@ describe('dashboard zoom', { timeout: 60_000 }, () => {
       return rows.length > 10 && rows.length < 1000 && Math.max(...steps) - Math.min(...steps) + 1 === rows.length;
     }, null, { timeout: 10_000 });
     await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2);
+    await waitCount('long', 'train', 1000);
+    // a malformed line is skipped and reported; the page goes on
+    appendFileSync(join(root, 'long', 'metrics.jsonl'), '{"type":"train","step":5001,"loss":\n');
+    await page.waitForFunction(() => /run long: 1 malformed metrics line\(s\) skipped/.test(document.querySelector('#notices')!.textContent!), null, { timeout: 8000 });
     await waitCount('long', 'train', 1000);
     assert.deepEqual(pageErrors, []);
   });
