@@ -49,6 +49,12 @@ export { benchTrain, type BenchTrainOptions } from './train/bench.js';
 export { evaluateFile, EVAL_DEFINITION, type EvalResult } from './eval/evaluate.js';
 export { generate, generateIds, type SampleOptions } from './eval/generate.js';
 
+// the dashboard (a read-only web page over a runs folder)
+export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/server.js';
+
+// the installed moelab
+export { moelabVersion, gitCommit } from './util/package.js';
+
 // the compute runtime
 export { computeInfo, setComputeThreads, type ComputeInfo } from './tensor/runtime.js';
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// moelab command line: train, eval, generate, count, bench, presets.
+// moelab command line: train, eval, generate, count, bench, presets, dashboard.
 import { Command } from 'commander';
 import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
@@ -9,6 +9,8 @@ import { registerBench } from './bench.js';
 import { registerPresets } from './presets.js';
 import { registerSweep } from './sweep.js';
 import { registerCompare } from './compare.js';
+import { registerDashboard } from './dashboard.js';
+import { moelabVersion } from '../index.js';
 
 // A closed pipe (`moelab train 2>&1 | head`, a terminal gone away) must not kill a training run:
 // lost log lines are harmless, the run's files are what matter.
@@ -22,7 +24,7 @@ const program = new Command();
 program
   .name('moelab')
   .description('Train, evaluate and scale dense, Mixture-of-Experts and PEER language models on CPU')
-  .version('0.1.0')
+  .version(moelabVersion())
   .showHelpAfterError();
 
 registerTrain(program);
@@ -33,6 +35,7 @@ registerBench(program);
 registerPresets(program);
 registerSweep(program);
 registerCompare(program);
+registerDashboard(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as Error;

@@ -1,8 +1,12 @@
 /**
  * metrics.jsonl: one JSON object per line, appended as training goes, as a TrainListener.
  *
- *   {"type":"start", "step", "resumed", "provenance", "params_total", "params_active", "flops_per_token"}
- *   {"type":"train", "step", "loss", "aux", "lr", "grad_norm", "tokens_per_s", "time_s"}  every logEvery steps and at the end
+ *   {"type":"start", "step", "resumed", "name", "end", "ffn", "provenance", "params_total", "params_active", "flops_per_token"}
+ *   {"type":"train", "step", "tokens", "loss", "aux", "lr", "grad_norm", "tokens_per_s", "time_s"}  every logEvery steps and at the end
+ *
+ * `end` is the step the run trains to, `ffn` the feed-forward kind of each layer and `tokens` the
+ * tokens trained on so far: what a reader (the dashboard) needs before the first checkpoint writes
+ * config.json.
  *   {"type":"eval", "step", "val_loss", "ffn": {"layer<i>": {...}} | null}
  *   {"type":"checkpoint", "step", "reason"}
  *   {"type":"diverged", "step", "message", "checkpoint_step"}
@@ -45,14 +49,14 @@ export function metricsFileListener(dir: string, logEvery: number): TrainListene
         // folder whose first attempt died before any checkpoint starts the file over
         if (existsSync(path)) writeFileAtomic(path, e.resumed ? metricsUpTo(readFileSync(path, 'utf8'), e.step) : '');
         write({
-          type: 'start', step: e.step, resumed: e.resumed, provenance: e.provenance,
+          type: 'start', step: e.step, resumed: e.resumed, name: e.name, end: e.end, ffn: e.counts.perLayer.map((l) => l.kind), provenance: e.provenance,
           params_total: e.counts.paramsTotal, params_active: e.counts.paramsActive, flops_per_token: e.counts.flopsPerToken,
         });
         return;
       case 'step':
         if (e.step % logEvery === 0 || e.step === e.end) {
           write({
-            type: 'train', step: e.step, loss: e.loss, aux: e.aux, lr: e.lr, grad_norm: e.gradNorm,
+            type: 'train', step: e.step, tokens: e.tokensSeen, loss: e.loss, aux: e.aux, lr: e.lr, grad_norm: e.gradNorm,
             tokens_per_s: Math.round(e.tokensPerSecond), time_s: Math.round(e.elapsed * 1000) / 1000,
           });
         }
