@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "cpu.h"
-#include "napi_util.h"
+#include "args.h"
 #include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
@@ -95,36 +95,6 @@ bool injective(const Layout& l, const int64_t* strides) {
     span += (__int128)st[k] * (sh[k] - 1);
   }
   return true;
-}
-
-void noOverlap(const Napi::Env& env, const void* a, int64_t alo, int64_t ahi, size_t aElem, const void* b,
-               int64_t blo, int64_t bhi, size_t bElem, const char* fn, const char* na, const char* nb) {
-  if (alo >= ahi || blo >= bhi) return;
-  uintptr_t a0 = reinterpret_cast<uintptr_t>(a) + (uintptr_t)alo * aElem, a1 = reinterpret_cast<uintptr_t>(a) + (uintptr_t)ahi * aElem;
-  uintptr_t b0 = reinterpret_cast<uintptr_t>(b) + (uintptr_t)blo * bElem, b1 = reinterpret_cast<uintptr_t>(b) + (uintptr_t)bhi * bElem;
-  if (a0 < b1 && b0 < a1) throwRange(env, std::string(fn) + ": '" + na + "' and '" + nb + "' must not overlap");
-}
-
-void sameOrDisjoint(const Napi::Env& env, const float* x, const float* out, int64_t n, const char* fn,
-                    const char* nx, const char* nout) {
-  if (x == out) return;
-  noOverlap(env, x, 0, n, 4, out, 0, n, 4, fn, nx, nout);
-}
-
-int64_t mulDims(const Napi::Env& env, int64_t a, int64_t b, const char* fn) {
-  if (a != 0 && b > ((int64_t)1 << 53) / a) throwRange(env, std::string(fn) + ": dimensions too large");
-  return a * b;
-}
-
-Span<int32_t> i32OptArg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
-  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return {nullptr, 0};
-  return i32Arg(info, i, fn, name);
-}
-
-double finiteArg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
-  double v = numArg(info, i, fn, name);
-  if (!std::isfinite(v)) throwRange(info.Env(), std::string(fn) + ": argument '" + name + "' must be finite");
-  return v;
 }
 
 }  // namespace ops
@@ -353,7 +323,7 @@ Napi::Value CopyStridedNapi(const Napi::CallbackInfo& info) {
   StridedOperand so = stridedArg(info, 2, 3, l, (int64_t)src.length, fn, "src", "srcOffset", "srcStrides");
   auto dst = f32Arg(info, 4, fn, "dst");
   StridedOperand dso = stridedArg(info, 5, 6, l, (int64_t)dst.length, fn, "dst", "dstOffset", "dstStrides");
-  noOverlap(env, src.data, so.lo, so.hi, 4, dst.data, dso.lo, dso.hi, 4, fn, "src", "dst");
+  noOverlap(env, fn, region(src.data, so.lo, so.hi), "src", region(dst.data, dso.lo, dso.hi), "dst");
   if (l.total == 0) return env.Undefined();
   const int64_t* strides[2] = {dso.strides, so.strides};
   const int64_t offs[2] = {dso.offset, so.offset};
@@ -423,8 +393,8 @@ Napi::Value BinaryNapi(const Napi::CallbackInfo& info) {
   StridedOperand bo = stridedArg(info, 6, 7, l, (int64_t)b.length, fn, "b", "bOffset", "bStrides");
   auto out = f32Arg(info, 8, fn, "out");
   needLen(env, out, l.total, fn, "out");
-  noOverlap(env, a.data, ao.lo, ao.hi, 4, out.data, 0, l.total, 4, fn, "a", "out");
-  noOverlap(env, b.data, bo.lo, bo.hi, 4, out.data, 0, l.total, 4, fn, "b", "out");
+  noOverlap(env, fn, region(a.data, ao.lo, ao.hi), "a", region(out.data, 0, l.total), "out");
+  noOverlap(env, fn, region(b.data, bo.lo, bo.hi), "b", region(out.data, 0, l.total), "out");
   if (l.total == 0) return env.Undefined();
   int64_t ost[kMaxRank];
   contiguousStrides(l, ost);
@@ -457,7 +427,7 @@ Napi::Value BinaryScalarNapi(const Napi::CallbackInfo& info) {
   auto out = f32Arg(info, 3, fn, "out");
   int64_t n = (int64_t)out.length;
   needLen(env, x, n, fn, "x");
-  sameOrDisjoint(env, x.data, out.data, n, fn, "x", "out");
+  sameOrDisjoint(env, fn, x, "x", out, "out", n);
   const auto& K = kernels();
   parallelFor(n, kGrainCheap, [&](int64_t b, int64_t e) { K.binary(op, x.data + b, 1, &s, 0, out.data + b, e - b); });
   return env.Undefined();
@@ -477,7 +447,7 @@ Napi::Value UnaryNapi(const Napi::CallbackInfo& info) {
   auto out = f32Arg(info, 2, fn, "out");
   int64_t n = (int64_t)out.length;
   needLen(env, x, n, fn, "x");
-  sameOrDisjoint(env, x.data, out.data, n, fn, "x", "out");
+  sameOrDisjoint(env, fn, x, "x", out, "out", n);
   const auto& K = kernels();
   parallelFor(n, cheapUnary(op) ? kGrainCheap : kGrainHeavy,
               [&](int64_t b, int64_t e) { K.unary(op, x.data + b, out.data + b, e - b); });
@@ -496,15 +466,15 @@ Napi::Value UnaryBackwardNapi(const Napi::CallbackInfo& info) {
   auto gx = f32Arg(info, 4, fn, "gx");
   int64_t n = (int64_t)gx.length;
   needLen(env, gy, n, fn, "gy");
-  noOverlap(env, gy.data, 0, n, 4, gx.data, 0, n, 4, fn, "gy", "gx");
+  noOverlap(env, fn, region(gy.data, 0, n), "gy", region(gx.data, 0, n), "gx");
   const float *px = nullptr, *py = nullptr;
   if (unaryUsesY(op)) {
     needLen(env, y, n, fn, "y");
-    noOverlap(env, y.data, 0, n, 4, gx.data, 0, n, 4, fn, "y", "gx");
+    noOverlap(env, fn, region(y.data, 0, n), "y", region(gx.data, 0, n), "gx");
     py = y.data;
   } else if (op != 0) {
     needLen(env, x, n, fn, "x");
-    noOverlap(env, x.data, 0, n, 4, gx.data, 0, n, 4, fn, "x", "gx");
+    noOverlap(env, fn, region(x.data, 0, n), "x", region(gx.data, 0, n), "gx");
     px = x.data;
   }
   const auto& K = kernels();
@@ -526,7 +496,7 @@ Napi::Value AxpyNapi(const Napi::CallbackInfo& info) {
   auto y = f32Arg(info, 2, fn, "y");
   int64_t n = (int64_t)y.length;
   needLen(env, x, n, fn, "x");
-  noOverlap(env, x.data, 0, n, 4, y.data, 0, n, 4, fn, "x", "y");
+  noOverlap(env, fn, region(x.data, 0, n), "x", region(y.data, 0, n), "y");
   const auto& K = kernels();
   parallelFor(n, kGrainCheap, [&](int64_t b, int64_t e) { K.axpy(alpha, x.data + b, y.data + b, e - b); });
   return env.Undefined();
@@ -573,8 +543,8 @@ Napi::Value MaskedFillNapi(const Napi::CallbackInfo& info) {
   int64_t n = (int64_t)out.length;
   needLen(env, x, n, fn, "x");
   needLen(env, mask, n, fn, "mask");
-  sameOrDisjoint(env, x.data, out.data, n, fn, "x", "out");
-  noOverlap(env, mask.data, 0, n, 1, out.data, 0, n, 4, fn, "mask", "out");
+  sameOrDisjoint(env, fn, x, "x", out, "out", n);
+  noOverlap(env, fn, region(mask.data, 0, n), "mask", region(out.data, 0, n), "out");
   const auto& K = kernels();
   parallelFor(n, kGrainCheap,
               [&](int64_t b, int64_t e) { K.maskedFill(x.data + b, mask.data + b, v, out.data + b, e - b); });
@@ -597,9 +567,9 @@ Napi::Value DropoutNapi(const Napi::CallbackInfo& info) {
   int64_t n = (int64_t)out.length;
   needLen(env, x, n, fn, "x");
   needLen(env, mask, n, fn, "mask");
-  noOverlap(env, x.data, 0, n, 4, out.data, 0, n, 4, fn, "x", "out");
-  noOverlap(env, mask.data, 0, n, 1, out.data, 0, n, 4, fn, "mask", "out");
-  noOverlap(env, mask.data, 0, n, 1, x.data, 0, n, 4, fn, "mask", "x");
+  noOverlap(env, fn, region(x.data, 0, n), "x", region(out.data, 0, n), "out");
+  noOverlap(env, fn, region(mask.data, 0, n), "mask", region(out.data, 0, n), "out");
+  noOverlap(env, fn, region(mask.data, 0, n), "mask", region(x.data, 0, n), "x");
   const uint64_t thr = (uint64_t)std::ceil(p * 4294967296.0);  // keep iff hash >= p * 2^32
   const float scale = p < 1.0 ? (float)(1.0 / (1.0 - p)) : 0.0f;
   const uint32_t seed = (uint32_t)sd;

@@ -3,7 +3,7 @@
 // (serially, before any thread starts) so a bad id throws instead of touching memory.
 // Accumulating kernels split work so no two threads write the same element and each element sums its
 // contributions in input order (results do not depend on the thread count).
-#include "napi_util.h"
+#include "args.h"
 #include "registry.h"
 #include "threadpool.h"
 
@@ -16,50 +16,8 @@
 namespace moelab {
 namespace {
 
-int64_t prod(const Napi::Env& env, const char* fn, std::initializer_list<int64_t> xs) {
-  int64_t p = 1;
-  for (int64_t x : xs)
-    if (x == 0) return 0;
-  for (int64_t x : xs)
-    if (__builtin_mul_overflow(p, x, &p) || p > (int64_t(1) << 53))
-      throwRange(env, std::string(fn) + ": sizes too large");
-  return p;
-}
-
-// Throws unless ids[0..n) are all in [0, hi); returns the largest id (or -1 when n == 0).
-int64_t checkIds(const Napi::Env& env, const int32_t* ids, int64_t n, int64_t hi, const char* fn, const char* name) {
-  int32_t mx = -1;
-  for (int64_t i = 0; i < n; i++) {
-    const int32_t v = ids[i];
-    if (v < 0 || v >= hi)
-      throwRange(env, std::string(fn) + ": " + name + "[" + std::to_string(i) + "] = " + std::to_string(v) +
-                          " out of range [0, " + std::to_string(hi) + ")");
-    mx = std::max(mx, v);
-  }
-  return mx;
-}
-
 // Grain (items per chunk) so each chunk moves at least ~32K elements.
 int64_t grainFor(int64_t perItem) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, perItem)); }
-
-// Jobs go to the pool for all of its threads or not at all (inline); every thread runs fn(t, nt).
-// (Jobs narrower than the pool once tripped a thread-pool race, fixed in 95b9162.)
-template <typename Fn>
-void runOnPool(bool parallel, const Fn& fn) {
-  const int nt = threads();
-  if (!parallel || nt <= 1) fn(0, 1);
-  else parallelRun(nt, fn);
-}
-
-// fn(begin, end) over [0, n), split evenly across the pool when each thread gets >= grain items.
-template <typename Fn>
-void forRange(int64_t n, int64_t grain, const Fn& fn) {
-  if (n <= 0) return;
-  runOnPool(n >= 2 * grain, [&](int t, int nt) {
-    const int64_t b = n * t / nt, e = n * (t + 1) / nt;
-    if (b < e) fn(b, e);
-  });
-}
 
 // Runs body(c0, c1, r0, r1) so that threads own disjoint parts of a [dstRows, d] destination:
 // column ranges [c0, c1) (multiples of 16 floats) for wide rows, row ranges [r0, r1) otherwise.
@@ -67,7 +25,7 @@ void forRange(int64_t n, int64_t grain, const Fn& fn) {
 template <typename Body>
 void splitDestination(int64_t work, int64_t d, int64_t dstRows, const Body& body) {
   const bool wide = d >= 64;
-  runOnPool(work >= 65536, [&](int t, int nt) {
+  parallelRun(work >= 65536 ? threads() : 1, [&](int t, int nt) {
     if (nt == 1) {
       body(0, d, 0, dstRows);
     } else if (wide) {
@@ -90,15 +48,15 @@ Napi::Value IndexSelectNapi(const Napi::CallbackInfo& info) {
   auto ids = i32Arg(info, 3, fn, "ids");
   auto out = f32Arg(info, 4, fn, "out");
   needLen(env, ids, n, fn, "ids");
-  needLen(env, out, prod(env, fn, {n, d}), fn, "out");
-  noAlias(env, out, table, fn, "out", "table");
-  noAlias(env, out, ids, fn, "out", "ids");
+  needLen(env, out, checkedProd(env, fn, {n, d}), fn, "out");
+  noOverlap(env, fn, out, "out", table, "table");
+  noOverlap(env, fn, out, "out", ids, "ids");
   if (n == 0 || d == 0) return env.Undefined();
-  checkIds(env, ids.data, n, (int64_t)table.length / d, fn, "ids");
+  idsInRange(env, fn, "ids", ids.data, n, (int64_t)table.length / d);
   const float* T = table.data;
   const int32_t* I = ids.data;
   float* O = out.data;
-  forRange(n, grainFor(d), [&](int64_t b, int64_t e) {
+  parallelFor(n, grainFor(d), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) std::memcpy(O + i * d, T + (int64_t)I[i] * d, sizeof(float) * d);
   });
   return env.Undefined();
@@ -113,12 +71,12 @@ Napi::Value IndexAddNapi(const Napi::CallbackInfo& info) {
   auto src = f32Arg(info, 3, fn, "src");
   auto dst = f32Arg(info, 4, fn, "dst");
   needLen(env, ids, n, fn, "ids");
-  needLen(env, src, prod(env, fn, {n, d}), fn, "src");
-  noAlias(env, dst, src, fn, "dst", "src");
-  noAlias(env, dst, ids, fn, "dst", "ids");
+  needLen(env, src, checkedProd(env, fn, {n, d}), fn, "src");
+  noOverlap(env, fn, dst, "dst", src, "src");
+  noOverlap(env, fn, dst, "dst", ids, "ids");
   if (n == 0 || d == 0) return env.Undefined();
   const int64_t rows = (int64_t)dst.length / d;
-  checkIds(env, ids.data, n, rows, fn, "ids");
+  idsInRange(env, fn, "ids", ids.data, n, rows);
   const int32_t* I = ids.data;
   const float* S = src.data;
   float* D = dst.data;
@@ -144,17 +102,17 @@ Napi::Value GatherNapi(const Napi::CallbackInfo& info) {
   auto x = f32Arg(info, 3, fn, "x");
   auto idx = i32Arg(info, 4, fn, "idx");
   auto out = f32Arg(info, 5, fn, "out");
-  needLen(env, x, prod(env, fn, {rows, n}), fn, "x");
-  needLen(env, idx, prod(env, fn, {rows, k}), fn, "idx");
-  needLen(env, out, prod(env, fn, {rows, k}), fn, "out");
-  noAlias(env, out, x, fn, "out", "x");
-  noAlias(env, out, idx, fn, "out", "idx");
+  needLen(env, x, checkedProd(env, fn, {rows, n}), fn, "x");
+  needLen(env, idx, checkedProd(env, fn, {rows, k}), fn, "idx");
+  needLen(env, out, checkedProd(env, fn, {rows, k}), fn, "out");
+  noOverlap(env, fn, out, "out", x, "x");
+  noOverlap(env, fn, out, "out", idx, "idx");
   if (rows * k == 0) return env.Undefined();
-  checkIds(env, idx.data, rows * k, n, fn, "idx");
+  idsInRange(env, fn, "idx", idx.data, rows * k, n);
   const float* X = x.data;
   const int32_t* I = idx.data;
   float* O = out.data;
-  forRange(rows, grainFor(k), [&](int64_t b, int64_t e) {
+  parallelFor(rows, grainFor(k), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++)
       for (int64_t j = 0; j < k; j++) O[r * k + j] = X[r * n + I[r * k + j]];
   });
@@ -169,17 +127,17 @@ Napi::Value ScatterAddNapi(const Napi::CallbackInfo& info) {
   auto idx = i32Arg(info, 3, fn, "idx");
   auto src = f32Arg(info, 4, fn, "src");
   auto dst = f32Arg(info, 5, fn, "dst");
-  needLen(env, idx, prod(env, fn, {rows, k}), fn, "idx");
-  needLen(env, src, prod(env, fn, {rows, k}), fn, "src");
-  needLen(env, dst, prod(env, fn, {rows, n}), fn, "dst");
-  noAlias(env, dst, src, fn, "dst", "src");
-  noAlias(env, dst, idx, fn, "dst", "idx");
+  needLen(env, idx, checkedProd(env, fn, {rows, k}), fn, "idx");
+  needLen(env, src, checkedProd(env, fn, {rows, k}), fn, "src");
+  needLen(env, dst, checkedProd(env, fn, {rows, n}), fn, "dst");
+  noOverlap(env, fn, dst, "dst", src, "src");
+  noOverlap(env, fn, dst, "dst", idx, "idx");
   if (rows * k == 0) return env.Undefined();
-  checkIds(env, idx.data, rows * k, n, fn, "idx");
+  idsInRange(env, fn, "idx", idx.data, rows * k, n);
   const float* S = src.data;
   const int32_t* I = idx.data;
   float* D = dst.data;
-  forRange(rows, grainFor(k), [&](int64_t b, int64_t e) {
+  parallelFor(rows, grainFor(k), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++)
       for (int64_t j = 0; j < k; j++) D[r * n + I[r * k + j]] += S[r * k + j];
   });
@@ -209,12 +167,12 @@ Napi::Value TopkNapi(const Napi::CallbackInfo& info) {
   auto idx = i32Arg(info, 5, fn, "idx");
   if (k > n) throwRange(env, std::string(fn) + ": k (" + std::to_string(k) + ") > n (" + std::to_string(n) + ")");
   if (n > 0x7fffffff) throwRange(env, std::string(fn) + ": n too large");
-  needLen(env, x, prod(env, fn, {rows, n}), fn, "x");
-  needLen(env, vals, prod(env, fn, {rows, k}), fn, "vals");
-  needLen(env, idx, prod(env, fn, {rows, k}), fn, "idx");
-  noAlias(env, vals, x, fn, "vals", "x");
-  noAlias(env, idx, x, fn, "idx", "x");
-  noAlias(env, vals, idx, fn, "vals", "idx");
+  needLen(env, x, checkedProd(env, fn, {rows, n}), fn, "x");
+  needLen(env, vals, checkedProd(env, fn, {rows, k}), fn, "vals");
+  needLen(env, idx, checkedProd(env, fn, {rows, k}), fn, "idx");
+  noOverlap(env, fn, vals, "vals", x, "x");
+  noOverlap(env, fn, idx, "idx", x, "x");
+  noOverlap(env, fn, vals, "vals", idx, "idx");
   if (rows * k == 0) return env.Undefined();
   const float* X = x.data;
   float* V = vals.data;
@@ -224,13 +182,8 @@ Napi::Value TopkNapi(const Napi::CallbackInfo& info) {
   // Per-thread key buffers, allocated here so an allocation failure throws on the JS thread.
   const int64_t len = small ? k : n;
   const bool par = rows >= 2 * grainFor(n);
-  std::vector<uint64_t> bufs;
-  try {
-    bufs.resize((par ? threads() : 1) * len);
-  } catch (const std::exception&) {
-    throwRange(env, std::string(fn) + ": out of memory");
-  }
-  runOnPool(par, [&, n, k, len](int t, int nt) {  // n, k by value: no reloads in the inner loops
+  std::vector<uint64_t> bufs = scratch<uint64_t>(fn, "top-k keys", (par ? threads() : 1) * len);
+  parallelRun(par ? threads() : 1, [&, n, k, len](int t, int nt) {  // n, k by value: no reloads in the inner loops
     uint64_t* buf = bufs.data() + t * len;
     const int64_t b = rows * t / nt, e = rows * (t + 1) / nt;
     for (int64_t r = b; r < e; r++) {
@@ -278,11 +231,11 @@ Napi::Value ArgsortIntNapi(const Napi::CallbackInfo& info) {
   needLen(env, keys, n, fn, "keys");
   needLen(env, order, n, fn, "order");
   needLen(env, counts, numKeys, fn, "counts");
-  noAlias(env, order, keys, fn, "order", "keys");
-  noAlias(env, counts, keys, fn, "counts", "keys");
-  noAlias(env, order, counts, fn, "order", "counts");
+  noOverlap(env, fn, order, "order", keys, "keys");
+  noOverlap(env, fn, counts, "counts", keys, "keys");
+  noOverlap(env, fn, order, "order", counts, "counts");
   const int32_t* K = keys.data;
-  checkIds(env, K, n, numKeys, fn, "keys");
+  idsInRange(env, fn, "keys", K, n, numKeys);
   int32_t* C = counts.data;
   std::fill(C, C + numKeys, 0);
   for (int64_t i = 0; i < n; i++) C[K[i]]++;
@@ -309,20 +262,20 @@ Napi::Value EmbeddingBagNapi(const Napi::CallbackInfo& info) {
   auto ids = i32Arg(info, 4, fn, "ids");
   auto weights = f32Arg(info, 5, fn, "weights");
   auto out = f32Arg(info, 6, fn, "out");
-  const int64_t ne = prod(env, fn, {bags, per});
+  const int64_t ne = checkedProd(env, fn, {bags, per});
   needLen(env, ids, ne, fn, "ids");
   needLen(env, weights, ne, fn, "weights");
-  needLen(env, out, prod(env, fn, {bags, d}), fn, "out");
-  noAlias(env, out, table, fn, "out", "table");
-  noAlias(env, out, ids, fn, "out", "ids");
-  noAlias(env, out, weights, fn, "out", "weights");
+  needLen(env, out, checkedProd(env, fn, {bags, d}), fn, "out");
+  noOverlap(env, fn, out, "out", table, "table");
+  noOverlap(env, fn, out, "out", ids, "ids");
+  noOverlap(env, fn, out, "out", weights, "weights");
   if (bags * d == 0) return env.Undefined();
-  checkIds(env, ids.data, ne, (int64_t)table.length / d, fn, "ids");
+  idsInRange(env, fn, "ids", ids.data, ne, (int64_t)table.length / d);
   const float* T = table.data;
   const int32_t* I = ids.data;
   const float* W = weights.data;
   float* O = out.data;
-  forRange(bags, grainFor(per * d), [&](int64_t b, int64_t e) {
+  parallelFor(bags, grainFor(per * d), [&](int64_t b, int64_t e) {
     for (int64_t bg = b; bg < e; bg++) {
       float* o = O + bg * d;
       std::fill(o, o + d, 0.0f);
@@ -348,21 +301,21 @@ Napi::Value EmbeddingBagBackwardNapi(const Napi::CallbackInfo& info) {
   auto gweights = f32Arg(info, 7, fn, "gweights");
   auto gtable = f32OptArg(info, 8, fn, "gtable");
   const bool hasG = gtable.data != nullptr;
-  const int64_t ne = prod(env, fn, {bags, per});
+  const int64_t ne = checkedProd(env, fn, {bags, per});
   needLen(env, ids, ne, fn, "ids");
   needLen(env, weights, ne, fn, "weights");
   needLen(env, gweights, ne, fn, "gweights");
-  needLen(env, gout, prod(env, fn, {bags, d}), fn, "gout");
-  noAlias(env, gweights, table, fn, "gweights", "table");
-  noAlias(env, gweights, ids, fn, "gweights", "ids");
-  noAlias(env, gweights, weights, fn, "gweights", "weights");
-  noAlias(env, gweights, gout, fn, "gweights", "gout");
+  needLen(env, gout, checkedProd(env, fn, {bags, d}), fn, "gout");
+  noOverlap(env, fn, gweights, "gweights", table, "table");
+  noOverlap(env, fn, gweights, "gweights", ids, "ids");
+  noOverlap(env, fn, gweights, "gweights", weights, "weights");
+  noOverlap(env, fn, gweights, "gweights", gout, "gout");
   if (hasG) {
-    noAlias(env, gtable, table, fn, "gtable", "table");
-    noAlias(env, gtable, ids, fn, "gtable", "ids");
-    noAlias(env, gtable, weights, fn, "gtable", "weights");
-    noAlias(env, gtable, gout, fn, "gtable", "gout");
-    noAlias(env, gtable, gweights, fn, "gtable", "gweights");
+    noOverlap(env, fn, gtable, "gtable", table, "table");
+    noOverlap(env, fn, gtable, "gtable", ids, "ids");
+    noOverlap(env, fn, gtable, "gtable", weights, "weights");
+    noOverlap(env, fn, gtable, "gtable", gout, "gout");
+    noOverlap(env, fn, gtable, "gtable", gweights, "gweights");
   }
   if (ne == 0) return env.Undefined();
   if (d == 0) {
@@ -370,14 +323,14 @@ Napi::Value EmbeddingBagBackwardNapi(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   const int64_t rows = (int64_t)table.length / d;
-  const int64_t maxId = checkIds(env, ids.data, ne, rows, fn, "ids");
+  const int64_t maxId = idsInRange(env, fn, "ids", ids.data, ne, rows);
   if (hasG) needLen(env, gtable, (maxId + 1) * d, fn, "gtable");
   const float* T = table.data;
   const int32_t* I = ids.data;
   const float* W = weights.data;
   const float* G = gout.data;
   float* GW = gweights.data;
-  forRange(ne, grainFor(d), [&](int64_t b, int64_t e) {
+  parallelFor(ne, grainFor(d), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) {
       const float* g = G + (i / per) * d;
       const float* t = T + (int64_t)I[i] * d;

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <string>
 
-#include "napi_util.h"
+#include "args.h"
 #include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
@@ -63,16 +63,16 @@ Napi::Value CrossEntropyNapi(const Napi::CallbackInfo& info) {
   auto targets = i32Arg(info, 3, fn, "targets");
   auto losses = f32Arg(info, 4, fn, "losses");
   auto lse = f32Arg(info, 5, fn, "lse");
-  const int64_t total = mulDims(env, rows, V, fn);
+  const int64_t total = checkedMul(env, fn, rows, V);
   needLen(env, logits, total, fn, "logits");
   needLen(env, targets, rows, fn, "targets");
   needLen(env, losses, rows, fn, "losses");
   needLen(env, lse, rows, fn, "lse");
-  noOverlap(env, losses.data, 0, rows, 4, logits.data, 0, total, 4, fn, "losses", "logits");
-  noOverlap(env, lse.data, 0, rows, 4, logits.data, 0, total, 4, fn, "lse", "logits");
-  noOverlap(env, losses.data, 0, rows, 4, lse.data, 0, rows, 4, fn, "losses", "lse");
-  noOverlap(env, losses.data, 0, rows, 4, targets.data, 0, rows, 4, fn, "losses", "targets");
-  noOverlap(env, lse.data, 0, rows, 4, targets.data, 0, rows, 4, fn, "lse", "targets");
+  noOverlap(env, fn, region(losses.data, 0, rows), "losses", region(logits.data, 0, total), "logits");
+  noOverlap(env, fn, region(lse.data, 0, rows), "lse", region(logits.data, 0, total), "logits");
+  noOverlap(env, fn, region(losses.data, 0, rows), "losses", region(lse.data, 0, rows), "lse");
+  noOverlap(env, fn, region(losses.data, 0, rows), "losses", region(targets.data, 0, rows), "targets");
+  noOverlap(env, fn, region(lse.data, 0, rows), "lse", region(targets.data, 0, rows), "targets");
   checkTargets(env, targets.data, rows, V, fn);
   const auto& K = kernels();
   parallelFor(rows, std::max<int64_t>(1, kGrainHeavy / std::max<int64_t>(V, 1)), [&](int64_t b, int64_t e) {
@@ -92,16 +92,16 @@ Napi::Value CrossEntropyBackwardNapi(const Napi::CallbackInfo& info) {
   auto lse = f32Arg(info, 4, fn, "lse");
   auto gLoss = f32Arg(info, 5, fn, "gLoss");
   auto glogits = f32Arg(info, 6, fn, "glogits");
-  const int64_t total = mulDims(env, rows, V, fn);
+  const int64_t total = checkedMul(env, fn, rows, V);
   needLen(env, logits, total, fn, "logits");
   needLen(env, targets, rows, fn, "targets");
   needLen(env, lse, rows, fn, "lse");
   needLen(env, gLoss, rows, fn, "gLoss");
   needLen(env, glogits, total, fn, "glogits");
-  noOverlap(env, glogits.data, 0, total, 4, logits.data, 0, total, 4, fn, "glogits", "logits");
-  noOverlap(env, glogits.data, 0, total, 4, targets.data, 0, rows, 4, fn, "glogits", "targets");
-  noOverlap(env, glogits.data, 0, total, 4, lse.data, 0, rows, 4, fn, "glogits", "lse");
-  noOverlap(env, glogits.data, 0, total, 4, gLoss.data, 0, rows, 4, fn, "glogits", "gLoss");
+  noOverlap(env, fn, region(glogits.data, 0, total), "glogits", region(logits.data, 0, total), "logits");
+  noOverlap(env, fn, region(glogits.data, 0, total), "glogits", region(targets.data, 0, rows), "targets");
+  noOverlap(env, fn, region(glogits.data, 0, total), "glogits", region(lse.data, 0, rows), "lse");
+  noOverlap(env, fn, region(glogits.data, 0, total), "glogits", region(gLoss.data, 0, rows), "gLoss");
   checkTargets(env, targets.data, rows, V, fn);
   const auto& K = kernels();
   parallelFor(rows, std::max<int64_t>(1, kGrainHeavy / std::max<int64_t>(V, 1)), [&](int64_t b, int64_t e) {

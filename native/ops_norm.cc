@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "napi_util.h"
+#include "args.h"
 #include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
@@ -76,7 +76,7 @@ Napi::Value LayerNormNapi(const Napi::CallbackInfo& info) {
   auto y = f32Arg(info, 6, fn, "y");
   auto mean = f32Arg(info, 7, fn, "mean");
   auto rstd = f32Arg(info, 8, fn, "rstd");
-  const int64_t total = mulDims(env, rows, d, fn);
+  const int64_t total = checkedMul(env, fn, rows, d);
   needLen(env, x, total, fn, "x");
   needLen(env, w, d, fn, "w");
   needLen(env, b, d, fn, "b");
@@ -87,9 +87,9 @@ Napi::Value LayerNormNapi(const Napi::CallbackInfo& info) {
   const R ins[] = {{x.data, total, "x"}, {w.data, d, "w"}, {b.data, d, "b"}};
   const R outs[] = {{y.data, total, "y"}, {mean.data, rows, "mean"}, {rstd.data, rows, "rstd"}};
   for (int i = 0; i < 3; i++) {
-    for (const R& in : ins) noOverlap(env, outs[i].p, 0, outs[i].n, 4, in.p, 0, in.n, 4, fn, outs[i].name, in.name);
+    for (const R& in : ins) noOverlap(env, fn, region(outs[i].p, 0, outs[i].n), outs[i].name, region(in.p, 0, in.n), in.name);
     for (int j = i + 1; j < 3; j++)
-      noOverlap(env, outs[i].p, 0, outs[i].n, 4, outs[j].p, 0, outs[j].n, 4, fn, outs[i].name, outs[j].name);
+      noOverlap(env, fn, region(outs[i].p, 0, outs[i].n), outs[i].name, region(outs[j].p, 0, outs[j].n), outs[j].name);
   }
   if (rows == 0) return env.Undefined();
   const auto& K = kernels();
@@ -113,7 +113,7 @@ Napi::Value LayerNormBackwardNapi(const Napi::CallbackInfo& info) {
   auto gx = f32Arg(info, 7, fn, "gx");
   auto gw = f32Arg(info, 8, fn, "gw");
   auto gb = f32Arg(info, 9, fn, "gb");
-  const int64_t total = mulDims(env, rows, d, fn);
+  const int64_t total = checkedMul(env, fn, rows, d);
   needLen(env, x, total, fn, "x");
   needLen(env, w, d, fn, "w");
   needLen(env, mean, rows, fn, "mean");
@@ -127,22 +127,22 @@ Napi::Value LayerNormBackwardNapi(const Napi::CallbackInfo& info) {
                    {gy.data, total, "gy"}};
   const R outs[] = {{gx.data, total, "gx"}, {gw.data, d, "gw"}, {gb.data, d, "gb"}};
   for (int i = 0; i < 3; i++) {
-    for (const R& in : ins) noOverlap(env, outs[i].p, 0, outs[i].n, 4, in.p, 0, in.n, 4, fn, outs[i].name, in.name);
+    for (const R& in : ins) noOverlap(env, fn, region(outs[i].p, 0, outs[i].n), outs[i].name, region(in.p, 0, in.n), in.name);
     for (int j = i + 1; j < 3; j++)
-      noOverlap(env, outs[i].p, 0, outs[i].n, 4, outs[j].p, 0, outs[j].n, 4, fn, outs[i].name, outs[j].name);
+      noOverlap(env, fn, region(outs[i].p, 0, outs[i].n), outs[i].name, region(outs[j].p, 0, outs[j].n), outs[j].name);
   }
   if (rows == 0 || d == 0) return env.Undefined();
   const auto& K = kernels();
   const int64_t want = std::min<int64_t>({(int64_t)threads(), rows, std::max<int64_t>(1, total / kGrainCheap)});
   const int nt = (int)std::max<int64_t>(1, want);
-  std::vector<double> part((size_t)(2 * d * nt), 0.0);
-  std::vector<float> scratch((size_t)(2 * d * nt));
+  std::vector<double> part = scratch<double>(fn, "per-thread gw/gb sums", 2 * d * nt);
+  std::vector<float> rowScratch = scratch<float>(fn, "row scratch", 2 * d * nt);
   parallelRun(nt, [&](int t, int ntt) {
     const int64_t r0 = rows * t / ntt, r1 = rows * (t + 1) / ntt;
     if (r0 < r1)
       K.layerNormBackwardRows(x.data + r0 * d, w.data, mean.data + r0, rstd.data + r0, gy.data + r0 * d,
                               gx.data + r0 * d, part.data() + 2 * d * t, part.data() + 2 * d * t + d,
-                              scratch.data() + 2 * d * t, r1 - r0, d);
+                              rowScratch.data() + 2 * d * t, r1 - r0, d);
   });
   for (int64_t j = 0; j < d; j++) {
     double sw = 0, sb = 0;

@@ -13,7 +13,7 @@
 // This file validates every argument, packs, threads and dispatches; the AVX2 inner loops are in
 // avx2/peer_avx2.cc, the portable ones below (MOELAB_ISA=generic).
 #include "cpu.h"
-#include "napi_util.h"
+#include "args.h"
 #include "registry.h"
 #include "threadpool.h"
 #include "topk_insert.h"
@@ -170,50 +170,10 @@ inline float actD(int act, float x) {
 
 // ------------------------------------------------------------------ validation helpers
 
-constexpr int64_t kMaxElems = int64_t(1) << 53;
-
-int64_t mulChk(const Napi::Env& env, const char* fn, int64_t a, int64_t b) {
-  if (a != 0 && b > kMaxElems / a) throwRange(env, std::string(fn) + ": sizes overflow");
-  return a * b;
-}
-
-template <typename A, typename B>
-inline void distinct(const Napi::Env& env, const Span<A>& a, const Span<B>& b, const char* fn, const char* na,
-                     const char* nb) {
-  noAlias(env, a, b, fn, na, nb);
-}
-
-// Checks every id in [0, n) lies in [0, N).
-void checkIds(const Napi::Env& env, const char* fn, const int32_t* ids, int64_t n, int64_t N) {
-  for (int64_t i = 0; i < n; i++)
-    if (ids[i] < 0 || ids[i] >= N)
-      throwRange(env, std::string(fn) + ": id " + std::to_string(ids[i]) + " at " + std::to_string(i) +
-                          " out of range [0, " + std::to_string(N) + ")");
-}
-
 int actArg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
   int64_t a = dimArg(info, i, fn, "act");
   if (a != ACT_GELU && a != ACT_RELU) throwRange(info.Env(), std::string(fn) + ": unknown activation code " + std::to_string(a));
   return (int)a;
-}
-
-// Splits [0, n) into one contiguous range per thread (at most ceil(n / minPer) threads) and calls
-// fn(thread, begin, end).
-template <typename F>
-void forThreads(int64_t n, int64_t minPer, int* usedThreads, const F& fn) {
-  int64_t maxT = std::max<int64_t>(1, (n + minPer - 1) / std::max<int64_t>(1, minPer));
-  int nt = (int)std::min<int64_t>(threads(), maxT);
-  if (usedThreads) *usedThreads = nt;
-  if (n <= 0) return;
-  parallelRun(nt, [&](int t, int ntt) {
-    int64_t b = n * t / ntt, e = n * (t + 1) / ntt;
-    if (b < e) fn(t, b, e);
-  });
-}
-
-int threadsFor(int64_t n, int64_t minPer) {
-  int64_t maxT = std::max<int64_t>(1, (n + minPer - 1) / std::max<int64_t>(1, minPer));
-  return (int)std::min<int64_t>(threads(), maxT);
 }
 
 // ------------------------------------------------------------------ peerRetrieve
@@ -234,21 +194,21 @@ Napi::Value PeerRetrieveNapi(const Napi::CallbackInfo& info) {
   auto keys = f32Arg(info, 6, fn, "keys");
   auto ids = i32Arg(info, 7, fn, "ids");
   auto scores = f32Arg(info, 8, fn, "scores");
-  int64_t R = mulChk(env, fn, T, h), dk = 2 * half;
-  needLen(env, q, mulChk(env, fn, R, dk), fn, "q");
+  int64_t R = checkedMul(env, fn, T, h), dk = 2 * half;
+  needLen(env, q, checkedMul(env, fn, R, dk), fn, "q");
   needLen(env, keys, 2 * nSub * half, fn, "keys");
-  needLen(env, ids, mulChk(env, fn, R, k), fn, "ids");
+  needLen(env, ids, checkedMul(env, fn, R, k), fn, "ids");
   needLen(env, scores, R * k, fn, "scores");
-  distinct(env, ids, scores, fn, "ids", "scores");
-  distinct(env, ids, q, fn, "ids", "q");
-  distinct(env, ids, keys, fn, "ids", "keys");
-  distinct(env, scores, q, fn, "scores", "q");
-  distinct(env, scores, keys, fn, "scores", "keys");
+  noOverlap(env, fn, ids, "ids", scores, "scores");
+  noOverlap(env, fn, ids, "ids", q, "q");
+  noOverlap(env, fn, ids, "ids", keys, "keys");
+  noOverlap(env, fn, scores, "scores", q, "q");
+  noOverlap(env, fn, scores, "scores", keys, "keys");
   if (R == 0) return env.Undefined();
 
   const int nP = (int)((nSub + 15) / 16), nSubP = nP * 16, H = (int)half, K = (int)k, NS = (int)nSub;
   const int64_t panelSize = (int64_t)H * 16;
-  std::vector<float> Kp((size_t)(2 * nP * panelSize), 0.0f);  // zero-padded sub-keys, scored but never selected
+  std::vector<float> Kp = scratch<float>(fn, "packed sub-keys", 2 * nP * panelSize);  // zero-padded sub-keys, scored but never selected
   for (int hf = 0; hf < 2; hf++)
     for (int n = 0; n < NS; n++)
       for (int c = 0; c < H; c++)
@@ -257,15 +217,15 @@ Napi::Value PeerRetrieveNapi(const Napi::CallbackInfo& info) {
 
   const int nt = threadsFor(R, 8);
   const int64_t perThread = 2 * (int64_t)RB * nSubP + 6 * (int64_t)K;
-  std::vector<float> scratch((size_t)(nt * perThread));
-  std::vector<int32_t> iscratch((size_t)(nt * 3 * K));
+  std::vector<float> blocks = scratch<float>(fn, "score blocks", nt * perThread);
+  std::vector<int32_t> iscratch = scratch<int32_t>(fn, "top-k indices", (int64_t)nt * 3 * K);
   const PeerIsa& I = isa();
   const float* Q = q.data;
   int32_t* IDS = ids.data;
   float* SC = scores.data;
 
-  forThreads(R, 8, nullptr, [&](int t, int64_t r0, int64_t r1) {
-    float* S0 = scratch.data() + t * perThread;
+  parallelChunks(R, 8, [&](int t, int64_t r0, int64_t r1) {
+    float* S0 = blocks.data() + t * perThread;
     float* S1 = S0 + (int64_t)RB * nSubP;
     float* v1 = S1 + (int64_t)RB * nSubP;
     float* v2 = v1 + K;
@@ -309,31 +269,31 @@ Napi::Value PeerRetrieveBackwardNapi(const Napi::CallbackInfo& info) {
   auto gs = f32Arg(info, 8, fn, "gscores");
   auto gq = f32Arg(info, 9, fn, "gq");
   auto gk = f32Arg(info, 10, fn, "gkeys");
-  int64_t R = mulChk(env, fn, T, h), dk = mulChk(env, fn, 2, half), nk = mulChk(env, fn, 2 * nSub, half);
-  needLen(env, q, mulChk(env, fn, R, dk), fn, "q");
+  int64_t R = checkedMul(env, fn, T, h), dk = checkedMul(env, fn, 2, half), nk = checkedMul(env, fn, 2 * nSub, half);
+  needLen(env, q, checkedMul(env, fn, R, dk), fn, "q");
   needLen(env, keys, nk, fn, "keys");
-  needLen(env, ids, mulChk(env, fn, R, k), fn, "ids");
+  needLen(env, ids, checkedMul(env, fn, R, k), fn, "ids");
   needLen(env, gs, R * k, fn, "gscores");
   needLen(env, gq, R * dk, fn, "gq");
   needLen(env, gk, nk, fn, "gkeys");
-  distinct(env, gq, gk, fn, "gq", "gkeys");
+  noOverlap(env, fn, gq, "gq", gk, "gkeys");
   for (auto* o : {&gq, &gk}) {
     const char* on = o == &gq ? "gq" : "gkeys";
-    distinct(env, *o, q, fn, on, "q");
-    distinct(env, *o, keys, fn, on, "keys");
-    distinct(env, *o, ids, fn, on, "ids");
-    distinct(env, *o, gs, fn, on, "gscores");
+    noOverlap(env, fn, *o, on, q, "q");
+    noOverlap(env, fn, *o, on, keys, "keys");
+    noOverlap(env, fn, *o, on, ids, "ids");
+    noOverlap(env, fn, *o, on, gs, "gscores");
   }
-  checkIds(env, fn, ids.data, R * k, nSub * nSub);
+  idsInRange(env, fn, "ids", ids.data, R * k, nSub * nSub);
   if (R == 0) return env.Undefined();
 
   int nt = threadsFor(R, 16);
-  std::vector<float> local((size_t)((nt - 1) * nk), 0.0f);  // thread 0 accumulates straight into gkeys
+  std::vector<float> local = scratch<float>(fn, "per-thread key gradients", (nt - 1) * nk);  // thread 0 accumulates straight into gkeys
   const PeerIsa& I = isa();
   const float *Q = q.data, *KY = keys.data, *GS = gs.data;
   const int32_t* IDS = ids.data;
   float *GQ = gq.data, *GK = gk.data;
-  forThreads(R, 16, nullptr, [&](int t, int64_t r0, int64_t r1) {
+  parallelChunks(R, 16, [&](int t, int64_t r0, int64_t r1) {
     float* acc = t == 0 ? GK : local.data() + (t - 1) * nk;
     for (int64_t r = r0; r < r1; r++) {
       float* gqr = GQ + r * dk;
@@ -351,7 +311,7 @@ Napi::Value PeerRetrieveBackwardNapi(const Napi::CallbackInfo& info) {
     }
   });
   if (nt > 1) {
-    forThreads(nk, 4096, nullptr, [&](int, int64_t b, int64_t e) {
+    parallelChunks(nk, 4096, [&](int, int64_t b, int64_t e) {
       for (int t = 1; t < nt; t++) {
         const float* l = local.data() + (t - 1) * nk;
         for (int64_t i = b; i < e; i++) GK[i] += l[i];
@@ -383,7 +343,7 @@ Napi::Value PeerForwardNapi(const Napi::CallbackInfo& info) {
   auto a = f32OptArg(info, 12, fn, "a");
   auto y = f32Arg(info, 13, fn, "y");
   const bool pkm = u.data == nullptr;
-  int64_t Td = mulChk(env, fn, T, d), Thk = mulChk(env, fn, T, hk), Nd = mulChk(env, fn, N, d);
+  int64_t Td = checkedMul(env, fn, T, d), Thk = checkedMul(env, fn, T, hk), Nd = checkedMul(env, fn, N, d);
   needLen(env, x, Td, fn, "x");
   needLen(env, v, Nd, fn, "v");
   needLen(env, ids, Thk, fn, "ids");
@@ -396,27 +356,27 @@ Napi::Value PeerForwardNapi(const Napi::CallbackInfo& info) {
     needLen(env, a, Thk, fn, "a");
   }
   // outputs g, a, y: pairwise distinct and distinct from every input
-  distinct(env, g, y, fn, "g", "y");
+  noOverlap(env, fn, g, "g", y, "y");
   if (a.data) {
-    distinct(env, a, g, fn, "a", "g");
-    distinct(env, a, y, fn, "a", "y");
+    noOverlap(env, fn, a, "a", g, "g");
+    noOverlap(env, fn, a, "a", y, "y");
   }
   for (auto* o : {&g, &a, &y}) {
     if (!o->data) continue;
     const char* on = o == &g ? "g" : o == &a ? "a" : "y";
-    distinct(env, *o, x, fn, on, "x");
-    distinct(env, *o, v, fn, on, "v");
-    distinct(env, *o, ids, fn, on, "ids");
-    distinct(env, *o, sc, fn, on, "scores");
-    if (!pkm) distinct(env, *o, u, fn, on, "u");
+    noOverlap(env, fn, *o, on, x, "x");
+    noOverlap(env, fn, *o, on, v, "v");
+    noOverlap(env, fn, *o, on, ids, "ids");
+    noOverlap(env, fn, *o, on, sc, "scores");
+    if (!pkm) noOverlap(env, fn, *o, on, u, "u");
   }
-  checkIds(env, fn, ids.data, Thk, N);
+  idsInRange(env, fn, "ids", ids.data, Thk, N);
   if (T == 0) return env.Undefined();
 
   const int nt = threadsFor(T, 4);
-  std::vector<float> wbuf((size_t)(nt * hk));
+  std::vector<float> wbuf = scratch<float>(fn, "gate weights", nt * hk);
   const PeerIsa& I = isa();
-  forThreads(T, 4, nullptr, [&](int th, int64_t t0, int64_t t1) {
+  parallelChunks(T, 4, [&](int th, int64_t t0, int64_t t1) {
     float* w = wbuf.data() + th * hk;
     for (int64_t t = t0; t < t1; t++) {
       const float* s = sc.data + t * hk;
@@ -476,9 +436,9 @@ BackwardInputs backwardInputs(const Napi::CallbackInfo& info, const char* fn, si
   b.a = f32OptArg(info, 11, fn, "a");
   b.gy = f32Arg(info, 12, fn, "gy");
   b.pkm = b.u.data == nullptr;
-  b.Td = mulChk(env, fn, b.T, b.d);
-  b.Thk = mulChk(env, fn, b.T, b.hk);
-  b.Nd = mulChk(env, fn, b.N, b.d);
+  b.Td = checkedMul(env, fn, b.T, b.d);
+  b.Thk = checkedMul(env, fn, b.T, b.hk);
+  b.Nd = checkedMul(env, fn, b.N, b.d);
   needLen(env, b.x, b.Td, fn, "x");
   needLen(env, b.v, b.Nd, fn, "v");
   needLen(env, b.ids, b.Thk, fn, "ids");
@@ -519,24 +479,24 @@ Napi::Value PeerBackwardNapi(const Napi::CallbackInfo& info) {
   for (int i = 0; i < 4; i++) {
     if (!outs[i]->data || (pkm && (i == 0 || i == 2))) continue;
     for (int j = i + 1; j < 4; j++)
-      if (outs[j]->data && !(pkm && (j == 0 || j == 2))) distinct(env, *outs[i], *outs[j], fn, onames[i], onames[j]);
-    distinct(env, *outs[i], x, fn, onames[i], "x");
-    distinct(env, *outs[i], v, fn, onames[i], "v");
-    distinct(env, *outs[i], ids, fn, onames[i], "ids");
-    distinct(env, *outs[i], g, fn, onames[i], "g");
-    distinct(env, *outs[i], gy, fn, onames[i], "gy");
+      if (outs[j]->data && !(pkm && (j == 0 || j == 2))) noOverlap(env, fn, *outs[i], onames[i], *outs[j], onames[j]);
+    noOverlap(env, fn, *outs[i], onames[i], x, "x");
+    noOverlap(env, fn, *outs[i], onames[i], v, "v");
+    noOverlap(env, fn, *outs[i], onames[i], ids, "ids");
+    noOverlap(env, fn, *outs[i], onames[i], g, "g");
+    noOverlap(env, fn, *outs[i], onames[i], gy, "gy");
     if (!pkm) {
-      distinct(env, *outs[i], u, fn, onames[i], "u");
-      distinct(env, *outs[i], a, fn, onames[i], "a");
+      noOverlap(env, fn, *outs[i], onames[i], u, "u");
+      noOverlap(env, fn, *outs[i], onames[i], a, "a");
     }
   }
-  checkIds(env, fn, ids.data, Thk, N);
+  idsInRange(env, fn, "ids", ids.data, Thk, N);
   if (T == 0) return env.Undefined();
 
   const int nt = threadsFor(T, 4);
-  std::vector<float> buf((size_t)(nt * 2 * hk));
+  std::vector<float> buf = scratch<float>(fn, "gate gradients", nt * 2 * hk);
   const PeerIsa& I = isa();
-  forThreads(T, 4, nullptr, [&](int th, int64_t t0, int64_t t1) {
+  parallelChunks(T, 4, [&](int th, int64_t t0, int64_t t1) {
     float* gw = buf.data() + th * 2 * hk;
     float* dg = gw + hk;
     for (int64_t t = t0; t < t1; t++) {
@@ -596,7 +556,7 @@ Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
   auto gu = f32OptArg(info, 19, fn, "gu");
   auto gv = f32OptArg(info, 20, fn, "gv");
   const bool pkm = in.pkm;
-  const int64_t Td = in.Td, Thk = in.Thk, Ud = mulChk(env, fn, U, d);
+  const int64_t Td = in.Td, Thk = in.Thk, Ud = checkedMul(env, fn, U, d);
   needLen(env, uniq, U, fn, "uniq");
   needLen(env, offsets, U + 1, fn, "offsets");
   needLen(env, gs, Thk, fn, "gscores");
@@ -616,15 +576,15 @@ Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
   for (int i = 0; i < 4; i++) {
     if (!outs[i]->data || (pkm && i == 0)) continue;
     for (int j = i + 1; j < 4; j++)
-      if (outs[j]->data && !(pkm && j == 0)) distinct(env, *outs[i], *outs[j], fn, outNames[i], outNames[j]);
+      if (outs[j]->data && !(pkm && j == 0)) noOverlap(env, fn, *outs[i], outNames[i], *outs[j], outNames[j]);
     for (int j = 0; j < 6; j++)
-      if (ins[j].data && !(pkm && (j == 1 || j == 4))) distinct(env, *outs[i], ins[j], fn, outNames[i], inNames[j]);
-    distinct(env, *outs[i], ids, fn, outNames[i], "ids");
-    distinct(env, *outs[i], uniq, fn, outNames[i], "uniq");
-    distinct(env, *outs[i], offsets, fn, outNames[i], "offsets");
-    distinct(env, *outs[i], order, fn, outNames[i], "order");
+      if (ins[j].data && !(pkm && (j == 1 || j == 4))) noOverlap(env, fn, *outs[i], outNames[i], ins[j], inNames[j]);
+    noOverlap(env, fn, *outs[i], outNames[i], ids, "ids");
+    noOverlap(env, fn, *outs[i], outNames[i], uniq, "uniq");
+    noOverlap(env, fn, *outs[i], outNames[i], offsets, "offsets");
+    noOverlap(env, fn, *outs[i], outNames[i], order, "order");
   }
-  checkIds(env, fn, ids.data, Thk, N);
+  idsInRange(env, fn, "ids", ids.data, Thk, N);
   // the coalesced index must describe exactly these ids: each position once, under its own id
   const int32_t *OF = offsets.data, *OR = order.data, *UQ = uniq.data, *IDS = ids.data;
   if (U > 0 && OF[0] != 0) throwRange(env, std::string(fn) + ": offsets[0] must be 0");
@@ -648,13 +608,13 @@ Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
 
   // phase 1: experts, per-thread gx partials (thread 0 writes gx itself)
   const int nt = threadsFor(U, 16);
-  std::vector<float> gxLocal(pkm ? 0 : (size_t)((nt - 1) * Td), 0.0f);
-  std::vector<float> dgBuf((size_t)Thk);
-  std::vector<float> rowBuf((size_t)(nt * 2 * d));
+  std::vector<float> gxLocal = scratch<float>(fn, "per-thread gx", pkm ? 0 : (nt - 1) * Td);
+  std::vector<float> dgBuf = scratch<float>(fn, "gate gradients", Thk);
+  std::vector<float> rowBuf = scratch<float>(fn, "row accumulators", nt * 2 * d);
   if (!pkm) std::fill(gx.data, gx.data + Td, 0.0f);
   const PeerIsa& I = isa();
   float* DG = dgBuf.data();
-  forThreads(U, 16, nullptr, [&](int th, int64_t i0, int64_t i1) {
+  parallelChunks(U, 16, [&](int th, int64_t i0, int64_t i1) {
     float* gxa = pkm ? nullptr : (th == 0 ? gx.data : gxLocal.data() + (th - 1) * Td);
     float* accU = rowBuf.data() + th * 2 * d;
     float* accV = accU + d;
@@ -705,7 +665,7 @@ Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
   });
   // phase 2: tokens: gate gradients (softmax backward per head) and the gx partial sums
   const float* GL = gxLocal.data();
-  forThreads(T, 16, nullptr, [&](int, int64_t t0, int64_t t1) {
+  parallelChunks(T, 16, [&](int, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++) {
       const float* gt = g.data + t * hk;
       const float* dg = DG + t * hk;
@@ -741,13 +701,13 @@ Napi::Value PeerCoalesceNapi(const Napi::CallbackInfo& info) {
   needLen(env, uniq, n, fn, "uniq");
   needLen(env, offsets, n + 1, fn, "offsets");
   needLen(env, order, n, fn, "order");
-  distinct(env, uniq, offsets, fn, "uniq", "offsets");
-  distinct(env, uniq, order, fn, "uniq", "order");
-  distinct(env, offsets, order, fn, "offsets", "order");
-  distinct(env, uniq, ids, fn, "uniq", "ids");
-  distinct(env, offsets, ids, fn, "offsets", "ids");
-  distinct(env, order, ids, fn, "order", "ids");
-  checkIds(env, fn, ids.data, n, N);
+  noOverlap(env, fn, uniq, "uniq", offsets, "offsets");
+  noOverlap(env, fn, uniq, "uniq", order, "order");
+  noOverlap(env, fn, offsets, "offsets", order, "order");
+  noOverlap(env, fn, uniq, "uniq", ids, "ids");
+  noOverlap(env, fn, offsets, "offsets", ids, "ids");
+  noOverlap(env, fn, order, "order", ids, "ids");
+  idsInRange(env, fn, "ids", ids.data, n, N);
   std::vector<int32_t> cnt((size_t)N, 0);
   const int32_t* I = ids.data;
   for (int64_t i = 0; i < n; i++) cnt[I[i]]++;
@@ -780,11 +740,11 @@ Napi::Value PeerRowGradNapi(const Napi::CallbackInfo& info) {
   auto src = f32Arg(info, 6, fn, "src");
   auto out = f32Arg(info, 7, fn, "out");
   needLen(env, offsets, U + 1, fn, "offsets");
-  needLen(env, out, mulChk(env, fn, U, d), fn, "out");
-  distinct(env, out, src, fn, "out", "src");
-  distinct(env, out, offsets, fn, "out", "offsets");
-  distinct(env, out, order, fn, "out", "order");
-  if (coef.data) distinct(env, out, coef, fn, "out", "coef");
+  needLen(env, out, checkedMul(env, fn, U, d), fn, "out");
+  noOverlap(env, fn, out, "out", src, "src");
+  noOverlap(env, fn, out, "out", offsets, "offsets");
+  noOverlap(env, fn, out, "out", order, "order");
+  if (coef.data) noOverlap(env, fn, out, "out", coef, "coef");
   if (U == 0 || d == 0) return env.Undefined();
   const int32_t* OF = offsets.data;
   const int32_t* OR = order.data;
@@ -804,7 +764,7 @@ Napi::Value PeerRowGradNapi(const Napi::CallbackInfo& info) {
   const float* C = coef.data;
   const float* S = src.data;
   float* O = out.data;
-  forThreads(U, 8, nullptr, [&](int, int64_t i0, int64_t i1) {
+  parallelChunks(U, 8, [&](int, int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
       float* o = O + i * d;
       std::fill(o, o + d, 0.0f);
@@ -853,30 +813,30 @@ Napi::Value SparseAdamNapi(const Napi::CallbackInfo& info) {
   const int64_t N = (int64_t)(p.length / (uint64_t)d);
   const int64_t Nd = N * d;
   needLen(env, ids, U, fn, "ids");
-  needLen(env, g, mulChk(env, fn, U, d), fn, "g");
+  needLen(env, g, checkedMul(env, fn, U, d), fn, "g");
   if (bf) {
     needLen(env, mh, Nd, fn, "m");
     needLen(env, vh, Nd, fn, "v");
-    distinct(env, mh, vh, fn, "m", "v");
+    noOverlap(env, fn, mh, "m", vh, "v");
     for (auto* s : {&mh, &vh}) {
       const char* sn = s == &mh ? "m" : "v";
-      distinct(env, *s, p, fn, sn, "p");
-      distinct(env, *s, g, fn, sn, "g");
-      distinct(env, *s, ids, fn, sn, "ids");
+      noOverlap(env, fn, *s, sn, p, "p");
+      noOverlap(env, fn, *s, sn, g, "g");
+      noOverlap(env, fn, *s, sn, ids, "ids");
     }
   } else {
     needLen(env, mf, Nd, fn, "m");
     needLen(env, vf, Nd, fn, "v");
-    distinct(env, mf, vf, fn, "m", "v");
+    noOverlap(env, fn, mf, "m", vf, "v");
     for (auto* s : {&mf, &vf}) {
       const char* sn = s == &mf ? "m" : "v";
-      distinct(env, *s, p, fn, sn, "p");
-      distinct(env, *s, g, fn, sn, "g");
-      distinct(env, *s, ids, fn, sn, "ids");
+      noOverlap(env, fn, *s, sn, p, "p");
+      noOverlap(env, fn, *s, sn, g, "g");
+      noOverlap(env, fn, *s, sn, ids, "ids");
     }
   }
-  distinct(env, p, g, fn, "p", "g");
-  distinct(env, p, ids, fn, "p", "ids");
+  noOverlap(env, fn, p, "p", g, "g");
+  noOverlap(env, fn, p, "p", ids, "ids");
   const int32_t* I = ids.data;
   for (int64_t i = 0; i < U; i++) {
     if (I[i] < 0 || I[i] >= N)
@@ -886,7 +846,7 @@ Napi::Value SparseAdamNapi(const Napi::CallbackInfo& info) {
   }
   const float b1c = (float)(1 - b1), b2c = (float)(1 - b2), step = (float)(lr * std::sqrt(bc2) / bc1), ep = (float)eps;
   const PeerIsa& K = isa();
-  forThreads(U, 16, nullptr, [&](int, int64_t i0, int64_t i1) {
+  parallelChunks(U, 16, [&](int, int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
       const int64_t o = (int64_t)I[i] * d;
       if (bf) K.adamBf16(d, g.data + i * d, p.data + o, mh.data + o, vh.data + o, b1c, b2c, step, ep);
@@ -918,7 +878,7 @@ Napi::Value PeerBatchNormNapi(const Napi::CallbackInfo& info) {
   auto y = f32Arg(info, 10, fn, "y");
   auto mean = f32Arg(info, 11, fn, "mean");
   auto rstd = f32Arg(info, 12, fn, "rstd");
-  const int64_t TC = mulChk(env, fn, T, C);
+  const int64_t TC = checkedMul(env, fn, T, C);
   needLen(env, x, TC, fn, "x");
   needLen(env, y, TC, fn, "y");
   for (auto* s : {&w, &b, &rm, &rv, &mean, &rstd}) needLen(env, *s, C, fn, "w/b/runMean/runVar/mean/rstd");
@@ -926,9 +886,9 @@ Napi::Value PeerBatchNormNapi(const Napi::CallbackInfo& info) {
   const char* names[] = {"x", "w", "b", "runMean", "runVar", "y", "mean", "rstd"};
   for (int i = 3; i < 8; i++)  // written: runMean, runVar (training), y, mean, rstd
     for (int j = 0; j < 8; j++)
-      if (j != i) distinct(env, all[i], all[j], fn, names[i], names[j]);
+      if (j != i) noOverlap(env, fn, all[i], names[i], all[j], names[j]);
   const float* X = x.data;
-  forThreads(C, 32, nullptr, [&](int, int64_t c0, int64_t c1) {
+  parallelChunks(C, 32, [&](int, int64_t c0, int64_t c1) {
     const int64_t nc = c1 - c0;
     std::vector<double> s(nc, 0.0), q(nc, 0.0);
     if (training) {
@@ -975,7 +935,7 @@ Napi::Value PeerBatchNormBackwardNapi(const Napi::CallbackInfo& info) {
   auto gx = f32Arg(info, 8, fn, "gx");
   auto gw = f32Arg(info, 9, fn, "gw");
   auto gb = f32Arg(info, 10, fn, "gb");
-  const int64_t TC = mulChk(env, fn, T, C);
+  const int64_t TC = checkedMul(env, fn, T, C);
   needLen(env, x, TC, fn, "x");
   needLen(env, gy, TC, fn, "gy");
   needLen(env, gx, TC, fn, "gx");
@@ -984,9 +944,9 @@ Napi::Value PeerBatchNormBackwardNapi(const Napi::CallbackInfo& info) {
   const char* names[] = {"x", "w", "mean", "rstd", "gy", "gx", "gw", "gb"};
   for (int i = 5; i < 8; i++)
     for (int j = 0; j < 8; j++)
-      if (j != i) distinct(env, all[i], all[j], fn, names[i], names[j]);
+      if (j != i) noOverlap(env, fn, all[i], names[i], all[j], names[j]);
   const float *X = x.data, *GY = gy.data;
-  forThreads(C, 32, nullptr, [&](int, int64_t c0, int64_t c1) {
+  parallelChunks(C, 32, [&](int, int64_t c0, int64_t c1) {
     const int64_t nc = c1 - c0;
     std::vector<double> sw(nc, 0.0), sb(nc, 0.0);
     for (int64_t t = 0; t < T; t++)

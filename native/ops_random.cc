@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "napi_util.h"
+#include "args.h"
 #include "registry.h"
 #include "threadpool.h"
 

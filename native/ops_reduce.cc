@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "napi_util.h"
+#include "args.h"
 #include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
@@ -109,16 +109,16 @@ Napi::Value ReduceNapi(const Napi::CallbackInfo& info) {
   auto x = f32Arg(info, 4, fn, "x");
   auto out = f32Arg(info, 5, fn, "out");
   auto arg = i32OptArg(info, 6, fn, "argIdx");
-  const int64_t oi = mulDims(env, outer, inner, fn), total = mulDims(env, oi, n, fn);
+  const int64_t oi = checkedMul(env, fn, outer, inner), total = checkedMul(env, fn, oi, n);
   needLen(env, x, total, fn, "x");
   needLen(env, out, oi, fn, "out");
-  noOverlap(env, x.data, 0, total, 4, out.data, 0, oi, 4, fn, "x", "out");
+  noOverlap(env, fn, region(x.data, 0, total), "x", region(out.data, 0, oi), "out");
   const bool isMax = op == 1;
   int32_t* parg = nullptr;
   if (isMax && arg.data) {
     needLen(env, arg, oi, fn, "argIdx");
-    noOverlap(env, arg.data, 0, oi, 4, x.data, 0, total, 4, fn, "argIdx", "x");
-    noOverlap(env, arg.data, 0, oi, 4, out.data, 0, oi, 4, fn, "argIdx", "out");
+    noOverlap(env, fn, region(arg.data, 0, oi), "argIdx", region(x.data, 0, total), "x");
+    noOverlap(env, fn, region(arg.data, 0, oi), "argIdx", region(out.data, 0, oi), "out");
     parg = arg.data;
   }
   if (oi == 0) return env.Undefined();
@@ -183,7 +183,7 @@ Napi::Value SumIntoNapi(const Napi::CallbackInfo& info) {
   needLen(env, src, l.total, fn, "src");
   auto dst = f32Arg(info, 2, fn, "dst");
   StridedOperand d = stridedArg(info, 3, 4, l, (int64_t)dst.length, fn, "dst", "dstOffset", "dstStrides");
-  noOverlap(env, src.data, 0, l.total, 4, dst.data, d.lo, d.hi, 4, fn, "src", "dst");
+  noOverlap(env, fn, region(src.data, 0, l.total), "src", region(dst.data, d.lo, d.hi), "dst");
   if (l.total == 0) return env.Undefined();
 
   // merge dims (src contiguous)
@@ -296,10 +296,10 @@ Napi::Value SoftmaxNapi(const Napi::CallbackInfo& info) {
   auto x = f32Arg(info, 2, fn, "x");
   auto y = f32Arg(info, 3, fn, "y");
   bool log = boolArg(info, 4, fn, "log");
-  const int64_t total = mulDims(env, rows, n, fn);
+  const int64_t total = checkedMul(env, fn, rows, n);
   needLen(env, x, total, fn, "x");
   needLen(env, y, total, fn, "y");
-  noOverlap(env, x.data, 0, total, 4, y.data, 0, total, 4, fn, "x", "y");
+  noOverlap(env, fn, region(x.data, 0, total), "x", region(y.data, 0, total), "y");
   if (total == 0) return env.Undefined();
   const auto& K = kernels();
   parallelFor(rows, std::max<int64_t>(1, kGrainHeavy / n), [&](int64_t b, int64_t e) {
@@ -318,12 +318,12 @@ Napi::Value SoftmaxBackwardNapi(const Napi::CallbackInfo& info) {
   auto gy = f32Arg(info, 3, fn, "gy");
   auto gx = f32Arg(info, 4, fn, "gx");
   bool log = boolArg(info, 5, fn, "log");
-  const int64_t total = mulDims(env, rows, n, fn);
+  const int64_t total = checkedMul(env, fn, rows, n);
   needLen(env, y, total, fn, "y");
   needLen(env, gy, total, fn, "gy");
   needLen(env, gx, total, fn, "gx");
-  noOverlap(env, y.data, 0, total, 4, gx.data, 0, total, 4, fn, "y", "gx");
-  noOverlap(env, gy.data, 0, total, 4, gx.data, 0, total, 4, fn, "gy", "gx");
+  noOverlap(env, fn, region(y.data, 0, total), "y", region(gx.data, 0, total), "gx");
+  noOverlap(env, fn, region(gy.data, 0, total), "gy", region(gx.data, 0, total), "gx");
   if (total == 0) return env.Undefined();
   const auto& K = kernels();
   parallelFor(rows, std::max<int64_t>(1, (log ? kGrainHeavy : kGrainCheap) / n), [&](int64_t b, int64_t e) {
