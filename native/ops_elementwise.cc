@@ -106,11 +106,11 @@ namespace generic {
 namespace {
 inline float maxS(float a, float b) { return a != a ? a : b != b ? b : a > b ? a : b; }
 inline float minS(float a, float b) { return a != a ? a : b != b ? b : a < b ? a : b; }
-template <int OP>
+template <BinaryOp OP>
 inline float bopS(float a, float b) {
-  return OP == 0 ? a + b : OP == 1 ? a - b : OP == 2 ? a * b : OP == 3 ? a / b : OP == 4 ? maxS(a, b) : minS(a, b);
+  return OP == BinaryOp::Add ? a + b : OP == BinaryOp::Sub ? a - b : OP == BinaryOp::Mul ? a * b : OP == BinaryOp::Div ? a / b : OP == BinaryOp::Max ? maxS(a, b) : minS(a, b);
 }
-template <int OP>
+template <BinaryOp OP>
 void binaryT(const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] = bopS<OP>(a[i * sa], b[i * sb]);
 }
@@ -128,59 +128,59 @@ void map1(const float* x, float* y, int64_t n, F f) {
 }
 }  // namespace
 
-void binary(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
+void binary(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
   switch (op) {
-    case 0: return binaryT<0>(a, sa, b, sb, out, n);
-    case 1: return binaryT<1>(a, sa, b, sb, out, n);
-    case 2: return binaryT<2>(a, sa, b, sb, out, n);
-    case 3: return binaryT<3>(a, sa, b, sb, out, n);
-    case 4: return binaryT<4>(a, sa, b, sb, out, n);
-    default: return binaryT<5>(a, sa, b, sb, out, n);
+    case BinaryOp::Add: return binaryT<BinaryOp::Add>(a, sa, b, sb, out, n);
+    case BinaryOp::Sub: return binaryT<BinaryOp::Sub>(a, sa, b, sb, out, n);
+    case BinaryOp::Mul: return binaryT<BinaryOp::Mul>(a, sa, b, sb, out, n);
+    case BinaryOp::Div: return binaryT<BinaryOp::Div>(a, sa, b, sb, out, n);
+    case BinaryOp::Max: return binaryT<BinaryOp::Max>(a, sa, b, sb, out, n);
+    default: return binaryT<BinaryOp::Min>(a, sa, b, sb, out, n);
   }
 }
 
-void unary(int op, const float* x, float* y, int64_t n) {
+void unary(UnaryOp op, const float* x, float* y, int64_t n) {
   switch (op) {
-    case 0: return map1(x, y, n, [](float v) { return -v; });
-    case 1: return map1(x, y, n, [](float v) { return (float)std::exp((double)v); });
-    case 2: return map1(x, y, n, [](float v) { return (float)std::log((double)v); });
-    case 3: return map1(x, y, n, [](float v) { return (float)std::tanh((double)v); });
-    case 4: return map1(x, y, n, [](float v) { return (float)(v * sigmoidD(geluTanhZ(v))); });
-    case 5: return map1(x, y, n, [](float v) { return (float)(v * normCdfD(v)); });
-    case 6: return map1(x, y, n, [](float v) { return v <= 0.0f ? 0.0f : v; });
-    case 7: return map1(x, y, n, [](float v) { return (float)(v * sigmoidD(v)); });
-    case 8: return map1(x, y, n, [](float v) { return (float)sigmoidD(v); });
-    case 9: return map1(x, y, n, [](float v) { return std::sqrt(v); });
+    case UnaryOp::Neg: return map1(x, y, n, [](float v) { return -v; });
+    case UnaryOp::Exp: return map1(x, y, n, [](float v) { return (float)std::exp((double)v); });
+    case UnaryOp::Log: return map1(x, y, n, [](float v) { return (float)std::log((double)v); });
+    case UnaryOp::Tanh: return map1(x, y, n, [](float v) { return (float)std::tanh((double)v); });
+    case UnaryOp::GeluTanh: return map1(x, y, n, [](float v) { return (float)(v * sigmoidD(geluTanhZ(v))); });
+    case UnaryOp::GeluErf: return map1(x, y, n, [](float v) { return (float)(v * normCdfD(v)); });
+    case UnaryOp::Relu: return map1(x, y, n, [](float v) { return v <= 0.0f ? 0.0f : v; });
+    case UnaryOp::Silu: return map1(x, y, n, [](float v) { return (float)(v * sigmoidD(v)); });
+    case UnaryOp::Sigmoid: return map1(x, y, n, [](float v) { return (float)sigmoidD(v); });
+    case UnaryOp::Sqrt: return map1(x, y, n, [](float v) { return std::sqrt(v); });
     default: return map1(x, y, n, [](float v) { return v * v; });
   }
 }
 
-void unaryBackward(int op, const float* x, const float* y, const float* gy, float* gx, int64_t n) {
+void unaryBackward(UnaryOp op, const float* x, const float* y, const float* gy, float* gx, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     double g = gy[i], d;
     switch (op) {
-      case 0: d = -1.0; break;
-      case 1: d = y[i]; break;
-      case 2: d = 1.0 / x[i]; break;
-      case 3: d = 1.0 - (double)y[i] * y[i]; break;
-      case 4: {
+      case UnaryOp::Neg: d = -1.0; break;
+      case UnaryOp::Exp: d = y[i]; break;
+      case UnaryOp::Log: d = 1.0 / x[i]; break;
+      case UnaryOp::Tanh: d = 1.0 - (double)y[i] * y[i]; break;
+      case UnaryOp::GeluTanh: {
         double v = x[i], z = geluTanhZ(v);
         d = sigmoidD(z) + 2.0 * v * sigmoidD(z) * sigmoidD(-z) * kSqrt2OverPi * (1.0 + 3.0 * kGeluA * v * v);
         break;
       }
-      case 5: {
+      case UnaryOp::GeluErf: {
         double v = x[i];
         d = normCdfD(v) + v * kInvSqrt2Pi * std::exp(-0.5 * v * v);
         break;
       }
-      case 6: d = x[i] > 0.0f ? 1.0 : 0.0; break;
-      case 7: {
+      case UnaryOp::Relu: d = x[i] > 0.0f ? 1.0 : 0.0; break;
+      case UnaryOp::Silu: {
         double v = x[i];
         d = sigmoidD(v) + v * sigmoidD(v) * sigmoidD(-v);
         break;
       }
-      case 8: d = (double)y[i] * (1.0 - (double)y[i]); break;
-      case 9: d = 1.0 / (2.0 * y[i]); break;
+      case UnaryOp::Sigmoid: d = (double)y[i] * (1.0 - (double)y[i]); break;
+      case UnaryOp::Sqrt: d = 1.0 / (2.0 * y[i]); break;
       default: d = 2.0 * x[i]; break;
     }
     gx[i] = (float)(g * d);
@@ -373,11 +373,13 @@ Napi::Value CopyStridedNapi(const Napi::CallbackInfo& info) {
 }
 MOELAB_EXPORT(copyStrided, CopyStridedNapi);
 
-int64_t opArg(const Napi::CallbackInfo& info, size_t i, const char* fn, int64_t count) {
+// An op code of family E (op_codes.h): an integer in [0, E::Count).
+template <typename E>
+E opArg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
   int64_t op = dimArg(info, i, fn, "op");
-  if (op >= count)
+  if (op >= (int64_t)E::Count)
     throwRange(info.Env(), std::string(fn) + ": unknown op code " + std::to_string(op));
-  return op;
+  return (E)op;
 }
 
 // ---------------------------------------------------------------- binary
@@ -385,7 +387,7 @@ Napi::Value BinaryNapi(const Napi::CallbackInfo& info) {
   const char* fn = "binary";
   needArgs(info, 9, fn);
   Napi::Env env = info.Env();
-  int op = (int)opArg(info, 0, fn, 6);
+  const BinaryOp op = opArg<BinaryOp>(info, 0, fn);
   Layout l = shapeArg(info, 1, fn);
   auto a = f32Arg(info, 2, fn, "a");
   StridedOperand ao = stridedArg(info, 3, 4, l, (int64_t)a.length, fn, "a", "aOffset", "aStrides");
@@ -421,7 +423,7 @@ Napi::Value BinaryScalarNapi(const Napi::CallbackInfo& info) {
   const char* fn = "binaryScalar";
   needArgs(info, 4, fn);
   Napi::Env env = info.Env();
-  int op = (int)opArg(info, 0, fn, 6);
+  const BinaryOp op = opArg<BinaryOp>(info, 0, fn);
   auto x = f32Arg(info, 1, fn, "x");
   float s = (float)numArg(info, 2, fn, "s");
   auto out = f32Arg(info, 3, fn, "out");
@@ -435,14 +437,19 @@ Napi::Value BinaryScalarNapi(const Napi::CallbackInfo& info) {
 MOELAB_EXPORT(binaryScalar, BinaryScalarNapi);
 
 // ---------------------------------------------------------------- unary
-bool cheapUnary(int op) { return op == 0 || op == 6 || op == 9 || op == 10; }
-bool unaryUsesY(int op) { return op == 1 || op == 3 || op == 8 || op == 9; }
+bool cheapUnary(UnaryOp op) {
+  return op == UnaryOp::Neg || op == UnaryOp::Relu || op == UnaryOp::Sqrt || op == UnaryOp::Square;
+}
+// The backward reads y (the forward output) for these, x for the others (neg reads neither).
+bool unaryUsesY(UnaryOp op) {
+  return op == UnaryOp::Exp || op == UnaryOp::Tanh || op == UnaryOp::Sigmoid || op == UnaryOp::Sqrt;
+}
 
 Napi::Value UnaryNapi(const Napi::CallbackInfo& info) {
   const char* fn = "unary";
   needArgs(info, 3, fn);
   Napi::Env env = info.Env();
-  int op = (int)opArg(info, 0, fn, 11);
+  const UnaryOp op = opArg<UnaryOp>(info, 0, fn);
   auto x = f32Arg(info, 1, fn, "x");
   auto out = f32Arg(info, 2, fn, "out");
   int64_t n = (int64_t)out.length;
@@ -459,7 +466,7 @@ Napi::Value UnaryBackwardNapi(const Napi::CallbackInfo& info) {
   const char* fn = "unaryBackward";
   needArgs(info, 5, fn);
   Napi::Env env = info.Env();
-  int op = (int)opArg(info, 0, fn, 11);
+  const UnaryOp op = opArg<UnaryOp>(info, 0, fn);
   auto x = f32Arg(info, 1, fn, "x");
   auto y = f32Arg(info, 2, fn, "y");
   auto gy = f32Arg(info, 3, fn, "gy");
@@ -472,13 +479,13 @@ Napi::Value UnaryBackwardNapi(const Napi::CallbackInfo& info) {
     needLen(env, y, n, fn, "y");
     noOverlap(env, fn, region(y.data, 0, n), "y", region(gx.data, 0, n), "gx");
     py = y.data;
-  } else if (op != 0) {
+  } else if (op != UnaryOp::Neg) {
     needLen(env, x, n, fn, "x");
     noOverlap(env, fn, region(x.data, 0, n), "x", region(gx.data, 0, n), "gx");
     px = x.data;
   }
   const auto& K = kernels();
-  parallelFor(n, cheapUnary(op) || op == 1 || op == 3 || op == 8 ? kGrainCheap : kGrainHeavy,
+  parallelFor(n, cheapUnary(op) || op == UnaryOp::Exp || op == UnaryOp::Tanh || op == UnaryOp::Sigmoid ? kGrainCheap : kGrainHeavy,
               [&](int64_t b, int64_t e) {
                 K.unaryBackward(op, px ? px + b : nullptr, py ? py + b : nullptr, gy.data + b, gx.data + b, e - b);
               });

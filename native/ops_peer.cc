@@ -13,6 +13,7 @@
 // This file validates every argument, packs, threads and dispatches; the AVX2 inner loops are in
 // avx2/peer_avx2.cc, the portable ones below (MOELAB_ISA=generic).
 #include "cpu.h"
+#include "op_codes.h"
 #include "args.h"
 #include "registry.h"
 #include "threadpool.h"
@@ -155,25 +156,23 @@ const PeerIsa& isa() {
 
 // ------------------------------------------------------------------ activations (float, as torch)
 
-constexpr int ACT_GELU = 0, ACT_RELU = 1;
-
-inline float actF(int act, float x) {
-  if (act == ACT_GELU) return 0.5f * x * std::erfc(-x * 0.70710678118654752f);
+inline float actF(PeerAct act, float x) {
+  if (act == PeerAct::Gelu) return 0.5f * x * std::erfc(-x * 0.70710678118654752f);
   return x > 0 ? x : 0.0f;
 }
 
-inline float actD(int act, float x) {
-  if (act == ACT_GELU)
+inline float actD(PeerAct act, float x) {
+  if (act == PeerAct::Gelu)
     return 0.5f * std::erfc(-x * 0.70710678118654752f) + x * 0.39894228040143268f * std::exp(-0.5f * x * x);
   return x > 0 ? 1.0f : 0.0f;
 }
 
 // ------------------------------------------------------------------ validation helpers
 
-int actArg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+PeerAct actArg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
   int64_t a = dimArg(info, i, fn, "act");
-  if (a != ACT_GELU && a != ACT_RELU) throwRange(info.Env(), std::string(fn) + ": unknown activation code " + std::to_string(a));
-  return (int)a;
+  if (a >= (int64_t)PeerAct::Count) throwRange(info.Env(), std::string(fn) + ": unknown activation code " + std::to_string(a));
+  return (PeerAct)a;
 }
 
 // ------------------------------------------------------------------ peerRetrieve
@@ -331,7 +330,7 @@ Napi::Value PeerForwardNapi(const Napi::CallbackInfo& info) {
   needArgs(info, 14, fn);
   int64_t T = dimArg(info, 0, fn, "T"), d = dimArg(info, 1, fn, "d", 1), N = dimArg(info, 2, fn, "N", 1);
   int64_t hk = dimArg(info, 3, fn, "hk", 1), k = dimArg(info, 4, fn, "k", 1);
-  int act = actArg(info, 5, fn);
+  const PeerAct act = actArg(info, 5, fn);
   if (hk % k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(hk) + ") must be a multiple of k (" + std::to_string(k) + ")");
   if (N > std::numeric_limits<int32_t>::max() || hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
   auto x = f32Arg(info, 6, fn, "x");
@@ -408,7 +407,7 @@ MOELAB_EXPORT(peerForward, PeerForwardNapi);
 //   (T, d, N, hk, k, act, x, u|null, v, ids, g, a|null, gy), with their length checks.
 struct BackwardInputs {
   int64_t T, d, N, hk, k;
-  int act;
+  PeerAct act;
   Span<float> x, u, v;
   Span<int32_t> ids;
   Span<float> g, a, gy;
@@ -456,7 +455,7 @@ Napi::Value PeerBackwardNapi(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto in = backwardInputs(info, fn, 17);
   const int64_t T = in.T, d = in.d, N = in.N, hk = in.hk, k = in.k;
-  const int act = in.act;
+  const PeerAct act = in.act;
   auto x = in.x, u = in.u, v = in.v, g = in.g, a = in.a, gy = in.gy;
   auto ids = in.ids;
   auto gx = f32OptArg(info, 13, fn, "gx");
@@ -539,72 +538,85 @@ MOELAB_EXPORT(peerBackward, PeerBackwardNapi);
 // Expert-major backward: each touched expert's u and v rows are read once (in ascending id order)
 // and all its occurrences are processed against them, producing gx (per-thread partial sums),
 // the gate gradients and the coalesced row gradients in one pass.
-Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerBackwardRows";
+struct BackwardRowsArgs {
+  BackwardInputs in;
+  int64_t U;
+  Span<int32_t> uniq, offsets, order;  // the coalesced index of ids (peerCoalesce)
+  Span<float> gx, gs, gu, gv;          // outputs; gx null without u, gu/gv null to skip
+};
+
+// Every check before the kernel: lengths, output aliasing, and that (U, uniq, offsets, order)
+// describe exactly these ids: offsets run from 0 to T*hk without decreasing (so every occurrence p
+// indexes order), and each position appears once, under its own id.
+BackwardRowsArgs parseBackwardRows(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
-  auto in = backwardInputs(info, fn, 21);
-  const int64_t T = in.T, d = in.d, N = in.N, hk = in.hk, k = in.k;
-  const int act = in.act;
-  auto x = in.x, u = in.u, v = in.v, g = in.g, a = in.a, gy = in.gy;
-  auto ids = in.ids;
-  int64_t U = dimArg(info, 13, fn, "U");
-  auto uniq = i32Arg(info, 14, fn, "uniq");
-  auto offsets = i32Arg(info, 15, fn, "offsets");
-  auto order = i32Arg(info, 16, fn, "order");
-  auto gx = f32OptArg(info, 17, fn, "gx");
-  auto gs = f32Arg(info, 18, fn, "gscores");
-  auto gu = f32OptArg(info, 19, fn, "gu");
-  auto gv = f32OptArg(info, 20, fn, "gv");
+  BackwardRowsArgs A;
+  A.in = backwardInputs(info, fn, 21);
+  const BackwardInputs& in = A.in;
   const bool pkm = in.pkm;
-  const int64_t Td = in.Td, Thk = in.Thk, Ud = checkedMul(env, fn, U, d);
-  needLen(env, uniq, U, fn, "uniq");
-  needLen(env, offsets, U + 1, fn, "offsets");
-  needLen(env, gs, Thk, fn, "gscores");
+  A.U = dimArg(info, 13, fn, "U");
+  A.uniq = i32Arg(info, 14, fn, "uniq");
+  A.offsets = i32Arg(info, 15, fn, "offsets");
+  A.order = i32Arg(info, 16, fn, "order");
+  A.gx = f32OptArg(info, 17, fn, "gx");
+  A.gs = f32Arg(info, 18, fn, "gscores");
+  A.gu = f32OptArg(info, 19, fn, "gu");
+  A.gv = f32OptArg(info, 20, fn, "gv");
+  const int64_t U = A.U, Thk = in.Thk, Ud = checkedMul(env, fn, U, in.d);
+  needLen(env, A.uniq, U, fn, "uniq");
+  needLen(env, A.order, Thk, fn, "order");
+  needLen(env, A.gs, Thk, fn, "gscores");
   if (!pkm) {
-    if (!a.data || !gx.data) throwType(env, std::string(fn) + ": arguments 'a' and 'gx' must be Float32Arrays when u is given");
-    needLen(env, a, Thk, fn, "a");
-    needLen(env, gx, Td, fn, "gx");
-  } else if (gu.data) {
+    if (!in.a.data || !A.gx.data)
+      throwType(env, std::string(fn) + ": arguments 'a' and 'gx' must be Float32Arrays when u is given");
+    needLen(env, in.a, Thk, fn, "a");
+    needLen(env, A.gx, in.Td, fn, "gx");
+  } else if (A.gu.data) {
     throwType(env, std::string(fn) + ": 'gu' must be null without u");
   }
-  if (gu.data) needLen(env, gu, Ud, fn, "gu");
-  if (gv.data) needLen(env, gv, Ud, fn, "gv");
-  Span<float> ins[] = {x, u, v, g, a, gy};
+  if (A.gu.data) needLen(env, A.gu, Ud, fn, "gu");
+  if (A.gv.data) needLen(env, A.gv, Ud, fn, "gv");
+  const Span<float> ins[] = {in.x, in.u, in.v, in.g, in.a, in.gy};
   const char* inNames[] = {"x", "u", "v", "g", "a", "gy"};
-  Span<float>* outs[] = {&gx, &gs, &gu, &gv};
+  const Span<float> outs[] = {pkm ? Span<float>{nullptr, 0} : A.gx, A.gs, A.gu, A.gv};
   const char* outNames[] = {"gx", "gscores", "gu", "gv"};
   for (int i = 0; i < 4; i++) {
-    if (!outs[i]->data || (pkm && i == 0)) continue;
-    for (int j = i + 1; j < 4; j++)
-      if (outs[j]->data && !(pkm && j == 0)) noOverlap(env, fn, *outs[i], outNames[i], *outs[j], outNames[j]);
+    for (int j = i + 1; j < 4; j++) noOverlap(env, fn, outs[i], outNames[i], outs[j], outNames[j]);
     for (int j = 0; j < 6; j++)
-      if (ins[j].data && !(pkm && (j == 1 || j == 4))) noOverlap(env, fn, *outs[i], outNames[i], ins[j], inNames[j]);
-    noOverlap(env, fn, *outs[i], outNames[i], ids, "ids");
-    noOverlap(env, fn, *outs[i], outNames[i], uniq, "uniq");
-    noOverlap(env, fn, *outs[i], outNames[i], offsets, "offsets");
-    noOverlap(env, fn, *outs[i], outNames[i], order, "order");
+      if (!(pkm && (j == 1 || j == 4))) noOverlap(env, fn, outs[i], outNames[i], ins[j], inNames[j]);
+    noOverlap(env, fn, outs[i], outNames[i], in.ids, "ids");
+    noOverlap(env, fn, outs[i], outNames[i], A.uniq, "uniq");
+    noOverlap(env, fn, outs[i], outNames[i], A.offsets, "offsets");
+    noOverlap(env, fn, outs[i], outNames[i], A.order, "order");
   }
-  idsInRange(env, fn, "ids", ids.data, Thk, N);
-  // the coalesced index must describe exactly these ids: each position once, under its own id
-  const int32_t *OF = offsets.data, *OR = order.data, *UQ = uniq.data, *IDS = ids.data;
-  if (U > 0 && OF[0] != 0) throwRange(env, std::string(fn) + ": offsets[0] must be 0");
-  if (U > 0 && OF[U] != Thk) throwRange(env, std::string(fn) + ": offsets[U] must equal T*hk");
-  if (U == 0 && Thk != 0) throwRange(env, std::string(fn) + ": U = 0 with T*hk > 0");
-  needLen(env, order, Thk, fn, "order");
-  {
-    std::vector<uint8_t> seen((size_t)Thk, 0);
-    for (int64_t i = 0; i < U; i++) {
-      if (OF[i + 1] < OF[i]) throwRange(env, std::string(fn) + ": offsets must be non-decreasing");
-      if (UQ[i] < 0 || UQ[i] >= N) throwRange(env, std::string(fn) + ": uniq entry out of range");
-      for (int64_t p = OF[i]; p < OF[i + 1]; p++) {
-        const int64_t pos = OR[p];
-        if (pos < 0 || pos >= Thk || seen[pos] || IDS[pos] != UQ[i])
-          throwRange(env, std::string(fn) + ": order/uniq do not match ids at order[" + std::to_string(p) + "]");
-        seen[pos] = 1;
-      }
+  idsInRange(env, fn, "ids", in.ids.data, Thk, in.N);
+  offsetsInRange(env, fn, "offsets", A.offsets, U, Thk);
+  const int32_t *OF = A.offsets.data, *OR = A.order.data, *UQ = A.uniq.data, *IDS = in.ids.data;
+  if (OF[0] != 0 || OF[U] != Thk)
+    throwRange(env, std::string(fn) + ": offsets must run from 0 to T*hk = " + std::to_string(Thk) + ", got " +
+                        std::to_string(OF[0]) + " .. " + std::to_string(OF[U]));
+  idsInRange(env, fn, "uniq", UQ, U, in.N);
+  std::vector<uint8_t> seen = scratch<uint8_t>(fn, "occurrence flags", Thk);
+  for (int64_t i = 0; i < U; i++)
+    for (int64_t p = OF[i]; p < OF[i + 1]; p++) {
+      const int64_t pos = OR[p];
+      if (pos < 0 || pos >= Thk || seen[pos] || IDS[pos] != UQ[i])
+        throwRange(env, std::string(fn) + ": order/uniq do not match ids at order[" + std::to_string(p) + "]");
+      seen[pos] = 1;
     }
-  }
-  if (T == 0) return env.Undefined();
+  return A;
+}
+
+void peerBackwardRows(const BackwardRowsArgs& A) {
+  const char* fn = "peerBackwardRows";
+  const BackwardInputs& in = A.in;
+  const int64_t T = in.T, d = in.d, hk = in.hk, k = in.k, U = A.U, Td = in.Td, Thk = in.Thk;
+  const PeerAct act = in.act;
+  const bool pkm = in.pkm;
+  const Span<float> x = in.x, u = in.u, v = in.v, g = in.g, a = in.a, gy = in.gy;
+  const Span<float> gx = A.gx, gs = A.gs, gu = A.gu, gv = A.gv;
+  const int32_t *OF = A.offsets.data, *OR = A.order.data, *UQ = A.uniq.data;
+  if (T == 0) return;
 
   // phase 1: experts, per-thread gx partials (thread 0 writes gx itself)
   const int nt = threadsFor(U, 16);
@@ -679,11 +691,52 @@ Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
         for (int th = 1; th < nt; th++) I.axpy(1.0f, GL + (th - 1) * Td + t * d, gx.data + t * d, d);
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
+  peerBackwardRows(parseBackwardRows(info, "peerBackwardRows"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerBackwardRows, PeerBackwardRowsNapi);
 
 // ------------------------------------------------------------------ peerCoalesce
+
+// Stable grouping of n ids in [0, N): uniq (ascending), offsets (U + 1), order (positions grouped
+// by id, ascending within a group); returns U. A counting sort when its N counters cost about as
+// much as the ids themselves, else a sort of (id, position) keys: memory stays O(n) for any N.
+int32_t peerCoalesce(const char* fn, int64_t n, int64_t N, const int32_t* ids, int32_t* uniq, int32_t* offsets,
+                     int32_t* order) {
+  int32_t U = 0;
+  if (N <= 4 * n + 4096) {
+    std::vector<int32_t> cnt = scratch<int32_t>(fn, "id counts", N);
+    for (int64_t i = 0; i < n; i++) cnt[ids[i]]++;
+    int32_t off = 0;
+    for (int64_t id = 0; id < N; id++) {
+      const int32_t c = cnt[id];
+      if (!c) continue;
+      uniq[U] = (int32_t)id;
+      offsets[U++] = off;
+      cnt[id] = off;  // now the write cursor
+      off += c;
+    }
+    offsets[U] = off;
+    for (int64_t i = 0; i < n; i++) order[cnt[ids[i]]++] = (int32_t)i;
+    return U;
+  }
+  std::vector<uint64_t> keys = scratch<uint64_t>(fn, "sort keys", n);
+  for (int64_t i = 0; i < n; i++) keys[i] = (uint64_t)(uint32_t)ids[i] << 32 | (uint32_t)i;
+  std::sort(keys.begin(), keys.end());
+  for (int64_t p = 0; p < n; p++) {
+    const int32_t id = (int32_t)(keys[p] >> 32);
+    if (p == 0 || id != uniq[U - 1]) {
+      uniq[U] = id;
+      offsets[U++] = (int32_t)p;
+    }
+    order[p] = (int32_t)(uint32_t)keys[p];
+  }
+  offsets[U] = (int32_t)n;
+  return U;
+}
 
 // peerCoalesce(n, N, ids, uniq, offsets, order) -> U
 Napi::Value PeerCoalesceNapi(const Napi::CallbackInfo& info) {
@@ -708,21 +761,7 @@ Napi::Value PeerCoalesceNapi(const Napi::CallbackInfo& info) {
   noOverlap(env, fn, offsets, "offsets", ids, "ids");
   noOverlap(env, fn, order, "order", ids, "ids");
   idsInRange(env, fn, "ids", ids.data, n, N);
-  std::vector<int32_t> cnt((size_t)N, 0);
-  const int32_t* I = ids.data;
-  for (int64_t i = 0; i < n; i++) cnt[I[i]]++;
-  int32_t U = 0, off = 0;
-  for (int64_t id = 0; id < N; id++) {
-    const int32_t c = cnt[id];
-    if (!c) continue;
-    uniq.data[U] = (int32_t)id;
-    offsets.data[U++] = off;
-    cnt[id] = off;  // now the write cursor
-    off += c;
-  }
-  offsets.data[U] = off;
-  for (int64_t i = 0; i < n; i++) order.data[cnt[I[i]]++] = (int32_t)i;
-  return Napi::Number::New(env, U);
+  return Napi::Number::New(env, peerCoalesce(fn, n, N, ids.data, uniq.data, offsets.data, order.data));
 }
 MOELAB_EXPORT(peerCoalesce, PeerCoalesceNapi);
 

@@ -103,8 +103,9 @@ Napi::Value ReduceNapi(const Napi::CallbackInfo& info) {
   const char* fn = "reduce";
   needArgs(info, 7, fn);
   Napi::Env env = info.Env();
-  int64_t op = dimArg(info, 0, fn, "op");
-  if (op > 1) throwRange(env, "reduce: unknown op code " + std::to_string(op));
+  const int64_t code = dimArg(info, 0, fn, "op");
+  if (code >= (int64_t)ReduceOp::Count) throwRange(env, "reduce: unknown op code " + std::to_string(code));
+  const ReduceOp op = (ReduceOp)code;
   int64_t outer = dimArg(info, 1, fn, "outer"), n = dimArg(info, 2, fn, "n"), inner = dimArg(info, 3, fn, "inner");
   auto x = f32Arg(info, 4, fn, "x");
   auto out = f32Arg(info, 5, fn, "out");
@@ -113,7 +114,7 @@ Napi::Value ReduceNapi(const Napi::CallbackInfo& info) {
   needLen(env, x, total, fn, "x");
   needLen(env, out, oi, fn, "out");
   noOverlap(env, fn, region(x.data, 0, total), "x", region(out.data, 0, oi), "out");
-  const bool isMax = op == 1;
+  const bool isMax = op == ReduceOp::Max;
   int32_t* parg = nullptr;
   if (isMax && arg.data) {
     needLen(env, arg, oi, fn, "argIdx");

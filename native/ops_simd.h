@@ -9,6 +9,8 @@
 #pragma once
 #include <cstdint>
 
+#include "op_codes.h"
+
 namespace moelab {
 namespace simd {
 
@@ -16,9 +18,9 @@ namespace simd {
 // or start threads. x/y "may be null" where an op does not read them.
 struct OpsTable {
   // elementwise. binary: a and b advance by sa, sb in {0, 1} elements (0 broadcasts one value).
-  void (*binary)(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
-  void (*unary)(int op, const float* x, float* y, int64_t n);
-  void (*unaryBackward)(int op, const float* x, const float* y, const float* gy, float* gx, int64_t n);
+  void (*binary)(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
+  void (*unary)(UnaryOp op, const float* x, float* y, int64_t n);
+  void (*unaryBackward)(UnaryOp op, const float* x, const float* y, const float* gy, float* gx, int64_t n);
   void (*axpy)(float alpha, const float* x, float* y, int64_t n);
   void (*fill)(float* x, float v, int64_t n);
   double (*sumSquares)(const float* x, int64_t n);
@@ -59,9 +61,9 @@ extern const OpsTable table;
 namespace generic {
 extern const OpsTable table;
 // pieces of the generic table, defined in the baseline file that owns each group
-void binary(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
-void unary(int op, const float* x, float* y, int64_t n);
-void unaryBackward(int op, const float* x, const float* y, const float* gy, float* gx, int64_t n);
+void binary(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
+void unary(UnaryOp op, const float* x, float* y, int64_t n);
+void unaryBackward(UnaryOp op, const float* x, const float* y, const float* gy, float* gx, int64_t n);
 void axpy(float alpha, const float* x, float* y, int64_t n);
 void fill(float* x, float v, int64_t n);
 double sumSquares(const float* x, int64_t n);

@@ -19,10 +19,13 @@ function packageRoot(): string {
 let cached: Kernels | null = null;
 let loadError: Error | null = null;
 
-/** Loads build/Release/moelab.node once; returns null (and remembers why) if it is missing. */
+/**
+ * Loads build/Release/moelab.node once (MOELAB_ADDON_PATH names another build, e.g. the sanitizer
+ * one in build-asan/); returns null (and remembers why) if it is missing.
+ */
 export function loadNative(): Kernels | null {
   if (cached || loadError) return cached;
-  const path = join(packageRoot(), 'build', 'Release', 'moelab.node');
+  const path = process.env.MOELAB_ADDON_PATH || join(packageRoot(), 'build', 'Release', 'moelab.node');
   try {
     const require = createRequire(import.meta.url);
     const addon = require(path) as Omit<Kernels, 'name'>;

@@ -21,8 +21,8 @@ function len(fn: string, name: string, a: ArrayLike<number> | null, n: number): 
 
 // ------------------------------------------------------------------------------ activations
 
-/** Activation codes shared with the native kernels. */
-export const PeerAct = { gelu: 0, relu: 1 } as const;
+import { PeerAct } from '../op_codes.js';
+export { PeerAct };
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
