@@ -142,8 +142,10 @@ function mutate(r: Rand, a: Arg[]): { args: Arg[]; what: string[] } {
         const Ctor = (v as Float32Array).constructor as Float32ArrayConstructor;
         const off = Math.min(src.byteLength, int(r, 0, 2) * 4);
         const n = Math.floor((src.byteLength - off) / Ctor.BYTES_PER_ELEMENT);
-        out[i] = new Ctor(src.buffer, src.byteOffset + off, n);
-        what.push(`arg${i} aliases arg${j}+${off}B`);
+        try {
+          out[i] = new Ctor(src.buffer, src.byteOffset + off, n);
+          what.push(`arg${i} aliases arg${j}+${off}B`);
+        } catch { /* detached or misaligned: not a view we can make */ }
       }
     } else if (kind === 4) {
       out[i] = detached();
