@@ -179,32 +179,63 @@ PeerAct actArg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
 
 constexpr int RB = 24;  // rows per scoring block (multiple of the 6-row tile)
 
-// peerRetrieve(T, h, nSub, half, k, q, keys, ids, scores)
-Napi::Value PeerRetrieveNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerRetrieve";
-  auto env = info.Env();
-  needArgs(info, 9, fn);
-  int64_t T = dimArg(info, 0, fn, "T"), h = dimArg(info, 1, fn, "h", 1), nSub = dimArg(info, 2, fn, "nSub", 1);
-  int64_t half = dimArg(info, 3, fn, "half", 1), k = dimArg(info, 4, fn, "k", 1);
-  if (k > nSub) throwRange(env, std::string(fn) + ": k (" + std::to_string(k) + ") must be <= nSub (" + std::to_string(nSub) + ")");
-  if (nSub > 46340) throwRange(env, std::string(fn) + ": nSub^2 must fit int32 ids (nSub <= 46340)");
-  if (half > (1 << 20)) throwRange(env, std::string(fn) + ": half too large");
-  auto q = f32Arg(info, 5, fn, "q");
-  auto keys = f32Arg(info, 6, fn, "keys");
-  auto ids = i32Arg(info, 7, fn, "ids");
-  auto scores = f32Arg(info, 8, fn, "scores");
-  int64_t R = checkedMul(env, fn, T, h), dk = 2 * half;
-  needLen(env, q, checkedMul(env, fn, R, dk), fn, "q");
-  needLen(env, keys, 2 * nSub * half, fn, "keys");
-  needLen(env, ids, checkedMul(env, fn, R, k), fn, "ids");
-  needLen(env, scores, R * k, fn, "scores");
-  noOverlap(env, fn, ids, "ids", scores, "scores");
-  noOverlap(env, fn, ids, "ids", q, "q");
-  noOverlap(env, fn, ids, "ids", keys, "keys");
-  noOverlap(env, fn, scores, "scores", q, "q");
-  noOverlap(env, fn, scores, "scores", keys, "keys");
-  if (R == 0) return env.Undefined();
+// Arguments 0..7 shared by peerRetrieve and peerRetrieveBackward: (T, h, nSub, half, k, q, keys,
+// ids), R = T*h query rows of dk = 2*half, sub-keys [2, nSub, half], ids [R, k].
+struct RetrieveArgs {
+  int64_t T, h, nSub, half, k, R, dk, nk;  // nk = 2*nSub*half sub-key elements
+  Span<float> q, keys;
+  Span<int32_t> ids;
+};
 
+RetrieveArgs retrieveArgs(const Napi::CallbackInfo& info, const char* fn, size_t nargs) {
+  auto env = info.Env();
+  needArgs(info, nargs, fn);
+  RetrieveArgs A;
+  A.T = dimArg(info, 0, fn, "T");
+  A.h = dimArg(info, 1, fn, "h", 1);
+  A.nSub = dimArg(info, 2, fn, "nSub", 1);
+  A.half = dimArg(info, 3, fn, "half", 1);
+  A.k = dimArg(info, 4, fn, "k", 1);
+  if (A.nSub > 46340) throwRange(env, std::string(fn) + ": nSub^2 must fit int32 ids (nSub <= 46340)");
+  if (A.half > (1 << 20)) throwRange(env, std::string(fn) + ": half too large");
+  A.q = f32Arg(info, 5, fn, "q");
+  A.keys = f32Arg(info, 6, fn, "keys");
+  A.ids = i32Arg(info, 7, fn, "ids");
+  A.R = checkedMul(env, fn, A.T, A.h);
+  A.dk = 2 * A.half;
+  A.nk = checkedMul(env, fn, 2 * A.nSub, A.half);
+  needLen(env, A.q, checkedMul(env, fn, A.R, A.dk), fn, "q");
+  needLen(env, A.keys, A.nk, fn, "keys");
+  needLen(env, A.ids, checkedMul(env, fn, A.R, A.k), fn, "ids");
+  return A;
+}
+
+// peerRetrieve(T, h, nSub, half, k, q, keys, ids, scores): ids written
+struct PeerRetrieveArgs {
+  RetrieveArgs in;
+  Span<float> scores;
+};
+
+PeerRetrieveArgs parseRetrieve(const Napi::CallbackInfo& info, const char* fn) {
+  auto env = info.Env();
+  PeerRetrieveArgs A{retrieveArgs(info, fn, 9), f32Arg(info, 8, fn, "scores")};
+  const RetrieveArgs& in = A.in;
+  if (in.k > in.nSub)
+    throwRange(env, std::string(fn) + ": k (" + std::to_string(in.k) + ") must be <= nSub (" + std::to_string(in.nSub) + ")");
+  needLen(env, A.scores, in.R * in.k, fn, "scores");
+  noOverlap(env, fn, in.ids, "ids", A.scores, "scores");
+  noOverlap(env, fn, in.ids, "ids", in.q, "q");
+  noOverlap(env, fn, in.ids, "ids", in.keys, "keys");
+  noOverlap(env, fn, A.scores, "scores", in.q, "q");
+  noOverlap(env, fn, A.scores, "scores", in.keys, "keys");
+  return A;
+}
+
+void peerRetrieve(const PeerRetrieveArgs& A) {
+  const char* fn = "peerRetrieve";
+  const int64_t R = A.in.R, nSub = A.in.nSub, half = A.in.half, k = A.in.k, dk = A.in.dk;
+  const Span<float> keys = A.in.keys;
+  if (R == 0) return;
   const int nP = (int)((nSub + 15) / 16), nSubP = nP * 16, H = (int)half, K = (int)k, NS = (int)nSub;
   const int64_t panelSize = (int64_t)H * 16;
   std::vector<float> Kp = scratch<float>(fn, "packed sub-keys", 2 * nP * panelSize);  // zero-padded sub-keys, scored but never selected
@@ -219,9 +250,9 @@ Napi::Value PeerRetrieveNapi(const Napi::CallbackInfo& info) {
   std::vector<float> blocks = scratch<float>(fn, "score blocks", nt * perThread);
   std::vector<int32_t> iscratch = scratch<int32_t>(fn, "top-k indices", (int64_t)nt * 3 * K);
   const PeerIsa& I = isa();
-  const float* Q = q.data;
-  int32_t* IDS = ids.data;
-  float* SC = scores.data;
+  const float* Q = A.in.q.data;
+  int32_t* IDS = A.in.ids.data;
+  float* SC = A.scores.data;
 
   parallelChunks(R, 8, [&](int t, int64_t r0, int64_t r1) {
     float* S0 = blocks.data() + t * perThread;
@@ -248,50 +279,51 @@ Napi::Value PeerRetrieveNapi(const Napi::CallbackInfo& info) {
       }
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerRetrieveNapi(const Napi::CallbackInfo& info) {
+  peerRetrieve(parseRetrieve(info, "peerRetrieve"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerRetrieve, PeerRetrieveNapi);
 
 // ------------------------------------------------------------------ peerRetrieveBackward
 
-// peerRetrieveBackward(T, h, nSub, half, k, q, keys, ids, gscores, gq, gkeys)
-Napi::Value PeerRetrieveBackwardNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerRetrieveBackward";
-  auto env = info.Env();
-  needArgs(info, 11, fn);
-  int64_t T = dimArg(info, 0, fn, "T"), h = dimArg(info, 1, fn, "h", 1), nSub = dimArg(info, 2, fn, "nSub", 1);
-  int64_t half = dimArg(info, 3, fn, "half", 1), k = dimArg(info, 4, fn, "k", 1);
-  if (nSub > 46340) throwRange(env, std::string(fn) + ": nSub^2 must fit int32 ids (nSub <= 46340)");
-  auto q = f32Arg(info, 5, fn, "q");
-  auto keys = f32Arg(info, 6, fn, "keys");
-  auto ids = i32Arg(info, 7, fn, "ids");
-  auto gs = f32Arg(info, 8, fn, "gscores");
-  auto gq = f32Arg(info, 9, fn, "gq");
-  auto gk = f32Arg(info, 10, fn, "gkeys");
-  int64_t R = checkedMul(env, fn, T, h), dk = checkedMul(env, fn, 2, half), nk = checkedMul(env, fn, 2 * nSub, half);
-  needLen(env, q, checkedMul(env, fn, R, dk), fn, "q");
-  needLen(env, keys, nk, fn, "keys");
-  needLen(env, ids, checkedMul(env, fn, R, k), fn, "ids");
-  needLen(env, gs, R * k, fn, "gscores");
-  needLen(env, gq, R * dk, fn, "gq");
-  needLen(env, gk, nk, fn, "gkeys");
-  noOverlap(env, fn, gq, "gq", gk, "gkeys");
-  for (auto* o : {&gq, &gk}) {
-    const char* on = o == &gq ? "gq" : "gkeys";
-    noOverlap(env, fn, *o, on, q, "q");
-    noOverlap(env, fn, *o, on, keys, "keys");
-    noOverlap(env, fn, *o, on, ids, "ids");
-    noOverlap(env, fn, *o, on, gs, "gscores");
-  }
-  idsInRange(env, fn, "ids", ids.data, R * k, nSub * nSub);
-  if (R == 0) return env.Undefined();
+// peerRetrieveBackward(T, h, nSub, half, k, q, keys, ids, gscores, gq, gkeys): gq written, gkeys accumulates
+struct PeerRetrieveBackwardArgs {
+  RetrieveArgs in;
+  Span<float> gs, gq, gk;
+};
 
+PeerRetrieveBackwardArgs parseRetrieveBackward(const Napi::CallbackInfo& info, const char* fn) {
+  auto env = info.Env();
+  PeerRetrieveBackwardArgs A{retrieveArgs(info, fn, 11), f32Arg(info, 8, fn, "gscores"), f32Arg(info, 9, fn, "gq"),
+                             f32Arg(info, 10, fn, "gkeys")};
+  const RetrieveArgs& in = A.in;
+  needLen(env, A.gs, in.R * in.k, fn, "gscores");
+  needLen(env, A.gq, in.R * in.dk, fn, "gq");
+  needLen(env, A.gk, in.nk, fn, "gkeys");
+  noOverlap(env, fn, A.gq, "gq", A.gk, "gkeys");
+  for (const auto& [o, on] : {std::make_pair(A.gq, "gq"), std::make_pair(A.gk, "gkeys")}) {
+    noOverlap(env, fn, o, on, in.q, "q");
+    noOverlap(env, fn, o, on, in.keys, "keys");
+    noOverlap(env, fn, o, on, in.ids, "ids");
+    noOverlap(env, fn, o, on, A.gs, "gscores");
+  }
+  idsInRange(env, fn, "ids", in.ids.data, in.R * in.k, in.nSub * in.nSub);
+  return A;
+}
+
+void peerRetrieveBackward(const PeerRetrieveBackwardArgs& A) {
+  const char* fn = "peerRetrieveBackward";
+  const int64_t R = A.in.R, nSub = A.in.nSub, half = A.in.half, k = A.in.k, dk = A.in.dk, nk = A.in.nk;
+  if (R == 0) return;
   int nt = threadsFor(R, 16);
   std::vector<float> local = scratch<float>(fn, "per-thread key gradients", (nt - 1) * nk);  // thread 0 accumulates straight into gkeys
   const PeerIsa& I = isa();
-  const float *Q = q.data, *KY = keys.data, *GS = gs.data;
-  const int32_t* IDS = ids.data;
-  float *GQ = gq.data, *GK = gk.data;
+  const float *Q = A.in.q.data, *KY = A.in.keys.data, *GS = A.gs.data;
+  const int32_t* IDS = A.in.ids.data;
+  float *GQ = A.gq.data, *GK = A.gk.data;
   parallelChunks(R, 16, [&](int t, int64_t r0, int64_t r1) {
     float* acc = t == 0 ? GK : local.data() + (t - 1) * nk;
     for (int64_t r = r0; r < r1; r++) {
@@ -317,61 +349,106 @@ Napi::Value PeerRetrieveBackwardNapi(const Napi::CallbackInfo& info) {
       }
     });
   }
-  return env.Undefined();
+}
+
+Napi::Value PeerRetrieveBackwardNapi(const Napi::CallbackInfo& info) {
+  peerRetrieveBackward(parseRetrieveBackward(info, "peerRetrieveBackward"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerRetrieveBackward, PeerRetrieveBackwardNapi);
 
+// ------------------------------------------------------------------ expert arguments
+
+// Arguments 0..9 shared by peerForward, peerBackward and peerBackwardRows:
+//   (T, d, N, hk, k, act, x [T, d], u [N, d] | null, v [N, d], ids [T, hk]), with their length checks.
+struct ExpertArgs {
+  int64_t T, d, N, hk, k;
+  PeerAct act;
+  Span<float> x, u, v;
+  Span<int32_t> ids;
+  bool pkm;  // no u: product-key memory (values only)
+  int64_t Td, Thk, Nd;
+};
+
+ExpertArgs expertArgs(const Napi::CallbackInfo& info, const char* fn, size_t nargs) {
+  auto env = info.Env();
+  needArgs(info, nargs, fn);
+  ExpertArgs b;
+  b.T = dimArg(info, 0, fn, "T");
+  b.d = dimArg(info, 1, fn, "d", 1);
+  b.N = dimArg(info, 2, fn, "N", 1);
+  b.hk = dimArg(info, 3, fn, "hk", 1);
+  b.k = dimArg(info, 4, fn, "k", 1);
+  b.act = actArg(info, 5, fn);
+  if (b.hk % b.k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(b.hk) + ") must be a multiple of k (" + std::to_string(b.k) + ")");
+  if (b.N > std::numeric_limits<int32_t>::max() || b.hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
+  b.x = f32Arg(info, 6, fn, "x");
+  b.u = f32OptArg(info, 7, fn, "u");
+  b.v = f32Arg(info, 8, fn, "v");
+  b.ids = i32Arg(info, 9, fn, "ids");
+  b.pkm = b.u.data == nullptr;
+  b.Td = checkedMul(env, fn, b.T, b.d);
+  b.Thk = checkedMul(env, fn, b.T, b.hk);
+  b.Nd = checkedMul(env, fn, b.N, b.d);
+  needLen(env, b.x, b.Td, fn, "x");
+  needLen(env, b.v, b.Nd, fn, "v");
+  needLen(env, b.ids, b.Thk, fn, "ids");
+  if (!b.pkm) needLen(env, b.u, b.Nd, fn, "u");
+  return b;
+}
+
+// Throws if output o overlaps any expert input (u only when present).
+void outputApart(const Napi::Env& env, const char* fn, const ExpertArgs& in, const Span<float>& o, const char* on) {
+  noOverlap(env, fn, o, on, in.x, "x");
+  noOverlap(env, fn, o, on, in.v, "v");
+  noOverlap(env, fn, o, on, in.ids, "ids");
+  if (!in.pkm) noOverlap(env, fn, o, on, in.u, "u");
+}
+
 // ------------------------------------------------------------------ peerForward
 
-// peerForward(T, d, N, hk, k, act, x, u|null, v, ids, scores, g, a|null, y)
-Napi::Value PeerForwardNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerForward";
+// peerForward(T, d, N, hk, k, act, x, u|null, v, ids, scores, g, a|null, y): g, a, y written
+struct PeerForwardArgs {
+  ExpertArgs in;
+  Span<float> sc, g, a, y;
+};
+
+PeerForwardArgs parseForward(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
-  needArgs(info, 14, fn);
-  int64_t T = dimArg(info, 0, fn, "T"), d = dimArg(info, 1, fn, "d", 1), N = dimArg(info, 2, fn, "N", 1);
-  int64_t hk = dimArg(info, 3, fn, "hk", 1), k = dimArg(info, 4, fn, "k", 1);
-  const PeerAct act = actArg(info, 5, fn);
-  if (hk % k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(hk) + ") must be a multiple of k (" + std::to_string(k) + ")");
-  if (N > std::numeric_limits<int32_t>::max() || hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
-  auto x = f32Arg(info, 6, fn, "x");
-  auto u = f32OptArg(info, 7, fn, "u");
-  auto v = f32Arg(info, 8, fn, "v");
-  auto ids = i32Arg(info, 9, fn, "ids");
-  auto sc = f32Arg(info, 10, fn, "scores");
-  auto g = f32Arg(info, 11, fn, "g");
-  auto a = f32OptArg(info, 12, fn, "a");
-  auto y = f32Arg(info, 13, fn, "y");
-  const bool pkm = u.data == nullptr;
-  int64_t Td = checkedMul(env, fn, T, d), Thk = checkedMul(env, fn, T, hk), Nd = checkedMul(env, fn, N, d);
-  needLen(env, x, Td, fn, "x");
-  needLen(env, v, Nd, fn, "v");
-  needLen(env, ids, Thk, fn, "ids");
-  needLen(env, sc, Thk, fn, "scores");
-  needLen(env, g, Thk, fn, "g");
-  needLen(env, y, Td, fn, "y");
-  if (!pkm) {
-    needLen(env, u, Nd, fn, "u");
-    if (!a.data) throwType(env, std::string(fn) + ": argument 'a' must be a Float32Array when u is given");
-    needLen(env, a, Thk, fn, "a");
+  PeerForwardArgs A;
+  A.in = expertArgs(info, fn, 14);
+  A.sc = f32Arg(info, 10, fn, "scores");
+  A.g = f32Arg(info, 11, fn, "g");
+  A.a = f32OptArg(info, 12, fn, "a");
+  A.y = f32Arg(info, 13, fn, "y");
+  const ExpertArgs& in = A.in;
+  needLen(env, A.sc, in.Thk, fn, "scores");
+  needLen(env, A.g, in.Thk, fn, "g");
+  needLen(env, A.y, in.Td, fn, "y");
+  if (!in.pkm) {
+    if (!A.a.data) throwType(env, std::string(fn) + ": argument 'a' must be a Float32Array when u is given");
+    needLen(env, A.a, in.Thk, fn, "a");
   }
   // outputs g, a, y: pairwise distinct and distinct from every input
-  noOverlap(env, fn, g, "g", y, "y");
-  if (a.data) {
-    noOverlap(env, fn, a, "a", g, "g");
-    noOverlap(env, fn, a, "a", y, "y");
+  noOverlap(env, fn, A.g, "g", A.y, "y");
+  noOverlap(env, fn, A.a, "a", A.g, "g");
+  noOverlap(env, fn, A.a, "a", A.y, "y");
+  for (const auto& [o, on] : {std::make_pair(A.g, "g"), std::make_pair(A.a, "a"), std::make_pair(A.y, "y")}) {
+    outputApart(env, fn, in, o, on);
+    noOverlap(env, fn, o, on, A.sc, "scores");
   }
-  for (auto* o : {&g, &a, &y}) {
-    if (!o->data) continue;
-    const char* on = o == &g ? "g" : o == &a ? "a" : "y";
-    noOverlap(env, fn, *o, on, x, "x");
-    noOverlap(env, fn, *o, on, v, "v");
-    noOverlap(env, fn, *o, on, ids, "ids");
-    noOverlap(env, fn, *o, on, sc, "scores");
-    if (!pkm) noOverlap(env, fn, *o, on, u, "u");
-  }
-  idsInRange(env, fn, "ids", ids.data, Thk, N);
-  if (T == 0) return env.Undefined();
+  idsInRange(env, fn, "ids", in.ids.data, in.Thk, in.N);
+  return A;
+}
 
+void peerForward(const PeerForwardArgs& A) {
+  const char* fn = "peerForward";
+  const int64_t T = A.in.T, d = A.in.d, hk = A.in.hk, k = A.in.k;
+  const PeerAct act = A.in.act;
+  const bool pkm = A.in.pkm;
+  const Span<float> x = A.in.x, u = A.in.u, v = A.in.v, sc = A.sc, g = A.g, a = A.a, y = A.y;
+  const Span<int32_t> ids = A.in.ids;
+  if (T == 0) return;
   const int nt = threadsFor(T, 4);
   std::vector<float> wbuf = scratch<float>(fn, "gate weights", nt * hk);
   const PeerIsa& I = isa();
@@ -399,99 +476,82 @@ Napi::Value PeerForwardNapi(const Napi::CallbackInfo& info) {
       }
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerForwardNapi(const Napi::CallbackInfo& info) {
+  peerForward(parseForward(info, "peerForward"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerForward, PeerForwardNapi);
 
-// Arguments 0..12 shared by peerBackward and peerBackwardRows:
-//   (T, d, N, hk, k, act, x, u|null, v, ids, g, a|null, gy), with their length checks.
-struct BackwardInputs {
-  int64_t T, d, N, hk, k;
-  PeerAct act;
-  Span<float> x, u, v;
-  Span<int32_t> ids;
+// Arguments 0..12 shared by peerBackward and peerBackwardRows: the expert arguments, then
+// (g [T, hk], a [T, hk] | null, gy [T, d]).
+struct BackwardInputs : ExpertArgs {
   Span<float> g, a, gy;
-  bool pkm;  // no u: product-key memory (values only)
-  int64_t Td, Thk, Nd;
 };
 
 BackwardInputs backwardInputs(const Napi::CallbackInfo& info, const char* fn, size_t nargs) {
   auto env = info.Env();
-  needArgs(info, nargs, fn);
   BackwardInputs b;
-  b.T = dimArg(info, 0, fn, "T");
-  b.d = dimArg(info, 1, fn, "d", 1);
-  b.N = dimArg(info, 2, fn, "N", 1);
-  b.hk = dimArg(info, 3, fn, "hk", 1);
-  b.k = dimArg(info, 4, fn, "k", 1);
-  b.act = actArg(info, 5, fn);
-  if (b.hk % b.k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(b.hk) + ") must be a multiple of k (" + std::to_string(b.k) + ")");
-  if (b.N > std::numeric_limits<int32_t>::max() || b.hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
-  b.x = f32Arg(info, 6, fn, "x");
-  b.u = f32OptArg(info, 7, fn, "u");
-  b.v = f32Arg(info, 8, fn, "v");
-  b.ids = i32Arg(info, 9, fn, "ids");
+  static_cast<ExpertArgs&>(b) = expertArgs(info, fn, nargs);
   b.g = f32Arg(info, 10, fn, "g");
   b.a = f32OptArg(info, 11, fn, "a");
   b.gy = f32Arg(info, 12, fn, "gy");
-  b.pkm = b.u.data == nullptr;
-  b.Td = checkedMul(env, fn, b.T, b.d);
-  b.Thk = checkedMul(env, fn, b.T, b.hk);
-  b.Nd = checkedMul(env, fn, b.N, b.d);
-  needLen(env, b.x, b.Td, fn, "x");
-  needLen(env, b.v, b.Nd, fn, "v");
-  needLen(env, b.ids, b.Thk, fn, "ids");
   needLen(env, b.g, b.Thk, fn, "g");
   needLen(env, b.gy, b.Td, fn, "gy");
-  if (!b.pkm) needLen(env, b.u, b.Nd, fn, "u");
   return b;
 }
 
 // ------------------------------------------------------------------ peerBackward
 
 // peerBackward(T, d, N, hk, k, act, x, u|null, v, ids, g, a|null, gy, gx|null, gscores, cu|null, cv)
-Napi::Value PeerBackwardNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerBackward";
+struct PeerBackwardArgs {
+  BackwardInputs in;
+  Span<float> gx, gs, cu, cv;  // gx, cu null without u
+};
+
+PeerBackwardArgs parseBackward(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
-  auto in = backwardInputs(info, fn, 17);
-  const int64_t T = in.T, d = in.d, N = in.N, hk = in.hk, k = in.k;
-  const PeerAct act = in.act;
-  auto x = in.x, u = in.u, v = in.v, g = in.g, a = in.a, gy = in.gy;
-  auto ids = in.ids;
-  auto gx = f32OptArg(info, 13, fn, "gx");
-  auto gs = f32Arg(info, 14, fn, "gscores");
-  auto cu = f32OptArg(info, 15, fn, "cu");
-  auto cv = f32Arg(info, 16, fn, "cv");
-  const bool pkm = in.pkm;
-  const int64_t Td = in.Td, Thk = in.Thk;
-  needLen(env, gs, Thk, fn, "gscores");
-  needLen(env, cv, Thk, fn, "cv");
-  if (!pkm) {
-    if (!a.data || !gx.data || !cu.data)
+  PeerBackwardArgs A;
+  A.in = backwardInputs(info, fn, 17);
+  const BackwardInputs& in = A.in;
+  A.gx = f32OptArg(info, 13, fn, "gx");
+  A.gs = f32Arg(info, 14, fn, "gscores");
+  A.cu = f32OptArg(info, 15, fn, "cu");
+  A.cv = f32Arg(info, 16, fn, "cv");
+  needLen(env, A.gs, in.Thk, fn, "gscores");
+  needLen(env, A.cv, in.Thk, fn, "cv");
+  if (in.pkm) {
+    A.gx = A.cu = Span<float>{nullptr, 0};  // not written
+  } else {
+    if (!in.a.data || !A.gx.data || !A.cu.data)
       throwType(env, std::string(fn) + ": arguments 'a', 'gx' and 'cu' must be Float32Arrays when u is given");
-    needLen(env, a, Thk, fn, "a");
-    needLen(env, gx, Td, fn, "gx");
-    needLen(env, cu, Thk, fn, "cu");
+    needLen(env, in.a, in.Thk, fn, "a");
+    needLen(env, A.gx, in.Td, fn, "gx");
+    needLen(env, A.cu, in.Thk, fn, "cu");
   }
-  Span<float>* outs[] = {&gx, &gs, &cu, &cv};
+  const Span<float> outs[] = {A.gx, A.gs, A.cu, A.cv};
   const char* onames[] = {"gx", "gscores", "cu", "cv"};
   for (int i = 0; i < 4; i++) {
-    if (!outs[i]->data || (pkm && (i == 0 || i == 2))) continue;
-    for (int j = i + 1; j < 4; j++)
-      if (outs[j]->data && !(pkm && (j == 0 || j == 2))) noOverlap(env, fn, *outs[i], onames[i], *outs[j], onames[j]);
-    noOverlap(env, fn, *outs[i], onames[i], x, "x");
-    noOverlap(env, fn, *outs[i], onames[i], v, "v");
-    noOverlap(env, fn, *outs[i], onames[i], ids, "ids");
-    noOverlap(env, fn, *outs[i], onames[i], g, "g");
-    noOverlap(env, fn, *outs[i], onames[i], gy, "gy");
-    if (!pkm) {
-      noOverlap(env, fn, *outs[i], onames[i], u, "u");
-      noOverlap(env, fn, *outs[i], onames[i], a, "a");
-    }
+    for (int j = i + 1; j < 4; j++) noOverlap(env, fn, outs[i], onames[i], outs[j], onames[j]);
+    outputApart(env, fn, in, outs[i], onames[i]);
+    noOverlap(env, fn, outs[i], onames[i], in.g, "g");
+    noOverlap(env, fn, outs[i], onames[i], in.gy, "gy");
+    if (!in.pkm) noOverlap(env, fn, outs[i], onames[i], in.a, "a");
   }
-  idsInRange(env, fn, "ids", ids.data, Thk, N);
-  if (T == 0) return env.Undefined();
+  idsInRange(env, fn, "ids", in.ids.data, in.Thk, in.N);
+  return A;
+}
 
+void peerBackward(const PeerBackwardArgs& A) {
+  const char* fn = "peerBackward";
+  const int64_t T = A.in.T, d = A.in.d, hk = A.in.hk, k = A.in.k;
+  const PeerAct act = A.in.act;
+  const bool pkm = A.in.pkm;
+  const Span<float> u = A.in.u, v = A.in.v, g = A.in.g, a = A.in.a, gy = A.in.gy;
+  const Span<float> gx = A.gx, gs = A.gs, cu = A.cu, cv = A.cv;
+  const Span<int32_t> ids = A.in.ids;
+  if (T == 0) return;
   const int nt = threadsFor(T, 4);
   std::vector<float> buf = scratch<float>(fn, "gate gradients", nt * 2 * hk);
   const PeerIsa& I = isa();
@@ -527,7 +587,11 @@ Napi::Value PeerBackwardNapi(const Napi::CallbackInfo& info) {
       }
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerBackwardNapi(const Napi::CallbackInfo& info) {
+  peerBackward(parseBackward(info, "peerBackward"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerBackward, PeerBackwardNapi);
 
