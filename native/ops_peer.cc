@@ -832,41 +832,51 @@ MOELAB_EXPORT(peerCoalesce, PeerCoalesceNapi);
 // ------------------------------------------------------------------ peerRowGrad
 
 // peerRowGrad(U, d, per, offsets, order, coef|null, src, out)
-Napi::Value PeerRowGradNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerRowGrad";
+struct RowGradArgs {
+  int64_t U, d, per;
+  Span<int32_t> offsets, order;
+  Span<float> coef, src, out;  // coef may be null (all ones)
+};
+
+RowGradArgs parseRowGrad(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
   needArgs(info, 8, fn);
-  int64_t U = dimArg(info, 0, fn, "U"), d = dimArg(info, 1, fn, "d"), per = dimArg(info, 2, fn, "per", 1);
-  auto offsets = i32Arg(info, 3, fn, "offsets");
-  auto order = i32Arg(info, 4, fn, "order");
-  auto coef = f32OptArg(info, 5, fn, "coef");
-  auto src = f32Arg(info, 6, fn, "src");
-  auto out = f32Arg(info, 7, fn, "out");
-  needLen(env, offsets, U + 1, fn, "offsets");
-  needLen(env, out, checkedMul(env, fn, U, d), fn, "out");
-  noOverlap(env, fn, out, "out", src, "src");
-  noOverlap(env, fn, out, "out", offsets, "offsets");
-  noOverlap(env, fn, out, "out", order, "order");
-  if (coef.data) noOverlap(env, fn, out, "out", coef, "coef");
-  if (U == 0 || d == 0) return env.Undefined();
-  const int32_t* OF = offsets.data;
-  const int32_t* OR = order.data;
-  if (OF[0] < 0) throwRange(env, std::string(fn) + ": offsets[0] is negative");
-  for (int64_t i = 0; i < U; i++)
-    if (OF[i + 1] < OF[i])
-      throwRange(env, std::string(fn) + ": offsets must be non-decreasing (offsets[" + std::to_string(i + 1) + "])");
-  if ((uint64_t)OF[U] > order.length)
-    throwRange(env, std::string(fn) + ": offsets[U] = " + std::to_string(OF[U]) + " exceeds order's " + std::to_string(order.length) + " entries");
-  const int64_t srcRows = (int64_t)(src.length / (uint64_t)d);
+  RowGradArgs A;
+  A.U = dimArg(info, 0, fn, "U");
+  A.d = dimArg(info, 1, fn, "d");
+  A.per = dimArg(info, 2, fn, "per", 1);
+  A.offsets = i32Arg(info, 3, fn, "offsets");
+  A.order = i32Arg(info, 4, fn, "order");
+  A.coef = f32OptArg(info, 5, fn, "coef");
+  A.src = f32Arg(info, 6, fn, "src");
+  A.out = f32Arg(info, 7, fn, "out");
+  const int64_t U = A.U, d = A.d, per = A.per;
+  needLen(env, A.offsets, U + 1, fn, "offsets");
+  needLen(env, A.out, checkedMul(env, fn, U, d), fn, "out");
+  noOverlap(env, fn, A.out, "out", A.src, "src");
+  noOverlap(env, fn, A.out, "out", A.offsets, "offsets");
+  noOverlap(env, fn, A.out, "out", A.order, "order");
+  noOverlap(env, fn, A.out, "out", A.coef, "coef");
+  if (U == 0 || d == 0) return A;
+  offsetsInRange(env, fn, "offsets", A.offsets, U, (int64_t)A.order.length);
+  const int32_t *OF = A.offsets.data, *OR = A.order.data;
+  const int64_t srcRows = (int64_t)(A.src.length / (uint64_t)d);
   for (int64_t p = OF[0]; p < OF[U]; p++) {
     const int64_t pos = OR[p];
-    if (pos < 0 || pos / per >= srcRows || (coef.data && (uint64_t)pos >= coef.length))
+    if (pos < 0 || pos / per >= srcRows || (A.coef.data && (uint64_t)pos >= A.coef.length))
       throwRange(env, std::string(fn) + ": order[" + std::to_string(p) + "] = " + std::to_string(pos) + " out of range");
   }
+  return A;
+}
+
+void peerRowGrad(const RowGradArgs& A) {
+  const int64_t U = A.U, d = A.d, per = A.per;
+  if (U == 0 || d == 0) return;
+  const int32_t *OF = A.offsets.data, *OR = A.order.data;
   const PeerIsa& I = isa();
-  const float* C = coef.data;
-  const float* S = src.data;
-  float* O = out.data;
+  const float* C = A.coef.data;
+  const float* S = A.src.data;
+  float* O = A.out.data;
   parallelChunks(U, 8, [&](int, int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
       float* o = O + i * d;
@@ -881,82 +891,98 @@ Napi::Value PeerRowGradNapi(const Napi::CallbackInfo& info) {
       }
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerRowGradNapi(const Napi::CallbackInfo& info) {
+  peerRowGrad(parseRowGrad(info, "peerRowGrad"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerRowGrad, PeerRowGradNapi);
 
 // ------------------------------------------------------------------ sparseAdam
 
 // sparseAdam(U, d, ids, g, p, m, v, lr, beta1, beta2, eps, bc1, bc2); m, v both Float32Array or both Uint16Array
-Napi::Value SparseAdamNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "sparseAdam";
+struct SparseAdamArgs {
+  int64_t U, d;
+  Span<int32_t> ids;            // U rows of p, strictly increasing
+  Span<float> g, p;             // g [U, d], p [N, d]
+  bool bf;                      // moments in bfloat16 bits (mh, vh) instead of float (mf, vf)
+  Span<float> mf, vf;
+  Span<uint16_t> mh, vh;
+  float b1c, b2c, step, eps;    // 1-beta1, 1-beta2, lr*sqrt(bc2)/bc1, eps
+};
+
+bool isU16(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].IsTypedArray() && info[i].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
+}
+
+SparseAdamArgs parseSparseAdam(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
   needArgs(info, 13, fn);
-  int64_t U = dimArg(info, 0, fn, "U"), d = dimArg(info, 1, fn, "d", 1);
-  auto ids = i32Arg(info, 2, fn, "ids");
-  auto g = f32Arg(info, 3, fn, "g");
-  auto p = f32Arg(info, 4, fn, "p");
-  const bool bf = info[5].IsTypedArray() && info[5].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
-  Span<float> mf{nullptr, 0}, vf{nullptr, 0};
-  Span<uint16_t> mh{nullptr, 0}, vh{nullptr, 0};
-  if (bf) {
-    mh = u16Arg(info, 5, fn, "m");
-    if (!(info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array))
-      throwType(env, std::string(fn) + ": 'm' and 'v' must both be Float32Array or both Uint16Array");
-    vh = u16Arg(info, 6, fn, "v");
+  SparseAdamArgs A{};
+  A.U = dimArg(info, 0, fn, "U");
+  A.d = dimArg(info, 1, fn, "d", 1);
+  A.ids = i32Arg(info, 2, fn, "ids");
+  A.g = f32Arg(info, 3, fn, "g");
+  A.p = f32Arg(info, 4, fn, "p");
+  A.bf = isU16(info, 5);
+  if (A.bf != isU16(info, 6) && info[6].IsTypedArray())
+    throwType(env, std::string(fn) + ": 'm' and 'v' must both be Float32Array or both Uint16Array");
+  if (A.bf) {
+    A.mh = u16Arg(info, 5, fn, "m");
+    A.vh = u16Arg(info, 6, fn, "v");
   } else {
-    mf = f32Arg(info, 5, fn, "m");
-    if (!(info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array))
-      throwType(env, std::string(fn) + ": 'm' and 'v' must both be Float32Array or both Uint16Array");
-    vf = f32Arg(info, 6, fn, "v");
+    A.mf = f32Arg(info, 5, fn, "m");
+    A.vf = f32Arg(info, 6, fn, "v");
   }
   const double lr = numArg(info, 7, fn, "lr"), b1 = numArg(info, 8, fn, "beta1"), b2 = numArg(info, 9, fn, "beta2");
   const double eps = numArg(info, 10, fn, "eps"), bc1 = numArg(info, 11, fn, "bc1"), bc2 = numArg(info, 12, fn, "bc2");
   if (!(bc1 > 0 && bc2 > 0)) throwRange(env, std::string(fn) + ": bias corrections must be > 0");
-  const int64_t N = (int64_t)(p.length / (uint64_t)d);
-  const int64_t Nd = N * d;
-  needLen(env, ids, U, fn, "ids");
-  needLen(env, g, checkedMul(env, fn, U, d), fn, "g");
-  if (bf) {
-    needLen(env, mh, Nd, fn, "m");
-    needLen(env, vh, Nd, fn, "v");
-    noOverlap(env, fn, mh, "m", vh, "v");
-    for (auto* s : {&mh, &vh}) {
-      const char* sn = s == &mh ? "m" : "v";
-      noOverlap(env, fn, *s, sn, p, "p");
-      noOverlap(env, fn, *s, sn, g, "g");
-      noOverlap(env, fn, *s, sn, ids, "ids");
+  A.b1c = (float)(1 - b1), A.b2c = (float)(1 - b2), A.step = (float)(lr * std::sqrt(bc2) / bc1), A.eps = (float)eps;
+  const int64_t U = A.U, d = A.d, N = (int64_t)(A.p.length / (uint64_t)d), Nd = N * d;
+  needLen(env, A.ids, U, fn, "ids");
+  needLen(env, A.g, checkedMul(env, fn, U, d), fn, "g");
+  auto moments = [&](const auto& m, const auto& v) {
+    needLen(env, m, Nd, fn, "m");
+    needLen(env, v, Nd, fn, "v");
+    noOverlap(env, fn, m, "m", v, "v");
+    for (const auto& [s, sn] : {std::make_pair(m, "m"), std::make_pair(v, "v")}) {
+      noOverlap(env, fn, s, sn, A.p, "p");
+      noOverlap(env, fn, s, sn, A.g, "g");
+      noOverlap(env, fn, s, sn, A.ids, "ids");
     }
-  } else {
-    needLen(env, mf, Nd, fn, "m");
-    needLen(env, vf, Nd, fn, "v");
-    noOverlap(env, fn, mf, "m", vf, "v");
-    for (auto* s : {&mf, &vf}) {
-      const char* sn = s == &mf ? "m" : "v";
-      noOverlap(env, fn, *s, sn, p, "p");
-      noOverlap(env, fn, *s, sn, g, "g");
-      noOverlap(env, fn, *s, sn, ids, "ids");
-    }
-  }
-  noOverlap(env, fn, p, "p", g, "g");
-  noOverlap(env, fn, p, "p", ids, "ids");
-  const int32_t* I = ids.data;
-  for (int64_t i = 0; i < U; i++) {
-    if (I[i] < 0 || I[i] >= N)
-      throwRange(env, std::string(fn) + ": id " + std::to_string(I[i]) + " out of range [0, " + std::to_string(N) + ")");
-    if (i > 0 && I[i] <= I[i - 1])
+  };
+  if (A.bf) moments(A.mh, A.vh);
+  else moments(A.mf, A.vf);
+  noOverlap(env, fn, A.p, "p", A.g, "g");
+  noOverlap(env, fn, A.p, "p", A.ids, "ids");
+  idsInRange(env, fn, "ids", A.ids.data, U, N);
+  const int32_t* I = A.ids.data;
+  for (int64_t i = 1; i < U; i++)
+    if (I[i] <= I[i - 1])
       throwRange(env, std::string(fn) + ": ids must be strictly increasing (ids[" + std::to_string(i) + "] = " + std::to_string(I[i]) + ")");
-  }
-  const float b1c = (float)(1 - b1), b2c = (float)(1 - b2), step = (float)(lr * std::sqrt(bc2) / bc1), ep = (float)eps;
+  return A;
+}
+
+// Lazy Adam on the rows ids[0..U) of p (PyTorch SparseAdam semantics, see peer_kernels.ts).
+void sparseAdam(const SparseAdamArgs& A) {
+  const int64_t d = A.d;
+  const int32_t* I = A.ids.data;
+  const float *g = A.g.data, b1c = A.b1c, b2c = A.b2c, step = A.step, ep = A.eps;
+  float* p = A.p.data;
   const PeerIsa& K = isa();
-  parallelChunks(U, 16, [&](int, int64_t i0, int64_t i1) {
+  parallelChunks(A.U, 16, [&](int, int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
       const int64_t o = (int64_t)I[i] * d;
-      if (bf) K.adamBf16(d, g.data + i * d, p.data + o, mh.data + o, vh.data + o, b1c, b2c, step, ep);
-      else K.adam(d, g.data + i * d, p.data + o, mf.data + o, vf.data + o, b1c, b2c, step, ep);
+      if (A.bf) K.adamBf16(d, g + i * d, p + o, A.mh.data + o, A.vh.data + o, b1c, b2c, step, ep);
+      else K.adam(d, g + i * d, p + o, A.mf.data + o, A.vf.data + o, b1c, b2c, step, ep);
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value SparseAdamNapi(const Napi::CallbackInfo& info) {
+  sparseAdam(parseSparseAdam(info, "sparseAdam"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(sparseAdam, SparseAdamNapi);
 
