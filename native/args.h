@@ -172,6 +172,15 @@ inline void noOverlap(const Napi::Env& env, const char* fn, const Span<A>& a, co
     throwRange(env, std::string(fn) + ": '" + na + "' and '" + nb + "' must not overlap");
 }
 
+// spans[first..n) are written: each must overlap no other of the n spans (inputs may share memory).
+template <typename T>
+inline void writtenApart(const Napi::Env& env, const char* fn, const Span<T>* spans, const char* const* names, int n,
+                         int first) {
+  for (int i = first; i < n; i++)
+    for (int j = 0; j < n; j++)
+      if (j != i && (j < first || j > i)) noOverlap(env, fn, spans[i], names[i], spans[j], names[j]);
+}
+
 // In-place allowed: the same first n elements are fine, any other overlap throws.
 template <typename T>
 inline void sameOrDisjoint(const Napi::Env& env, const char* fn, const Span<T>& x, const char* nx, const Span<T>& out,

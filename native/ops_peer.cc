@@ -990,32 +990,40 @@ MOELAB_EXPORT(sparseAdam, SparseAdamNapi);
 
 // peerBatchNorm(T, C, training, eps, momentum, x, w, b, runMean, runVar, y, mean, rstd)
 // BatchNorm1d over the rows of x [T, C], threaded over blocks of channels; statistics in double.
-Napi::Value PeerBatchNormNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerBatchNorm";
+struct BatchNormArgs {
+  int64_t T, C;
+  bool training;
+  double eps, mom;
+  Span<float> x, w, b, rm, rv, y, mean, rstd;  // runMean, runVar, y, mean, rstd written
+};
+
+BatchNormArgs parseBatchNorm(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
   needArgs(info, 13, fn);
-  int64_t T = dimArg(info, 0, fn, "T"), C = dimArg(info, 1, fn, "C", 1);
-  const bool training = boolArg(info, 2, fn, "training");
-  const double eps = numArg(info, 3, fn, "eps"), mom = numArg(info, 4, fn, "momentum");
-  if (!(eps >= 0) || !(mom >= 0 && mom <= 1)) throwRange(env, std::string(fn) + ": eps must be >= 0 and momentum in [0, 1]");
-  if (training && T < 2) throwRange(env, std::string(fn) + ": training needs more than 1 value per channel");
-  auto x = f32Arg(info, 5, fn, "x");
-  auto w = f32Arg(info, 6, fn, "w");
-  auto b = f32Arg(info, 7, fn, "b");
-  auto rm = f32Arg(info, 8, fn, "runMean");
-  auto rv = f32Arg(info, 9, fn, "runVar");
-  auto y = f32Arg(info, 10, fn, "y");
-  auto mean = f32Arg(info, 11, fn, "mean");
-  auto rstd = f32Arg(info, 12, fn, "rstd");
-  const int64_t TC = checkedMul(env, fn, T, C);
-  needLen(env, x, TC, fn, "x");
-  needLen(env, y, TC, fn, "y");
-  for (auto* s : {&w, &b, &rm, &rv, &mean, &rstd}) needLen(env, *s, C, fn, "w/b/runMean/runVar/mean/rstd");
-  Span<float> all[] = {x, w, b, rm, rv, y, mean, rstd};
+  BatchNormArgs A;
+  A.T = dimArg(info, 0, fn, "T");
+  A.C = dimArg(info, 1, fn, "C", 1);
+  A.training = boolArg(info, 2, fn, "training");
+  A.eps = numArg(info, 3, fn, "eps");
+  A.mom = numArg(info, 4, fn, "momentum");
+  if (!(A.eps >= 0) || !(A.mom >= 0 && A.mom <= 1)) throwRange(env, std::string(fn) + ": eps must be >= 0 and momentum in [0, 1]");
+  if (A.training && A.T < 2) throwRange(env, std::string(fn) + ": training needs more than 1 value per channel");
+  const Span<float> all[] = {A.x = f32Arg(info, 5, fn, "x"),        A.w = f32Arg(info, 6, fn, "w"),
+                             A.b = f32Arg(info, 7, fn, "b"),        A.rm = f32Arg(info, 8, fn, "runMean"),
+                             A.rv = f32Arg(info, 9, fn, "runVar"),  A.y = f32Arg(info, 10, fn, "y"),
+                             A.mean = f32Arg(info, 11, fn, "mean"), A.rstd = f32Arg(info, 12, fn, "rstd")};
   const char* names[] = {"x", "w", "b", "runMean", "runVar", "y", "mean", "rstd"};
-  for (int i = 3; i < 8; i++)  // written: runMean, runVar (training), y, mean, rstd
-    for (int j = 0; j < 8; j++)
-      if (j != i) noOverlap(env, fn, all[i], names[i], all[j], names[j]);
+  const int64_t TC = checkedMul(env, fn, A.T, A.C);
+  for (int i = 0; i < 8; i++) needLen(env, all[i], i == 0 || i == 5 ? TC : A.C, fn, names[i]);
+  writtenApart(env, fn, all, names, 8, 3);
+  return A;
+}
+
+void peerBatchNorm(const BatchNormArgs& A) {
+  const int64_t T = A.T, C = A.C;
+  const bool training = A.training;
+  const double eps = A.eps, mom = A.mom;
+  const Span<float> x = A.x, w = A.w, b = A.b, rm = A.rm, rv = A.rv, y = A.y, mean = A.mean, rstd = A.rstd;
   const float* X = x.data;
   parallelChunks(C, 32, [&](int, int64_t c0, int64_t c1) {
     const int64_t nc = c1 - c0;
@@ -1045,35 +1053,43 @@ Napi::Value PeerBatchNormNapi(const Napi::CallbackInfo& info) {
       for (int64_t c = c0; c < c1; c++)
         y.data[t * C + c] = (X[t * C + c] - mean.data[c]) * rstd.data[c] * w.data[c] + b.data[c];
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerBatchNormNapi(const Napi::CallbackInfo& info) {
+  peerBatchNorm(parseBatchNorm(info, "peerBatchNorm"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerBatchNorm, PeerBatchNormNapi);
 
 // peerBatchNormBackward(T, C, training, x, w, mean, rstd, gy, gx, gw, gb): gx, gw, gb written.
-Napi::Value PeerBatchNormBackwardNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerBatchNormBackward";
+struct BatchNormBackwardArgs {
+  int64_t T, C;
+  bool training;
+  Span<float> x, w, mean, rstd, gy, gx, gw, gb;
+};
+
+BatchNormBackwardArgs parseBatchNormBackward(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
   needArgs(info, 11, fn);
-  int64_t T = dimArg(info, 0, fn, "T"), C = dimArg(info, 1, fn, "C", 1);
-  const bool training = boolArg(info, 2, fn, "training");
-  auto x = f32Arg(info, 3, fn, "x");
-  auto w = f32Arg(info, 4, fn, "w");
-  auto mean = f32Arg(info, 5, fn, "mean");
-  auto rstd = f32Arg(info, 6, fn, "rstd");
-  auto gy = f32Arg(info, 7, fn, "gy");
-  auto gx = f32Arg(info, 8, fn, "gx");
-  auto gw = f32Arg(info, 9, fn, "gw");
-  auto gb = f32Arg(info, 10, fn, "gb");
-  const int64_t TC = checkedMul(env, fn, T, C);
-  needLen(env, x, TC, fn, "x");
-  needLen(env, gy, TC, fn, "gy");
-  needLen(env, gx, TC, fn, "gx");
-  for (auto* s : {&w, &mean, &rstd, &gw, &gb}) needLen(env, *s, C, fn, "w/mean/rstd/gw/gb");
-  Span<float> all[] = {x, w, mean, rstd, gy, gx, gw, gb};
+  BatchNormBackwardArgs A;
+  A.T = dimArg(info, 0, fn, "T");
+  A.C = dimArg(info, 1, fn, "C", 1);
+  A.training = boolArg(info, 2, fn, "training");
+  const Span<float> all[] = {A.x = f32Arg(info, 3, fn, "x"),     A.w = f32Arg(info, 4, fn, "w"),
+                             A.mean = f32Arg(info, 5, fn, "mean"), A.rstd = f32Arg(info, 6, fn, "rstd"),
+                             A.gy = f32Arg(info, 7, fn, "gy"),   A.gx = f32Arg(info, 8, fn, "gx"),
+                             A.gw = f32Arg(info, 9, fn, "gw"),   A.gb = f32Arg(info, 10, fn, "gb")};
   const char* names[] = {"x", "w", "mean", "rstd", "gy", "gx", "gw", "gb"};
-  for (int i = 5; i < 8; i++)
-    for (int j = 0; j < 8; j++)
-      if (j != i) noOverlap(env, fn, all[i], names[i], all[j], names[j]);
+  const int64_t TC = checkedMul(env, fn, A.T, A.C);
+  for (int i = 0; i < 8; i++) needLen(env, all[i], i == 0 || i == 4 || i == 5 ? TC : A.C, fn, names[i]);
+  writtenApart(env, fn, all, names, 8, 5);
+  return A;
+}
+
+void peerBatchNormBackward(const BatchNormBackwardArgs& A) {
+  const int64_t T = A.T, C = A.C;
+  const bool training = A.training;
+  const Span<float> x = A.x, w = A.w, mean = A.mean, rstd = A.rstd, gy = A.gy, gx = A.gx, gw = A.gw, gb = A.gb;
   const float *X = x.data, *GY = gy.data;
   parallelChunks(C, 32, [&](int, int64_t c0, int64_t c1) {
     const int64_t nc = c1 - c0;
@@ -1097,7 +1113,11 @@ Napi::Value PeerBatchNormBackwardNapi(const Napi::CallbackInfo& info) {
                               : w.data[ch] * rstd.data[ch] * GY[o];
       }
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerBatchNormBackwardNapi(const Napi::CallbackInfo& info) {
+  peerBatchNormBackward(parseBatchNormBackward(info, "peerBatchNormBackward"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerBatchNormBackward, PeerBatchNormBackwardNapi);
 
