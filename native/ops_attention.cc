@@ -358,28 +358,53 @@ constexpr int64_t kMaxDim = int64_t(1) << 30;
 
 // ------------------------------------------------------------------ N-API entry points
 
-Napi::Value AttentionNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "attention";
+// Arguments 0..7 shared by attention and attentionBackward: (B, S, H, hd, scale, qkv [B, S, 3, H, hd],
+// out [B, S, H, hd], lse [B, H, S]), with their length checks.
+struct AttnArgs {
+  int64_t B, S, H, hd;
+  float scale;
+  Span<float> qkv, out, lse;
+};
+
+AttnArgs attnArgs(const Napi::CallbackInfo& info, const char* fn, size_t nargs) {
   Napi::Env env = info.Env();
-  needArgs(info, 8, fn);
-  int64_t B = dimArg(info, 0, fn, "B"), S = dimArg(info, 1, fn, "S"), H = dimArg(info, 2, fn, "H"),
-          hd = dimArg(info, 3, fn, "hd");
-  float scale = (float)numArg(info, 4, fn, "scale");
-  auto qkv = f32Arg(info, 5, fn, "qkv");
-  auto out = f32Arg(info, 6, fn, "out");
-  auto lse = f32Arg(info, 7, fn, "lse");
-  needLen(env, qkv, checkedProd(env, fn, {B, S, 3, H, hd}), fn, "qkv");
-  needLen(env, out, checkedProd(env, fn, {B, S, H, hd}), fn, "out");
-  needLen(env, lse, checkedProd(env, fn, {B, H, S}), fn, "lse");
-  noOverlap(env, fn, out, "out", qkv, "qkv");
-  noOverlap(env, fn, lse, "lse", qkv, "qkv");
-  noOverlap(env, fn, lse, "lse", out, "out");
-  if (B * H * S == 0) return env.Undefined();
-  if (S > kMaxDim || hd > kMaxDim) tooBig(env, fn);
+  needArgs(info, nargs, fn);
+  AttnArgs A;
+  A.B = dimArg(info, 0, fn, "B");
+  A.S = dimArg(info, 1, fn, "S");
+  A.H = dimArg(info, 2, fn, "H");
+  A.hd = dimArg(info, 3, fn, "hd");
+  A.scale = (float)numArg(info, 4, fn, "scale");
+  A.qkv = f32Arg(info, 5, fn, "qkv");
+  A.out = f32Arg(info, 6, fn, "out");
+  A.lse = f32Arg(info, 7, fn, "lse");
+  needLen(env, A.qkv, checkedProd(env, fn, {A.B, A.S, 3, A.H, A.hd}), fn, "qkv");
+  needLen(env, A.out, checkedProd(env, fn, {A.B, A.S, A.H, A.hd}), fn, "out");
+  needLen(env, A.lse, checkedProd(env, fn, {A.B, A.H, A.S}), fn, "lse");
+  if (A.B * A.H * A.S != 0 && (A.S > kMaxDim || A.hd > kMaxDim)) tooBig(env, fn);
+  return A;
+}
+
+// attention(B, S, H, hd, scale, qkv, out, lse): out, lse written
+AttnArgs parseAttention(const Napi::CallbackInfo& info, const char* fn) {
+  Napi::Env env = info.Env();
+  AttnArgs A = attnArgs(info, fn, 8);
+  noOverlap(env, fn, A.out, "out", A.qkv, "qkv");
+  noOverlap(env, fn, A.lse, "lse", A.qkv, "qkv");
+  noOverlap(env, fn, A.lse, "lse", A.out, "out");
+  return A;
+}
+
+void attention(const AttnArgs& A) {
+  const char* fn = "attention";
+  const int64_t B = A.B, S = A.S, H = A.H, hd = A.hd;
+  const float scale = A.scale;
+  const Span<float> qkv = A.qkv, out = A.out, lse = A.lse;
+  if (B * H * S == 0) return;
   if (hd == 0) {  // all scores 0: uniform softmax
     for (int64_t bh = 0; bh < B * H; bh++)
       for (int64_t s = 0; s < S; s++) lse.data[bh * S + s] = (float)std::log((double)(s + 1));
-    return env.Undefined();
+    return;
   }
   const int64_t rs = 3 * H * hd;
   auto headAt = [&](int bh) {
@@ -389,7 +414,11 @@ Napi::Value AttentionNapi(const Napi::CallbackInfo& info) {
                    lse.data + (b * H + h) * S, (int)S, 0};
   };
   runFwd(fn, (int)(B * H), (int)S, (int)S, (int)hd, headAt, scale);
-  return env.Undefined();
+}
+
+Napi::Value AttentionNapi(const Napi::CallbackInfo& info) {
+  attention(parseAttention(info, "attention"));
+  return info.Env().Undefined();
 }
 
 Napi::Value AttentionKVNapi(const Napi::CallbackInfo& info) {
@@ -422,29 +451,30 @@ Napi::Value AttentionKVNapi(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "attentionBackward";
+// attentionBackward(B, S, H, hd, scale, qkv, out, lse, gout, gqkv): gqkv written
+struct AttnBackwardArgs {
+  AttnArgs in;
+  Span<float> gout, gqkv;
+};
+
+AttnBackwardArgs parseAttentionBackward(const Napi::CallbackInfo& info, const char* fn) {
   Napi::Env env = info.Env();
-  needArgs(info, 10, fn);
-  int64_t B = dimArg(info, 0, fn, "B"), S = dimArg(info, 1, fn, "S"), H = dimArg(info, 2, fn, "H"),
-          hd = dimArg(info, 3, fn, "hd");
-  float scale = (float)numArg(info, 4, fn, "scale");
-  auto qkv = f32Arg(info, 5, fn, "qkv");
-  auto out = f32Arg(info, 6, fn, "out");
-  auto lse = f32Arg(info, 7, fn, "lse");
-  auto gout = f32Arg(info, 8, fn, "gout");
-  auto gqkv = f32Arg(info, 9, fn, "gqkv");
-  needLen(env, qkv, checkedProd(env, fn, {B, S, 3, H, hd}), fn, "qkv");
-  needLen(env, out, checkedProd(env, fn, {B, S, H, hd}), fn, "out");
-  needLen(env, lse, checkedProd(env, fn, {B, H, S}), fn, "lse");
-  needLen(env, gout, checkedProd(env, fn, {B, S, H, hd}), fn, "gout");
-  needLen(env, gqkv, checkedProd(env, fn, {B, S, 3, H, hd}), fn, "gqkv");
-  noOverlap(env, fn, gqkv, "gqkv", qkv, "qkv");
-  noOverlap(env, fn, gqkv, "gqkv", out, "out");
-  noOverlap(env, fn, gqkv, "gqkv", lse, "lse");
-  noOverlap(env, fn, gqkv, "gqkv", gout, "gout");
-  if (B * H * S * hd == 0) return env.Undefined();
-  if (S > kMaxDim || hd > kMaxDim) tooBig(env, fn);
+  AttnBackwardArgs A{attnArgs(info, fn, 10), f32Arg(info, 8, fn, "gout"), f32Arg(info, 9, fn, "gqkv")};
+  needLen(env, A.gout, checkedProd(env, fn, {A.in.B, A.in.S, A.in.H, A.in.hd}), fn, "gout");
+  needLen(env, A.gqkv, checkedProd(env, fn, {A.in.B, A.in.S, 3, A.in.H, A.in.hd}), fn, "gqkv");
+  noOverlap(env, fn, A.gqkv, "gqkv", A.in.qkv, "qkv");
+  noOverlap(env, fn, A.gqkv, "gqkv", A.in.out, "out");
+  noOverlap(env, fn, A.gqkv, "gqkv", A.in.lse, "lse");
+  noOverlap(env, fn, A.gqkv, "gqkv", A.gout, "gout");
+  return A;
+}
+
+void attentionBackward(const AttnBackwardArgs& A) {
+  const char* fn = "attentionBackward";
+  const int64_t B = A.in.B, S = A.in.S, H = A.in.H, hd = A.in.hd;
+  const float scale = A.in.scale;
+  const Span<float> qkv = A.in.qkv, out = A.in.out, lse = A.in.lse, gout = A.gout, gqkv = A.gqkv;
+  if (B * H * S * hd == 0) return;
 
   const int64_t rs = 3 * H * hd;
   auto headAt = [&](int64_t bh) {
@@ -510,7 +540,11 @@ Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
       writeDq(h, dQ0);
     }
   }
-  return env.Undefined();
+}
+
+Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
+  attentionBackward(parseAttentionBackward(info, "attentionBackward"));
+  return info.Env().Undefined();
 }
 
 }  // namespace
