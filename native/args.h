@@ -126,6 +126,12 @@ inline bool boolArg(const Napi::CallbackInfo& info, size_t i, const char* fn, co
   return info[i].As<Napi::Boolean>().Value();
 }
 
+// Reads N Float32Array arguments from info[first] on; argument i must hold lens[i] elements and
+// out[i] is those first lens[i] elements (the part the kernel touches, for overlap checks).
+template <size_t N>
+inline void f32Args(const Napi::CallbackInfo& info, size_t first, const char* fn, const char* const (&names)[N],
+                    const int64_t (&lens)[N], Span<float> (&out)[N]);
+
 // ------------------------------------------------------------------ sizes
 
 // a * b and a + b as element counts; throws RangeError beyond kMaxElems.
@@ -179,6 +185,16 @@ inline void writtenApart(const Napi::Env& env, const char* fn, const Span<T>* sp
   for (int i = first; i < n; i++)
     for (int j = 0; j < n; j++)
       if (j != i && (j < first || j > i)) noOverlap(env, fn, spans[i], names[i], spans[j], names[j]);
+}
+
+template <size_t N>
+inline void f32Args(const Napi::CallbackInfo& info, size_t first, const char* fn, const char* const (&names)[N],
+                    const int64_t (&lens)[N], Span<float> (&out)[N]) {
+  for (size_t i = 0; i < N; i++) {
+    Span<float> s = f32Arg(info, first + i, fn, names[i]);
+    needLen(info.Env(), s, lens[i], fn, names[i]);
+    out[i] = slice(s, 0, lens[i]);
+  }
 }
 
 // In-place allowed: the same first n elements are fine, any other overlap throws.
