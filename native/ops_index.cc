@@ -39,47 +39,56 @@ void splitDestination(int64_t work, int64_t d, int64_t dstRows, const Body& body
 
 // ------------------------------------------------------------------ rows
 
-Napi::Value IndexSelectNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "indexSelect";
+// indexSelect(n, d, table, ids, out) and indexAdd(n, d, ids, src, dst) move rows between a table
+// [rows, d] (rows = its length / d) and n dense rows [n, d] addressed by ids [n] in [0, rows).
+struct RowsArgs {
+  int64_t n, d, rows;
+  Span<float> table;   // [rows, d]: read by indexSelect, accumulated by indexAdd
+  Span<int32_t> ids;   // [n]
+  Span<float> dense;   // [n, d]: written by indexSelect, read by indexAdd
+};
+
+RowsArgs rowsArgs(const Napi::CallbackInfo& info, const char* fn, size_t iTable, size_t iIds, size_t iDense,
+                  const char* tableName, const char* denseName, bool tableWritten) {
   Napi::Env env = info.Env();
   needArgs(info, 5, fn);
-  int64_t n = dimArg(info, 0, fn, "n"), d = dimArg(info, 1, fn, "d");
-  auto table = f32Arg(info, 2, fn, "table");
-  auto ids = i32Arg(info, 3, fn, "ids");
-  auto out = f32Arg(info, 4, fn, "out");
-  needLen(env, ids, n, fn, "ids");
-  needLen(env, out, checkedProd(env, fn, {n, d}), fn, "out");
-  noOverlap(env, fn, out, "out", table, "table");
-  noOverlap(env, fn, out, "out", ids, "ids");
-  if (n == 0 || d == 0) return env.Undefined();
-  idsInRange(env, fn, "ids", ids.data, n, (int64_t)table.length / d);
-  const float* T = table.data;
-  const int32_t* I = ids.data;
-  float* O = out.data;
+  RowsArgs A;
+  A.n = dimArg(info, 0, fn, "n");
+  A.d = dimArg(info, 1, fn, "d");
+  A.table = f32Arg(info, iTable, fn, tableName);
+  A.ids = i32Arg(info, iIds, fn, "ids");
+  A.dense = f32Arg(info, iDense, fn, denseName);
+  needLen(env, A.ids, A.n, fn, "ids");
+  needLen(env, A.dense, checkedProd(env, fn, {A.n, A.d}), fn, denseName);
+  const Span<float>& w = tableWritten ? A.table : A.dense;
+  const Span<float>& r = tableWritten ? A.dense : A.table;
+  const char *wn = tableWritten ? tableName : denseName, *rn = tableWritten ? denseName : tableName;
+  noOverlap(env, fn, w, wn, r, rn);
+  noOverlap(env, fn, w, wn, A.ids, "ids");
+  A.rows = A.d ? (int64_t)A.table.length / A.d : 0;
+  if (A.n && A.d) idsInRange(env, fn, "ids", A.ids.data, A.n, A.rows);
+  return A;
+}
+
+// out[i, :] = table[ids[i], :]
+void indexSelect(const RowsArgs& A) {
+  const int64_t n = A.n, d = A.d;
+  if (n == 0 || d == 0) return;
+  const float* T = A.table.data;
+  const int32_t* I = A.ids.data;
+  float* O = A.dense.data;
   parallelFor(n, grainFor(d), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) std::memcpy(O + i * d, T + (int64_t)I[i] * d, sizeof(float) * d);
   });
-  return env.Undefined();
 }
 
-Napi::Value IndexAddNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "indexAdd";
-  Napi::Env env = info.Env();
-  needArgs(info, 5, fn);
-  int64_t n = dimArg(info, 0, fn, "n"), d = dimArg(info, 1, fn, "d");
-  auto ids = i32Arg(info, 2, fn, "ids");
-  auto src = f32Arg(info, 3, fn, "src");
-  auto dst = f32Arg(info, 4, fn, "dst");
-  needLen(env, ids, n, fn, "ids");
-  needLen(env, src, checkedProd(env, fn, {n, d}), fn, "src");
-  noOverlap(env, fn, dst, "dst", src, "src");
-  noOverlap(env, fn, dst, "dst", ids, "ids");
-  if (n == 0 || d == 0) return env.Undefined();
-  const int64_t rows = (int64_t)dst.length / d;
-  idsInRange(env, fn, "ids", ids.data, n, rows);
-  const int32_t* I = ids.data;
-  const float* S = src.data;
-  float* D = dst.data;
+// dst[ids[i], :] += src[i, :], each destination row summed in input order
+void indexAdd(const RowsArgs& A) {
+  const int64_t n = A.n, d = A.d, rows = A.rows;
+  if (n == 0 || d == 0) return;
+  const int32_t* I = A.ids.data;
+  const float* S = A.dense.data;
+  float* D = A.table.data;
   splitDestination(n * d, d, rows, [&](int64_t c0, int64_t c1, int64_t r0, int64_t r1) {
     for (int64_t i = 0; i < n; i++) {
       const int64_t id = I[i];
@@ -89,59 +98,86 @@ Napi::Value IndexAddNapi(const Napi::CallbackInfo& info) {
       for (int64_t c = c0; c < c1; c++) o[c] += s[c];
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value IndexSelectNapi(const Napi::CallbackInfo& info) {
+  indexSelect(rowsArgs(info, "indexSelect", 2, 3, 4, "table", "out", false));
+  return info.Env().Undefined();
+}
+
+Napi::Value IndexAddNapi(const Napi::CallbackInfo& info) {
+  indexAdd(rowsArgs(info, "indexAdd", 4, 2, 3, "dst", "src", true));
+  return info.Env().Undefined();
 }
 
 // ------------------------------------------------------------------ last axis
 
-Napi::Value GatherNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "gather";
+// gather(rows, n, k, x, idx, out) and scatterAdd(rows, n, k, idx, src, dst) relate a dense
+// [rows, n] array and k picked entries per row [rows, k] through idx [rows, k] in [0, n).
+struct LastAxisArgs {
+  int64_t rows, n, k;
+  Span<float> dense;   // [rows, n]: read by gather, accumulated by scatterAdd
+  Span<int32_t> idx;   // [rows, k]
+  Span<float> picked;  // [rows, k]: written by gather, read by scatterAdd
+};
+
+LastAxisArgs lastAxisArgs(const Napi::CallbackInfo& info, const char* fn, size_t iDense, size_t iIdx,
+                          size_t iPicked, const char* denseName, const char* pickedName, bool denseWritten) {
   Napi::Env env = info.Env();
   needArgs(info, 6, fn);
-  int64_t rows = dimArg(info, 0, fn, "rows"), n = dimArg(info, 1, fn, "n"), k = dimArg(info, 2, fn, "k");
-  auto x = f32Arg(info, 3, fn, "x");
-  auto idx = i32Arg(info, 4, fn, "idx");
-  auto out = f32Arg(info, 5, fn, "out");
-  needLen(env, x, checkedProd(env, fn, {rows, n}), fn, "x");
-  needLen(env, idx, checkedProd(env, fn, {rows, k}), fn, "idx");
-  needLen(env, out, checkedProd(env, fn, {rows, k}), fn, "out");
-  noOverlap(env, fn, out, "out", x, "x");
-  noOverlap(env, fn, out, "out", idx, "idx");
-  if (rows * k == 0) return env.Undefined();
-  idsInRange(env, fn, "idx", idx.data, rows * k, n);
-  const float* X = x.data;
-  const int32_t* I = idx.data;
-  float* O = out.data;
+  LastAxisArgs A;
+  A.rows = dimArg(info, 0, fn, "rows");
+  A.n = dimArg(info, 1, fn, "n");
+  A.k = dimArg(info, 2, fn, "k");
+  A.dense = f32Arg(info, iDense, fn, denseName);
+  A.idx = i32Arg(info, iIdx, fn, "idx");
+  A.picked = f32Arg(info, iPicked, fn, pickedName);
+  needLen(env, A.dense, checkedProd(env, fn, {A.rows, A.n}), fn, denseName);
+  needLen(env, A.idx, checkedProd(env, fn, {A.rows, A.k}), fn, "idx");
+  needLen(env, A.picked, checkedProd(env, fn, {A.rows, A.k}), fn, pickedName);
+  const Span<float>& w = denseWritten ? A.dense : A.picked;
+  const Span<float>& r = denseWritten ? A.picked : A.dense;
+  const char *wn = denseWritten ? denseName : pickedName, *rn = denseWritten ? pickedName : denseName;
+  noOverlap(env, fn, w, wn, r, rn);
+  noOverlap(env, fn, w, wn, A.idx, "idx");
+  idsInRange(env, fn, "idx", A.idx.data, A.rows * A.k, A.n);
+  return A;
+}
+
+// out[r, j] = x[r, idx[r, j]]
+void gather(const LastAxisArgs& A) {
+  const int64_t rows = A.rows, n = A.n, k = A.k;
+  if (rows * k == 0) return;
+  const float* X = A.dense.data;
+  const int32_t* I = A.idx.data;
+  float* O = A.picked.data;
   parallelFor(rows, grainFor(k), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++)
       for (int64_t j = 0; j < k; j++) O[r * k + j] = X[r * n + I[r * k + j]];
   });
-  return env.Undefined();
 }
 
-Napi::Value ScatterAddNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "scatterAdd";
-  Napi::Env env = info.Env();
-  needArgs(info, 6, fn);
-  int64_t rows = dimArg(info, 0, fn, "rows"), n = dimArg(info, 1, fn, "n"), k = dimArg(info, 2, fn, "k");
-  auto idx = i32Arg(info, 3, fn, "idx");
-  auto src = f32Arg(info, 4, fn, "src");
-  auto dst = f32Arg(info, 5, fn, "dst");
-  needLen(env, idx, checkedProd(env, fn, {rows, k}), fn, "idx");
-  needLen(env, src, checkedProd(env, fn, {rows, k}), fn, "src");
-  needLen(env, dst, checkedProd(env, fn, {rows, n}), fn, "dst");
-  noOverlap(env, fn, dst, "dst", src, "src");
-  noOverlap(env, fn, dst, "dst", idx, "idx");
-  if (rows * k == 0) return env.Undefined();
-  idsInRange(env, fn, "idx", idx.data, rows * k, n);
-  const float* S = src.data;
-  const int32_t* I = idx.data;
-  float* D = dst.data;
+// dst[r, idx[r, j]] += src[r, j]
+void scatterAdd(const LastAxisArgs& A) {
+  const int64_t rows = A.rows, n = A.n, k = A.k;
+  if (rows * k == 0) return;
+  const float* S = A.picked.data;
+  const int32_t* I = A.idx.data;
+  float* D = A.dense.data;
   parallelFor(rows, grainFor(k), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++)
       for (int64_t j = 0; j < k; j++) D[r * n + I[r * k + j]] += S[r * k + j];
   });
-  return env.Undefined();
+}
+
+Napi::Value GatherNapi(const Napi::CallbackInfo& info) {
+  gather(lastAxisArgs(info, "gather", 3, 4, 5, "x", "out", false));
+  return info.Env().Undefined();
+}
+
+Napi::Value ScatterAddNapi(const Napi::CallbackInfo& info) {
+  scatterAdd(lastAxisArgs(info, "scatterAdd", 5, 3, 4, "dst", "src", true));
+  return info.Env().Undefined();
 }
 
 // ------------------------------------------------------------------ top-k
