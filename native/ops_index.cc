@@ -289,27 +289,52 @@ Napi::Value ArgsortIntNapi(const Napi::CallbackInfo& info) {
 
 // ------------------------------------------------------------------ embedding bag
 
+// Arguments 0..5 shared by embeddingBag and embeddingBagBackward: (bags, per, d, table [rows, d],
+// ids [bags*per] in [0, rows), weights [bags*per]); rows = table length / d.
+struct BagArgs {
+  int64_t bags, per, d, ne, maxId;  // ne = bags*per entries; maxId = largest id (-1 if none)
+  Span<float> table;
+  Span<int32_t> ids;
+  Span<float> weights;
+};
+
+BagArgs bagArgs(const Napi::CallbackInfo& info, const char* fn, size_t nargs) {
+  Napi::Env env = info.Env();
+  needArgs(info, nargs, fn);
+  BagArgs A;
+  A.bags = dimArg(info, 0, fn, "bags");
+  A.per = dimArg(info, 1, fn, "per");
+  A.d = dimArg(info, 2, fn, "d");
+  A.table = f32Arg(info, 3, fn, "table");
+  A.ids = i32Arg(info, 4, fn, "ids");
+  A.weights = f32Arg(info, 5, fn, "weights");
+  A.ne = checkedProd(env, fn, {A.bags, A.per});
+  needLen(env, A.ids, A.ne, fn, "ids");
+  needLen(env, A.weights, A.ne, fn, "weights");
+  A.maxId = A.d ? idsInRange(env, fn, "ids", A.ids.data, A.ne, (int64_t)A.table.length / A.d) : -1;
+  return A;
+}
+
+// Throws if written span o overlaps any of the bag inputs.
+void bagOutput(const Napi::Env& env, const char* fn, const BagArgs& A, const Span<float>& o, const char* on) {
+  noOverlap(env, fn, o, on, A.table, "table");
+  noOverlap(env, fn, o, on, A.ids, "ids");
+  noOverlap(env, fn, o, on, A.weights, "weights");
+}
+
+// embeddingBag(bags, per, d, table, ids, weights, out): out[b] = sum_j weights[b, j] table[ids[b, j]]
 Napi::Value EmbeddingBagNapi(const Napi::CallbackInfo& info) {
   const char* fn = "embeddingBag";
   Napi::Env env = info.Env();
-  needArgs(info, 7, fn);
-  int64_t bags = dimArg(info, 0, fn, "bags"), per = dimArg(info, 1, fn, "per"), d = dimArg(info, 2, fn, "d");
-  auto table = f32Arg(info, 3, fn, "table");
-  auto ids = i32Arg(info, 4, fn, "ids");
-  auto weights = f32Arg(info, 5, fn, "weights");
+  const BagArgs A = bagArgs(info, fn, 7);
+  const int64_t bags = A.bags, per = A.per, d = A.d;
   auto out = f32Arg(info, 6, fn, "out");
-  const int64_t ne = checkedProd(env, fn, {bags, per});
-  needLen(env, ids, ne, fn, "ids");
-  needLen(env, weights, ne, fn, "weights");
   needLen(env, out, checkedProd(env, fn, {bags, d}), fn, "out");
-  noOverlap(env, fn, out, "out", table, "table");
-  noOverlap(env, fn, out, "out", ids, "ids");
-  noOverlap(env, fn, out, "out", weights, "weights");
+  bagOutput(env, fn, A, out, "out");
   if (bags * d == 0) return env.Undefined();
-  idsInRange(env, fn, "ids", ids.data, ne, (int64_t)table.length / d);
-  const float* T = table.data;
-  const int32_t* I = ids.data;
-  const float* W = weights.data;
+  const float* T = A.table.data;
+  const int32_t* I = A.ids.data;
+  const float* W = A.weights.data;
   float* O = out.data;
   parallelFor(bags, grainFor(per * d), [&](int64_t b, int64_t e) {
     for (int64_t bg = b; bg < e; bg++) {
@@ -325,42 +350,32 @@ Napi::Value EmbeddingBagNapi(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// embeddingBagBackward(bags, per, d, table, ids, weights, gout, gweights, gtable|null): gweights
+// written, gtable (rows up to the largest id) accumulates
 Napi::Value EmbeddingBagBackwardNapi(const Napi::CallbackInfo& info) {
   const char* fn = "embeddingBagBackward";
   Napi::Env env = info.Env();
-  needArgs(info, 9, fn);
-  int64_t bags = dimArg(info, 0, fn, "bags"), per = dimArg(info, 1, fn, "per"), d = dimArg(info, 2, fn, "d");
-  auto table = f32Arg(info, 3, fn, "table");
-  auto ids = i32Arg(info, 4, fn, "ids");
-  auto weights = f32Arg(info, 5, fn, "weights");
+  const BagArgs A = bagArgs(info, fn, 9);
+  const int64_t bags = A.bags, per = A.per, d = A.d, ne = A.ne, maxId = A.maxId;
   auto gout = f32Arg(info, 6, fn, "gout");
   auto gweights = f32Arg(info, 7, fn, "gweights");
   auto gtable = f32OptArg(info, 8, fn, "gtable");
   const bool hasG = gtable.data != nullptr;
-  const int64_t ne = checkedProd(env, fn, {bags, per});
-  needLen(env, ids, ne, fn, "ids");
-  needLen(env, weights, ne, fn, "weights");
   needLen(env, gweights, ne, fn, "gweights");
   needLen(env, gout, checkedProd(env, fn, {bags, d}), fn, "gout");
-  noOverlap(env, fn, gweights, "gweights", table, "table");
-  noOverlap(env, fn, gweights, "gweights", ids, "ids");
-  noOverlap(env, fn, gweights, "gweights", weights, "weights");
+  bagOutput(env, fn, A, gweights, "gweights");
   noOverlap(env, fn, gweights, "gweights", gout, "gout");
-  if (hasG) {
-    noOverlap(env, fn, gtable, "gtable", table, "table");
-    noOverlap(env, fn, gtable, "gtable", ids, "ids");
-    noOverlap(env, fn, gtable, "gtable", weights, "weights");
-    noOverlap(env, fn, gtable, "gtable", gout, "gout");
-    noOverlap(env, fn, gtable, "gtable", gweights, "gweights");
-  }
+  bagOutput(env, fn, A, gtable, "gtable");
+  noOverlap(env, fn, gtable, "gtable", gout, "gout");
+  noOverlap(env, fn, gtable, "gtable", gweights, "gweights");
   if (ne == 0) return env.Undefined();
   if (d == 0) {
     std::fill(gweights.data, gweights.data + ne, 0.0f);
     return env.Undefined();
   }
-  const int64_t rows = (int64_t)table.length / d;
-  const int64_t maxId = idsInRange(env, fn, "ids", ids.data, ne, rows);
   if (hasG) needLen(env, gtable, (maxId + 1) * d, fn, "gtable");
+  const Span<float> table = A.table, weights = A.weights;
+  const Span<int32_t> ids = A.ids;
   const float* T = table.data;
   const int32_t* I = ids.data;
   const float* W = weights.data;
