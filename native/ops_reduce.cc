@@ -294,13 +294,13 @@ Napi::Value SoftmaxNapi(const Napi::CallbackInfo& info) {
   needArgs(info, 5, fn);
   Napi::Env env = info.Env();
   int64_t rows = dimArg(info, 0, fn, "rows"), n = dimArg(info, 1, fn, "n");
-  auto x = f32Arg(info, 2, fn, "x");
-  auto y = f32Arg(info, 3, fn, "y");
   bool log = boolArg(info, 4, fn, "log");
   const int64_t total = checkedMul(env, fn, rows, n);
-  needLen(env, x, total, fn, "x");
-  needLen(env, y, total, fn, "y");
-  noOverlap(env, fn, region(x.data, 0, total), "x", region(y.data, 0, total), "y");
+  const char* names[] = {"x", "y"};
+  Span<float> arr[2];
+  f32Args(info, 2, fn, names, {total, total}, arr);
+  writtenApart(env, fn, arr, names, 2, 1);
+  const Span<float> x = arr[0], y = arr[1];
   if (total == 0) return env.Undefined();
   const auto& K = kernels();
   parallelFor(rows, std::max<int64_t>(1, kGrainHeavy / n), [&](int64_t b, int64_t e) {
@@ -315,16 +315,13 @@ Napi::Value SoftmaxBackwardNapi(const Napi::CallbackInfo& info) {
   needArgs(info, 6, fn);
   Napi::Env env = info.Env();
   int64_t rows = dimArg(info, 0, fn, "rows"), n = dimArg(info, 1, fn, "n");
-  auto y = f32Arg(info, 2, fn, "y");
-  auto gy = f32Arg(info, 3, fn, "gy");
-  auto gx = f32Arg(info, 4, fn, "gx");
   bool log = boolArg(info, 5, fn, "log");
   const int64_t total = checkedMul(env, fn, rows, n);
-  needLen(env, y, total, fn, "y");
-  needLen(env, gy, total, fn, "gy");
-  needLen(env, gx, total, fn, "gx");
-  noOverlap(env, fn, region(y.data, 0, total), "y", region(gx.data, 0, total), "gx");
-  noOverlap(env, fn, region(gy.data, 0, total), "gy", region(gx.data, 0, total), "gx");
+  const char* names[] = {"y", "gy", "gx"};
+  Span<float> arr[3];
+  f32Args(info, 2, fn, names, {total, total, total}, arr);
+  writtenApart(env, fn, arr, names, 3, 2);
+  const Span<float> y = arr[0], gy = arr[1], gx = arr[2];
   if (total == 0) return env.Undefined();
   const auto& K = kernels();
   parallelFor(rows, std::max<int64_t>(1, (log ? kGrainHeavy : kGrainCheap) / n), [&](int64_t b, int64_t e) {
