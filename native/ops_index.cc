@@ -39,6 +39,13 @@ void splitDestination(int64_t work, int64_t d, int64_t dstRows, const Body& body
 
 // ------------------------------------------------------------------ rows
 
+// Of a and b one is written (a when aWritten): it must overlap neither the other nor the indices.
+void oneWritten(const Napi::Env& env, const char* fn, const Span<float>& a, const char* an, const Span<float>& b,
+                const char* bn, bool aWritten, const Span<int32_t>& idx, const char* idxName) {
+  noOverlap(env, fn, a, an, b, bn);
+  noOverlap(env, fn, aWritten ? a : b, aWritten ? an : bn, idx, idxName);
+}
+
 // indexSelect(n, d, table, ids, out) and indexAdd(n, d, ids, src, dst) move rows between a table
 // [rows, d] (rows = its length / d) and n dense rows [n, d] addressed by ids [n] in [0, rows).
 struct RowsArgs {
@@ -60,11 +67,7 @@ RowsArgs rowsArgs(const Napi::CallbackInfo& info, const char* fn, size_t iTable,
   A.dense = f32Arg(info, iDense, fn, denseName);
   needLen(env, A.ids, A.n, fn, "ids");
   needLen(env, A.dense, checkedProd(env, fn, {A.n, A.d}), fn, denseName);
-  const Span<float>& w = tableWritten ? A.table : A.dense;
-  const Span<float>& r = tableWritten ? A.dense : A.table;
-  const char *wn = tableWritten ? tableName : denseName, *rn = tableWritten ? denseName : tableName;
-  noOverlap(env, fn, w, wn, r, rn);
-  noOverlap(env, fn, w, wn, A.ids, "ids");
+  oneWritten(env, fn, A.table, tableName, A.dense, denseName, tableWritten, A.ids, "ids");
   A.rows = A.d ? (int64_t)A.table.length / A.d : 0;
   if (A.n && A.d) idsInRange(env, fn, "ids", A.ids.data, A.n, A.rows);
   return A;
@@ -135,11 +138,7 @@ LastAxisArgs lastAxisArgs(const Napi::CallbackInfo& info, const char* fn, size_t
   needLen(env, A.dense, checkedProd(env, fn, {A.rows, A.n}), fn, denseName);
   needLen(env, A.idx, checkedProd(env, fn, {A.rows, A.k}), fn, "idx");
   needLen(env, A.picked, checkedProd(env, fn, {A.rows, A.k}), fn, pickedName);
-  const Span<float>& w = denseWritten ? A.dense : A.picked;
-  const Span<float>& r = denseWritten ? A.picked : A.dense;
-  const char *wn = denseWritten ? denseName : pickedName, *rn = denseWritten ? pickedName : denseName;
-  noOverlap(env, fn, w, wn, r, rn);
-  noOverlap(env, fn, w, wn, A.idx, "idx");
+  oneWritten(env, fn, A.dense, denseName, A.picked, pickedName, denseWritten, A.idx, "idx");
   idsInRange(env, fn, "idx", A.idx.data, A.rows * A.k, A.n);
   return A;
 }
