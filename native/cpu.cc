@@ -1,5 +1,5 @@
 #include "cpu.h"
-#include "napi_util.h"
+#include "args.h"
 #include "registry.h"
 
 #include <cpuid.h>

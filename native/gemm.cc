@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "cpu.h"
-#include "napi_util.h"
+#include "args.h"
 #include "registry.h"
 #include "threadpool.h"
 
@@ -58,7 +58,7 @@ struct AlignedBuf {
       cap = 0;
       size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
       p = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (!p) throw std::bad_alloc();
+      if (!p) throwAlloc("gemm", "packing buffers", (double)bytes, "out of memory");
       cap = n;
     }
     return p;
@@ -458,17 +458,6 @@ namespace {
   throwRange(env, std::string(fn) + ": " + msg);
 }
 
-int64_t mulChk(const Napi::Env& env, const char* fn, int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_mul_overflow(a, b, &r) || r > (int64_t)9.0e15) fail(env, fn, "size overflow");
-  return r;
-}
-int64_t addChk(const Napi::Env& env, const char* fn, int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_add_overflow(a, b, &r) || r > (int64_t)9.0e15) fail(env, fn, "size overflow");
-  return r;
-}
-
 // Elements spanned by a rows x cols matrix with row stride ld (0 if empty). Requires ld >= cols.
 int64_t matExtent(const Napi::Env& env, const char* fn, const char* name, int64_t rows, int64_t cols,
                   int64_t ld) {
@@ -476,13 +465,13 @@ int64_t matExtent(const Napi::Env& env, const char* fn, const char* name, int64_
     fail(env, fn, std::string("row stride of '") + name + "' is " + std::to_string(ld) + ", needs >= " +
                       std::to_string(cols));
   if (rows == 0 || cols == 0) return 0;
-  return addChk(env, fn, mulChk(env, fn, rows - 1, ld), cols);
+  return checkedAdd(env, fn, checkedMul(env, fn, rows - 1, ld), cols);
 }
 
 // Elements spanned by `count` matrices of extent ext placed every `stride` elements.
 int64_t batchExtent(const Napi::Env& env, const char* fn, int64_t count, int64_t stride, int64_t ext) {
   if (count == 0 || ext == 0) return 0;
-  return addChk(env, fn, mulChk(env, fn, count - 1, stride), ext);
+  return checkedAdd(env, fn, checkedMul(env, fn, count - 1, stride), ext);
 }
 
 // Output matrices written by different tasks must not overlap each other: either each lies past
@@ -494,16 +483,6 @@ void outputsDisjoint(const Napi::Env& env, const char* fn, const char* name, int
   if (stride >= ext) return;
   if (stride >= cols && (count - 1) * stride + cols <= ld) return;
   fail(env, fn, std::string("matrices of '") + name + "' overlap (stride " + std::to_string(stride) + ")");
-}
-
-template <typename T>
-Span<T> sub(const Span<T>& s, int64_t begin, int64_t len) {
-  return {s.data + begin, (size_t)len};
-}
-
-inline void needNoAlias(const Napi::Env& env, const Span<float>& out, const Span<float>& in, const char* fn,
-                        const char* no, const char* ni) {
-  noAlias(env, out, in, fn, no, ni);
 }
 
 // ------------------------------------------------------------------ N-API entry points
@@ -532,10 +511,10 @@ Napi::Value GemmNapi(const Napi::CallbackInfo& info) {
   needLen(env, b, extB, fn, "b");
   needLen(env, c, extC, fn, "c");
   if (bias.data) needLen(env, bias, n, fn, "bias");
-  auto cs = sub(c, 0, extC);
-  needNoAlias(env, cs, sub(a, 0, extA), fn, "c", "a");
-  needNoAlias(env, cs, sub(b, 0, extB), fn, "c", "b");
-  if (bias.data) needNoAlias(env, cs, sub(bias, 0, n), fn, "c", "bias");
+  auto cs = slice(c, 0, extC);
+  noOverlap(env, fn, cs, "c", slice(a, 0, extA), "a");
+  noOverlap(env, fn, cs, "c", slice(b, 0, extB), "b");
+  if (bias.data) noOverlap(env, fn, cs, "c", slice(bias, 0, n), "bias");
   if (m == 0 || n == 0) return env.Undefined();
 
   runProblems(std::vector<Prob>{
@@ -571,9 +550,9 @@ Napi::Value GemmBatchedNapi(const Napi::CallbackInfo& info) {
   needLen(env, b, totB, fn, "b");
   needLen(env, c, totC, fn, "c");
   outputsDisjoint(env, fn, "c", batch, sC, m, n, ldc);
-  auto cs = sub(c, 0, totC);
-  needNoAlias(env, cs, sub(a, 0, totA), fn, "c", "a");
-  needNoAlias(env, cs, sub(b, 0, totB), fn, "c", "b");
+  auto cs = slice(c, 0, totC);
+  noOverlap(env, fn, cs, "c", slice(a, 0, totA), "a");
+  noOverlap(env, fn, cs, "c", slice(b, 0, totB), "b");
   if (batch == 0 || m == 0 || n == 0) return env.Undefined();
 
   std::vector<Prob> probs((size_t)batch);
@@ -584,18 +563,6 @@ Napi::Value GemmBatchedNapi(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 MOELAB_EXPORT(gemmBatched, GemmBatchedNapi);
-
-// Reads and checks G+1 group offsets: non-negative, non-decreasing.
-std::vector<int64_t> readOffsets(const Napi::Env& env, const char* fn, const Span<int32_t>& off, int64_t G) {
-  needLen(env, off, G + 1, fn, "offsets");
-  std::vector<int64_t> o((size_t)G + 1);
-  for (int64_t g = 0; g <= G; g++) {
-    o[(size_t)g] = off.data[g];
-    if (o[(size_t)g] < 0) fail(env, fn, "offsets must be >= 0");
-    if (g > 0 && o[(size_t)g] < o[(size_t)g - 1]) fail(env, fn, "offsets must be non-decreasing");
-  }
-  return o;
-}
 
 // gemmGroupedRows(G, offsets, transB, n, k, alpha, a, lda, b, strideB, ldb, beta, c, ldc, bias)
 Napi::Value GemmGroupedRowsNapi(const Napi::CallbackInfo& info) {
@@ -616,27 +583,28 @@ Napi::Value GemmGroupedRowsNapi(const Napi::CallbackInfo& info) {
   int64_t ldc = dimArg(info, 13, fn, "ldc");
   auto bias = f32OptArg(info, 14, fn, "bias");
 
-  std::vector<int64_t> o = readOffsets(env, fn, offs, G);
-  const int64_t r0 = o[0], r1 = o[(size_t)G], rows = r1 - r0;
+  offsetsInRange(env, fn, "offsets", offs, G, kMaxElems);
+  const int32_t* o = offs.data;
+  const int64_t r0 = o[0], r1 = o[G], rows = r1 - r0;
   int64_t extA = matExtent(env, fn, "a", rows, k, lda);
   int64_t extB = tB ? matExtent(env, fn, "b", n, k, ldb) : matExtent(env, fn, "b", k, n, ldb);
   int64_t extC = matExtent(env, fn, "c", rows, n, ldc);
-  int64_t begA = rows && k ? mulChk(env, fn, r0, lda) : 0, begC = rows && n ? mulChk(env, fn, r0, ldc) : 0;
+  int64_t begA = rows && k ? checkedMul(env, fn, r0, lda) : 0, begC = rows && n ? checkedMul(env, fn, r0, ldc) : 0;
   int64_t totB = batchExtent(env, fn, G, sB, extB);
-  needLen(env, a, addChk(env, fn, begA, extA), fn, "a");
+  needLen(env, a, checkedAdd(env, fn, begA, extA), fn, "a");
   needLen(env, b, totB, fn, "b");
-  needLen(env, c, addChk(env, fn, begC, extC), fn, "c");
-  if (bias.data) needLen(env, bias, mulChk(env, fn, G, n), fn, "bias");
-  auto cs = sub(c, begC, extC);
-  needNoAlias(env, cs, sub(a, begA, extA), fn, "c", "a");
-  needNoAlias(env, cs, sub(b, 0, totB), fn, "c", "b");
-  if (bias.data) needNoAlias(env, cs, sub(bias, 0, G * n), fn, "c", "bias");
+  needLen(env, c, checkedAdd(env, fn, begC, extC), fn, "c");
+  if (bias.data) needLen(env, bias, checkedMul(env, fn, G, n), fn, "bias");
+  auto cs = slice(c, begC, extC);
+  noOverlap(env, fn, cs, "c", slice(a, begA, extA), "a");
+  noOverlap(env, fn, cs, "c", slice(b, 0, totB), "b");
+  if (bias.data) noOverlap(env, fn, cs, "c", slice(bias, 0, G * n), "bias");
   if (rows == 0 || n == 0) return env.Undefined();
 
   std::vector<Prob> probs;
   probs.reserve((size_t)G);
   for (int64_t g = 0; g < G; g++) {
-    int64_t s = o[(size_t)g], e = o[(size_t)g + 1];
+    int64_t s = o[g], e = o[g + 1];
     if (s == e) continue;
     Prob P;
     P.a = a.data + s * lda;
@@ -674,25 +642,26 @@ Napi::Value GemmGroupedKNapi(const Napi::CallbackInfo& info) {
   auto c = f32Arg(info, 10, fn, "c");
   int64_t sC = dimArg(info, 11, fn, "strideC"), ldc = dimArg(info, 12, fn, "ldc");
 
-  std::vector<int64_t> o = readOffsets(env, fn, offs, G);
-  const int64_t r0 = o[0], r1 = o[(size_t)G], rows = r1 - r0;
+  offsetsInRange(env, fn, "offsets", offs, G, kMaxElems);
+  const int32_t* o = offs.data;
+  const int64_t r0 = o[0], r1 = o[G], rows = r1 - r0;
   int64_t extA = matExtent(env, fn, "a", rows, m, lda);
   int64_t extB = matExtent(env, fn, "b", rows, n, ldb);
   int64_t extC = matExtent(env, fn, "c", m, n, ldc);
-  int64_t begA = rows && m ? mulChk(env, fn, r0, lda) : 0, begB = rows && n ? mulChk(env, fn, r0, ldb) : 0;
+  int64_t begA = rows && m ? checkedMul(env, fn, r0, lda) : 0, begB = rows && n ? checkedMul(env, fn, r0, ldb) : 0;
   int64_t totC = batchExtent(env, fn, G, sC, extC);
-  needLen(env, a, addChk(env, fn, begA, extA), fn, "a");
-  needLen(env, b, addChk(env, fn, begB, extB), fn, "b");
+  needLen(env, a, checkedAdd(env, fn, begA, extA), fn, "a");
+  needLen(env, b, checkedAdd(env, fn, begB, extB), fn, "b");
   needLen(env, c, totC, fn, "c");
   outputsDisjoint(env, fn, "c", G, sC, m, n, ldc);
-  auto cs = sub(c, 0, totC);
-  needNoAlias(env, cs, sub(a, begA, extA), fn, "c", "a");
-  needNoAlias(env, cs, sub(b, begB, extB), fn, "c", "b");
+  auto cs = slice(c, 0, totC);
+  noOverlap(env, fn, cs, "c", slice(a, begA, extA), "a");
+  noOverlap(env, fn, cs, "c", slice(b, begB, extB), "b");
   if (G == 0 || m == 0 || n == 0) return env.Undefined();
 
   std::vector<Prob> probs((size_t)G);
   for (int64_t g = 0; g < G; g++) {
-    int64_t s = o[(size_t)g], e = o[(size_t)g + 1];
+    int64_t s = o[g], e = o[g + 1];
     Prob& P = probs[(size_t)g];
     P.a = a.data + (e > s ? s * lda : 0);
     P.rsa = 1;

@@ -14,7 +14,7 @@
 // scratch that is reused across calls. This file validates, packs, threads and dispatches; the tile
 // kernels are AVX2 (avx2/attention_avx2.cc) or the portable versions below (MOELAB_ISA=generic).
 #include "cpu.h"
-#include "napi_util.h"
+#include "args.h"
 #include "registry.h"
 #include "threadpool.h"
 
@@ -227,7 +227,7 @@ struct FwdItem {
 };
 
 template <typename HeadFn>
-void runFwd(int nHeads, int nq, int nkMax, int hd, const HeadFn& headAt, float scale) {
+void runFwd(const char* fn, int nHeads, int nq, int nkMax, int hd, const HeadFn& headAt, float scale) {
   const TileKernels& K = tileKernels();
   const int nqb = (nq + BR - 1) / BR;
   const int nt0 = std::max(1, threads());
@@ -247,7 +247,7 @@ void runFwd(int nHeads, int nq, int nkMax, int hd, const HeadFn& headAt, float s
   const int nt = items.size() > 1 ? nt0 : 1;
   const int64_t per = fwdScratch(nkMax, hd);
   thread_local std::vector<float> arena;
-  if ((int64_t)arena.size() < per * nt) arena.resize(per * nt);
+  growScratch(fn, "attention tiles", arena, per * nt);
   std::atomic<int64_t> next{0};
   float* base = arena.data();
   parallelRun(nt, [&](int t, int) {
@@ -354,54 +354,57 @@ void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale,
 
 [[noreturn]] void tooBig(const Napi::Env& env, const char* fn) { throwRange(env, std::string(fn) + ": sizes too large"); }
 
-// Product of non-negative dims; throws when it would exceed 2^53.
-int64_t prod(const Napi::Env& env, const char* fn, std::initializer_list<int64_t> xs) {
-  int64_t p = 1;
-  for (int64_t x : xs) if (x == 0) return 0;
-  for (int64_t x : xs) {
-    if (__builtin_mul_overflow(p, x, &p) || p > (int64_t(1) << 53)) tooBig(env, fn);
-  }
-  return p;
-}
-
-// Runs fn, turning allocation failure into a JS error.
-template <typename Fn>
-void guarded(const Napi::Env& env, const char* fn, const Fn& f) {
-  try {
-    f();
-  } catch (const std::bad_alloc&) {
-    throwRange(env, std::string(fn) + ": out of memory for scratch buffers");
-  } catch (const std::length_error&) {
-    throwRange(env, std::string(fn) + ": out of memory for scratch buffers");
-  }
-}
-
 constexpr int64_t kMaxDim = int64_t(1) << 30;
 
 // ------------------------------------------------------------------ N-API entry points
 
-Napi::Value AttentionNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "attention";
+// Arguments 0..7 shared by attention and attentionBackward: (B, S, H, hd, scale, qkv [B, S, 3, H, hd],
+// out [B, S, H, hd], lse [B, H, S]), with their length checks.
+struct AttnArgs {
+  int64_t B, S, H, hd;
+  float scale;
+  Span<float> qkv, out, lse;
+};
+
+AttnArgs attnArgs(const Napi::CallbackInfo& info, const char* fn, size_t nargs) {
   Napi::Env env = info.Env();
-  needArgs(info, 8, fn);
-  int64_t B = dimArg(info, 0, fn, "B"), S = dimArg(info, 1, fn, "S"), H = dimArg(info, 2, fn, "H"),
-          hd = dimArg(info, 3, fn, "hd");
-  float scale = (float)numArg(info, 4, fn, "scale");
-  auto qkv = f32Arg(info, 5, fn, "qkv");
-  auto out = f32Arg(info, 6, fn, "out");
-  auto lse = f32Arg(info, 7, fn, "lse");
-  needLen(env, qkv, prod(env, fn, {B, S, 3, H, hd}), fn, "qkv");
-  needLen(env, out, prod(env, fn, {B, S, H, hd}), fn, "out");
-  needLen(env, lse, prod(env, fn, {B, H, S}), fn, "lse");
-  noAlias(env, out, qkv, fn, "out", "qkv");
-  noAlias(env, lse, qkv, fn, "lse", "qkv");
-  noAlias(env, lse, out, fn, "lse", "out");
-  if (B * H * S == 0) return env.Undefined();
-  if (S > kMaxDim || hd > kMaxDim) tooBig(env, fn);
+  needArgs(info, nargs, fn);
+  AttnArgs A;
+  A.B = dimArg(info, 0, fn, "B");
+  A.S = dimArg(info, 1, fn, "S");
+  A.H = dimArg(info, 2, fn, "H");
+  A.hd = dimArg(info, 3, fn, "hd");
+  A.scale = (float)numArg(info, 4, fn, "scale");
+  A.qkv = f32Arg(info, 5, fn, "qkv");
+  A.out = f32Arg(info, 6, fn, "out");
+  A.lse = f32Arg(info, 7, fn, "lse");
+  needLen(env, A.qkv, checkedProd(env, fn, {A.B, A.S, 3, A.H, A.hd}), fn, "qkv");
+  needLen(env, A.out, checkedProd(env, fn, {A.B, A.S, A.H, A.hd}), fn, "out");
+  needLen(env, A.lse, checkedProd(env, fn, {A.B, A.H, A.S}), fn, "lse");
+  if (A.B * A.H * A.S != 0 && (A.S > kMaxDim || A.hd > kMaxDim)) tooBig(env, fn);
+  return A;
+}
+
+// attention(B, S, H, hd, scale, qkv, out, lse): out, lse written
+AttnArgs parseAttention(const Napi::CallbackInfo& info, const char* fn) {
+  Napi::Env env = info.Env();
+  AttnArgs A = attnArgs(info, fn, 8);
+  noOverlap(env, fn, A.out, "out", A.qkv, "qkv");
+  noOverlap(env, fn, A.lse, "lse", A.qkv, "qkv");
+  noOverlap(env, fn, A.lse, "lse", A.out, "out");
+  return A;
+}
+
+void attention(const AttnArgs& A) {
+  const char* fn = "attention";
+  const int64_t B = A.B, S = A.S, H = A.H, hd = A.hd;
+  const float scale = A.scale;
+  const Span<float> qkv = A.qkv, out = A.out, lse = A.lse;
+  if (B * H * S == 0) return;
   if (hd == 0) {  // all scores 0: uniform softmax
     for (int64_t bh = 0; bh < B * H; bh++)
       for (int64_t s = 0; s < S; s++) lse.data[bh * S + s] = (float)std::log((double)(s + 1));
-    return env.Undefined();
+    return;
   }
   const int64_t rs = 3 * H * hd;
   auto headAt = [&](int bh) {
@@ -410,8 +413,12 @@ Napi::Value AttentionNapi(const Napi::CallbackInfo& info) {
     return FwdHead{base, rs, base + H * hd, rs, base + 2 * H * hd, rs, out.data + b * S * H * hd + h * hd, H * hd,
                    lse.data + (b * H + h) * S, (int)S, 0};
   };
-  guarded(env, fn, [&] { runFwd((int)(B * H), (int)S, (int)S, (int)hd, headAt, scale); });
-  return env.Undefined();
+  runFwd(fn, (int)(B * H), (int)S, (int)S, (int)hd, headAt, scale);
+}
+
+Napi::Value AttentionNapi(const Napi::CallbackInfo& info) {
+  attention(parseAttention(info, "attention"));
+  return info.Env().Undefined();
 }
 
 Napi::Value AttentionKVNapi(const Napi::CallbackInfo& info) {
@@ -426,13 +433,13 @@ Napi::Value AttentionKVNapi(const Napi::CallbackInfo& info) {
   auto vc = f32Arg(info, 7, fn, "vCache");
   auto out = f32Arg(info, 8, fn, "out");
   if (Sq > kMaxDim || pos0 > kMaxDim) tooBig(env, fn);
-  needLen(env, q, prod(env, fn, {Sq, H, hd}), fn, "q");
-  needLen(env, kc, prod(env, fn, {pos0 + Sq, H, hd}), fn, "kCache");
-  needLen(env, vc, prod(env, fn, {pos0 + Sq, H, hd}), fn, "vCache");
-  needLen(env, out, prod(env, fn, {Sq, H, hd}), fn, "out");
-  noAlias(env, out, q, fn, "out", "q");
-  noAlias(env, out, kc, fn, "out", "kCache");
-  noAlias(env, out, vc, fn, "out", "vCache");
+  needLen(env, q, checkedProd(env, fn, {Sq, H, hd}), fn, "q");
+  needLen(env, kc, checkedProd(env, fn, {pos0 + Sq, H, hd}), fn, "kCache");
+  needLen(env, vc, checkedProd(env, fn, {pos0 + Sq, H, hd}), fn, "vCache");
+  needLen(env, out, checkedProd(env, fn, {Sq, H, hd}), fn, "out");
+  noOverlap(env, fn, out, "out", q, "q");
+  noOverlap(env, fn, out, "out", kc, "kCache");
+  noOverlap(env, fn, out, "out", vc, "vCache");
   if (Sq * H * hd == 0) return env.Undefined();
   if (hd > kMaxDim) tooBig(env, fn);
   const int64_t rs = H * hd;
@@ -440,33 +447,34 @@ Napi::Value AttentionKVNapi(const Napi::CallbackInfo& info) {
     return FwdHead{q.data + h * hd, rs, kc.data + h * hd, rs, vc.data + h * hd, rs, out.data + h * hd, rs, nullptr,
                    (int)Sq, (int)pos0};
   };
-  guarded(env, fn, [&] { runFwd((int)H, (int)Sq, (int)(pos0 + Sq), (int)hd, headAt, scale); });
+  runFwd(fn, (int)H, (int)Sq, (int)(pos0 + Sq), (int)hd, headAt, scale);
   return env.Undefined();
 }
 
-Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "attentionBackward";
+// attentionBackward(B, S, H, hd, scale, qkv, out, lse, gout, gqkv): gqkv written
+struct AttnBackwardArgs {
+  AttnArgs in;
+  Span<float> gout, gqkv;
+};
+
+AttnBackwardArgs parseAttentionBackward(const Napi::CallbackInfo& info, const char* fn) {
   Napi::Env env = info.Env();
-  needArgs(info, 10, fn);
-  int64_t B = dimArg(info, 0, fn, "B"), S = dimArg(info, 1, fn, "S"), H = dimArg(info, 2, fn, "H"),
-          hd = dimArg(info, 3, fn, "hd");
-  float scale = (float)numArg(info, 4, fn, "scale");
-  auto qkv = f32Arg(info, 5, fn, "qkv");
-  auto out = f32Arg(info, 6, fn, "out");
-  auto lse = f32Arg(info, 7, fn, "lse");
-  auto gout = f32Arg(info, 8, fn, "gout");
-  auto gqkv = f32Arg(info, 9, fn, "gqkv");
-  needLen(env, qkv, prod(env, fn, {B, S, 3, H, hd}), fn, "qkv");
-  needLen(env, out, prod(env, fn, {B, S, H, hd}), fn, "out");
-  needLen(env, lse, prod(env, fn, {B, H, S}), fn, "lse");
-  needLen(env, gout, prod(env, fn, {B, S, H, hd}), fn, "gout");
-  needLen(env, gqkv, prod(env, fn, {B, S, 3, H, hd}), fn, "gqkv");
-  noAlias(env, gqkv, qkv, fn, "gqkv", "qkv");
-  noAlias(env, gqkv, out, fn, "gqkv", "out");
-  noAlias(env, gqkv, lse, fn, "gqkv", "lse");
-  noAlias(env, gqkv, gout, fn, "gqkv", "gout");
-  if (B * H * S * hd == 0) return env.Undefined();
-  if (S > kMaxDim || hd > kMaxDim) tooBig(env, fn);
+  AttnBackwardArgs A{attnArgs(info, fn, 10), f32Arg(info, 8, fn, "gout"), f32Arg(info, 9, fn, "gqkv")};
+  needLen(env, A.gout, checkedProd(env, fn, {A.in.B, A.in.S, A.in.H, A.in.hd}), fn, "gout");
+  needLen(env, A.gqkv, checkedProd(env, fn, {A.in.B, A.in.S, 3, A.in.H, A.in.hd}), fn, "gqkv");
+  noOverlap(env, fn, A.gqkv, "gqkv", A.in.qkv, "qkv");
+  noOverlap(env, fn, A.gqkv, "gqkv", A.in.out, "out");
+  noOverlap(env, fn, A.gqkv, "gqkv", A.in.lse, "lse");
+  noOverlap(env, fn, A.gqkv, "gqkv", A.gout, "gout");
+  return A;
+}
+
+void attentionBackward(const AttnBackwardArgs& A) {
+  const char* fn = "attentionBackward";
+  const int64_t B = A.in.B, S = A.in.S, H = A.in.H, hd = A.in.hd;
+  const float scale = A.in.scale;
+  const Span<float> qkv = A.in.qkv, out = A.in.out, lse = A.in.lse, gout = A.gout, gqkv = A.gqkv;
+  if (B * H * S * hd == 0) return;
 
   const int64_t rs = 3 * H * hd;
   auto headAt = [&](int64_t bh) {
@@ -486,9 +494,9 @@ Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
     for (int s = 0; s < Si; s++) std::memcpy(h.gq + s * rs, dQ + (int64_t)s * hdp, sizeof(float) * hdi);
   };
 
-  guarded(env, fn, [&] {
+  {
     thread_local std::vector<float> arena;
-    if ((int64_t)arena.size() < per * nt0) arena.resize(per * nt0);
+    growScratch(fn, "attention tiles", arena, per * nt0);
     float* base = arena.data();
     // Whole heads, one thread each: no write conflicts. When rows of gq can take 8-float stores
     // (hd % 8 == 0), dq accumulates right there; else in a padded buffer that is copied out.
@@ -531,8 +539,12 @@ Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
       }
       writeDq(h, dQ0);
     }
-  });
-  return env.Undefined();
+  }
+}
+
+Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
+  attentionBackward(parseAttentionBackward(info, "attentionBackward"));
+  return info.Env().Undefined();
 }
 
 }  // namespace

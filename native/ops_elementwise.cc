@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "cpu.h"
-#include "napi_util.h"
+#include "args.h"
 #include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
@@ -97,36 +97,6 @@ bool injective(const Layout& l, const int64_t* strides) {
   return true;
 }
 
-void noOverlap(const Napi::Env& env, const void* a, int64_t alo, int64_t ahi, size_t aElem, const void* b,
-               int64_t blo, int64_t bhi, size_t bElem, const char* fn, const char* na, const char* nb) {
-  if (alo >= ahi || blo >= bhi) return;
-  uintptr_t a0 = reinterpret_cast<uintptr_t>(a) + (uintptr_t)alo * aElem, a1 = reinterpret_cast<uintptr_t>(a) + (uintptr_t)ahi * aElem;
-  uintptr_t b0 = reinterpret_cast<uintptr_t>(b) + (uintptr_t)blo * bElem, b1 = reinterpret_cast<uintptr_t>(b) + (uintptr_t)bhi * bElem;
-  if (a0 < b1 && b0 < a1) throwRange(env, std::string(fn) + ": '" + na + "' and '" + nb + "' must not overlap");
-}
-
-void sameOrDisjoint(const Napi::Env& env, const float* x, const float* out, int64_t n, const char* fn,
-                    const char* nx, const char* nout) {
-  if (x == out) return;
-  noOverlap(env, x, 0, n, 4, out, 0, n, 4, fn, nx, nout);
-}
-
-int64_t mulDims(const Napi::Env& env, int64_t a, int64_t b, const char* fn) {
-  if (a != 0 && b > ((int64_t)1 << 53) / a) throwRange(env, std::string(fn) + ": dimensions too large");
-  return a * b;
-}
-
-Span<int32_t> i32OptArg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
-  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return {nullptr, 0};
-  return i32Arg(info, i, fn, name);
-}
-
-double finiteArg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
-  double v = numArg(info, i, fn, name);
-  if (!std::isfinite(v)) throwRange(info.Env(), std::string(fn) + ": argument '" + name + "' must be finite");
-  return v;
-}
-
 }  // namespace ops
 
 // ====================================================================== portable loops
@@ -136,11 +106,11 @@ namespace generic {
 namespace {
 inline float maxS(float a, float b) { return a != a ? a : b != b ? b : a > b ? a : b; }
 inline float minS(float a, float b) { return a != a ? a : b != b ? b : a < b ? a : b; }
-template <int OP>
+template <BinaryOp OP>
 inline float bopS(float a, float b) {
-  return OP == 0 ? a + b : OP == 1 ? a - b : OP == 2 ? a * b : OP == 3 ? a / b : OP == 4 ? maxS(a, b) : minS(a, b);
+  return OP == BinaryOp::Add ? a + b : OP == BinaryOp::Sub ? a - b : OP == BinaryOp::Mul ? a * b : OP == BinaryOp::Div ? a / b : OP == BinaryOp::Max ? maxS(a, b) : minS(a, b);
 }
-template <int OP>
+template <BinaryOp OP>
 void binaryT(const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] = bopS<OP>(a[i * sa], b[i * sb]);
 }
@@ -158,59 +128,59 @@ void map1(const float* x, float* y, int64_t n, F f) {
 }
 }  // namespace
 
-void binary(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
+void binary(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
   switch (op) {
-    case 0: return binaryT<0>(a, sa, b, sb, out, n);
-    case 1: return binaryT<1>(a, sa, b, sb, out, n);
-    case 2: return binaryT<2>(a, sa, b, sb, out, n);
-    case 3: return binaryT<3>(a, sa, b, sb, out, n);
-    case 4: return binaryT<4>(a, sa, b, sb, out, n);
-    default: return binaryT<5>(a, sa, b, sb, out, n);
+    case BinaryOp::Add: return binaryT<BinaryOp::Add>(a, sa, b, sb, out, n);
+    case BinaryOp::Sub: return binaryT<BinaryOp::Sub>(a, sa, b, sb, out, n);
+    case BinaryOp::Mul: return binaryT<BinaryOp::Mul>(a, sa, b, sb, out, n);
+    case BinaryOp::Div: return binaryT<BinaryOp::Div>(a, sa, b, sb, out, n);
+    case BinaryOp::Max: return binaryT<BinaryOp::Max>(a, sa, b, sb, out, n);
+    default: return binaryT<BinaryOp::Min>(a, sa, b, sb, out, n);
   }
 }
 
-void unary(int op, const float* x, float* y, int64_t n) {
+void unary(UnaryOp op, const float* x, float* y, int64_t n) {
   switch (op) {
-    case 0: return map1(x, y, n, [](float v) { return -v; });
-    case 1: return map1(x, y, n, [](float v) { return (float)std::exp((double)v); });
-    case 2: return map1(x, y, n, [](float v) { return (float)std::log((double)v); });
-    case 3: return map1(x, y, n, [](float v) { return (float)std::tanh((double)v); });
-    case 4: return map1(x, y, n, [](float v) { return (float)(v * sigmoidD(geluTanhZ(v))); });
-    case 5: return map1(x, y, n, [](float v) { return (float)(v * normCdfD(v)); });
-    case 6: return map1(x, y, n, [](float v) { return v <= 0.0f ? 0.0f : v; });
-    case 7: return map1(x, y, n, [](float v) { return (float)(v * sigmoidD(v)); });
-    case 8: return map1(x, y, n, [](float v) { return (float)sigmoidD(v); });
-    case 9: return map1(x, y, n, [](float v) { return std::sqrt(v); });
+    case UnaryOp::Neg: return map1(x, y, n, [](float v) { return -v; });
+    case UnaryOp::Exp: return map1(x, y, n, [](float v) { return (float)std::exp((double)v); });
+    case UnaryOp::Log: return map1(x, y, n, [](float v) { return (float)std::log((double)v); });
+    case UnaryOp::Tanh: return map1(x, y, n, [](float v) { return (float)std::tanh((double)v); });
+    case UnaryOp::GeluTanh: return map1(x, y, n, [](float v) { return (float)(v * sigmoidD(geluTanhZ(v))); });
+    case UnaryOp::GeluErf: return map1(x, y, n, [](float v) { return (float)(v * normCdfD(v)); });
+    case UnaryOp::Relu: return map1(x, y, n, [](float v) { return v <= 0.0f ? 0.0f : v; });
+    case UnaryOp::Silu: return map1(x, y, n, [](float v) { return (float)(v * sigmoidD(v)); });
+    case UnaryOp::Sigmoid: return map1(x, y, n, [](float v) { return (float)sigmoidD(v); });
+    case UnaryOp::Sqrt: return map1(x, y, n, [](float v) { return std::sqrt(v); });
     default: return map1(x, y, n, [](float v) { return v * v; });
   }
 }
 
-void unaryBackward(int op, const float* x, const float* y, const float* gy, float* gx, int64_t n) {
+void unaryBackward(UnaryOp op, const float* x, const float* y, const float* gy, float* gx, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     double g = gy[i], d;
     switch (op) {
-      case 0: d = -1.0; break;
-      case 1: d = y[i]; break;
-      case 2: d = 1.0 / x[i]; break;
-      case 3: d = 1.0 - (double)y[i] * y[i]; break;
-      case 4: {
+      case UnaryOp::Neg: d = -1.0; break;
+      case UnaryOp::Exp: d = y[i]; break;
+      case UnaryOp::Log: d = 1.0 / x[i]; break;
+      case UnaryOp::Tanh: d = 1.0 - (double)y[i] * y[i]; break;
+      case UnaryOp::GeluTanh: {
         double v = x[i], z = geluTanhZ(v);
         d = sigmoidD(z) + 2.0 * v * sigmoidD(z) * sigmoidD(-z) * kSqrt2OverPi * (1.0 + 3.0 * kGeluA * v * v);
         break;
       }
-      case 5: {
+      case UnaryOp::GeluErf: {
         double v = x[i];
         d = normCdfD(v) + v * kInvSqrt2Pi * std::exp(-0.5 * v * v);
         break;
       }
-      case 6: d = x[i] > 0.0f ? 1.0 : 0.0; break;
-      case 7: {
+      case UnaryOp::Relu: d = x[i] > 0.0f ? 1.0 : 0.0; break;
+      case UnaryOp::Silu: {
         double v = x[i];
         d = sigmoidD(v) + v * sigmoidD(v) * sigmoidD(-v);
         break;
       }
-      case 8: d = (double)y[i] * (1.0 - (double)y[i]); break;
-      case 9: d = 1.0 / (2.0 * y[i]); break;
+      case UnaryOp::Sigmoid: d = (double)y[i] * (1.0 - (double)y[i]); break;
+      case UnaryOp::Sqrt: d = 1.0 / (2.0 * y[i]); break;
       default: d = 2.0 * x[i]; break;
     }
     gx[i] = (float)(g * d);
@@ -353,7 +323,7 @@ Napi::Value CopyStridedNapi(const Napi::CallbackInfo& info) {
   StridedOperand so = stridedArg(info, 2, 3, l, (int64_t)src.length, fn, "src", "srcOffset", "srcStrides");
   auto dst = f32Arg(info, 4, fn, "dst");
   StridedOperand dso = stridedArg(info, 5, 6, l, (int64_t)dst.length, fn, "dst", "dstOffset", "dstStrides");
-  noOverlap(env, src.data, so.lo, so.hi, 4, dst.data, dso.lo, dso.hi, 4, fn, "src", "dst");
+  noOverlap(env, fn, region(src.data, so.lo, so.hi), "src", region(dst.data, dso.lo, dso.hi), "dst");
   if (l.total == 0) return env.Undefined();
   const int64_t* strides[2] = {dso.strides, so.strides};
   const int64_t offs[2] = {dso.offset, so.offset};
@@ -403,11 +373,13 @@ Napi::Value CopyStridedNapi(const Napi::CallbackInfo& info) {
 }
 MOELAB_EXPORT(copyStrided, CopyStridedNapi);
 
-int64_t opArg(const Napi::CallbackInfo& info, size_t i, const char* fn, int64_t count) {
+// An op code of family E (op_codes.h): an integer in [0, E::Count).
+template <typename E>
+E opArg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
   int64_t op = dimArg(info, i, fn, "op");
-  if (op >= count)
+  if (op >= (int64_t)E::Count)
     throwRange(info.Env(), std::string(fn) + ": unknown op code " + std::to_string(op));
-  return op;
+  return (E)op;
 }
 
 // ---------------------------------------------------------------- binary
@@ -415,7 +387,7 @@ Napi::Value BinaryNapi(const Napi::CallbackInfo& info) {
   const char* fn = "binary";
   needArgs(info, 9, fn);
   Napi::Env env = info.Env();
-  int op = (int)opArg(info, 0, fn, 6);
+  const BinaryOp op = opArg<BinaryOp>(info, 0, fn);
   Layout l = shapeArg(info, 1, fn);
   auto a = f32Arg(info, 2, fn, "a");
   StridedOperand ao = stridedArg(info, 3, 4, l, (int64_t)a.length, fn, "a", "aOffset", "aStrides");
@@ -423,8 +395,8 @@ Napi::Value BinaryNapi(const Napi::CallbackInfo& info) {
   StridedOperand bo = stridedArg(info, 6, 7, l, (int64_t)b.length, fn, "b", "bOffset", "bStrides");
   auto out = f32Arg(info, 8, fn, "out");
   needLen(env, out, l.total, fn, "out");
-  noOverlap(env, a.data, ao.lo, ao.hi, 4, out.data, 0, l.total, 4, fn, "a", "out");
-  noOverlap(env, b.data, bo.lo, bo.hi, 4, out.data, 0, l.total, 4, fn, "b", "out");
+  noOverlap(env, fn, region(a.data, ao.lo, ao.hi), "a", region(out.data, 0, l.total), "out");
+  noOverlap(env, fn, region(b.data, bo.lo, bo.hi), "b", region(out.data, 0, l.total), "out");
   if (l.total == 0) return env.Undefined();
   int64_t ost[kMaxRank];
   contiguousStrides(l, ost);
@@ -451,13 +423,13 @@ Napi::Value BinaryScalarNapi(const Napi::CallbackInfo& info) {
   const char* fn = "binaryScalar";
   needArgs(info, 4, fn);
   Napi::Env env = info.Env();
-  int op = (int)opArg(info, 0, fn, 6);
+  const BinaryOp op = opArg<BinaryOp>(info, 0, fn);
   auto x = f32Arg(info, 1, fn, "x");
   float s = (float)numArg(info, 2, fn, "s");
   auto out = f32Arg(info, 3, fn, "out");
   int64_t n = (int64_t)out.length;
   needLen(env, x, n, fn, "x");
-  sameOrDisjoint(env, x.data, out.data, n, fn, "x", "out");
+  sameOrDisjoint(env, fn, x, "x", out, "out", n);
   const auto& K = kernels();
   parallelFor(n, kGrainCheap, [&](int64_t b, int64_t e) { K.binary(op, x.data + b, 1, &s, 0, out.data + b, e - b); });
   return env.Undefined();
@@ -465,19 +437,24 @@ Napi::Value BinaryScalarNapi(const Napi::CallbackInfo& info) {
 MOELAB_EXPORT(binaryScalar, BinaryScalarNapi);
 
 // ---------------------------------------------------------------- unary
-bool cheapUnary(int op) { return op == 0 || op == 6 || op == 9 || op == 10; }
-bool unaryUsesY(int op) { return op == 1 || op == 3 || op == 8 || op == 9; }
+bool cheapUnary(UnaryOp op) {
+  return op == UnaryOp::Neg || op == UnaryOp::Relu || op == UnaryOp::Sqrt || op == UnaryOp::Square;
+}
+// The backward reads y (the forward output) for these, x for the others (neg reads neither).
+bool unaryUsesY(UnaryOp op) {
+  return op == UnaryOp::Exp || op == UnaryOp::Tanh || op == UnaryOp::Sigmoid || op == UnaryOp::Sqrt;
+}
 
 Napi::Value UnaryNapi(const Napi::CallbackInfo& info) {
   const char* fn = "unary";
   needArgs(info, 3, fn);
   Napi::Env env = info.Env();
-  int op = (int)opArg(info, 0, fn, 11);
+  const UnaryOp op = opArg<UnaryOp>(info, 0, fn);
   auto x = f32Arg(info, 1, fn, "x");
   auto out = f32Arg(info, 2, fn, "out");
   int64_t n = (int64_t)out.length;
   needLen(env, x, n, fn, "x");
-  sameOrDisjoint(env, x.data, out.data, n, fn, "x", "out");
+  sameOrDisjoint(env, fn, x, "x", out, "out", n);
   const auto& K = kernels();
   parallelFor(n, cheapUnary(op) ? kGrainCheap : kGrainHeavy,
               [&](int64_t b, int64_t e) { K.unary(op, x.data + b, out.data + b, e - b); });
@@ -489,26 +466,26 @@ Napi::Value UnaryBackwardNapi(const Napi::CallbackInfo& info) {
   const char* fn = "unaryBackward";
   needArgs(info, 5, fn);
   Napi::Env env = info.Env();
-  int op = (int)opArg(info, 0, fn, 11);
+  const UnaryOp op = opArg<UnaryOp>(info, 0, fn);
   auto x = f32Arg(info, 1, fn, "x");
   auto y = f32Arg(info, 2, fn, "y");
   auto gy = f32Arg(info, 3, fn, "gy");
   auto gx = f32Arg(info, 4, fn, "gx");
   int64_t n = (int64_t)gx.length;
   needLen(env, gy, n, fn, "gy");
-  noOverlap(env, gy.data, 0, n, 4, gx.data, 0, n, 4, fn, "gy", "gx");
+  noOverlap(env, fn, region(gy.data, 0, n), "gy", region(gx.data, 0, n), "gx");
   const float *px = nullptr, *py = nullptr;
   if (unaryUsesY(op)) {
     needLen(env, y, n, fn, "y");
-    noOverlap(env, y.data, 0, n, 4, gx.data, 0, n, 4, fn, "y", "gx");
+    noOverlap(env, fn, region(y.data, 0, n), "y", region(gx.data, 0, n), "gx");
     py = y.data;
-  } else if (op != 0) {
+  } else if (op != UnaryOp::Neg) {
     needLen(env, x, n, fn, "x");
-    noOverlap(env, x.data, 0, n, 4, gx.data, 0, n, 4, fn, "x", "gx");
+    noOverlap(env, fn, region(x.data, 0, n), "x", region(gx.data, 0, n), "gx");
     px = x.data;
   }
   const auto& K = kernels();
-  parallelFor(n, cheapUnary(op) || op == 1 || op == 3 || op == 8 ? kGrainCheap : kGrainHeavy,
+  parallelFor(n, cheapUnary(op) || op == UnaryOp::Exp || op == UnaryOp::Tanh || op == UnaryOp::Sigmoid ? kGrainCheap : kGrainHeavy,
               [&](int64_t b, int64_t e) {
                 K.unaryBackward(op, px ? px + b : nullptr, py ? py + b : nullptr, gy.data + b, gx.data + b, e - b);
               });
@@ -526,7 +503,7 @@ Napi::Value AxpyNapi(const Napi::CallbackInfo& info) {
   auto y = f32Arg(info, 2, fn, "y");
   int64_t n = (int64_t)y.length;
   needLen(env, x, n, fn, "x");
-  noOverlap(env, x.data, 0, n, 4, y.data, 0, n, 4, fn, "x", "y");
+  noOverlap(env, fn, region(x.data, 0, n), "x", region(y.data, 0, n), "y");
   const auto& K = kernels();
   parallelFor(n, kGrainCheap, [&](int64_t b, int64_t e) { K.axpy(alpha, x.data + b, y.data + b, e - b); });
   return env.Undefined();
@@ -573,8 +550,8 @@ Napi::Value MaskedFillNapi(const Napi::CallbackInfo& info) {
   int64_t n = (int64_t)out.length;
   needLen(env, x, n, fn, "x");
   needLen(env, mask, n, fn, "mask");
-  sameOrDisjoint(env, x.data, out.data, n, fn, "x", "out");
-  noOverlap(env, mask.data, 0, n, 1, out.data, 0, n, 4, fn, "mask", "out");
+  sameOrDisjoint(env, fn, x, "x", out, "out", n);
+  noOverlap(env, fn, region(mask.data, 0, n), "mask", region(out.data, 0, n), "out");
   const auto& K = kernels();
   parallelFor(n, kGrainCheap,
               [&](int64_t b, int64_t e) { K.maskedFill(x.data + b, mask.data + b, v, out.data + b, e - b); });
@@ -597,9 +574,9 @@ Napi::Value DropoutNapi(const Napi::CallbackInfo& info) {
   int64_t n = (int64_t)out.length;
   needLen(env, x, n, fn, "x");
   needLen(env, mask, n, fn, "mask");
-  noOverlap(env, x.data, 0, n, 4, out.data, 0, n, 4, fn, "x", "out");
-  noOverlap(env, mask.data, 0, n, 1, out.data, 0, n, 4, fn, "mask", "out");
-  noOverlap(env, mask.data, 0, n, 1, x.data, 0, n, 4, fn, "mask", "x");
+  noOverlap(env, fn, region(x.data, 0, n), "x", region(out.data, 0, n), "out");
+  noOverlap(env, fn, region(mask.data, 0, n), "mask", region(out.data, 0, n), "out");
+  noOverlap(env, fn, region(mask.data, 0, n), "mask", region(x.data, 0, n), "x");
   const uint64_t thr = (uint64_t)std::ceil(p * 4294967296.0);  // keep iff hash >= p * 2^32
   const float scale = p < 1.0 ? (float)(1.0 / (1.0 - p)) : 0.0f;
   const uint32_t seed = (uint32_t)sd;

@@ -3,7 +3,7 @@
 // (serially, before any thread starts) so a bad id throws instead of touching memory.
 // Accumulating kernels split work so no two threads write the same element and each element sums its
 // contributions in input order (results do not depend on the thread count).
-#include "napi_util.h"
+#include "args.h"
 #include "registry.h"
 #include "threadpool.h"
 
@@ -16,50 +16,8 @@
 namespace moelab {
 namespace {
 
-int64_t prod(const Napi::Env& env, const char* fn, std::initializer_list<int64_t> xs) {
-  int64_t p = 1;
-  for (int64_t x : xs)
-    if (x == 0) return 0;
-  for (int64_t x : xs)
-    if (__builtin_mul_overflow(p, x, &p) || p > (int64_t(1) << 53))
-      throwRange(env, std::string(fn) + ": sizes too large");
-  return p;
-}
-
-// Throws unless ids[0..n) are all in [0, hi); returns the largest id (or -1 when n == 0).
-int64_t checkIds(const Napi::Env& env, const int32_t* ids, int64_t n, int64_t hi, const char* fn, const char* name) {
-  int32_t mx = -1;
-  for (int64_t i = 0; i < n; i++) {
-    const int32_t v = ids[i];
-    if (v < 0 || v >= hi)
-      throwRange(env, std::string(fn) + ": " + name + "[" + std::to_string(i) + "] = " + std::to_string(v) +
-                          " out of range [0, " + std::to_string(hi) + ")");
-    mx = std::max(mx, v);
-  }
-  return mx;
-}
-
 // Grain (items per chunk) so each chunk moves at least ~32K elements.
 int64_t grainFor(int64_t perItem) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, perItem)); }
-
-// Jobs go to the pool for all of its threads or not at all (inline); every thread runs fn(t, nt).
-// (Jobs narrower than the pool once tripped a thread-pool race, fixed in 95b9162.)
-template <typename Fn>
-void runOnPool(bool parallel, const Fn& fn) {
-  const int nt = threads();
-  if (!parallel || nt <= 1) fn(0, 1);
-  else parallelRun(nt, fn);
-}
-
-// fn(begin, end) over [0, n), split evenly across the pool when each thread gets >= grain items.
-template <typename Fn>
-void forRange(int64_t n, int64_t grain, const Fn& fn) {
-  if (n <= 0) return;
-  runOnPool(n >= 2 * grain, [&](int t, int nt) {
-    const int64_t b = n * t / nt, e = n * (t + 1) / nt;
-    if (b < e) fn(b, e);
-  });
-}
 
 // Runs body(c0, c1, r0, r1) so that threads own disjoint parts of a [dstRows, d] destination:
 // column ranges [c0, c1) (multiples of 16 floats) for wide rows, row ranges [r0, r1) otherwise.
@@ -67,7 +25,7 @@ void forRange(int64_t n, int64_t grain, const Fn& fn) {
 template <typename Body>
 void splitDestination(int64_t work, int64_t d, int64_t dstRows, const Body& body) {
   const bool wide = d >= 64;
-  runOnPool(work >= 65536, [&](int t, int nt) {
+  parallelRun(work >= 65536 ? threads() : 1, [&](int t, int nt) {
     if (nt == 1) {
       body(0, d, 0, dstRows);
     } else if (wide) {
@@ -81,47 +39,59 @@ void splitDestination(int64_t work, int64_t d, int64_t dstRows, const Body& body
 
 // ------------------------------------------------------------------ rows
 
-Napi::Value IndexSelectNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "indexSelect";
-  Napi::Env env = info.Env();
-  needArgs(info, 5, fn);
-  int64_t n = dimArg(info, 0, fn, "n"), d = dimArg(info, 1, fn, "d");
-  auto table = f32Arg(info, 2, fn, "table");
-  auto ids = i32Arg(info, 3, fn, "ids");
-  auto out = f32Arg(info, 4, fn, "out");
-  needLen(env, ids, n, fn, "ids");
-  needLen(env, out, prod(env, fn, {n, d}), fn, "out");
-  noAlias(env, out, table, fn, "out", "table");
-  noAlias(env, out, ids, fn, "out", "ids");
-  if (n == 0 || d == 0) return env.Undefined();
-  checkIds(env, ids.data, n, (int64_t)table.length / d, fn, "ids");
-  const float* T = table.data;
-  const int32_t* I = ids.data;
-  float* O = out.data;
-  forRange(n, grainFor(d), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; i++) std::memcpy(O + i * d, T + (int64_t)I[i] * d, sizeof(float) * d);
-  });
-  return env.Undefined();
+// Of a and b one is written (a when aWritten): it must overlap neither the other nor the indices.
+void oneWritten(const Napi::Env& env, const char* fn, const Span<float>& a, const char* an, const Span<float>& b,
+                const char* bn, bool aWritten, const Span<int32_t>& idx, const char* idxName) {
+  noOverlap(env, fn, a, an, b, bn);
+  noOverlap(env, fn, aWritten ? a : b, aWritten ? an : bn, idx, idxName);
 }
 
-Napi::Value IndexAddNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "indexAdd";
+// indexSelect(n, d, table, ids, out) and indexAdd(n, d, ids, src, dst) move rows between a table
+// [rows, d] (rows = its length / d) and n dense rows [n, d] addressed by ids [n] in [0, rows).
+struct RowsArgs {
+  int64_t n, d, rows;
+  Span<float> table;   // [rows, d]: read by indexSelect, accumulated by indexAdd
+  Span<int32_t> ids;   // [n]
+  Span<float> dense;   // [n, d]: written by indexSelect, read by indexAdd
+};
+
+RowsArgs rowsArgs(const Napi::CallbackInfo& info, const char* fn, size_t iTable, size_t iIds, size_t iDense,
+                  const char* tableName, const char* denseName, bool tableWritten) {
   Napi::Env env = info.Env();
   needArgs(info, 5, fn);
-  int64_t n = dimArg(info, 0, fn, "n"), d = dimArg(info, 1, fn, "d");
-  auto ids = i32Arg(info, 2, fn, "ids");
-  auto src = f32Arg(info, 3, fn, "src");
-  auto dst = f32Arg(info, 4, fn, "dst");
-  needLen(env, ids, n, fn, "ids");
-  needLen(env, src, prod(env, fn, {n, d}), fn, "src");
-  noAlias(env, dst, src, fn, "dst", "src");
-  noAlias(env, dst, ids, fn, "dst", "ids");
-  if (n == 0 || d == 0) return env.Undefined();
-  const int64_t rows = (int64_t)dst.length / d;
-  checkIds(env, ids.data, n, rows, fn, "ids");
-  const int32_t* I = ids.data;
-  const float* S = src.data;
-  float* D = dst.data;
+  RowsArgs A;
+  A.n = dimArg(info, 0, fn, "n");
+  A.d = dimArg(info, 1, fn, "d");
+  A.table = f32Arg(info, iTable, fn, tableName);
+  A.ids = i32Arg(info, iIds, fn, "ids");
+  A.dense = f32Arg(info, iDense, fn, denseName);
+  needLen(env, A.ids, A.n, fn, "ids");
+  needLen(env, A.dense, checkedProd(env, fn, {A.n, A.d}), fn, denseName);
+  oneWritten(env, fn, A.table, tableName, A.dense, denseName, tableWritten, A.ids, "ids");
+  A.rows = A.d ? (int64_t)A.table.length / A.d : 0;
+  if (A.n && A.d) idsInRange(env, fn, "ids", A.ids.data, A.n, A.rows);
+  return A;
+}
+
+// out[i, :] = table[ids[i], :]
+void indexSelect(const RowsArgs& A) {
+  const int64_t n = A.n, d = A.d;
+  if (n == 0 || d == 0) return;
+  const float* T = A.table.data;
+  const int32_t* I = A.ids.data;
+  float* O = A.dense.data;
+  parallelFor(n, grainFor(d), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) std::memcpy(O + i * d, T + (int64_t)I[i] * d, sizeof(float) * d);
+  });
+}
+
+// dst[ids[i], :] += src[i, :], each destination row summed in input order
+void indexAdd(const RowsArgs& A) {
+  const int64_t n = A.n, d = A.d, rows = A.rows;
+  if (n == 0 || d == 0) return;
+  const int32_t* I = A.ids.data;
+  const float* S = A.dense.data;
+  float* D = A.table.data;
   splitDestination(n * d, d, rows, [&](int64_t c0, int64_t c1, int64_t r0, int64_t r1) {
     for (int64_t i = 0; i < n; i++) {
       const int64_t id = I[i];
@@ -131,59 +101,82 @@ Napi::Value IndexAddNapi(const Napi::CallbackInfo& info) {
       for (int64_t c = c0; c < c1; c++) o[c] += s[c];
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value IndexSelectNapi(const Napi::CallbackInfo& info) {
+  indexSelect(rowsArgs(info, "indexSelect", 2, 3, 4, "table", "out", false));
+  return info.Env().Undefined();
+}
+
+Napi::Value IndexAddNapi(const Napi::CallbackInfo& info) {
+  indexAdd(rowsArgs(info, "indexAdd", 4, 2, 3, "dst", "src", true));
+  return info.Env().Undefined();
 }
 
 // ------------------------------------------------------------------ last axis
 
-Napi::Value GatherNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "gather";
+// gather(rows, n, k, x, idx, out) and scatterAdd(rows, n, k, idx, src, dst) relate a dense
+// [rows, n] array and k picked entries per row [rows, k] through idx [rows, k] in [0, n).
+struct LastAxisArgs {
+  int64_t rows, n, k;
+  Span<float> dense;   // [rows, n]: read by gather, accumulated by scatterAdd
+  Span<int32_t> idx;   // [rows, k]
+  Span<float> picked;  // [rows, k]: written by gather, read by scatterAdd
+};
+
+LastAxisArgs lastAxisArgs(const Napi::CallbackInfo& info, const char* fn, size_t iDense, size_t iIdx,
+                          size_t iPicked, const char* denseName, const char* pickedName, bool denseWritten) {
   Napi::Env env = info.Env();
   needArgs(info, 6, fn);
-  int64_t rows = dimArg(info, 0, fn, "rows"), n = dimArg(info, 1, fn, "n"), k = dimArg(info, 2, fn, "k");
-  auto x = f32Arg(info, 3, fn, "x");
-  auto idx = i32Arg(info, 4, fn, "idx");
-  auto out = f32Arg(info, 5, fn, "out");
-  needLen(env, x, prod(env, fn, {rows, n}), fn, "x");
-  needLen(env, idx, prod(env, fn, {rows, k}), fn, "idx");
-  needLen(env, out, prod(env, fn, {rows, k}), fn, "out");
-  noAlias(env, out, x, fn, "out", "x");
-  noAlias(env, out, idx, fn, "out", "idx");
-  if (rows * k == 0) return env.Undefined();
-  checkIds(env, idx.data, rows * k, n, fn, "idx");
-  const float* X = x.data;
-  const int32_t* I = idx.data;
-  float* O = out.data;
-  forRange(rows, grainFor(k), [&](int64_t b, int64_t e) {
+  LastAxisArgs A;
+  A.rows = dimArg(info, 0, fn, "rows");
+  A.n = dimArg(info, 1, fn, "n");
+  A.k = dimArg(info, 2, fn, "k");
+  A.dense = f32Arg(info, iDense, fn, denseName);
+  A.idx = i32Arg(info, iIdx, fn, "idx");
+  A.picked = f32Arg(info, iPicked, fn, pickedName);
+  needLen(env, A.dense, checkedProd(env, fn, {A.rows, A.n}), fn, denseName);
+  needLen(env, A.idx, checkedProd(env, fn, {A.rows, A.k}), fn, "idx");
+  needLen(env, A.picked, checkedProd(env, fn, {A.rows, A.k}), fn, pickedName);
+  oneWritten(env, fn, A.dense, denseName, A.picked, pickedName, denseWritten, A.idx, "idx");
+  idsInRange(env, fn, "idx", A.idx.data, A.rows * A.k, A.n);
+  return A;
+}
+
+// out[r, j] = x[r, idx[r, j]]
+void gather(const LastAxisArgs& A) {
+  const int64_t rows = A.rows, n = A.n, k = A.k;
+  if (rows * k == 0) return;
+  const float* X = A.dense.data;
+  const int32_t* I = A.idx.data;
+  float* O = A.picked.data;
+  parallelFor(rows, grainFor(k), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++)
       for (int64_t j = 0; j < k; j++) O[r * k + j] = X[r * n + I[r * k + j]];
   });
-  return env.Undefined();
 }
 
-Napi::Value ScatterAddNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "scatterAdd";
-  Napi::Env env = info.Env();
-  needArgs(info, 6, fn);
-  int64_t rows = dimArg(info, 0, fn, "rows"), n = dimArg(info, 1, fn, "n"), k = dimArg(info, 2, fn, "k");
-  auto idx = i32Arg(info, 3, fn, "idx");
-  auto src = f32Arg(info, 4, fn, "src");
-  auto dst = f32Arg(info, 5, fn, "dst");
-  needLen(env, idx, prod(env, fn, {rows, k}), fn, "idx");
-  needLen(env, src, prod(env, fn, {rows, k}), fn, "src");
-  needLen(env, dst, prod(env, fn, {rows, n}), fn, "dst");
-  noAlias(env, dst, src, fn, "dst", "src");
-  noAlias(env, dst, idx, fn, "dst", "idx");
-  if (rows * k == 0) return env.Undefined();
-  checkIds(env, idx.data, rows * k, n, fn, "idx");
-  const float* S = src.data;
-  const int32_t* I = idx.data;
-  float* D = dst.data;
-  forRange(rows, grainFor(k), [&](int64_t b, int64_t e) {
+// dst[r, idx[r, j]] += src[r, j]
+void scatterAdd(const LastAxisArgs& A) {
+  const int64_t rows = A.rows, n = A.n, k = A.k;
+  if (rows * k == 0) return;
+  const float* S = A.picked.data;
+  const int32_t* I = A.idx.data;
+  float* D = A.dense.data;
+  parallelFor(rows, grainFor(k), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++)
       for (int64_t j = 0; j < k; j++) D[r * n + I[r * k + j]] += S[r * k + j];
   });
-  return env.Undefined();
+}
+
+Napi::Value GatherNapi(const Napi::CallbackInfo& info) {
+  gather(lastAxisArgs(info, "gather", 3, 4, 5, "x", "out", false));
+  return info.Env().Undefined();
+}
+
+Napi::Value ScatterAddNapi(const Napi::CallbackInfo& info) {
+  scatterAdd(lastAxisArgs(info, "scatterAdd", 5, 3, 4, "dst", "src", true));
+  return info.Env().Undefined();
 }
 
 // ------------------------------------------------------------------ top-k
@@ -209,12 +202,12 @@ Napi::Value TopkNapi(const Napi::CallbackInfo& info) {
   auto idx = i32Arg(info, 5, fn, "idx");
   if (k > n) throwRange(env, std::string(fn) + ": k (" + std::to_string(k) + ") > n (" + std::to_string(n) + ")");
   if (n > 0x7fffffff) throwRange(env, std::string(fn) + ": n too large");
-  needLen(env, x, prod(env, fn, {rows, n}), fn, "x");
-  needLen(env, vals, prod(env, fn, {rows, k}), fn, "vals");
-  needLen(env, idx, prod(env, fn, {rows, k}), fn, "idx");
-  noAlias(env, vals, x, fn, "vals", "x");
-  noAlias(env, idx, x, fn, "idx", "x");
-  noAlias(env, vals, idx, fn, "vals", "idx");
+  needLen(env, x, checkedProd(env, fn, {rows, n}), fn, "x");
+  needLen(env, vals, checkedProd(env, fn, {rows, k}), fn, "vals");
+  needLen(env, idx, checkedProd(env, fn, {rows, k}), fn, "idx");
+  noOverlap(env, fn, vals, "vals", x, "x");
+  noOverlap(env, fn, idx, "idx", x, "x");
+  noOverlap(env, fn, vals, "vals", idx, "idx");
   if (rows * k == 0) return env.Undefined();
   const float* X = x.data;
   float* V = vals.data;
@@ -224,13 +217,8 @@ Napi::Value TopkNapi(const Napi::CallbackInfo& info) {
   // Per-thread key buffers, allocated here so an allocation failure throws on the JS thread.
   const int64_t len = small ? k : n;
   const bool par = rows >= 2 * grainFor(n);
-  std::vector<uint64_t> bufs;
-  try {
-    bufs.resize((par ? threads() : 1) * len);
-  } catch (const std::exception&) {
-    throwRange(env, std::string(fn) + ": out of memory");
-  }
-  runOnPool(par, [&, n, k, len](int t, int nt) {  // n, k by value: no reloads in the inner loops
+  std::vector<uint64_t> bufs = scratch<uint64_t>(fn, "top-k keys", (par ? threads() : 1) * len);
+  parallelRun(par ? threads() : 1, [&, n, k, len](int t, int nt) {  // n, k by value: no reloads in the inner loops
     uint64_t* buf = bufs.data() + t * len;
     const int64_t b = rows * t / nt, e = rows * (t + 1) / nt;
     for (int64_t r = b; r < e; r++) {
@@ -278,11 +266,11 @@ Napi::Value ArgsortIntNapi(const Napi::CallbackInfo& info) {
   needLen(env, keys, n, fn, "keys");
   needLen(env, order, n, fn, "order");
   needLen(env, counts, numKeys, fn, "counts");
-  noAlias(env, order, keys, fn, "order", "keys");
-  noAlias(env, counts, keys, fn, "counts", "keys");
-  noAlias(env, order, counts, fn, "order", "counts");
+  noOverlap(env, fn, order, "order", keys, "keys");
+  noOverlap(env, fn, counts, "counts", keys, "keys");
+  noOverlap(env, fn, order, "order", counts, "counts");
   const int32_t* K = keys.data;
-  checkIds(env, K, n, numKeys, fn, "keys");
+  idsInRange(env, fn, "keys", K, n, numKeys);
   int32_t* C = counts.data;
   std::fill(C, C + numKeys, 0);
   for (int64_t i = 0; i < n; i++) C[K[i]]++;
@@ -300,29 +288,54 @@ Napi::Value ArgsortIntNapi(const Napi::CallbackInfo& info) {
 
 // ------------------------------------------------------------------ embedding bag
 
+// Arguments 0..5 shared by embeddingBag and embeddingBagBackward: (bags, per, d, table [rows, d],
+// ids [bags*per] in [0, rows), weights [bags*per]); rows = table length / d.
+struct BagArgs {
+  int64_t bags, per, d, ne, maxId;  // ne = bags*per entries; maxId = largest id (-1 if none)
+  Span<float> table;
+  Span<int32_t> ids;
+  Span<float> weights;
+};
+
+BagArgs bagArgs(const Napi::CallbackInfo& info, const char* fn, size_t nargs) {
+  Napi::Env env = info.Env();
+  needArgs(info, nargs, fn);
+  BagArgs A;
+  A.bags = dimArg(info, 0, fn, "bags");
+  A.per = dimArg(info, 1, fn, "per");
+  A.d = dimArg(info, 2, fn, "d");
+  A.table = f32Arg(info, 3, fn, "table");
+  A.ids = i32Arg(info, 4, fn, "ids");
+  A.weights = f32Arg(info, 5, fn, "weights");
+  A.ne = checkedProd(env, fn, {A.bags, A.per});
+  needLen(env, A.ids, A.ne, fn, "ids");
+  needLen(env, A.weights, A.ne, fn, "weights");
+  A.maxId = A.d ? idsInRange(env, fn, "ids", A.ids.data, A.ne, (int64_t)A.table.length / A.d) : -1;
+  return A;
+}
+
+// Throws if written span o overlaps any of the bag inputs.
+void bagOutput(const Napi::Env& env, const char* fn, const BagArgs& A, const Span<float>& o, const char* on) {
+  noOverlap(env, fn, o, on, A.table, "table");
+  noOverlap(env, fn, o, on, A.ids, "ids");
+  noOverlap(env, fn, o, on, A.weights, "weights");
+}
+
+// embeddingBag(bags, per, d, table, ids, weights, out): out[b] = sum_j weights[b, j] table[ids[b, j]]
 Napi::Value EmbeddingBagNapi(const Napi::CallbackInfo& info) {
   const char* fn = "embeddingBag";
   Napi::Env env = info.Env();
-  needArgs(info, 7, fn);
-  int64_t bags = dimArg(info, 0, fn, "bags"), per = dimArg(info, 1, fn, "per"), d = dimArg(info, 2, fn, "d");
-  auto table = f32Arg(info, 3, fn, "table");
-  auto ids = i32Arg(info, 4, fn, "ids");
-  auto weights = f32Arg(info, 5, fn, "weights");
+  const BagArgs A = bagArgs(info, fn, 7);
+  const int64_t bags = A.bags, per = A.per, d = A.d;
   auto out = f32Arg(info, 6, fn, "out");
-  const int64_t ne = prod(env, fn, {bags, per});
-  needLen(env, ids, ne, fn, "ids");
-  needLen(env, weights, ne, fn, "weights");
-  needLen(env, out, prod(env, fn, {bags, d}), fn, "out");
-  noAlias(env, out, table, fn, "out", "table");
-  noAlias(env, out, ids, fn, "out", "ids");
-  noAlias(env, out, weights, fn, "out", "weights");
+  needLen(env, out, checkedProd(env, fn, {bags, d}), fn, "out");
+  bagOutput(env, fn, A, out, "out");
   if (bags * d == 0) return env.Undefined();
-  checkIds(env, ids.data, ne, (int64_t)table.length / d, fn, "ids");
-  const float* T = table.data;
-  const int32_t* I = ids.data;
-  const float* W = weights.data;
+  const float* T = A.table.data;
+  const int32_t* I = A.ids.data;
+  const float* W = A.weights.data;
   float* O = out.data;
-  forRange(bags, grainFor(per * d), [&](int64_t b, int64_t e) {
+  parallelFor(bags, grainFor(per * d), [&](int64_t b, int64_t e) {
     for (int64_t bg = b; bg < e; bg++) {
       float* o = O + bg * d;
       std::fill(o, o + d, 0.0f);
@@ -336,48 +349,38 @@ Napi::Value EmbeddingBagNapi(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// embeddingBagBackward(bags, per, d, table, ids, weights, gout, gweights, gtable|null): gweights
+// written, gtable (rows up to the largest id) accumulates
 Napi::Value EmbeddingBagBackwardNapi(const Napi::CallbackInfo& info) {
   const char* fn = "embeddingBagBackward";
   Napi::Env env = info.Env();
-  needArgs(info, 9, fn);
-  int64_t bags = dimArg(info, 0, fn, "bags"), per = dimArg(info, 1, fn, "per"), d = dimArg(info, 2, fn, "d");
-  auto table = f32Arg(info, 3, fn, "table");
-  auto ids = i32Arg(info, 4, fn, "ids");
-  auto weights = f32Arg(info, 5, fn, "weights");
+  const BagArgs A = bagArgs(info, fn, 9);
+  const int64_t bags = A.bags, per = A.per, d = A.d, ne = A.ne, maxId = A.maxId;
   auto gout = f32Arg(info, 6, fn, "gout");
   auto gweights = f32Arg(info, 7, fn, "gweights");
   auto gtable = f32OptArg(info, 8, fn, "gtable");
   const bool hasG = gtable.data != nullptr;
-  const int64_t ne = prod(env, fn, {bags, per});
-  needLen(env, ids, ne, fn, "ids");
-  needLen(env, weights, ne, fn, "weights");
   needLen(env, gweights, ne, fn, "gweights");
-  needLen(env, gout, prod(env, fn, {bags, d}), fn, "gout");
-  noAlias(env, gweights, table, fn, "gweights", "table");
-  noAlias(env, gweights, ids, fn, "gweights", "ids");
-  noAlias(env, gweights, weights, fn, "gweights", "weights");
-  noAlias(env, gweights, gout, fn, "gweights", "gout");
-  if (hasG) {
-    noAlias(env, gtable, table, fn, "gtable", "table");
-    noAlias(env, gtable, ids, fn, "gtable", "ids");
-    noAlias(env, gtable, weights, fn, "gtable", "weights");
-    noAlias(env, gtable, gout, fn, "gtable", "gout");
-    noAlias(env, gtable, gweights, fn, "gtable", "gweights");
-  }
+  needLen(env, gout, checkedProd(env, fn, {bags, d}), fn, "gout");
+  bagOutput(env, fn, A, gweights, "gweights");
+  noOverlap(env, fn, gweights, "gweights", gout, "gout");
+  bagOutput(env, fn, A, gtable, "gtable");
+  noOverlap(env, fn, gtable, "gtable", gout, "gout");
+  noOverlap(env, fn, gtable, "gtable", gweights, "gweights");
   if (ne == 0) return env.Undefined();
   if (d == 0) {
     std::fill(gweights.data, gweights.data + ne, 0.0f);
     return env.Undefined();
   }
-  const int64_t rows = (int64_t)table.length / d;
-  const int64_t maxId = checkIds(env, ids.data, ne, rows, fn, "ids");
   if (hasG) needLen(env, gtable, (maxId + 1) * d, fn, "gtable");
+  const Span<float> table = A.table, weights = A.weights;
+  const Span<int32_t> ids = A.ids;
   const float* T = table.data;
   const int32_t* I = ids.data;
   const float* W = weights.data;
   const float* G = gout.data;
   float* GW = gweights.data;
-  forRange(ne, grainFor(d), [&](int64_t b, int64_t e) {
+  parallelFor(ne, grainFor(d), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) {
       const float* g = G + (i / per) * d;
       const float* t = T + (int64_t)I[i] * d;

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <string>
 
-#include "napi_util.h"
+#include "args.h"
 #include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
@@ -47,65 +47,77 @@ namespace {
 
 using namespace ops;
 
-void checkTargets(const Napi::Env& env, const int32_t* t, int64_t rows, int64_t V, const char* fn) {
-  for (int64_t r = 0; r < rows; r++)
-    if (t[r] >= V)
+// Arguments 0..3 shared by crossEntropy and crossEntropyBackward: (rows, V, logits [rows, V],
+// targets [rows] with every target < V; negative targets mark ignored rows).
+struct CeArgs {
+  int64_t rows, V, total;
+  Span<float> logits;
+  Span<int32_t> targets;
+};
+
+CeArgs ceArgs(const Napi::CallbackInfo& info, const char* fn, size_t nargs) {
+  needArgs(info, nargs, fn);
+  Napi::Env env = info.Env();
+  CeArgs A;
+  A.rows = dimArg(info, 0, fn, "rows");
+  A.V = dimArg(info, 1, fn, "V");
+  A.logits = f32Arg(info, 2, fn, "logits");
+  A.targets = i32Arg(info, 3, fn, "targets");
+  A.total = checkedMul(env, fn, A.rows, A.V);
+  needLen(env, A.logits, A.total, fn, "logits");
+  needLen(env, A.targets, A.rows, fn, "targets");
+  const int32_t* t = A.targets.data;
+  for (int64_t r = 0; r < A.rows; r++)
+    if (t[r] >= A.V)
       throwRange(env, std::string(fn) + ": target " + std::to_string(t[r]) + " at row " + std::to_string(r) +
-                          " out of range [0, " + std::to_string(V) + ")");
+                          " out of range [0, " + std::to_string(A.V) + ")");
+  return A;
 }
 
+// crossEntropy(rows, V, logits, targets, losses, lse): losses, lse [rows] written
 Napi::Value CrossEntropyNapi(const Napi::CallbackInfo& info) {
   const char* fn = "crossEntropy";
-  needArgs(info, 6, fn);
   Napi::Env env = info.Env();
-  int64_t rows = dimArg(info, 0, fn, "rows"), V = dimArg(info, 1, fn, "V");
-  auto logits = f32Arg(info, 2, fn, "logits");
-  auto targets = i32Arg(info, 3, fn, "targets");
+  const CeArgs A = ceArgs(info, fn, 6);
+  const int64_t rows = A.rows, V = A.V;
   auto losses = f32Arg(info, 4, fn, "losses");
   auto lse = f32Arg(info, 5, fn, "lse");
-  const int64_t total = mulDims(env, rows, V, fn);
-  needLen(env, logits, total, fn, "logits");
-  needLen(env, targets, rows, fn, "targets");
   needLen(env, losses, rows, fn, "losses");
   needLen(env, lse, rows, fn, "lse");
-  noOverlap(env, losses.data, 0, rows, 4, logits.data, 0, total, 4, fn, "losses", "logits");
-  noOverlap(env, lse.data, 0, rows, 4, logits.data, 0, total, 4, fn, "lse", "logits");
-  noOverlap(env, losses.data, 0, rows, 4, lse.data, 0, rows, 4, fn, "losses", "lse");
-  noOverlap(env, losses.data, 0, rows, 4, targets.data, 0, rows, 4, fn, "losses", "targets");
-  noOverlap(env, lse.data, 0, rows, 4, targets.data, 0, rows, 4, fn, "lse", "targets");
-  checkTargets(env, targets.data, rows, V, fn);
+  const Span<float> lo = slice(losses, 0, rows), ls = slice(lse, 0, rows);
+  for (const auto& [o, on] : {std::make_pair(lo, "losses"), std::make_pair(ls, "lse")}) {
+    noOverlap(env, fn, o, on, slice(A.logits, 0, A.total), "logits");
+    noOverlap(env, fn, o, on, slice(A.targets, 0, rows), "targets");
+  }
+  noOverlap(env, fn, lo, "losses", ls, "lse");
   const auto& K = kernels();
   parallelFor(rows, std::max<int64_t>(1, kGrainHeavy / std::max<int64_t>(V, 1)), [&](int64_t b, int64_t e) {
-    K.crossEntropyRows(logits.data + b * V, targets.data + b, losses.data + b, lse.data + b, e - b, V);
+    K.crossEntropyRows(A.logits.data + b * V, A.targets.data + b, losses.data + b, lse.data + b, e - b, V);
   });
   return env.Undefined();
 }
 MOELAB_EXPORT(crossEntropy, CrossEntropyNapi);
 
+// crossEntropyBackward(rows, V, logits, targets, lse, gLoss, glogits): glogits [rows, V] written
 Napi::Value CrossEntropyBackwardNapi(const Napi::CallbackInfo& info) {
   const char* fn = "crossEntropyBackward";
-  needArgs(info, 7, fn);
   Napi::Env env = info.Env();
-  int64_t rows = dimArg(info, 0, fn, "rows"), V = dimArg(info, 1, fn, "V");
-  auto logits = f32Arg(info, 2, fn, "logits");
-  auto targets = i32Arg(info, 3, fn, "targets");
+  const CeArgs A = ceArgs(info, fn, 7);
+  const int64_t rows = A.rows, V = A.V, total = A.total;
   auto lse = f32Arg(info, 4, fn, "lse");
   auto gLoss = f32Arg(info, 5, fn, "gLoss");
   auto glogits = f32Arg(info, 6, fn, "glogits");
-  const int64_t total = mulDims(env, rows, V, fn);
-  needLen(env, logits, total, fn, "logits");
-  needLen(env, targets, rows, fn, "targets");
   needLen(env, lse, rows, fn, "lse");
   needLen(env, gLoss, rows, fn, "gLoss");
   needLen(env, glogits, total, fn, "glogits");
-  noOverlap(env, glogits.data, 0, total, 4, logits.data, 0, total, 4, fn, "glogits", "logits");
-  noOverlap(env, glogits.data, 0, total, 4, targets.data, 0, rows, 4, fn, "glogits", "targets");
-  noOverlap(env, glogits.data, 0, total, 4, lse.data, 0, rows, 4, fn, "glogits", "lse");
-  noOverlap(env, glogits.data, 0, total, 4, gLoss.data, 0, rows, 4, fn, "glogits", "gLoss");
-  checkTargets(env, targets.data, rows, V, fn);
+  const Span<float> go = slice(glogits, 0, total);
+  noOverlap(env, fn, go, "glogits", slice(A.logits, 0, total), "logits");
+  noOverlap(env, fn, go, "glogits", slice(A.targets, 0, rows), "targets");
+  noOverlap(env, fn, go, "glogits", slice(lse, 0, rows), "lse");
+  noOverlap(env, fn, go, "glogits", slice(gLoss, 0, rows), "gLoss");
   const auto& K = kernels();
   parallelFor(rows, std::max<int64_t>(1, kGrainHeavy / std::max<int64_t>(V, 1)), [&](int64_t b, int64_t e) {
-    K.crossEntropyBackwardRows(logits.data + b * V, targets.data + b, lse.data + b, gLoss.data + b,
+    K.crossEntropyBackwardRows(A.logits.data + b * V, A.targets.data + b, lse.data + b, gLoss.data + b,
                                glogits.data + b * V, e - b, V);
   });
   return env.Undefined();

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "napi_util.h"
+#include "args.h"
 #include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
@@ -64,33 +64,19 @@ namespace {
 
 using namespace ops;
 
+// layerNorm(rows, d, eps, x, w, b, y, mean, rstd): y, mean, rstd written
 Napi::Value LayerNormNapi(const Napi::CallbackInfo& info) {
   const char* fn = "layerNorm";
   needArgs(info, 9, fn);
   Napi::Env env = info.Env();
   int64_t rows = dimArg(info, 0, fn, "rows"), d = dimArg(info, 1, fn, "d");
   float eps = (float)finiteArg(info, 2, fn, "eps");
-  auto x = f32Arg(info, 3, fn, "x");
-  auto w = f32Arg(info, 4, fn, "w");
-  auto b = f32Arg(info, 5, fn, "b");
-  auto y = f32Arg(info, 6, fn, "y");
-  auto mean = f32Arg(info, 7, fn, "mean");
-  auto rstd = f32Arg(info, 8, fn, "rstd");
-  const int64_t total = mulDims(env, rows, d, fn);
-  needLen(env, x, total, fn, "x");
-  needLen(env, w, d, fn, "w");
-  needLen(env, b, d, fn, "b");
-  needLen(env, y, total, fn, "y");
-  needLen(env, mean, rows, fn, "mean");
-  needLen(env, rstd, rows, fn, "rstd");
-  struct R { const float* p; int64_t n; const char* name; };
-  const R ins[] = {{x.data, total, "x"}, {w.data, d, "w"}, {b.data, d, "b"}};
-  const R outs[] = {{y.data, total, "y"}, {mean.data, rows, "mean"}, {rstd.data, rows, "rstd"}};
-  for (int i = 0; i < 3; i++) {
-    for (const R& in : ins) noOverlap(env, outs[i].p, 0, outs[i].n, 4, in.p, 0, in.n, 4, fn, outs[i].name, in.name);
-    for (int j = i + 1; j < 3; j++)
-      noOverlap(env, outs[i].p, 0, outs[i].n, 4, outs[j].p, 0, outs[j].n, 4, fn, outs[i].name, outs[j].name);
-  }
+  const int64_t total = checkedMul(env, fn, rows, d);
+  const char* names[] = {"x", "w", "b", "y", "mean", "rstd"};
+  Span<float> arr[6];
+  f32Args(info, 3, fn, names, {total, d, d, total, rows, rows}, arr);
+  writtenApart(env, fn, arr, names, 6, 3);
+  const Span<float> x = arr[0], w = arr[1], b = arr[2], y = arr[3], mean = arr[4], rstd = arr[5];
   if (rows == 0) return env.Undefined();
   const auto& K = kernels();
   parallelFor(rows, std::max<int64_t>(1, kGrainCheap / std::max<int64_t>(d, 1)), [&](int64_t r0, int64_t r1) {
@@ -100,49 +86,31 @@ Napi::Value LayerNormNapi(const Napi::CallbackInfo& info) {
 }
 MOELAB_EXPORT(layerNorm, LayerNormNapi);
 
+// layerNormBackward(rows, d, x, w, mean, rstd, gy, gx, gw, gb): gx written, gw and gb accumulate
 Napi::Value LayerNormBackwardNapi(const Napi::CallbackInfo& info) {
   const char* fn = "layerNormBackward";
   needArgs(info, 10, fn);
   Napi::Env env = info.Env();
   int64_t rows = dimArg(info, 0, fn, "rows"), d = dimArg(info, 1, fn, "d");
-  auto x = f32Arg(info, 2, fn, "x");
-  auto w = f32Arg(info, 3, fn, "w");
-  auto mean = f32Arg(info, 4, fn, "mean");
-  auto rstd = f32Arg(info, 5, fn, "rstd");
-  auto gy = f32Arg(info, 6, fn, "gy");
-  auto gx = f32Arg(info, 7, fn, "gx");
-  auto gw = f32Arg(info, 8, fn, "gw");
-  auto gb = f32Arg(info, 9, fn, "gb");
-  const int64_t total = mulDims(env, rows, d, fn);
-  needLen(env, x, total, fn, "x");
-  needLen(env, w, d, fn, "w");
-  needLen(env, mean, rows, fn, "mean");
-  needLen(env, rstd, rows, fn, "rstd");
-  needLen(env, gy, total, fn, "gy");
-  needLen(env, gx, total, fn, "gx");
-  needLen(env, gw, d, fn, "gw");
-  needLen(env, gb, d, fn, "gb");
-  struct R { const float* p; int64_t n; const char* name; };
-  const R ins[] = {{x.data, total, "x"}, {w.data, d, "w"}, {mean.data, rows, "mean"}, {rstd.data, rows, "rstd"},
-                   {gy.data, total, "gy"}};
-  const R outs[] = {{gx.data, total, "gx"}, {gw.data, d, "gw"}, {gb.data, d, "gb"}};
-  for (int i = 0; i < 3; i++) {
-    for (const R& in : ins) noOverlap(env, outs[i].p, 0, outs[i].n, 4, in.p, 0, in.n, 4, fn, outs[i].name, in.name);
-    for (int j = i + 1; j < 3; j++)
-      noOverlap(env, outs[i].p, 0, outs[i].n, 4, outs[j].p, 0, outs[j].n, 4, fn, outs[i].name, outs[j].name);
-  }
+  const int64_t total = checkedMul(env, fn, rows, d);
+  const char* names[] = {"x", "w", "mean", "rstd", "gy", "gx", "gw", "gb"};
+  Span<float> arr[8];
+  f32Args(info, 2, fn, names, {total, d, rows, rows, total, total, d, d}, arr);
+  writtenApart(env, fn, arr, names, 8, 5);
+  const Span<float> x = arr[0], w = arr[1], mean = arr[2], rstd = arr[3], gy = arr[4], gx = arr[5], gw = arr[6],
+                    gb = arr[7];
   if (rows == 0 || d == 0) return env.Undefined();
   const auto& K = kernels();
   const int64_t want = std::min<int64_t>({(int64_t)threads(), rows, std::max<int64_t>(1, total / kGrainCheap)});
   const int nt = (int)std::max<int64_t>(1, want);
-  std::vector<double> part((size_t)(2 * d * nt), 0.0);
-  std::vector<float> scratch((size_t)(2 * d * nt));
+  std::vector<double> part = scratch<double>(fn, "per-thread gw/gb sums", 2 * d * nt);
+  std::vector<float> rowScratch = scratch<float>(fn, "row scratch", 2 * d * nt);
   parallelRun(nt, [&](int t, int ntt) {
     const int64_t r0 = rows * t / ntt, r1 = rows * (t + 1) / ntt;
     if (r0 < r1)
       K.layerNormBackwardRows(x.data + r0 * d, w.data, mean.data + r0, rstd.data + r0, gy.data + r0 * d,
                               gx.data + r0 * d, part.data() + 2 * d * t, part.data() + 2 * d * t + d,
-                              scratch.data() + 2 * d * t, r1 - r0, d);
+                              rowScratch.data() + 2 * d * t, r1 - r0, d);
   });
   for (int64_t j = 0; j < d; j++) {
     double sw = 0, sb = 0;

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <string>
 
-#include "napi_util.h"
+#include "args.h"
 #include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
@@ -51,7 +51,7 @@ Napi::Value AdamwNapi(const Napi::CallbackInfo& info) {
   const float* arrs[4] = {p.data, g.data, m.data, v.data};
   const char* names[4] = {"p", "g", "m", "v"};
   for (int i = 0; i < 4; i++)
-    for (int j = i + 1; j < 4; j++) noOverlap(env, arrs[i], 0, n, 4, arrs[j], 0, n, 4, fn, names[i], names[j]);
+    for (int j = i + 1; j < 4; j++) noOverlap(env, fn, region(arrs[i], 0, n), names[i], region(arrs[j], 0, n), names[j]);
   const float k[8] = {(float)beta1,           (float)(1.0 - beta1), (float)beta2, (float)(1.0 - beta2),
                       (float)(1.0 - lr * wd), (float)(lr / bc1),    (float)(1.0 / std::sqrt(bc2)), (float)eps};
   const auto& K = kernels();

@@ -1,4 +1,4 @@
-// PEER kernels (contracts in src/backend/peer_kernels.ts, reference in src/backend/ref/peer.ts):
+// PEER kernels (contracts in src/backend/kernels/peer.ts, reference in src/backend/ref/peer_*.ts):
 //   peerRetrieve          product-key retrieval: per row (token, head) both query halves scored
 //                         against their sub-key tables in blocks of rows (6x16 register tiles on
 //                         packed sub-keys), top-k per half by a threshold-skipping scan, then the
@@ -13,7 +13,8 @@
 // This file validates every argument, packs, threads and dispatches; the AVX2 inner loops are in
 // avx2/peer_avx2.cc, the portable ones below (MOELAB_ISA=generic).
 #include "cpu.h"
-#include "napi_util.h"
+#include "op_codes.h"
+#include "args.h"
 #include "registry.h"
 #include "threadpool.h"
 #include "topk_insert.h"
@@ -155,100 +156,89 @@ const PeerIsa& isa() {
 
 // ------------------------------------------------------------------ activations (float, as torch)
 
-constexpr int ACT_GELU = 0, ACT_RELU = 1;
-
-inline float actF(int act, float x) {
-  if (act == ACT_GELU) return 0.5f * x * std::erfc(-x * 0.70710678118654752f);
+inline float actF(PeerAct act, float x) {
+  if (act == PeerAct::Gelu) return 0.5f * x * std::erfc(-x * 0.70710678118654752f);
   return x > 0 ? x : 0.0f;
 }
 
-inline float actD(int act, float x) {
-  if (act == ACT_GELU)
+inline float actD(PeerAct act, float x) {
+  if (act == PeerAct::Gelu)
     return 0.5f * std::erfc(-x * 0.70710678118654752f) + x * 0.39894228040143268f * std::exp(-0.5f * x * x);
   return x > 0 ? 1.0f : 0.0f;
 }
 
 // ------------------------------------------------------------------ validation helpers
 
-constexpr int64_t kMaxElems = int64_t(1) << 53;
-
-int64_t mulChk(const Napi::Env& env, const char* fn, int64_t a, int64_t b) {
-  if (a != 0 && b > kMaxElems / a) throwRange(env, std::string(fn) + ": sizes overflow");
-  return a * b;
-}
-
-template <typename A, typename B>
-inline void distinct(const Napi::Env& env, const Span<A>& a, const Span<B>& b, const char* fn, const char* na,
-                     const char* nb) {
-  noAlias(env, a, b, fn, na, nb);
-}
-
-// Checks every id in [0, n) lies in [0, N).
-void checkIds(const Napi::Env& env, const char* fn, const int32_t* ids, int64_t n, int64_t N) {
-  for (int64_t i = 0; i < n; i++)
-    if (ids[i] < 0 || ids[i] >= N)
-      throwRange(env, std::string(fn) + ": id " + std::to_string(ids[i]) + " at " + std::to_string(i) +
-                          " out of range [0, " + std::to_string(N) + ")");
-}
-
-int actArg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+PeerAct actArg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
   int64_t a = dimArg(info, i, fn, "act");
-  if (a != ACT_GELU && a != ACT_RELU) throwRange(info.Env(), std::string(fn) + ": unknown activation code " + std::to_string(a));
-  return (int)a;
-}
-
-// Splits [0, n) into one contiguous range per thread (at most ceil(n / minPer) threads) and calls
-// fn(thread, begin, end).
-template <typename F>
-void forThreads(int64_t n, int64_t minPer, int* usedThreads, const F& fn) {
-  int64_t maxT = std::max<int64_t>(1, (n + minPer - 1) / std::max<int64_t>(1, minPer));
-  int nt = (int)std::min<int64_t>(threads(), maxT);
-  if (usedThreads) *usedThreads = nt;
-  if (n <= 0) return;
-  parallelRun(nt, [&](int t, int ntt) {
-    int64_t b = n * t / ntt, e = n * (t + 1) / ntt;
-    if (b < e) fn(t, b, e);
-  });
-}
-
-int threadsFor(int64_t n, int64_t minPer) {
-  int64_t maxT = std::max<int64_t>(1, (n + minPer - 1) / std::max<int64_t>(1, minPer));
-  return (int)std::min<int64_t>(threads(), maxT);
+  if (a >= (int64_t)PeerAct::Count) throwRange(info.Env(), std::string(fn) + ": unknown activation code " + std::to_string(a));
+  return (PeerAct)a;
 }
 
 // ------------------------------------------------------------------ peerRetrieve
 
 constexpr int RB = 24;  // rows per scoring block (multiple of the 6-row tile)
 
-// peerRetrieve(T, h, nSub, half, k, q, keys, ids, scores)
-Napi::Value PeerRetrieveNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerRetrieve";
-  auto env = info.Env();
-  needArgs(info, 9, fn);
-  int64_t T = dimArg(info, 0, fn, "T"), h = dimArg(info, 1, fn, "h", 1), nSub = dimArg(info, 2, fn, "nSub", 1);
-  int64_t half = dimArg(info, 3, fn, "half", 1), k = dimArg(info, 4, fn, "k", 1);
-  if (k > nSub) throwRange(env, std::string(fn) + ": k (" + std::to_string(k) + ") must be <= nSub (" + std::to_string(nSub) + ")");
-  if (nSub > 46340) throwRange(env, std::string(fn) + ": nSub^2 must fit int32 ids (nSub <= 46340)");
-  if (half > (1 << 20)) throwRange(env, std::string(fn) + ": half too large");
-  auto q = f32Arg(info, 5, fn, "q");
-  auto keys = f32Arg(info, 6, fn, "keys");
-  auto ids = i32Arg(info, 7, fn, "ids");
-  auto scores = f32Arg(info, 8, fn, "scores");
-  int64_t R = mulChk(env, fn, T, h), dk = 2 * half;
-  needLen(env, q, mulChk(env, fn, R, dk), fn, "q");
-  needLen(env, keys, 2 * nSub * half, fn, "keys");
-  needLen(env, ids, mulChk(env, fn, R, k), fn, "ids");
-  needLen(env, scores, R * k, fn, "scores");
-  distinct(env, ids, scores, fn, "ids", "scores");
-  distinct(env, ids, q, fn, "ids", "q");
-  distinct(env, ids, keys, fn, "ids", "keys");
-  distinct(env, scores, q, fn, "scores", "q");
-  distinct(env, scores, keys, fn, "scores", "keys");
-  if (R == 0) return env.Undefined();
+// Arguments 0..7 shared by peerRetrieve and peerRetrieveBackward: (T, h, nSub, half, k, q, keys,
+// ids), R = T*h query rows of dk = 2*half, sub-keys [2, nSub, half], ids [R, k].
+struct RetrieveArgs {
+  int64_t T, h, nSub, half, k, R, dk, nk;  // nk = 2*nSub*half sub-key elements
+  Span<float> q, keys;
+  Span<int32_t> ids;
+};
 
+RetrieveArgs retrieveArgs(const Napi::CallbackInfo& info, const char* fn, size_t nargs) {
+  auto env = info.Env();
+  needArgs(info, nargs, fn);
+  RetrieveArgs A;
+  A.T = dimArg(info, 0, fn, "T");
+  A.h = dimArg(info, 1, fn, "h", 1);
+  A.nSub = dimArg(info, 2, fn, "nSub", 1);
+  A.half = dimArg(info, 3, fn, "half", 1);
+  A.k = dimArg(info, 4, fn, "k", 1);
+  if (A.nSub > 46340) throwRange(env, std::string(fn) + ": nSub^2 must fit int32 ids (nSub <= 46340)");
+  if (A.half > (1 << 20)) throwRange(env, std::string(fn) + ": half too large");
+  A.q = f32Arg(info, 5, fn, "q");
+  A.keys = f32Arg(info, 6, fn, "keys");
+  A.ids = i32Arg(info, 7, fn, "ids");
+  A.R = checkedMul(env, fn, A.T, A.h);
+  A.dk = 2 * A.half;
+  A.nk = checkedMul(env, fn, 2 * A.nSub, A.half);
+  needLen(env, A.q, checkedMul(env, fn, A.R, A.dk), fn, "q");
+  needLen(env, A.keys, A.nk, fn, "keys");
+  needLen(env, A.ids, checkedMul(env, fn, A.R, A.k), fn, "ids");
+  return A;
+}
+
+// peerRetrieve(T, h, nSub, half, k, q, keys, ids, scores): ids written
+struct PeerRetrieveArgs {
+  RetrieveArgs in;
+  Span<float> scores;
+};
+
+PeerRetrieveArgs parseRetrieve(const Napi::CallbackInfo& info, const char* fn) {
+  auto env = info.Env();
+  PeerRetrieveArgs A{retrieveArgs(info, fn, 9), f32Arg(info, 8, fn, "scores")};
+  const RetrieveArgs& in = A.in;
+  if (in.k > in.nSub)
+    throwRange(env, std::string(fn) + ": k (" + std::to_string(in.k) + ") must be <= nSub (" + std::to_string(in.nSub) + ")");
+  needLen(env, A.scores, in.R * in.k, fn, "scores");
+  noOverlap(env, fn, in.ids, "ids", A.scores, "scores");
+  noOverlap(env, fn, in.ids, "ids", in.q, "q");
+  noOverlap(env, fn, in.ids, "ids", in.keys, "keys");
+  noOverlap(env, fn, A.scores, "scores", in.q, "q");
+  noOverlap(env, fn, A.scores, "scores", in.keys, "keys");
+  return A;
+}
+
+void peerRetrieve(const PeerRetrieveArgs& A) {
+  const char* fn = "peerRetrieve";
+  const int64_t R = A.in.R, nSub = A.in.nSub, half = A.in.half, k = A.in.k, dk = A.in.dk;
+  const Span<float> keys = A.in.keys;
+  if (R == 0) return;
   const int nP = (int)((nSub + 15) / 16), nSubP = nP * 16, H = (int)half, K = (int)k, NS = (int)nSub;
   const int64_t panelSize = (int64_t)H * 16;
-  std::vector<float> Kp((size_t)(2 * nP * panelSize), 0.0f);  // zero-padded sub-keys, scored but never selected
+  std::vector<float> Kp = scratch<float>(fn, "packed sub-keys", 2 * nP * panelSize);  // zero-padded sub-keys, scored but never selected
   for (int hf = 0; hf < 2; hf++)
     for (int n = 0; n < NS; n++)
       for (int c = 0; c < H; c++)
@@ -257,15 +247,15 @@ Napi::Value PeerRetrieveNapi(const Napi::CallbackInfo& info) {
 
   const int nt = threadsFor(R, 8);
   const int64_t perThread = 2 * (int64_t)RB * nSubP + 6 * (int64_t)K;
-  std::vector<float> scratch((size_t)(nt * perThread));
-  std::vector<int32_t> iscratch((size_t)(nt * 3 * K));
+  std::vector<float> blocks = scratch<float>(fn, "score blocks", nt * perThread);
+  std::vector<int32_t> iscratch = scratch<int32_t>(fn, "top-k indices", (int64_t)nt * 3 * K);
   const PeerIsa& I = isa();
-  const float* Q = q.data;
-  int32_t* IDS = ids.data;
-  float* SC = scores.data;
+  const float* Q = A.in.q.data;
+  int32_t* IDS = A.in.ids.data;
+  float* SC = A.scores.data;
 
-  forThreads(R, 8, nullptr, [&](int t, int64_t r0, int64_t r1) {
-    float* S0 = scratch.data() + t * perThread;
+  parallelChunks(R, 8, [&](int t, int64_t r0, int64_t r1) {
+    float* S0 = blocks.data() + t * perThread;
     float* S1 = S0 + (int64_t)RB * nSubP;
     float* v1 = S1 + (int64_t)RB * nSubP;
     float* v2 = v1 + K;
@@ -289,51 +279,52 @@ Napi::Value PeerRetrieveNapi(const Napi::CallbackInfo& info) {
       }
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerRetrieveNapi(const Napi::CallbackInfo& info) {
+  peerRetrieve(parseRetrieve(info, "peerRetrieve"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerRetrieve, PeerRetrieveNapi);
 
 // ------------------------------------------------------------------ peerRetrieveBackward
 
-// peerRetrieveBackward(T, h, nSub, half, k, q, keys, ids, gscores, gq, gkeys)
-Napi::Value PeerRetrieveBackwardNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerRetrieveBackward";
-  auto env = info.Env();
-  needArgs(info, 11, fn);
-  int64_t T = dimArg(info, 0, fn, "T"), h = dimArg(info, 1, fn, "h", 1), nSub = dimArg(info, 2, fn, "nSub", 1);
-  int64_t half = dimArg(info, 3, fn, "half", 1), k = dimArg(info, 4, fn, "k", 1);
-  if (nSub > 46340) throwRange(env, std::string(fn) + ": nSub^2 must fit int32 ids (nSub <= 46340)");
-  auto q = f32Arg(info, 5, fn, "q");
-  auto keys = f32Arg(info, 6, fn, "keys");
-  auto ids = i32Arg(info, 7, fn, "ids");
-  auto gs = f32Arg(info, 8, fn, "gscores");
-  auto gq = f32Arg(info, 9, fn, "gq");
-  auto gk = f32Arg(info, 10, fn, "gkeys");
-  int64_t R = mulChk(env, fn, T, h), dk = mulChk(env, fn, 2, half), nk = mulChk(env, fn, 2 * nSub, half);
-  needLen(env, q, mulChk(env, fn, R, dk), fn, "q");
-  needLen(env, keys, nk, fn, "keys");
-  needLen(env, ids, mulChk(env, fn, R, k), fn, "ids");
-  needLen(env, gs, R * k, fn, "gscores");
-  needLen(env, gq, R * dk, fn, "gq");
-  needLen(env, gk, nk, fn, "gkeys");
-  distinct(env, gq, gk, fn, "gq", "gkeys");
-  for (auto* o : {&gq, &gk}) {
-    const char* on = o == &gq ? "gq" : "gkeys";
-    distinct(env, *o, q, fn, on, "q");
-    distinct(env, *o, keys, fn, on, "keys");
-    distinct(env, *o, ids, fn, on, "ids");
-    distinct(env, *o, gs, fn, on, "gscores");
-  }
-  checkIds(env, fn, ids.data, R * k, nSub * nSub);
-  if (R == 0) return env.Undefined();
+// peerRetrieveBackward(T, h, nSub, half, k, q, keys, ids, gscores, gq, gkeys): gq written, gkeys accumulates
+struct PeerRetrieveBackwardArgs {
+  RetrieveArgs in;
+  Span<float> gs, gq, gk;
+};
 
+PeerRetrieveBackwardArgs parseRetrieveBackward(const Napi::CallbackInfo& info, const char* fn) {
+  auto env = info.Env();
+  PeerRetrieveBackwardArgs A{retrieveArgs(info, fn, 11), f32Arg(info, 8, fn, "gscores"), f32Arg(info, 9, fn, "gq"),
+                             f32Arg(info, 10, fn, "gkeys")};
+  const RetrieveArgs& in = A.in;
+  needLen(env, A.gs, in.R * in.k, fn, "gscores");
+  needLen(env, A.gq, in.R * in.dk, fn, "gq");
+  needLen(env, A.gk, in.nk, fn, "gkeys");
+  noOverlap(env, fn, A.gq, "gq", A.gk, "gkeys");
+  for (const auto& [o, on] : {std::make_pair(A.gq, "gq"), std::make_pair(A.gk, "gkeys")}) {
+    noOverlap(env, fn, o, on, in.q, "q");
+    noOverlap(env, fn, o, on, in.keys, "keys");
+    noOverlap(env, fn, o, on, in.ids, "ids");
+    noOverlap(env, fn, o, on, A.gs, "gscores");
+  }
+  idsInRange(env, fn, "ids", in.ids.data, in.R * in.k, in.nSub * in.nSub);
+  return A;
+}
+
+void peerRetrieveBackward(const PeerRetrieveBackwardArgs& A) {
+  const char* fn = "peerRetrieveBackward";
+  const int64_t R = A.in.R, nSub = A.in.nSub, half = A.in.half, k = A.in.k, dk = A.in.dk, nk = A.in.nk;
+  if (R == 0) return;
   int nt = threadsFor(R, 16);
-  std::vector<float> local((size_t)((nt - 1) * nk), 0.0f);  // thread 0 accumulates straight into gkeys
+  std::vector<float> local = scratch<float>(fn, "per-thread key gradients", (nt - 1) * nk);  // thread 0 accumulates straight into gkeys
   const PeerIsa& I = isa();
-  const float *Q = q.data, *KY = keys.data, *GS = gs.data;
-  const int32_t* IDS = ids.data;
-  float *GQ = gq.data, *GK = gk.data;
-  forThreads(R, 16, nullptr, [&](int t, int64_t r0, int64_t r1) {
+  const float *Q = A.in.q.data, *KY = A.in.keys.data, *GS = A.gs.data;
+  const int32_t* IDS = A.in.ids.data;
+  float *GQ = A.gq.data, *GK = A.gk.data;
+  parallelChunks(R, 16, [&](int t, int64_t r0, int64_t r1) {
     float* acc = t == 0 ? GK : local.data() + (t - 1) * nk;
     for (int64_t r = r0; r < r1; r++) {
       float* gqr = GQ + r * dk;
@@ -351,72 +342,117 @@ Napi::Value PeerRetrieveBackwardNapi(const Napi::CallbackInfo& info) {
     }
   });
   if (nt > 1) {
-    forThreads(nk, 4096, nullptr, [&](int, int64_t b, int64_t e) {
+    parallelChunks(nk, 4096, [&](int, int64_t b, int64_t e) {
       for (int t = 1; t < nt; t++) {
         const float* l = local.data() + (t - 1) * nk;
         for (int64_t i = b; i < e; i++) GK[i] += l[i];
       }
     });
   }
-  return env.Undefined();
+}
+
+Napi::Value PeerRetrieveBackwardNapi(const Napi::CallbackInfo& info) {
+  peerRetrieveBackward(parseRetrieveBackward(info, "peerRetrieveBackward"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerRetrieveBackward, PeerRetrieveBackwardNapi);
 
+// ------------------------------------------------------------------ expert arguments
+
+// Arguments 0..9 shared by peerForward, peerBackward and peerBackwardRows:
+//   (T, d, N, hk, k, act, x [T, d], u [N, d] | null, v [N, d], ids [T, hk]), with their length checks.
+struct ExpertArgs {
+  int64_t T, d, N, hk, k;
+  PeerAct act;
+  Span<float> x, u, v;
+  Span<int32_t> ids;
+  bool pkm;  // no u: product-key memory (values only)
+  int64_t Td, Thk, Nd;
+};
+
+ExpertArgs expertArgs(const Napi::CallbackInfo& info, const char* fn, size_t nargs) {
+  auto env = info.Env();
+  needArgs(info, nargs, fn);
+  ExpertArgs b;
+  b.T = dimArg(info, 0, fn, "T");
+  b.d = dimArg(info, 1, fn, "d", 1);
+  b.N = dimArg(info, 2, fn, "N", 1);
+  b.hk = dimArg(info, 3, fn, "hk", 1);
+  b.k = dimArg(info, 4, fn, "k", 1);
+  b.act = actArg(info, 5, fn);
+  if (b.hk % b.k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(b.hk) + ") must be a multiple of k (" + std::to_string(b.k) + ")");
+  if (b.N > std::numeric_limits<int32_t>::max() || b.hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
+  b.x = f32Arg(info, 6, fn, "x");
+  b.u = f32OptArg(info, 7, fn, "u");
+  b.v = f32Arg(info, 8, fn, "v");
+  b.ids = i32Arg(info, 9, fn, "ids");
+  b.pkm = b.u.data == nullptr;
+  b.Td = checkedMul(env, fn, b.T, b.d);
+  b.Thk = checkedMul(env, fn, b.T, b.hk);
+  b.Nd = checkedMul(env, fn, b.N, b.d);
+  needLen(env, b.x, b.Td, fn, "x");
+  needLen(env, b.v, b.Nd, fn, "v");
+  needLen(env, b.ids, b.Thk, fn, "ids");
+  if (!b.pkm) needLen(env, b.u, b.Nd, fn, "u");
+  return b;
+}
+
+// Throws if output o overlaps any expert input (u only when present).
+void outputApart(const Napi::Env& env, const char* fn, const ExpertArgs& in, const Span<float>& o, const char* on) {
+  noOverlap(env, fn, o, on, in.x, "x");
+  noOverlap(env, fn, o, on, in.v, "v");
+  noOverlap(env, fn, o, on, in.ids, "ids");
+  if (!in.pkm) noOverlap(env, fn, o, on, in.u, "u");
+}
+
 // ------------------------------------------------------------------ peerForward
 
-// peerForward(T, d, N, hk, k, act, x, u|null, v, ids, scores, g, a|null, y)
-Napi::Value PeerForwardNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerForward";
+// peerForward(T, d, N, hk, k, act, x, u|null, v, ids, scores, g, a|null, y): g, a, y written
+struct PeerForwardArgs {
+  ExpertArgs in;
+  Span<float> sc, g, a, y;
+};
+
+PeerForwardArgs parseForward(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
-  needArgs(info, 14, fn);
-  int64_t T = dimArg(info, 0, fn, "T"), d = dimArg(info, 1, fn, "d", 1), N = dimArg(info, 2, fn, "N", 1);
-  int64_t hk = dimArg(info, 3, fn, "hk", 1), k = dimArg(info, 4, fn, "k", 1);
-  int act = actArg(info, 5, fn);
-  if (hk % k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(hk) + ") must be a multiple of k (" + std::to_string(k) + ")");
-  if (N > std::numeric_limits<int32_t>::max() || hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
-  auto x = f32Arg(info, 6, fn, "x");
-  auto u = f32OptArg(info, 7, fn, "u");
-  auto v = f32Arg(info, 8, fn, "v");
-  auto ids = i32Arg(info, 9, fn, "ids");
-  auto sc = f32Arg(info, 10, fn, "scores");
-  auto g = f32Arg(info, 11, fn, "g");
-  auto a = f32OptArg(info, 12, fn, "a");
-  auto y = f32Arg(info, 13, fn, "y");
-  const bool pkm = u.data == nullptr;
-  int64_t Td = mulChk(env, fn, T, d), Thk = mulChk(env, fn, T, hk), Nd = mulChk(env, fn, N, d);
-  needLen(env, x, Td, fn, "x");
-  needLen(env, v, Nd, fn, "v");
-  needLen(env, ids, Thk, fn, "ids");
-  needLen(env, sc, Thk, fn, "scores");
-  needLen(env, g, Thk, fn, "g");
-  needLen(env, y, Td, fn, "y");
-  if (!pkm) {
-    needLen(env, u, Nd, fn, "u");
-    if (!a.data) throwType(env, std::string(fn) + ": argument 'a' must be a Float32Array when u is given");
-    needLen(env, a, Thk, fn, "a");
+  PeerForwardArgs A;
+  A.in = expertArgs(info, fn, 14);
+  A.sc = f32Arg(info, 10, fn, "scores");
+  A.g = f32Arg(info, 11, fn, "g");
+  A.a = f32OptArg(info, 12, fn, "a");
+  A.y = f32Arg(info, 13, fn, "y");
+  const ExpertArgs& in = A.in;
+  needLen(env, A.sc, in.Thk, fn, "scores");
+  needLen(env, A.g, in.Thk, fn, "g");
+  needLen(env, A.y, in.Td, fn, "y");
+  if (!in.pkm) {
+    if (!A.a.data) throwType(env, std::string(fn) + ": argument 'a' must be a Float32Array when u is given");
+    needLen(env, A.a, in.Thk, fn, "a");
   }
   // outputs g, a, y: pairwise distinct and distinct from every input
-  distinct(env, g, y, fn, "g", "y");
-  if (a.data) {
-    distinct(env, a, g, fn, "a", "g");
-    distinct(env, a, y, fn, "a", "y");
+  noOverlap(env, fn, A.g, "g", A.y, "y");
+  noOverlap(env, fn, A.a, "a", A.g, "g");
+  noOverlap(env, fn, A.a, "a", A.y, "y");
+  for (const auto& [o, on] : {std::make_pair(A.g, "g"), std::make_pair(A.a, "a"), std::make_pair(A.y, "y")}) {
+    outputApart(env, fn, in, o, on);
+    noOverlap(env, fn, o, on, A.sc, "scores");
   }
-  for (auto* o : {&g, &a, &y}) {
-    if (!o->data) continue;
-    const char* on = o == &g ? "g" : o == &a ? "a" : "y";
-    distinct(env, *o, x, fn, on, "x");
-    distinct(env, *o, v, fn, on, "v");
-    distinct(env, *o, ids, fn, on, "ids");
-    distinct(env, *o, sc, fn, on, "scores");
-    if (!pkm) distinct(env, *o, u, fn, on, "u");
-  }
-  checkIds(env, fn, ids.data, Thk, N);
-  if (T == 0) return env.Undefined();
+  idsInRange(env, fn, "ids", in.ids.data, in.Thk, in.N);
+  return A;
+}
 
+void peerForward(const PeerForwardArgs& A) {
+  const char* fn = "peerForward";
+  const int64_t T = A.in.T, d = A.in.d, hk = A.in.hk, k = A.in.k;
+  const PeerAct act = A.in.act;
+  const bool pkm = A.in.pkm;
+  const Span<float> x = A.in.x, u = A.in.u, v = A.in.v, sc = A.sc, g = A.g, a = A.a, y = A.y;
+  const Span<int32_t> ids = A.in.ids;
+  if (T == 0) return;
   const int nt = threadsFor(T, 4);
-  std::vector<float> wbuf((size_t)(nt * hk));
+  std::vector<float> wbuf = scratch<float>(fn, "gate weights", nt * hk);
   const PeerIsa& I = isa();
-  forThreads(T, 4, nullptr, [&](int th, int64_t t0, int64_t t1) {
+  parallelChunks(T, 4, [&](int th, int64_t t0, int64_t t1) {
     float* w = wbuf.data() + th * hk;
     for (int64_t t = t0; t < t1; t++) {
       const float* s = sc.data + t * hk;
@@ -440,103 +476,86 @@ Napi::Value PeerForwardNapi(const Napi::CallbackInfo& info) {
       }
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerForwardNapi(const Napi::CallbackInfo& info) {
+  peerForward(parseForward(info, "peerForward"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerForward, PeerForwardNapi);
 
-// Arguments 0..12 shared by peerBackward and peerBackwardRows:
-//   (T, d, N, hk, k, act, x, u|null, v, ids, g, a|null, gy), with their length checks.
-struct BackwardInputs {
-  int64_t T, d, N, hk, k;
-  int act;
-  Span<float> x, u, v;
-  Span<int32_t> ids;
+// Arguments 0..12 shared by peerBackward and peerBackwardRows: the expert arguments, then
+// (g [T, hk], a [T, hk] | null, gy [T, d]).
+struct BackwardInputs : ExpertArgs {
   Span<float> g, a, gy;
-  bool pkm;  // no u: product-key memory (values only)
-  int64_t Td, Thk, Nd;
 };
 
 BackwardInputs backwardInputs(const Napi::CallbackInfo& info, const char* fn, size_t nargs) {
   auto env = info.Env();
-  needArgs(info, nargs, fn);
   BackwardInputs b;
-  b.T = dimArg(info, 0, fn, "T");
-  b.d = dimArg(info, 1, fn, "d", 1);
-  b.N = dimArg(info, 2, fn, "N", 1);
-  b.hk = dimArg(info, 3, fn, "hk", 1);
-  b.k = dimArg(info, 4, fn, "k", 1);
-  b.act = actArg(info, 5, fn);
-  if (b.hk % b.k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(b.hk) + ") must be a multiple of k (" + std::to_string(b.k) + ")");
-  if (b.N > std::numeric_limits<int32_t>::max() || b.hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
-  b.x = f32Arg(info, 6, fn, "x");
-  b.u = f32OptArg(info, 7, fn, "u");
-  b.v = f32Arg(info, 8, fn, "v");
-  b.ids = i32Arg(info, 9, fn, "ids");
+  static_cast<ExpertArgs&>(b) = expertArgs(info, fn, nargs);
   b.g = f32Arg(info, 10, fn, "g");
   b.a = f32OptArg(info, 11, fn, "a");
   b.gy = f32Arg(info, 12, fn, "gy");
-  b.pkm = b.u.data == nullptr;
-  b.Td = mulChk(env, fn, b.T, b.d);
-  b.Thk = mulChk(env, fn, b.T, b.hk);
-  b.Nd = mulChk(env, fn, b.N, b.d);
-  needLen(env, b.x, b.Td, fn, "x");
-  needLen(env, b.v, b.Nd, fn, "v");
-  needLen(env, b.ids, b.Thk, fn, "ids");
   needLen(env, b.g, b.Thk, fn, "g");
   needLen(env, b.gy, b.Td, fn, "gy");
-  if (!b.pkm) needLen(env, b.u, b.Nd, fn, "u");
   return b;
 }
 
 // ------------------------------------------------------------------ peerBackward
 
 // peerBackward(T, d, N, hk, k, act, x, u|null, v, ids, g, a|null, gy, gx|null, gscores, cu|null, cv)
-Napi::Value PeerBackwardNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerBackward";
+struct PeerBackwardArgs {
+  BackwardInputs in;
+  Span<float> gx, gs, cu, cv;  // gx, cu null without u
+};
+
+PeerBackwardArgs parseBackward(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
-  auto in = backwardInputs(info, fn, 17);
-  const int64_t T = in.T, d = in.d, N = in.N, hk = in.hk, k = in.k;
-  const int act = in.act;
-  auto x = in.x, u = in.u, v = in.v, g = in.g, a = in.a, gy = in.gy;
-  auto ids = in.ids;
-  auto gx = f32OptArg(info, 13, fn, "gx");
-  auto gs = f32Arg(info, 14, fn, "gscores");
-  auto cu = f32OptArg(info, 15, fn, "cu");
-  auto cv = f32Arg(info, 16, fn, "cv");
-  const bool pkm = in.pkm;
-  const int64_t Td = in.Td, Thk = in.Thk;
-  needLen(env, gs, Thk, fn, "gscores");
-  needLen(env, cv, Thk, fn, "cv");
-  if (!pkm) {
-    if (!a.data || !gx.data || !cu.data)
+  PeerBackwardArgs A;
+  A.in = backwardInputs(info, fn, 17);
+  const BackwardInputs& in = A.in;
+  A.gx = f32OptArg(info, 13, fn, "gx");
+  A.gs = f32Arg(info, 14, fn, "gscores");
+  A.cu = f32OptArg(info, 15, fn, "cu");
+  A.cv = f32Arg(info, 16, fn, "cv");
+  needLen(env, A.gs, in.Thk, fn, "gscores");
+  needLen(env, A.cv, in.Thk, fn, "cv");
+  if (in.pkm) {
+    A.gx = A.cu = Span<float>{nullptr, 0};  // not written
+  } else {
+    if (!in.a.data || !A.gx.data || !A.cu.data)
       throwType(env, std::string(fn) + ": arguments 'a', 'gx' and 'cu' must be Float32Arrays when u is given");
-    needLen(env, a, Thk, fn, "a");
-    needLen(env, gx, Td, fn, "gx");
-    needLen(env, cu, Thk, fn, "cu");
+    needLen(env, in.a, in.Thk, fn, "a");
+    needLen(env, A.gx, in.Td, fn, "gx");
+    needLen(env, A.cu, in.Thk, fn, "cu");
   }
-  Span<float>* outs[] = {&gx, &gs, &cu, &cv};
+  const Span<float> outs[] = {A.gx, A.gs, A.cu, A.cv};
   const char* onames[] = {"gx", "gscores", "cu", "cv"};
   for (int i = 0; i < 4; i++) {
-    if (!outs[i]->data || (pkm && (i == 0 || i == 2))) continue;
-    for (int j = i + 1; j < 4; j++)
-      if (outs[j]->data && !(pkm && (j == 0 || j == 2))) distinct(env, *outs[i], *outs[j], fn, onames[i], onames[j]);
-    distinct(env, *outs[i], x, fn, onames[i], "x");
-    distinct(env, *outs[i], v, fn, onames[i], "v");
-    distinct(env, *outs[i], ids, fn, onames[i], "ids");
-    distinct(env, *outs[i], g, fn, onames[i], "g");
-    distinct(env, *outs[i], gy, fn, onames[i], "gy");
-    if (!pkm) {
-      distinct(env, *outs[i], u, fn, onames[i], "u");
-      distinct(env, *outs[i], a, fn, onames[i], "a");
-    }
+    for (int j = i + 1; j < 4; j++) noOverlap(env, fn, outs[i], onames[i], outs[j], onames[j]);
+    outputApart(env, fn, in, outs[i], onames[i]);
+    noOverlap(env, fn, outs[i], onames[i], in.g, "g");
+    noOverlap(env, fn, outs[i], onames[i], in.gy, "gy");
+    if (!in.pkm) noOverlap(env, fn, outs[i], onames[i], in.a, "a");
   }
-  checkIds(env, fn, ids.data, Thk, N);
-  if (T == 0) return env.Undefined();
+  idsInRange(env, fn, "ids", in.ids.data, in.Thk, in.N);
+  return A;
+}
 
+void peerBackward(const PeerBackwardArgs& A) {
+  const char* fn = "peerBackward";
+  const int64_t T = A.in.T, d = A.in.d, hk = A.in.hk, k = A.in.k;
+  const PeerAct act = A.in.act;
+  const bool pkm = A.in.pkm;
+  const Span<float> u = A.in.u, v = A.in.v, g = A.in.g, a = A.in.a, gy = A.in.gy;
+  const Span<float> gx = A.gx, gs = A.gs, cu = A.cu, cv = A.cv;
+  const Span<int32_t> ids = A.in.ids;
+  if (T == 0) return;
   const int nt = threadsFor(T, 4);
-  std::vector<float> buf((size_t)(nt * 2 * hk));
+  std::vector<float> buf = scratch<float>(fn, "gate gradients", nt * 2 * hk);
   const PeerIsa& I = isa();
-  forThreads(T, 4, nullptr, [&](int th, int64_t t0, int64_t t1) {
+  parallelChunks(T, 4, [&](int th, int64_t t0, int64_t t1) {
     float* gw = buf.data() + th * 2 * hk;
     float* dg = gw + hk;
     for (int64_t t = t0; t < t1; t++) {
@@ -568,7 +587,11 @@ Napi::Value PeerBackwardNapi(const Napi::CallbackInfo& info) {
       }
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerBackwardNapi(const Napi::CallbackInfo& info) {
+  peerBackward(parseBackward(info, "peerBackward"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerBackward, PeerBackwardNapi);
 
@@ -579,82 +602,95 @@ MOELAB_EXPORT(peerBackward, PeerBackwardNapi);
 // Expert-major backward: each touched expert's u and v rows are read once (in ascending id order)
 // and all its occurrences are processed against them, producing gx (per-thread partial sums),
 // the gate gradients and the coalesced row gradients in one pass.
-Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerBackwardRows";
+struct BackwardRowsArgs {
+  BackwardInputs in;
+  int64_t U;
+  Span<int32_t> uniq, offsets, order;  // the coalesced index of ids (peerCoalesce)
+  Span<float> gx, gs, gu, gv;          // outputs; gx null without u, gu/gv null to skip
+};
+
+// Every check before the kernel: lengths, output aliasing, and that (U, uniq, offsets, order)
+// describe exactly these ids: offsets run from 0 to T*hk without decreasing (so every occurrence p
+// indexes order), and each position appears once, under its own id.
+BackwardRowsArgs parseBackwardRows(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
-  auto in = backwardInputs(info, fn, 21);
-  const int64_t T = in.T, d = in.d, N = in.N, hk = in.hk, k = in.k;
-  const int act = in.act;
-  auto x = in.x, u = in.u, v = in.v, g = in.g, a = in.a, gy = in.gy;
-  auto ids = in.ids;
-  int64_t U = dimArg(info, 13, fn, "U");
-  auto uniq = i32Arg(info, 14, fn, "uniq");
-  auto offsets = i32Arg(info, 15, fn, "offsets");
-  auto order = i32Arg(info, 16, fn, "order");
-  auto gx = f32OptArg(info, 17, fn, "gx");
-  auto gs = f32Arg(info, 18, fn, "gscores");
-  auto gu = f32OptArg(info, 19, fn, "gu");
-  auto gv = f32OptArg(info, 20, fn, "gv");
+  BackwardRowsArgs A;
+  A.in = backwardInputs(info, fn, 21);
+  const BackwardInputs& in = A.in;
   const bool pkm = in.pkm;
-  const int64_t Td = in.Td, Thk = in.Thk, Ud = mulChk(env, fn, U, d);
-  needLen(env, uniq, U, fn, "uniq");
-  needLen(env, offsets, U + 1, fn, "offsets");
-  needLen(env, gs, Thk, fn, "gscores");
+  A.U = dimArg(info, 13, fn, "U");
+  A.uniq = i32Arg(info, 14, fn, "uniq");
+  A.offsets = i32Arg(info, 15, fn, "offsets");
+  A.order = i32Arg(info, 16, fn, "order");
+  A.gx = f32OptArg(info, 17, fn, "gx");
+  A.gs = f32Arg(info, 18, fn, "gscores");
+  A.gu = f32OptArg(info, 19, fn, "gu");
+  A.gv = f32OptArg(info, 20, fn, "gv");
+  const int64_t U = A.U, Thk = in.Thk, Ud = checkedMul(env, fn, U, in.d);
+  needLen(env, A.uniq, U, fn, "uniq");
+  needLen(env, A.order, Thk, fn, "order");
+  needLen(env, A.gs, Thk, fn, "gscores");
   if (!pkm) {
-    if (!a.data || !gx.data) throwType(env, std::string(fn) + ": arguments 'a' and 'gx' must be Float32Arrays when u is given");
-    needLen(env, a, Thk, fn, "a");
-    needLen(env, gx, Td, fn, "gx");
-  } else if (gu.data) {
+    if (!in.a.data || !A.gx.data)
+      throwType(env, std::string(fn) + ": arguments 'a' and 'gx' must be Float32Arrays when u is given");
+    needLen(env, in.a, Thk, fn, "a");
+    needLen(env, A.gx, in.Td, fn, "gx");
+  } else if (A.gu.data) {
     throwType(env, std::string(fn) + ": 'gu' must be null without u");
   }
-  if (gu.data) needLen(env, gu, Ud, fn, "gu");
-  if (gv.data) needLen(env, gv, Ud, fn, "gv");
-  Span<float> ins[] = {x, u, v, g, a, gy};
+  if (A.gu.data) needLen(env, A.gu, Ud, fn, "gu");
+  if (A.gv.data) needLen(env, A.gv, Ud, fn, "gv");
+  const Span<float> ins[] = {in.x, in.u, in.v, in.g, in.a, in.gy};
   const char* inNames[] = {"x", "u", "v", "g", "a", "gy"};
-  Span<float>* outs[] = {&gx, &gs, &gu, &gv};
+  const Span<float> outs[] = {pkm ? Span<float>{nullptr, 0} : A.gx, A.gs, A.gu, A.gv};
   const char* outNames[] = {"gx", "gscores", "gu", "gv"};
   for (int i = 0; i < 4; i++) {
-    if (!outs[i]->data || (pkm && i == 0)) continue;
-    for (int j = i + 1; j < 4; j++)
-      if (outs[j]->data && !(pkm && j == 0)) distinct(env, *outs[i], *outs[j], fn, outNames[i], outNames[j]);
+    for (int j = i + 1; j < 4; j++) noOverlap(env, fn, outs[i], outNames[i], outs[j], outNames[j]);
     for (int j = 0; j < 6; j++)
-      if (ins[j].data && !(pkm && (j == 1 || j == 4))) distinct(env, *outs[i], ins[j], fn, outNames[i], inNames[j]);
-    distinct(env, *outs[i], ids, fn, outNames[i], "ids");
-    distinct(env, *outs[i], uniq, fn, outNames[i], "uniq");
-    distinct(env, *outs[i], offsets, fn, outNames[i], "offsets");
-    distinct(env, *outs[i], order, fn, outNames[i], "order");
+      if (!(pkm && (j == 1 || j == 4))) noOverlap(env, fn, outs[i], outNames[i], ins[j], inNames[j]);
+    noOverlap(env, fn, outs[i], outNames[i], in.ids, "ids");
+    noOverlap(env, fn, outs[i], outNames[i], A.uniq, "uniq");
+    noOverlap(env, fn, outs[i], outNames[i], A.offsets, "offsets");
+    noOverlap(env, fn, outs[i], outNames[i], A.order, "order");
   }
-  checkIds(env, fn, ids.data, Thk, N);
-  // the coalesced index must describe exactly these ids: each position once, under its own id
-  const int32_t *OF = offsets.data, *OR = order.data, *UQ = uniq.data, *IDS = ids.data;
-  if (U > 0 && OF[0] != 0) throwRange(env, std::string(fn) + ": offsets[0] must be 0");
-  if (U > 0 && OF[U] != Thk) throwRange(env, std::string(fn) + ": offsets[U] must equal T*hk");
-  if (U == 0 && Thk != 0) throwRange(env, std::string(fn) + ": U = 0 with T*hk > 0");
-  needLen(env, order, Thk, fn, "order");
-  {
-    std::vector<uint8_t> seen((size_t)Thk, 0);
-    for (int64_t i = 0; i < U; i++) {
-      if (OF[i + 1] < OF[i]) throwRange(env, std::string(fn) + ": offsets must be non-decreasing");
-      if (UQ[i] < 0 || UQ[i] >= N) throwRange(env, std::string(fn) + ": uniq entry out of range");
-      for (int64_t p = OF[i]; p < OF[i + 1]; p++) {
-        const int64_t pos = OR[p];
-        if (pos < 0 || pos >= Thk || seen[pos] || IDS[pos] != UQ[i])
-          throwRange(env, std::string(fn) + ": order/uniq do not match ids at order[" + std::to_string(p) + "]");
-        seen[pos] = 1;
-      }
+  idsInRange(env, fn, "ids", in.ids.data, Thk, in.N);
+  offsetsInRange(env, fn, "offsets", A.offsets, U, Thk);
+  const int32_t *OF = A.offsets.data, *OR = A.order.data, *UQ = A.uniq.data, *IDS = in.ids.data;
+  if (OF[0] != 0 || OF[U] != Thk)
+    throwRange(env, std::string(fn) + ": offsets must run from 0 to T*hk = " + std::to_string(Thk) + ", got " +
+                        std::to_string(OF[0]) + " .. " + std::to_string(OF[U]));
+  idsInRange(env, fn, "uniq", UQ, U, in.N);
+  std::vector<uint8_t> seen = scratch<uint8_t>(fn, "occurrence flags", Thk);
+  for (int64_t i = 0; i < U; i++)
+    for (int64_t p = OF[i]; p < OF[i + 1]; p++) {
+      const int64_t pos = OR[p];
+      if (pos < 0 || pos >= Thk || seen[pos] || IDS[pos] != UQ[i])
+        throwRange(env, std::string(fn) + ": order/uniq do not match ids at order[" + std::to_string(p) + "]");
+      seen[pos] = 1;
     }
-  }
-  if (T == 0) return env.Undefined();
+  return A;
+}
+
+void peerBackwardRows(const BackwardRowsArgs& A) {
+  const char* fn = "peerBackwardRows";
+  const BackwardInputs& in = A.in;
+  const int64_t T = in.T, d = in.d, hk = in.hk, k = in.k, U = A.U, Td = in.Td, Thk = in.Thk;
+  const PeerAct act = in.act;
+  const bool pkm = in.pkm;
+  const Span<float> x = in.x, u = in.u, v = in.v, g = in.g, a = in.a, gy = in.gy;
+  const Span<float> gx = A.gx, gs = A.gs, gu = A.gu, gv = A.gv;
+  const int32_t *OF = A.offsets.data, *OR = A.order.data, *UQ = A.uniq.data;
+  if (T == 0) return;
 
   // phase 1: experts, per-thread gx partials (thread 0 writes gx itself)
   const int nt = threadsFor(U, 16);
-  std::vector<float> gxLocal(pkm ? 0 : (size_t)((nt - 1) * Td), 0.0f);
-  std::vector<float> dgBuf((size_t)Thk);
-  std::vector<float> rowBuf((size_t)(nt * 2 * d));
+  std::vector<float> gxLocal = scratch<float>(fn, "per-thread gx", pkm ? 0 : (nt - 1) * Td);
+  std::vector<float> dgBuf = scratch<float>(fn, "gate gradients", Thk);
+  std::vector<float> rowBuf = scratch<float>(fn, "row accumulators", nt * 2 * d);
   if (!pkm) std::fill(gx.data, gx.data + Td, 0.0f);
   const PeerIsa& I = isa();
   float* DG = dgBuf.data();
-  forThreads(U, 16, nullptr, [&](int th, int64_t i0, int64_t i1) {
+  parallelChunks(U, 16, [&](int th, int64_t i0, int64_t i1) {
     float* gxa = pkm ? nullptr : (th == 0 ? gx.data : gxLocal.data() + (th - 1) * Td);
     float* accU = rowBuf.data() + th * 2 * d;
     float* accV = accU + d;
@@ -705,7 +741,7 @@ Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
   });
   // phase 2: tokens: gate gradients (softmax backward per head) and the gx partial sums
   const float* GL = gxLocal.data();
-  forThreads(T, 16, nullptr, [&](int, int64_t t0, int64_t t1) {
+  parallelChunks(T, 16, [&](int, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++) {
       const float* gt = g.data + t * hk;
       const float* dg = DG + t * hk;
@@ -719,11 +755,52 @@ Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
         for (int th = 1; th < nt; th++) I.axpy(1.0f, GL + (th - 1) * Td + t * d, gx.data + t * d, d);
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerBackwardRowsNapi(const Napi::CallbackInfo& info) {
+  peerBackwardRows(parseBackwardRows(info, "peerBackwardRows"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerBackwardRows, PeerBackwardRowsNapi);
 
 // ------------------------------------------------------------------ peerCoalesce
+
+// Stable grouping of n ids in [0, N): uniq (ascending), offsets (U + 1), order (positions grouped
+// by id, ascending within a group); returns U. A counting sort when its N counters cost about as
+// much as the ids themselves, else a sort of (id, position) keys: memory stays O(n) for any N.
+int32_t peerCoalesce(const char* fn, int64_t n, int64_t N, const int32_t* ids, int32_t* uniq, int32_t* offsets,
+                     int32_t* order) {
+  int32_t U = 0;
+  if (N <= 4 * n + 4096) {
+    std::vector<int32_t> cnt = scratch<int32_t>(fn, "id counts", N);
+    for (int64_t i = 0; i < n; i++) cnt[ids[i]]++;
+    int32_t off = 0;
+    for (int64_t id = 0; id < N; id++) {
+      const int32_t c = cnt[id];
+      if (!c) continue;
+      uniq[U] = (int32_t)id;
+      offsets[U++] = off;
+      cnt[id] = off;  // now the write cursor
+      off += c;
+    }
+    offsets[U] = off;
+    for (int64_t i = 0; i < n; i++) order[cnt[ids[i]]++] = (int32_t)i;
+    return U;
+  }
+  std::vector<uint64_t> keys = scratch<uint64_t>(fn, "sort keys", n);
+  for (int64_t i = 0; i < n; i++) keys[i] = (uint64_t)(uint32_t)ids[i] << 32 | (uint32_t)i;
+  std::sort(keys.begin(), keys.end());
+  for (int64_t p = 0; p < n; p++) {
+    const int32_t id = (int32_t)(keys[p] >> 32);
+    if (p == 0 || id != uniq[U - 1]) {
+      uniq[U] = id;
+      offsets[U++] = (int32_t)p;
+    }
+    order[p] = (int32_t)(uint32_t)keys[p];
+  }
+  offsets[U] = (int32_t)n;
+  return U;
+}
 
 // peerCoalesce(n, N, ids, uniq, offsets, order) -> U
 Napi::Value PeerCoalesceNapi(const Napi::CallbackInfo& info) {
@@ -741,70 +818,66 @@ Napi::Value PeerCoalesceNapi(const Napi::CallbackInfo& info) {
   needLen(env, uniq, n, fn, "uniq");
   needLen(env, offsets, n + 1, fn, "offsets");
   needLen(env, order, n, fn, "order");
-  distinct(env, uniq, offsets, fn, "uniq", "offsets");
-  distinct(env, uniq, order, fn, "uniq", "order");
-  distinct(env, offsets, order, fn, "offsets", "order");
-  distinct(env, uniq, ids, fn, "uniq", "ids");
-  distinct(env, offsets, ids, fn, "offsets", "ids");
-  distinct(env, order, ids, fn, "order", "ids");
-  checkIds(env, fn, ids.data, n, N);
-  std::vector<int32_t> cnt((size_t)N, 0);
-  const int32_t* I = ids.data;
-  for (int64_t i = 0; i < n; i++) cnt[I[i]]++;
-  int32_t U = 0, off = 0;
-  for (int64_t id = 0; id < N; id++) {
-    const int32_t c = cnt[id];
-    if (!c) continue;
-    uniq.data[U] = (int32_t)id;
-    offsets.data[U++] = off;
-    cnt[id] = off;  // now the write cursor
-    off += c;
-  }
-  offsets.data[U] = off;
-  for (int64_t i = 0; i < n; i++) order.data[cnt[I[i]]++] = (int32_t)i;
-  return Napi::Number::New(env, U);
+  noOverlap(env, fn, uniq, "uniq", offsets, "offsets");
+  noOverlap(env, fn, uniq, "uniq", order, "order");
+  noOverlap(env, fn, offsets, "offsets", order, "order");
+  noOverlap(env, fn, uniq, "uniq", ids, "ids");
+  noOverlap(env, fn, offsets, "offsets", ids, "ids");
+  noOverlap(env, fn, order, "order", ids, "ids");
+  idsInRange(env, fn, "ids", ids.data, n, N);
+  return Napi::Number::New(env, peerCoalesce(fn, n, N, ids.data, uniq.data, offsets.data, order.data));
 }
 MOELAB_EXPORT(peerCoalesce, PeerCoalesceNapi);
 
 // ------------------------------------------------------------------ peerRowGrad
 
 // peerRowGrad(U, d, per, offsets, order, coef|null, src, out)
-Napi::Value PeerRowGradNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerRowGrad";
+struct RowGradArgs {
+  int64_t U, d, per;
+  Span<int32_t> offsets, order;
+  Span<float> coef, src, out;  // coef may be null (all ones)
+};
+
+RowGradArgs parseRowGrad(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
   needArgs(info, 8, fn);
-  int64_t U = dimArg(info, 0, fn, "U"), d = dimArg(info, 1, fn, "d"), per = dimArg(info, 2, fn, "per", 1);
-  auto offsets = i32Arg(info, 3, fn, "offsets");
-  auto order = i32Arg(info, 4, fn, "order");
-  auto coef = f32OptArg(info, 5, fn, "coef");
-  auto src = f32Arg(info, 6, fn, "src");
-  auto out = f32Arg(info, 7, fn, "out");
-  needLen(env, offsets, U + 1, fn, "offsets");
-  needLen(env, out, mulChk(env, fn, U, d), fn, "out");
-  distinct(env, out, src, fn, "out", "src");
-  distinct(env, out, offsets, fn, "out", "offsets");
-  distinct(env, out, order, fn, "out", "order");
-  if (coef.data) distinct(env, out, coef, fn, "out", "coef");
-  if (U == 0 || d == 0) return env.Undefined();
-  const int32_t* OF = offsets.data;
-  const int32_t* OR = order.data;
-  if (OF[0] < 0) throwRange(env, std::string(fn) + ": offsets[0] is negative");
-  for (int64_t i = 0; i < U; i++)
-    if (OF[i + 1] < OF[i])
-      throwRange(env, std::string(fn) + ": offsets must be non-decreasing (offsets[" + std::to_string(i + 1) + "])");
-  if ((uint64_t)OF[U] > order.length)
-    throwRange(env, std::string(fn) + ": offsets[U] = " + std::to_string(OF[U]) + " exceeds order's " + std::to_string(order.length) + " entries");
-  const int64_t srcRows = (int64_t)(src.length / (uint64_t)d);
+  RowGradArgs A;
+  A.U = dimArg(info, 0, fn, "U");
+  A.d = dimArg(info, 1, fn, "d");
+  A.per = dimArg(info, 2, fn, "per", 1);
+  A.offsets = i32Arg(info, 3, fn, "offsets");
+  A.order = i32Arg(info, 4, fn, "order");
+  A.coef = f32OptArg(info, 5, fn, "coef");
+  A.src = f32Arg(info, 6, fn, "src");
+  A.out = f32Arg(info, 7, fn, "out");
+  const int64_t U = A.U, d = A.d, per = A.per;
+  needLen(env, A.offsets, U + 1, fn, "offsets");
+  needLen(env, A.out, checkedMul(env, fn, U, d), fn, "out");
+  noOverlap(env, fn, A.out, "out", A.src, "src");
+  noOverlap(env, fn, A.out, "out", A.offsets, "offsets");
+  noOverlap(env, fn, A.out, "out", A.order, "order");
+  noOverlap(env, fn, A.out, "out", A.coef, "coef");
+  if (U == 0 || d == 0) return A;
+  offsetsInRange(env, fn, "offsets", A.offsets, U, (int64_t)A.order.length);
+  const int32_t *OF = A.offsets.data, *OR = A.order.data;
+  const int64_t srcRows = (int64_t)(A.src.length / (uint64_t)d);
   for (int64_t p = OF[0]; p < OF[U]; p++) {
     const int64_t pos = OR[p];
-    if (pos < 0 || pos / per >= srcRows || (coef.data && (uint64_t)pos >= coef.length))
+    if (pos < 0 || pos / per >= srcRows || (A.coef.data && (uint64_t)pos >= A.coef.length))
       throwRange(env, std::string(fn) + ": order[" + std::to_string(p) + "] = " + std::to_string(pos) + " out of range");
   }
+  return A;
+}
+
+void peerRowGrad(const RowGradArgs& A) {
+  const int64_t U = A.U, d = A.d, per = A.per;
+  if (U == 0 || d == 0) return;
+  const int32_t *OF = A.offsets.data, *OR = A.order.data;
   const PeerIsa& I = isa();
-  const float* C = coef.data;
-  const float* S = src.data;
-  float* O = out.data;
-  forThreads(U, 8, nullptr, [&](int, int64_t i0, int64_t i1) {
+  const float* C = A.coef.data;
+  const float* S = A.src.data;
+  float* O = A.out.data;
+  parallelChunks(U, 8, [&](int, int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
       float* o = O + i * d;
       std::fill(o, o + d, 0.0f);
@@ -818,82 +891,98 @@ Napi::Value PeerRowGradNapi(const Napi::CallbackInfo& info) {
       }
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerRowGradNapi(const Napi::CallbackInfo& info) {
+  peerRowGrad(parseRowGrad(info, "peerRowGrad"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerRowGrad, PeerRowGradNapi);
 
 // ------------------------------------------------------------------ sparseAdam
 
 // sparseAdam(U, d, ids, g, p, m, v, lr, beta1, beta2, eps, bc1, bc2); m, v both Float32Array or both Uint16Array
-Napi::Value SparseAdamNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "sparseAdam";
+struct SparseAdamArgs {
+  int64_t U, d;
+  Span<int32_t> ids;            // U rows of p, strictly increasing
+  Span<float> g, p;             // g [U, d], p [N, d]
+  bool bf;                      // moments in bfloat16 bits (mh, vh) instead of float (mf, vf)
+  Span<float> mf, vf;
+  Span<uint16_t> mh, vh;
+  float b1c, b2c, step, eps;    // 1-beta1, 1-beta2, lr*sqrt(bc2)/bc1, eps
+};
+
+bool isU16(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].IsTypedArray() && info[i].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
+}
+
+SparseAdamArgs parseSparseAdam(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
   needArgs(info, 13, fn);
-  int64_t U = dimArg(info, 0, fn, "U"), d = dimArg(info, 1, fn, "d", 1);
-  auto ids = i32Arg(info, 2, fn, "ids");
-  auto g = f32Arg(info, 3, fn, "g");
-  auto p = f32Arg(info, 4, fn, "p");
-  const bool bf = info[5].IsTypedArray() && info[5].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
-  Span<float> mf{nullptr, 0}, vf{nullptr, 0};
-  Span<uint16_t> mh{nullptr, 0}, vh{nullptr, 0};
-  if (bf) {
-    mh = u16Arg(info, 5, fn, "m");
-    if (!(info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array))
-      throwType(env, std::string(fn) + ": 'm' and 'v' must both be Float32Array or both Uint16Array");
-    vh = u16Arg(info, 6, fn, "v");
+  SparseAdamArgs A{};
+  A.U = dimArg(info, 0, fn, "U");
+  A.d = dimArg(info, 1, fn, "d", 1);
+  A.ids = i32Arg(info, 2, fn, "ids");
+  A.g = f32Arg(info, 3, fn, "g");
+  A.p = f32Arg(info, 4, fn, "p");
+  A.bf = isU16(info, 5);
+  if (A.bf != isU16(info, 6) && info[6].IsTypedArray())
+    throwType(env, std::string(fn) + ": 'm' and 'v' must both be Float32Array or both Uint16Array");
+  if (A.bf) {
+    A.mh = u16Arg(info, 5, fn, "m");
+    A.vh = u16Arg(info, 6, fn, "v");
   } else {
-    mf = f32Arg(info, 5, fn, "m");
-    if (!(info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array))
-      throwType(env, std::string(fn) + ": 'm' and 'v' must both be Float32Array or both Uint16Array");
-    vf = f32Arg(info, 6, fn, "v");
+    A.mf = f32Arg(info, 5, fn, "m");
+    A.vf = f32Arg(info, 6, fn, "v");
   }
   const double lr = numArg(info, 7, fn, "lr"), b1 = numArg(info, 8, fn, "beta1"), b2 = numArg(info, 9, fn, "beta2");
   const double eps = numArg(info, 10, fn, "eps"), bc1 = numArg(info, 11, fn, "bc1"), bc2 = numArg(info, 12, fn, "bc2");
   if (!(bc1 > 0 && bc2 > 0)) throwRange(env, std::string(fn) + ": bias corrections must be > 0");
-  const int64_t N = (int64_t)(p.length / (uint64_t)d);
-  const int64_t Nd = N * d;
-  needLen(env, ids, U, fn, "ids");
-  needLen(env, g, mulChk(env, fn, U, d), fn, "g");
-  if (bf) {
-    needLen(env, mh, Nd, fn, "m");
-    needLen(env, vh, Nd, fn, "v");
-    distinct(env, mh, vh, fn, "m", "v");
-    for (auto* s : {&mh, &vh}) {
-      const char* sn = s == &mh ? "m" : "v";
-      distinct(env, *s, p, fn, sn, "p");
-      distinct(env, *s, g, fn, sn, "g");
-      distinct(env, *s, ids, fn, sn, "ids");
+  A.b1c = (float)(1 - b1), A.b2c = (float)(1 - b2), A.step = (float)(lr * std::sqrt(bc2) / bc1), A.eps = (float)eps;
+  const int64_t U = A.U, d = A.d, N = (int64_t)(A.p.length / (uint64_t)d), Nd = N * d;
+  needLen(env, A.ids, U, fn, "ids");
+  needLen(env, A.g, checkedMul(env, fn, U, d), fn, "g");
+  auto moments = [&](const auto& m, const auto& v) {
+    needLen(env, m, Nd, fn, "m");
+    needLen(env, v, Nd, fn, "v");
+    noOverlap(env, fn, m, "m", v, "v");
+    for (const auto& [s, sn] : {std::make_pair(m, "m"), std::make_pair(v, "v")}) {
+      noOverlap(env, fn, s, sn, A.p, "p");
+      noOverlap(env, fn, s, sn, A.g, "g");
+      noOverlap(env, fn, s, sn, A.ids, "ids");
     }
-  } else {
-    needLen(env, mf, Nd, fn, "m");
-    needLen(env, vf, Nd, fn, "v");
-    distinct(env, mf, vf, fn, "m", "v");
-    for (auto* s : {&mf, &vf}) {
-      const char* sn = s == &mf ? "m" : "v";
-      distinct(env, *s, p, fn, sn, "p");
-      distinct(env, *s, g, fn, sn, "g");
-      distinct(env, *s, ids, fn, sn, "ids");
-    }
-  }
-  distinct(env, p, g, fn, "p", "g");
-  distinct(env, p, ids, fn, "p", "ids");
-  const int32_t* I = ids.data;
-  for (int64_t i = 0; i < U; i++) {
-    if (I[i] < 0 || I[i] >= N)
-      throwRange(env, std::string(fn) + ": id " + std::to_string(I[i]) + " out of range [0, " + std::to_string(N) + ")");
-    if (i > 0 && I[i] <= I[i - 1])
+  };
+  if (A.bf) moments(A.mh, A.vh);
+  else moments(A.mf, A.vf);
+  noOverlap(env, fn, A.p, "p", A.g, "g");
+  noOverlap(env, fn, A.p, "p", A.ids, "ids");
+  idsInRange(env, fn, "ids", A.ids.data, U, N);
+  const int32_t* I = A.ids.data;
+  for (int64_t i = 1; i < U; i++)
+    if (I[i] <= I[i - 1])
       throwRange(env, std::string(fn) + ": ids must be strictly increasing (ids[" + std::to_string(i) + "] = " + std::to_string(I[i]) + ")");
-  }
-  const float b1c = (float)(1 - b1), b2c = (float)(1 - b2), step = (float)(lr * std::sqrt(bc2) / bc1), ep = (float)eps;
+  return A;
+}
+
+// Lazy Adam on the rows ids[0..U) of p (PyTorch SparseAdam semantics, see src/backend/kernels/peer.ts).
+void sparseAdam(const SparseAdamArgs& A) {
+  const int64_t d = A.d;
+  const int32_t* I = A.ids.data;
+  const float *g = A.g.data, b1c = A.b1c, b2c = A.b2c, step = A.step, ep = A.eps;
+  float* p = A.p.data;
   const PeerIsa& K = isa();
-  forThreads(U, 16, nullptr, [&](int, int64_t i0, int64_t i1) {
+  parallelChunks(A.U, 16, [&](int, int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
       const int64_t o = (int64_t)I[i] * d;
-      if (bf) K.adamBf16(d, g.data + i * d, p.data + o, mh.data + o, vh.data + o, b1c, b2c, step, ep);
-      else K.adam(d, g.data + i * d, p.data + o, mf.data + o, vf.data + o, b1c, b2c, step, ep);
+      if (A.bf) K.adamBf16(d, g + i * d, p + o, A.mh.data + o, A.vh.data + o, b1c, b2c, step, ep);
+      else K.adam(d, g + i * d, p + o, A.mf.data + o, A.vf.data + o, b1c, b2c, step, ep);
     }
   });
-  return env.Undefined();
+}
+
+Napi::Value SparseAdamNapi(const Napi::CallbackInfo& info) {
+  sparseAdam(parseSparseAdam(info, "sparseAdam"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(sparseAdam, SparseAdamNapi);
 
@@ -901,34 +990,42 @@ MOELAB_EXPORT(sparseAdam, SparseAdamNapi);
 
 // peerBatchNorm(T, C, training, eps, momentum, x, w, b, runMean, runVar, y, mean, rstd)
 // BatchNorm1d over the rows of x [T, C], threaded over blocks of channels; statistics in double.
-Napi::Value PeerBatchNormNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerBatchNorm";
+struct BatchNormArgs {
+  int64_t T, C;
+  bool training;
+  double eps, mom;
+  Span<float> x, w, b, rm, rv, y, mean, rstd;  // runMean, runVar, y, mean, rstd written
+};
+
+BatchNormArgs parseBatchNorm(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
   needArgs(info, 13, fn);
-  int64_t T = dimArg(info, 0, fn, "T"), C = dimArg(info, 1, fn, "C", 1);
-  const bool training = boolArg(info, 2, fn, "training");
-  const double eps = numArg(info, 3, fn, "eps"), mom = numArg(info, 4, fn, "momentum");
-  if (!(eps >= 0) || !(mom >= 0 && mom <= 1)) throwRange(env, std::string(fn) + ": eps must be >= 0 and momentum in [0, 1]");
-  if (training && T < 2) throwRange(env, std::string(fn) + ": training needs more than 1 value per channel");
-  auto x = f32Arg(info, 5, fn, "x");
-  auto w = f32Arg(info, 6, fn, "w");
-  auto b = f32Arg(info, 7, fn, "b");
-  auto rm = f32Arg(info, 8, fn, "runMean");
-  auto rv = f32Arg(info, 9, fn, "runVar");
-  auto y = f32Arg(info, 10, fn, "y");
-  auto mean = f32Arg(info, 11, fn, "mean");
-  auto rstd = f32Arg(info, 12, fn, "rstd");
-  const int64_t TC = mulChk(env, fn, T, C);
-  needLen(env, x, TC, fn, "x");
-  needLen(env, y, TC, fn, "y");
-  for (auto* s : {&w, &b, &rm, &rv, &mean, &rstd}) needLen(env, *s, C, fn, "w/b/runMean/runVar/mean/rstd");
-  Span<float> all[] = {x, w, b, rm, rv, y, mean, rstd};
+  BatchNormArgs A;
+  A.T = dimArg(info, 0, fn, "T");
+  A.C = dimArg(info, 1, fn, "C", 1);
+  A.training = boolArg(info, 2, fn, "training");
+  A.eps = numArg(info, 3, fn, "eps");
+  A.mom = numArg(info, 4, fn, "momentum");
+  if (!(A.eps >= 0) || !(A.mom >= 0 && A.mom <= 1)) throwRange(env, std::string(fn) + ": eps must be >= 0 and momentum in [0, 1]");
+  if (A.training && A.T < 2) throwRange(env, std::string(fn) + ": training needs more than 1 value per channel");
+  const Span<float> all[] = {A.x = f32Arg(info, 5, fn, "x"),        A.w = f32Arg(info, 6, fn, "w"),
+                             A.b = f32Arg(info, 7, fn, "b"),        A.rm = f32Arg(info, 8, fn, "runMean"),
+                             A.rv = f32Arg(info, 9, fn, "runVar"),  A.y = f32Arg(info, 10, fn, "y"),
+                             A.mean = f32Arg(info, 11, fn, "mean"), A.rstd = f32Arg(info, 12, fn, "rstd")};
   const char* names[] = {"x", "w", "b", "runMean", "runVar", "y", "mean", "rstd"};
-  for (int i = 3; i < 8; i++)  // written: runMean, runVar (training), y, mean, rstd
-    for (int j = 0; j < 8; j++)
-      if (j != i) distinct(env, all[i], all[j], fn, names[i], names[j]);
+  const int64_t TC = checkedMul(env, fn, A.T, A.C);
+  for (int i = 0; i < 8; i++) needLen(env, all[i], i == 0 || i == 5 ? TC : A.C, fn, names[i]);
+  writtenApart(env, fn, all, names, 8, 3);
+  return A;
+}
+
+void peerBatchNorm(const BatchNormArgs& A) {
+  const int64_t T = A.T, C = A.C;
+  const bool training = A.training;
+  const double eps = A.eps, mom = A.mom;
+  const Span<float> x = A.x, w = A.w, b = A.b, rm = A.rm, rv = A.rv, y = A.y, mean = A.mean, rstd = A.rstd;
   const float* X = x.data;
-  forThreads(C, 32, nullptr, [&](int, int64_t c0, int64_t c1) {
+  parallelChunks(C, 32, [&](int, int64_t c0, int64_t c1) {
     const int64_t nc = c1 - c0;
     std::vector<double> s(nc, 0.0), q(nc, 0.0);
     if (training) {
@@ -956,37 +1053,45 @@ Napi::Value PeerBatchNormNapi(const Napi::CallbackInfo& info) {
       for (int64_t c = c0; c < c1; c++)
         y.data[t * C + c] = (X[t * C + c] - mean.data[c]) * rstd.data[c] * w.data[c] + b.data[c];
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerBatchNormNapi(const Napi::CallbackInfo& info) {
+  peerBatchNorm(parseBatchNorm(info, "peerBatchNorm"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerBatchNorm, PeerBatchNormNapi);
 
 // peerBatchNormBackward(T, C, training, x, w, mean, rstd, gy, gx, gw, gb): gx, gw, gb written.
-Napi::Value PeerBatchNormBackwardNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "peerBatchNormBackward";
+struct BatchNormBackwardArgs {
+  int64_t T, C;
+  bool training;
+  Span<float> x, w, mean, rstd, gy, gx, gw, gb;
+};
+
+BatchNormBackwardArgs parseBatchNormBackward(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
   needArgs(info, 11, fn);
-  int64_t T = dimArg(info, 0, fn, "T"), C = dimArg(info, 1, fn, "C", 1);
-  const bool training = boolArg(info, 2, fn, "training");
-  auto x = f32Arg(info, 3, fn, "x");
-  auto w = f32Arg(info, 4, fn, "w");
-  auto mean = f32Arg(info, 5, fn, "mean");
-  auto rstd = f32Arg(info, 6, fn, "rstd");
-  auto gy = f32Arg(info, 7, fn, "gy");
-  auto gx = f32Arg(info, 8, fn, "gx");
-  auto gw = f32Arg(info, 9, fn, "gw");
-  auto gb = f32Arg(info, 10, fn, "gb");
-  const int64_t TC = mulChk(env, fn, T, C);
-  needLen(env, x, TC, fn, "x");
-  needLen(env, gy, TC, fn, "gy");
-  needLen(env, gx, TC, fn, "gx");
-  for (auto* s : {&w, &mean, &rstd, &gw, &gb}) needLen(env, *s, C, fn, "w/mean/rstd/gw/gb");
-  Span<float> all[] = {x, w, mean, rstd, gy, gx, gw, gb};
+  BatchNormBackwardArgs A;
+  A.T = dimArg(info, 0, fn, "T");
+  A.C = dimArg(info, 1, fn, "C", 1);
+  A.training = boolArg(info, 2, fn, "training");
+  const Span<float> all[] = {A.x = f32Arg(info, 3, fn, "x"),     A.w = f32Arg(info, 4, fn, "w"),
+                             A.mean = f32Arg(info, 5, fn, "mean"), A.rstd = f32Arg(info, 6, fn, "rstd"),
+                             A.gy = f32Arg(info, 7, fn, "gy"),   A.gx = f32Arg(info, 8, fn, "gx"),
+                             A.gw = f32Arg(info, 9, fn, "gw"),   A.gb = f32Arg(info, 10, fn, "gb")};
   const char* names[] = {"x", "w", "mean", "rstd", "gy", "gx", "gw", "gb"};
-  for (int i = 5; i < 8; i++)
-    for (int j = 0; j < 8; j++)
-      if (j != i) distinct(env, all[i], all[j], fn, names[i], names[j]);
+  const int64_t TC = checkedMul(env, fn, A.T, A.C);
+  for (int i = 0; i < 8; i++) needLen(env, all[i], i == 0 || i == 4 || i == 5 ? TC : A.C, fn, names[i]);
+  writtenApart(env, fn, all, names, 8, 5);
+  return A;
+}
+
+void peerBatchNormBackward(const BatchNormBackwardArgs& A) {
+  const int64_t T = A.T, C = A.C;
+  const bool training = A.training;
+  const Span<float> x = A.x, w = A.w, mean = A.mean, rstd = A.rstd, gy = A.gy, gx = A.gx, gw = A.gw, gb = A.gb;
   const float *X = x.data, *GY = gy.data;
-  forThreads(C, 32, nullptr, [&](int, int64_t c0, int64_t c1) {
+  parallelChunks(C, 32, [&](int, int64_t c0, int64_t c1) {
     const int64_t nc = c1 - c0;
     std::vector<double> sw(nc, 0.0), sb(nc, 0.0);
     for (int64_t t = 0; t < T; t++)
@@ -1008,7 +1113,11 @@ Napi::Value PeerBatchNormBackwardNapi(const Napi::CallbackInfo& info) {
                               : w.data[ch] * rstd.data[ch] * GY[o];
       }
   });
-  return env.Undefined();
+}
+
+Napi::Value PeerBatchNormBackwardNapi(const Napi::CallbackInfo& info) {
+  peerBatchNormBackward(parseBatchNormBackward(info, "peerBatchNormBackward"));
+  return info.Env().Undefined();
 }
 MOELAB_EXPORT(peerBatchNormBackward, PeerBatchNormBackwardNapi);
 

@@ -3,24 +3,16 @@
 #include <cmath>
 #include <cstdint>
 
-#include "napi_util.h"
+#include "args.h"
+#include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
 
 namespace moelab {
 namespace {
 
-inline uint32_t lowbias32(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352du;
-  x ^= x >> 15;
-  x *= 0x846ca68bu;
-  x ^= x >> 16;
-  return x;
-}
-
 // randn(out, seed, mean, std): out[i] = mean + std * z_i with z_i from Box-Muller on
-// u1 = (h(2i) + 0.5) / 2^32, u2 = (h(2i+1) + 0.5) / 2^32, h(j) = lowbias32(lowbias32(j) ^ seed).
+// u1 = (h(2i) + 0.5) / 2^32, u2 = (h(2i+1) + 0.5) / 2^32, h(j) = simd::hash32(simd::hash32(j) ^ seed).
 Napi::Value RandnNapi(const Napi::CallbackInfo& info) {
   const char* fn = "randn";
   needArgs(info, 4, fn);
@@ -35,8 +27,8 @@ Napi::Value RandnNapi(const Napi::CallbackInfo& info) {
     const double twoPi = 6.283185307179586, inv = 1.0 / 4294967296.0;
     for (int64_t i = b; i < e; i++) {
       const uint32_t j = (uint32_t)(2 * i);
-      const double u1 = (lowbias32(lowbias32(j) ^ seed) + 0.5) * inv;
-      const double u2 = (lowbias32(lowbias32(j + 1) ^ seed) + 0.5) * inv;
+      const double u1 = (simd::hash32(simd::hash32(j) ^ seed) + 0.5) * inv;
+      const double u2 = (simd::hash32(simd::hash32(j + 1) ^ seed) + 0.5) * inv;
       o[i] = (float)(mean + sd * std::sqrt(-2.0 * std::log(u1)) * std::cos(twoPi * u2));
     }
   });

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "napi_util.h"
+#include "args.h"
 #include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
@@ -103,22 +103,23 @@ Napi::Value ReduceNapi(const Napi::CallbackInfo& info) {
   const char* fn = "reduce";
   needArgs(info, 7, fn);
   Napi::Env env = info.Env();
-  int64_t op = dimArg(info, 0, fn, "op");
-  if (op > 1) throwRange(env, "reduce: unknown op code " + std::to_string(op));
+  const int64_t code = dimArg(info, 0, fn, "op");
+  if (code >= (int64_t)ReduceOp::Count) throwRange(env, "reduce: unknown op code " + std::to_string(code));
+  const ReduceOp op = (ReduceOp)code;
   int64_t outer = dimArg(info, 1, fn, "outer"), n = dimArg(info, 2, fn, "n"), inner = dimArg(info, 3, fn, "inner");
   auto x = f32Arg(info, 4, fn, "x");
   auto out = f32Arg(info, 5, fn, "out");
   auto arg = i32OptArg(info, 6, fn, "argIdx");
-  const int64_t oi = mulDims(env, outer, inner, fn), total = mulDims(env, oi, n, fn);
+  const int64_t oi = checkedMul(env, fn, outer, inner), total = checkedMul(env, fn, oi, n);
   needLen(env, x, total, fn, "x");
   needLen(env, out, oi, fn, "out");
-  noOverlap(env, x.data, 0, total, 4, out.data, 0, oi, 4, fn, "x", "out");
-  const bool isMax = op == 1;
+  noOverlap(env, fn, region(x.data, 0, total), "x", region(out.data, 0, oi), "out");
+  const bool isMax = op == ReduceOp::Max;
   int32_t* parg = nullptr;
   if (isMax && arg.data) {
     needLen(env, arg, oi, fn, "argIdx");
-    noOverlap(env, arg.data, 0, oi, 4, x.data, 0, total, 4, fn, "argIdx", "x");
-    noOverlap(env, arg.data, 0, oi, 4, out.data, 0, oi, 4, fn, "argIdx", "out");
+    noOverlap(env, fn, region(arg.data, 0, oi), "argIdx", region(x.data, 0, total), "x");
+    noOverlap(env, fn, region(arg.data, 0, oi), "argIdx", region(out.data, 0, oi), "out");
     parg = arg.data;
   }
   if (oi == 0) return env.Undefined();
@@ -183,7 +184,7 @@ Napi::Value SumIntoNapi(const Napi::CallbackInfo& info) {
   needLen(env, src, l.total, fn, "src");
   auto dst = f32Arg(info, 2, fn, "dst");
   StridedOperand d = stridedArg(info, 3, 4, l, (int64_t)dst.length, fn, "dst", "dstOffset", "dstStrides");
-  noOverlap(env, src.data, 0, l.total, 4, dst.data, d.lo, d.hi, 4, fn, "src", "dst");
+  noOverlap(env, fn, region(src.data, 0, l.total), "src", region(dst.data, d.lo, d.hi), "dst");
   if (l.total == 0) return env.Undefined();
 
   // merge dims (src contiguous)
@@ -293,13 +294,13 @@ Napi::Value SoftmaxNapi(const Napi::CallbackInfo& info) {
   needArgs(info, 5, fn);
   Napi::Env env = info.Env();
   int64_t rows = dimArg(info, 0, fn, "rows"), n = dimArg(info, 1, fn, "n");
-  auto x = f32Arg(info, 2, fn, "x");
-  auto y = f32Arg(info, 3, fn, "y");
   bool log = boolArg(info, 4, fn, "log");
-  const int64_t total = mulDims(env, rows, n, fn);
-  needLen(env, x, total, fn, "x");
-  needLen(env, y, total, fn, "y");
-  noOverlap(env, x.data, 0, total, 4, y.data, 0, total, 4, fn, "x", "y");
+  const int64_t total = checkedMul(env, fn, rows, n);
+  const char* names[] = {"x", "y"};
+  Span<float> arr[2];
+  f32Args(info, 2, fn, names, {total, total}, arr);
+  writtenApart(env, fn, arr, names, 2, 1);
+  const Span<float> x = arr[0], y = arr[1];
   if (total == 0) return env.Undefined();
   const auto& K = kernels();
   parallelFor(rows, std::max<int64_t>(1, kGrainHeavy / n), [&](int64_t b, int64_t e) {
@@ -314,16 +315,13 @@ Napi::Value SoftmaxBackwardNapi(const Napi::CallbackInfo& info) {
   needArgs(info, 6, fn);
   Napi::Env env = info.Env();
   int64_t rows = dimArg(info, 0, fn, "rows"), n = dimArg(info, 1, fn, "n");
-  auto y = f32Arg(info, 2, fn, "y");
-  auto gy = f32Arg(info, 3, fn, "gy");
-  auto gx = f32Arg(info, 4, fn, "gx");
   bool log = boolArg(info, 5, fn, "log");
-  const int64_t total = mulDims(env, rows, n, fn);
-  needLen(env, y, total, fn, "y");
-  needLen(env, gy, total, fn, "gy");
-  needLen(env, gx, total, fn, "gx");
-  noOverlap(env, y.data, 0, total, 4, gx.data, 0, total, 4, fn, "y", "gx");
-  noOverlap(env, gy.data, 0, total, 4, gx.data, 0, total, 4, fn, "gy", "gx");
+  const int64_t total = checkedMul(env, fn, rows, n);
+  const char* names[] = {"y", "gy", "gx"};
+  Span<float> arr[3];
+  f32Args(info, 2, fn, names, {total, total, total}, arr);
+  writtenApart(env, fn, arr, names, 3, 2);
+  const Span<float> y = arr[0], gy = arr[1], gx = arr[2];
   if (total == 0) return env.Undefined();
   const auto& K = kernels();
   parallelFor(rows, std::max<int64_t>(1, (log ? kGrainHeavy : kGrainCheap) / n), [&](int64_t b, int64_t e) {

@@ -9,6 +9,8 @@
 #pragma once
 #include <cstdint>
 
+#include "op_codes.h"
+
 namespace moelab {
 namespace simd {
 
@@ -16,9 +18,9 @@ namespace simd {
 // or start threads. x/y "may be null" where an op does not read them.
 struct OpsTable {
   // elementwise. binary: a and b advance by sa, sb in {0, 1} elements (0 broadcasts one value).
-  void (*binary)(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
-  void (*unary)(int op, const float* x, float* y, int64_t n);
-  void (*unaryBackward)(int op, const float* x, const float* y, const float* gy, float* gx, int64_t n);
+  void (*binary)(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
+  void (*unary)(UnaryOp op, const float* x, float* y, int64_t n);
+  void (*unaryBackward)(UnaryOp op, const float* x, const float* y, const float* gy, float* gx, int64_t n);
   void (*axpy)(float alpha, const float* x, float* y, int64_t n);
   void (*fill)(float* x, float v, int64_t n);
   double (*sumSquares)(const float* x, int64_t n);
@@ -59,9 +61,9 @@ extern const OpsTable table;
 namespace generic {
 extern const OpsTable table;
 // pieces of the generic table, defined in the baseline file that owns each group
-void binary(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
-void unary(int op, const float* x, float* y, int64_t n);
-void unaryBackward(int op, const float* x, const float* y, const float* gy, float* gx, int64_t n);
+void binary(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
+void unary(UnaryOp op, const float* x, float* y, int64_t n);
+void unaryBackward(UnaryOp op, const float* x, const float* y, const float* gy, float* gx, int64_t n);
 void axpy(float alpha, const float* x, float* y, int64_t n);
 void fill(float* x, float v, int64_t n);
 double sumSquares(const float* x, int64_t n);
@@ -101,7 +103,7 @@ static inline uint32_t hash32(uint32_t x) {
 
 #ifndef MOELAB_AVX2_TU
 #include <napi.h>
-#include "napi_util.h"
+#include "args.h"
 
 namespace moelab {
 namespace ops {
@@ -134,19 +136,6 @@ StridedOperand stridedArg(const Napi::CallbackInfo& info, size_t iOffset, size_t
 // True when distinct multi-indices over the layout map to distinct offsets (sufficient test:
 // dims sorted by |stride|, each stride exceeds the span of the smaller ones).
 bool injective(const Layout& l, const int64_t* strides);
-// Throws if elements [alo, ahi) of a and [blo, bhi) of b share any byte.
-void noOverlap(const Napi::Env& env, const void* a, int64_t alo, int64_t ahi, size_t aElem, const void* b,
-               int64_t blo, int64_t bhi, size_t bElem, const char* fn, const char* na, const char* nb);
-// In-place allowed: the same start and length is fine, any other overlap throws.
-void sameOrDisjoint(const Napi::Env& env, const float* x, const float* out, int64_t n, const char* fn,
-                    const char* nx, const char* nout);
-// rows * cols as an element count, throwing RangeError on absurd products.
-int64_t mulDims(const Napi::Env& env, int64_t a, int64_t b, const char* fn);
-// Optional Int32Array: null/undefined -> {nullptr, 0}
-Span<int32_t> i32OptArg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
-// A finite number
-double finiteArg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
-
 // Elements per thread chunk: cheap memory-bound ops vs. transcendental ones.
 constexpr int64_t kGrainCheap = 32768;
 constexpr int64_t kGrainHeavy = 8192;

@@ -1,11 +1,12 @@
 #include "threadpool.h"
-#include "napi_util.h"
+#include "args.h"
 #include "registry.h"
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -28,13 +29,14 @@ class Pool {
   }
   ~Pool() { stopAll(); }
 
-  int size() const { return nthreads_; }
+  int size() const { return nthreads_.load(std::memory_order_acquire); }
 
   void resize(int n) {
+    std::lock_guard<std::mutex> submit(submit_);
     n = std::max(1, std::min(n, 256));
-    if (n == nthreads_) return;
+    if (n == nthreads_.load()) return;
     stopAll();
-    nthreads_ = n;
+    nthreads_.store(n, std::memory_order_release);
     stop_ = false;
     // The generation is read here, not in the new thread: a job issued before a worker first runs
     // must still count as new to it, or the caller would wait for that worker forever.
@@ -43,11 +45,18 @@ class Pool {
   }
 
   void run(int nt, const std::function<void(int, int)>& fn) {
-    nt = std::max(1, std::min(nt, nthreads_));
+    if (std::max(1, std::min(nt, size())) == 1) {
+      fn(0, 1);
+      return;
+    }
+    // One job at a time: the job slot, the pending count and the generation belong to one caller.
+    std::lock_guard<std::mutex> submit(submit_);
+    nt = std::max(1, std::min(nt, nthreads_.load()));
     if (nt == 1) {
       fn(0, 1);
       return;
     }
+    error_ = nullptr;
     {
       std::lock_guard<std::mutex> lk(mu_);
       job_ = &fn;
@@ -56,7 +65,7 @@ class Pool {
       generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
-    fn(0, nt);
+    runCaught(fn, 0, nt);
     // Spin briefly (workers usually finish within microseconds of us), then yield the core: when
     // the machine is oversubscribed a pure spin would burn the time slice a worker needs.
     for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; spin++) {
@@ -68,9 +77,21 @@ class Pool {
         std::this_thread::yield();
       }
     }
+    if (error_) std::rethrow_exception(error_);
   }
 
  private:
+  // A job must not throw into a worker loop (std::terminate) nor leave the others waiting: the
+  // first exception is kept and rethrown by run() on the submitting thread.
+  void runCaught(const std::function<void(int, int)>& fn, int t, int nt) {
+    try {
+      fn(t, nt);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(errMu_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+
   void loop(int idx, uint64_t seen) {
     for (;;) {
       // spin a little before sleeping
@@ -94,7 +115,7 @@ class Pool {
         nt = jobThreads_;
       }
       if (idx < nt) {
-        (*job)(idx, nt);
+        runCaught(*job, idx, nt);
         pending_.fetch_sub(1, std::memory_order_acq_rel);
       }
     }
@@ -111,9 +132,12 @@ class Pool {
     workers_.clear();
   }
 
-  int nthreads_ = 0;
+  std::atomic<int> nthreads_{0};
   std::vector<std::thread> workers_;
+  std::mutex submit_;  // held by run() for a whole job and by resize()
   std::mutex mu_;
+  std::mutex errMu_;
+  std::exception_ptr error_;
   std::condition_variable cv_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
@@ -130,6 +154,12 @@ Pool& pool() {
 }  // namespace
 
 int threads() { return pool().size(); }
+
+std::mutex& kernelMutex() {
+  static std::mutex m;
+  return m;
+}
+
 void setThreads(int n) { pool().resize(n); }
 
 void parallelRun(int maxThreads, const std::function<void(int, int)>& fn) { pool().run(maxThreads, fn); }

@@ -1,20 +1,49 @@
-// A persistent pool of worker threads. Kernels split work with parallelFor; the calling (JS) thread
-// takes part, so threads() == 1 means no workers at all. MOELAB_THREADS sets the count at load
-// time (default: hardware concurrency); setThreads changes it later.
+// A persistent pool of worker threads. Kernels split work with parallelFor / parallelChunks /
+// parallelRun; the calling (JS) thread takes part, so threads() == 1 means no workers at all.
+// MOELAB_THREADS sets the count at load time (default: hardware concurrency); setThreads changes it.
+//
+// Several JS threads (worker_threads) may call kernels at once. Two locks keep that safe:
+//   - every exported kernel runs under KernelLock (taken by the export trampoline in addon.cc), so
+//     one kernel runs at a time and threads() cannot change while a kernel plans its work;
+//   - the pool's own submit lock serialises jobs and resizes even for callers that bypass it.
+// An exception thrown inside a job (on any thread) is caught, the job still completes on the other
+// threads, and the first exception is rethrown on the calling thread.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 
 namespace moelab {
 
 int threads();
 void setThreads(int n);
 
+// Held for the whole of every exported N-API call (see addon.cc).
+std::mutex& kernelMutex();
+
 // Calls fn(begin, end) over [0, n) in contiguous chunks of at least `grain` items, one chunk per
 // thread at most. Blocks until all chunks are done. Not reentrant: fn must not call parallelFor.
 void parallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
-// Calls fn(t, nt) once on each of nt = min(threads(), maxThreads) threads; t is the thread index.
+// Calls fn(t, nt) once on each of nt <= min(threads(), maxThreads) threads; t is the thread index.
 void parallelRun(int maxThreads, const std::function<void(int, int)>& fn);
+
+// Threads parallelChunks would use for n items of at least minPer each: sizes per-thread scratch.
+inline int threadsFor(int64_t n, int64_t minPer) {
+  const int64_t maxT = std::max<int64_t>(1, (n + minPer - 1) / std::max<int64_t>(1, minPer));
+  return (int)std::min<int64_t>(threads(), maxT);
+}
+
+// Splits [0, n) into one contiguous range per thread (threadsFor(n, minPer) threads) and calls
+// fn(thread, begin, end); thread indexes scratch sized with threadsFor.
+template <typename F>
+void parallelChunks(int64_t n, int64_t minPer, const F& fn) {
+  if (n <= 0) return;
+  parallelRun(threadsFor(n, minPer), [&](int t, int nt) {
+    const int64_t b = n * t / nt, e = n * (t + 1) / nt;
+    if (b < e) fn(t, b, e);
+  });
+}
 
 }  // namespace moelab

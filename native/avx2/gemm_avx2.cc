@@ -220,7 +220,9 @@ void packATransposed(int64_t mc, int64_t kc, const float* a, int64_t cs, float* 
       const float* x = sp + s * MR;
       float* y = dp + s * MR * kc;
       _mm_storeu_ps(y, _mm_loadu_ps(x));
-      _mm_store_sd((double*)(y + 4), _mm_load_sd((const double*)(x + 4)));
+      // two floats as one 64-bit move; the _epi64 forms are the ones defined for unaligned addresses
+      // (_mm_load_sd / _mm_store_sd dereference a double*: undefined behaviour at 4-byte alignment)
+      _mm_storel_epi64((__m128i*)(y + 4), _mm_loadl_epi64((const __m128i*)(x + 4)));
     }
   }
 }

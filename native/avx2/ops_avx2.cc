@@ -243,14 +243,14 @@ const float kGeluK2A = 0.07135481627159562f;    // 2 sqrt(2/pi) * 0.044715
 const float kInvSqrt2Pi = 0.3989422804014327f;  // 1/sqrt(2 pi)
 
 // ------------------------------------------------------------------ elementwise
-template <int OP>
+template <BinaryOp OP>
 inline __m256 bop(__m256 a, __m256 b) {
-  if (OP == 0) return _mm256_add_ps(a, b);
-  if (OP == 1) return _mm256_sub_ps(a, b);
-  if (OP == 2) return _mm256_mul_ps(a, b);
-  if (OP == 3) return _mm256_div_ps(a, b);
+  if (OP == BinaryOp::Add) return _mm256_add_ps(a, b);
+  if (OP == BinaryOp::Sub) return _mm256_sub_ps(a, b);
+  if (OP == BinaryOp::Mul) return _mm256_mul_ps(a, b);
+  if (OP == BinaryOp::Div) return _mm256_div_ps(a, b);
   // max/min propagate NaN: MAXPS returns its second operand when either is NaN
-  __m256 r = OP == 4 ? _mm256_max_ps(b, a) : _mm256_min_ps(b, a);
+  __m256 r = OP == BinaryOp::Max ? _mm256_max_ps(b, a) : _mm256_min_ps(b, a);
   return sel(_mm256_cmp_ps(b, b, _CMP_UNORD_Q), b, r);
 }
 
@@ -266,7 +266,7 @@ void fillImpl(float* x, float v, int64_t n) {
   if (i < n) stm(x + i, tailMask(n - i), vv);
 }
 
-template <int OP>
+template <BinaryOp OP>
 void binaryT(const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
   if (sa && sb) {
     map2(a, b, out, n, [](__m256 x, __m256 y) { return bop<OP>(x, y); });
@@ -281,50 +281,50 @@ void binaryT(const float* a, int64_t sa, const float* b, int64_t sb, float* out,
   }
 }
 
-void binary(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
+void binary(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
   switch (op) {
-    case 0: return binaryT<0>(a, sa, b, sb, out, n);
-    case 1: return binaryT<1>(a, sa, b, sb, out, n);
-    case 2: return binaryT<2>(a, sa, b, sb, out, n);
-    case 3: return binaryT<3>(a, sa, b, sb, out, n);
-    case 4: return binaryT<4>(a, sa, b, sb, out, n);
-    default: return binaryT<5>(a, sa, b, sb, out, n);
+    case BinaryOp::Add: return binaryT<BinaryOp::Add>(a, sa, b, sb, out, n);
+    case BinaryOp::Sub: return binaryT<BinaryOp::Sub>(a, sa, b, sb, out, n);
+    case BinaryOp::Mul: return binaryT<BinaryOp::Mul>(a, sa, b, sb, out, n);
+    case BinaryOp::Div: return binaryT<BinaryOp::Div>(a, sa, b, sb, out, n);
+    case BinaryOp::Max: return binaryT<BinaryOp::Max>(a, sa, b, sb, out, n);
+    default: return binaryT<BinaryOp::Min>(a, sa, b, sb, out, n);
   }
 }
 
-void unary(int op, const float* x, float* y, int64_t n) {
+void unary(UnaryOp op, const float* x, float* y, int64_t n) {
   switch (op) {
-    case 0: return map1(x, y, n, [](__m256 v) { return _mm256_xor_ps(v, set1(-0.0f)); });
-    case 1: return map1(x, y, n, [](__m256 v) { return exp8(v); });
-    case 2: return map1(x, y, n, [](__m256 v) { return log8(v); });
-    case 3: return map1(x, y, n, [](__m256 v) { return tanh8(v); });
-    case 4:  // x * sigma(2u), 2u = x (k2 + k2a x^2)
+    case UnaryOp::Neg: return map1(x, y, n, [](__m256 v) { return _mm256_xor_ps(v, set1(-0.0f)); });
+    case UnaryOp::Exp: return map1(x, y, n, [](__m256 v) { return exp8(v); });
+    case UnaryOp::Log: return map1(x, y, n, [](__m256 v) { return log8(v); });
+    case UnaryOp::Tanh: return map1(x, y, n, [](__m256 v) { return tanh8(v); });
+    case UnaryOp::GeluTanh:  // x * sigma(2u), 2u = x (k2 + k2a x^2)
       return map1(x, y, n, [](__m256 v) {
         __m256 zh, zl;
         geluZFast(v, &zh, &zl);
         Sig s = sigPartsHL(zh, zl);
         return _mm256_mul_ps(v, _mm256_mul_ps(s.num, s.inv));
       });
-    case 5:
+    case UnaryOp::GeluErf:
       return map1(x, y, n, [](__m256 v) {
         __m256 E;
         return _mm256_mul_ps(v, normCdf8(v, &E));
       });
-    case 6: return map1(x, y, n, [](__m256 v) { return _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LE_OQ), v); });
-    case 7: return map1(x, y, n, [](__m256 v) { return _mm256_mul_ps(v, sigmoid8(v)); });
-    case 8: return map1(x, y, n, [](__m256 v) { return sigmoid8(v); });
-    case 9: return map1(x, y, n, [](__m256 v) { return _mm256_sqrt_ps(v); });
+    case UnaryOp::Relu: return map1(x, y, n, [](__m256 v) { return _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LE_OQ), v); });
+    case UnaryOp::Silu: return map1(x, y, n, [](__m256 v) { return _mm256_mul_ps(v, sigmoid8(v)); });
+    case UnaryOp::Sigmoid: return map1(x, y, n, [](__m256 v) { return sigmoid8(v); });
+    case UnaryOp::Sqrt: return map1(x, y, n, [](__m256 v) { return _mm256_sqrt_ps(v); });
     default: return map1(x, y, n, [](__m256 v) { return _mm256_mul_ps(v, v); });
   }
 }
 
-void unaryBackward(int op, const float* x, const float* y, const float* gy, float* gx, int64_t n) {
+void unaryBackward(UnaryOp op, const float* x, const float* y, const float* gy, float* gx, int64_t n) {
   switch (op) {
-    case 0: return map1(gy, gx, n, [](__m256 g) { return _mm256_xor_ps(g, set1(-0.0f)); });
-    case 1: return map2(y, gy, gx, n, [](__m256 v, __m256 g) { return _mm256_mul_ps(g, v); });
-    case 2: return map2(x, gy, gx, n, [](__m256 v, __m256 g) { return _mm256_div_ps(g, v); });
-    case 3: return map2(y, gy, gx, n, [](__m256 v, __m256 g) { return _mm256_mul_ps(g, _mm256_fnmadd_ps(v, v, set1(1.0f))); });
-    case 4:  // s + x s(1-s) dz/dx, z = x (k2 + k2a x^2), dz/dx = k2 + 3 k2a x^2
+    case UnaryOp::Neg: return map1(gy, gx, n, [](__m256 g) { return _mm256_xor_ps(g, set1(-0.0f)); });
+    case UnaryOp::Exp: return map2(y, gy, gx, n, [](__m256 v, __m256 g) { return _mm256_mul_ps(g, v); });
+    case UnaryOp::Log: return map2(x, gy, gx, n, [](__m256 v, __m256 g) { return _mm256_div_ps(g, v); });
+    case UnaryOp::Tanh: return map2(y, gy, gx, n, [](__m256 v, __m256 g) { return _mm256_mul_ps(g, _mm256_fnmadd_ps(v, v, set1(1.0f))); });
+    case UnaryOp::GeluTanh:  // s + x s(1-s) dz/dx, z = x (k2 + k2a x^2), dz/dx = k2 + 3 k2a x^2
       return map2(x, gy, gx, n, [](__m256 v, __m256 g) {
         // beyond |x| = 1e4 the second term is exactly 0; clamping keeps x^2 finite (no 0 * inf)
         v = _mm256_min_ps(set1(1e4f), _mm256_max_ps(set1(-1e4f), v));
@@ -337,28 +337,28 @@ void unaryBackward(int op, const float* x, const float* y, const float* gy, floa
         __m256 dz = _mm256_fmadd_ps(v2, set1(3.0f * kGeluK2A), set1(kGeluK2));
         return _mm256_mul_ps(g, _mm256_fmadd_ps(_mm256_mul_ps(v, ss), dz, sg));
       });
-    case 5:  // Phi(x) + x phi(x)
+    case UnaryOp::GeluErf:  // Phi(x) + x phi(x)
       return map2(x, gy, gx, n, [](__m256 v, __m256 g) {
         __m256 E;
         __m256 cdf = normCdf8(v, &E);
         return _mm256_mul_ps(g, _mm256_fmadd_ps(_mm256_mul_ps(v, E), set1(kInvSqrt2Pi), cdf));
       });
-    case 6:
+    case UnaryOp::Relu:
       return map2(x, gy, gx, n, [](__m256 v, __m256 g) {
         return _mm256_mul_ps(g, _mm256_and_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), set1(1.0f)));
       });
-    case 7:  // s + x s(1-s)
+    case UnaryOp::Silu:  // s + x s(1-s)
       return map2(x, gy, gx, n, [](__m256 v, __m256 g) {
         Sig s = sigParts(v);
         __m256 sg = _mm256_mul_ps(s.num, s.inv);
         __m256 ss = _mm256_mul_ps(_mm256_mul_ps(s.e, s.inv), s.inv);
         return _mm256_mul_ps(g, _mm256_fmadd_ps(v, ss, sg));
       });
-    case 8:
+    case UnaryOp::Sigmoid:
       return map2(y, gy, gx, n, [](__m256 v, __m256 g) {
         return _mm256_mul_ps(g, _mm256_mul_ps(v, _mm256_sub_ps(set1(1.0f), v)));
       });
-    case 9: return map2(y, gy, gx, n, [](__m256 v, __m256 g) { return _mm256_div_ps(g, _mm256_add_ps(v, v)); });
+    case UnaryOp::Sqrt: return map2(y, gy, gx, n, [](__m256 v, __m256 g) { return _mm256_div_ps(g, _mm256_add_ps(v, v)); });
     default: return map2(x, gy, gx, n, [](__m256 v, __m256 g) { return _mm256_mul_ps(g, _mm256_add_ps(v, v)); });
   }
 }

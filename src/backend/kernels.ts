@@ -23,23 +23,7 @@ export type F32 = Float32Array;
 export type I32 = Int32Array;
 export type U8 = Uint8Array;
 
-/** Elementwise unary ops, by code. gelu_tanh: 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3))); gelu_erf: 0.5x(1+erf(x/sqrt2)). */
-export const UnaryOp = {
-  neg: 0, exp: 1, log: 2, tanh: 3, gelu_tanh: 4, gelu_erf: 5, relu: 6, silu: 7, sigmoid: 8, sqrt: 9, square: 10,
-} as const;
-export type UnaryOpName = keyof typeof UnaryOp;
-
-/** Elementwise binary ops, by code: out = a OP b. */
-export const BinaryOp = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 } as const;
-export type BinaryOpName = keyof typeof BinaryOp;
-
-/** Reductions over one axis, by code. */
-export const ReduceOp = { sum: 0, max: 1 } as const;
-export type ReduceOpName = keyof typeof ReduceOp;
-
-/** PEER expert activations, by code: gelu is the exact erf form, x Phi(x); relu is max(x, 0). */
-export const PeerAct = { gelu: 0, relu: 1 } as const;
-export type PeerActName = keyof typeof PeerAct;
+export { UnaryOp, BinaryOp, ReduceOp, PeerAct, type UnaryOpName, type BinaryOpName, type ReduceOpName, type PeerActName } from './op_codes.js';
 
 export interface CpuInfo {
   isa: 'avx512' | 'avx2' | 'generic' | 'js';

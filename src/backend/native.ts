@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KERNEL_NAMES, type Kernels } from './kernels.js';
+import { OP_CODES } from './op_codes.js';
 
 function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -31,8 +32,14 @@ export class IncompleteAddonError extends Error {
  * otherwise IncompleteAddonError names the missing ones. Extra exports are ignored.
  */
 export function kernelsFromAddon(addon: Record<string, unknown>, where: string): Kernels {
-  const missing = KERNEL_NAMES.filter((n) => typeof addon[n] !== 'function');
+  const missing = [...KERNEL_NAMES, 'opCodes'].filter((n) => typeof addon[n] !== 'function');
   if (missing.length) throw new IncompleteAddonError(where, missing);
+  // op codes cross the boundary as numbers: a build whose enums differ would run the wrong op
+  const codes = JSON.stringify((addon.opCodes as () => unknown)());
+  if (codes !== JSON.stringify(OP_CODES)) {
+    throw new Error(`moelab: the native addon at ${where} numbers its ops differently from this moelab (${codes} vs ` +
+      `${JSON.stringify(OP_CODES)}): it was built from other sources; rebuild it with \`npm install\``);
+  }
   const out: Record<string, unknown> = { name: 'native' };
   for (const n of KERNEL_NAMES) out[n] = addon[n];
   return out as unknown as Kernels;
@@ -42,12 +49,13 @@ let cached: Kernels | null = null;
 let loadError: Error | null = null;
 
 /**
- * Loads build/Release/moelab.node once and checks it against the contract; returns null (and
+ * Loads build/Release/moelab.node once (MOELAB_ADDON_PATH names another build, e.g. the sanitizer
+ * one in build-asan/) and checks it against the contract; returns null (and
  * remembers why) if it is missing, cannot be loaded or is incomplete.
  */
 export function loadNative(): Kernels | null {
   if (cached || loadError) return cached;
-  const path = join(packageRoot(), 'build', 'Release', 'moelab.node');
+  const path = process.env.MOELAB_ADDON_PATH || join(packageRoot(), 'build', 'Release', 'moelab.node');
   let addon: Record<string, unknown>;
   try {
     const require = createRequire(import.meta.url);
