@@ -40,7 +40,11 @@ export { openRun, loadRunConfig, runExists } from './train/run.js';
 export { benchTrain, type BenchTrainOptions } from './train/bench.js';
 
 // evaluation and sampling
-export { evaluateFile, EVAL_DEFINITION, type EvalResult } from './eval/evaluate.js';
+export { evaluateFile, evaluateTokens, EVAL_DEFINITION, type EvalResult } from './eval/evaluate.js';
+export { scoreTokens, planWindows, WINDOW_DEFINITION, type WindowOptions, type TokenScore, type ScoreWindow } from './eval/windows.js';
+export { resolveSuite, fileDomains, evaluateDomains, BUILTIN_SUITES, type Domain, type DomainResult, type SuiteContext } from './eval/suite.js';
+export { TEXT_DOMAINS, SLICE_BYTES, type TextDomain } from './eval/domains.js';
+export { readRunDataIdentity, writeRunResult, writeResultFile, RESULTS_DIR } from './eval/run_files.js';
 export { generate, generateIds, type SampleOptions } from './eval/generate.js';
 
 // the compute runtime
