@@ -6,23 +6,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GPT } from '../src/nn/gpt.js';
-import { MLP } from '../src/nn/mlp.js';
-import { initGPT } from '../src/nn/gpt.js';
-import { Rng } from '../src/util/random.js';
+import type { GPT } from '../src/nn/gpt.js';
+import { tinyModel } from './eval_util.js';
 import { Tensor, noGrad } from '../src/tensor/index.js';
 import { evalBatches } from '../src/data/loader.js';
 import { planWindows, scoreTokens } from '../src/eval/windows.js';
 import { headBytes, stripBrownTags, TEXT_DOMAINS, SLICE_BYTES } from '../src/eval/domains.js';
 import { resolveSuite } from '../src/eval/suite.js';
 import { randint } from './util.js';
-
-export function tinyModel(seq = 16, seed = 3): GPT {
-  const m = new GPT({ vocabSize: 256, d: 16, layers: 2, heads: 2, seq, dropout: 0, lnEps: 1e-5 }, () => new MLP(16, 64));
-  initGPT(m, new Rng(seed, 2));
-  m.eval();
-  return m;
-}
 
 /** -log p(tokens[t+1] | tokens[from..t]) for t in [from, to) from full logits and a float64 softmax. */
 function directNats(model: GPT, tokens: Int32Array, start: number, len: number, skip: number): number {
