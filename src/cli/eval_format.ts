@@ -1,5 +1,5 @@
 // Markdown tables of evaluation results (the layout lm-evaluation-harness prints).
-import type { DomainResult } from '../index.js';
+import type { DomainResult, TaskResult } from '../index.js';
 
 function table(head: string[], rows: string[][], right: boolean[]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -17,3 +17,15 @@ export function domainTable(rows: DomainResult[]): string {
 }
 
 export { table };
+
+/** One row per (task, metric): value = mean over trials; stderr over items; std and 95% interval over trials. */
+export function taskTable(results: TaskResult[]): string {
+  const rows: string[][] = [];
+  for (const r of results) {
+    for (const [m, s] of Object.entries(r.metrics)) {
+      const d = m === 'gold_ll' ? 3 : 4;
+      rows.push([r.task, String(r.shots), m, s.mean.toFixed(d), s.stderr.toFixed(d), String(r.trials), s.std.toFixed(d), `[${s.ci95[0].toFixed(d)}, ${s.ci95[1].toFixed(d)}]`, m === 'acc' ? r.chance.toFixed(4) : '']);
+    }
+  }
+  return table(['task', 'n-shot', 'metric', 'value', 'stderr', 'trials', 'std (trials)', '95% interval (trials)', 'chance'], rows, [false, true, false, true, true, true, true, false, true]);
+}
