@@ -51,6 +51,8 @@ export { METRICS, itemMetrics, predict, summarize, type MetricName, type MetricS
 export { evaluateTask, type TaskEvalOptions, type TaskResult, type SampleRecord } from './eval/task_eval.js';
 export { builtinTask, splitSentences, BUILTIN_TASK_NAMES, type BuiltinTaskName } from './eval/builtin_tasks.js';
 export { resolveTask } from './eval/tasks.js';
+export { finetune, freezeGroup, FREEZE_GROUPS, type FreezeGroup, type FinetuneOptions, type FinetuneResult } from './eval/finetune.js';
+export { finetuneRun, type FinetuneRunOptions, type FinetuneReport } from './eval/finetune_run.js';
 export { readRunDataIdentity, writeRunResult, writeResultFile, RESULTS_DIR } from './eval/run_files.js';
 export { generate, generateIds, type SampleOptions } from './eval/generate.js';
 

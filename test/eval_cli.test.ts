@@ -75,6 +75,23 @@ describe('moelab eval', () => {
     assert.deepEqual(JSON.parse(readFileSync(join(dir, 'out.json'), 'utf8')).tasks[0].perTrial, res.perTrial);
   });
 
+  test('a 20-step fine-tune writes a new run that records its parent and evaluates', () => {
+    const r = run(['finetune', '--run', 'r', '--task', 'task.jsonl', '--out', 'ft', '--steps', '20', '--lr', '3e-3']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /\| task +\| metric +\| +before \| after \(mean\) \| after \(std\) \| seeds \|/);
+    assert.match(r.err, /step 20: answer loss/);
+    const state = JSON.parse(readFileSync(join(dir, 'ft', 'state.json'), 'utf8')).state;
+    assert.equal(state.finetune.parent, join(dir, 'r'));
+    assert.equal(state.finetune.losses.length, 20);
+    const e = run(['eval', '--run', 'ft', '--task', 'task.jsonl', '--json', '--no-save']);
+    assert.equal(e.code, 0, e.err);
+    const again = run(['finetune', '--run', 'r', '--task', 'task.jsonl', '--out', 'ft', '--steps', '1']);
+    assert.notEqual(again.code, 0);
+    assert.match(again.err, /already holds a run/);
+    const bad = run(['finetune', '--run', 'r', '--task', 'task.jsonl', '--out', 'ft3', '--freeze', 'heads']);
+    assert.match(bad.err, /--freeze takes router, experts, dense/);
+  });
+
   test('bad input is refused with the reason', () => {
     writeFileSync(join(dir, 'bad.jsonl'), '{"context": "a", "choices": ["x"], "gold": 0}\n{"context": "a", "choices": ["x", "y"], "gold": 3}\n');
     let r = run(['eval', '--run', 'r', '--task', 'bad.jsonl']);

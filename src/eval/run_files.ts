@@ -5,7 +5,7 @@
  * (it never reads or writes `eval/`).
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { DataIdentity } from '../data/identity.js';
 
@@ -36,8 +36,9 @@ export function writeRunResult(runDir: string, name: string, value: unknown): st
   return path;
 }
 
-/** Writes `value` as JSON to `path` atomically. */
+/** Writes `value` as JSON to `path` atomically (creating its folder). */
 export function writeResultFile(path: string, value: unknown): string {
+  mkdirSync(dirname(path), { recursive: true });
   writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
   return path;
 }
