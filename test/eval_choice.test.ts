@@ -40,13 +40,13 @@ describe('scoreChoices', () => {
       { context: 'ab', continuations: [' c'] },
       { context: 'xyz q', continuations: [' 1', ' 22', ' 333', ' 4444'] },
     ];
-    const a = scoreChoices(model, tok, reqs, { batchTokens: 1 });
-    const b = scoreChoices(model, tok, reqs);
+    const a = scoreChoices(model, tok, reqs, { batchTokens: 1, kvCache: false });
+    const b = scoreChoices(model, tok, reqs); // the context shared through a KV cache
     reqs.forEach((r, i) => r.continuations.forEach((c, k) => {
       const all = bytes(r.context + c);
       const want = directLL(model, all, 0, bytes(r.context).length);
       assert.ok(Math.abs(a[i][k].logLik - want) <= 1e-5 * Math.abs(want) + 1e-6, `req ${i} choice ${k}: ${a[i][k].logLik} vs ${want}`);
-      assert.ok(Math.abs(b[i][k].logLik - a[i][k].logLik) <= 1e-5 * Math.abs(want), 'packing changes the score');
+      assert.ok(Math.abs(b[i][k].logLik - a[i][k].logLik) <= 1e-5 * Math.abs(want), `the KV cache changes the score: ${b[i][k].logLik} vs ${a[i][k].logLik}`);
       assert.equal(a[i][k].tokens, bytes(c).length);
       assert.equal(a[i][k].truncated, false);
     }));
@@ -54,7 +54,7 @@ describe('scoreChoices', () => {
 
   test('long inputs are cut from the left; long continuations are scored in blocks of seq', () => {
     const ctx = 'a long context that does not fit';
-    const [[s]] = scoreChoices(model, tok, [{ context: ctx, continuations: [' yes'] }]);
+    const [[s]] = scoreChoices(model, tok, [{ context: ctx, continuations: [' yes', ' no'] }]);
     const all = bytes(ctx + ' yes');
     assert.equal(s.truncated, true);
     const want = directLL(model, all, all.length - 1 - 16, all.length - 4);

@@ -37,12 +37,12 @@ for (const [bname, kern] of [['ref', ref], ['native', nativeKernels()]] as [stri
       const g = JSON.parse(readFileSync(join(DIR, 'mc_loglik.json'), 'utf8')) as Golden;
       const model = goldenModel(g.weights);
       assert.equal(model.shape.seq, g.seq);
-      for (const batchTokens of [1, 4096]) {
-        const got = scoreChoices(model, getTokenizer('bytes'), g.requests, { batchTokens });
+      for (const opts of [{ batchTokens: 1, kvCache: false }, { batchTokens: 4096, kvCache: false }, { kvCache: true }]) {
+        const got = scoreChoices(model, getTokenizer('bytes'), g.requests, opts);
         g.requests.forEach((r, i) => r.logLik.forEach((want, k) => {
           const s = got[i][k];
           assert.equal(s.tokens, r.tokens[k], `request ${i} choice ${k} tokens`);
-          assert.ok(Math.abs(s.logLik - want) <= 1e-5 * Math.max(1, Math.abs(want)), `request ${i} choice ${k}: ${s.logLik} vs torch ${want} (batchTokens ${batchTokens})`);
+          assert.ok(Math.abs(s.logLik - want) <= 1e-5 * Math.max(1, Math.abs(want)), `request ${i} choice ${k}: ${s.logLik} vs torch ${want} (${JSON.stringify(opts)})`);
         }));
         assert.ok(got[4].every((s) => s.truncated) && got[1].every((s) => !s.truncated), 'the long context is cut, the short one is not');
       }

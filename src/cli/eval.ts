@@ -35,6 +35,7 @@ export function registerEval(program: Command): void {
     .option('--fewshot-delimiter <s>', 'between shots (escapes \\n and \\t understood)', '\\n\\n')
     .option('--limit <n>', 'only the first n test items of each task', positiveInt('--limit'))
     .option('--batch-tokens <n>', 'rows x length of one scoring forward', positiveInt('--batch-tokens'), 4096)
+    .option('--no-kv-cache', 'score every choice as a full row (no shared context)')
     .option('--log-samples <file>', 'one JSON line per scored item: context, continuations, log-likelihoods, gold, prediction')
     .option('--out <file>', 'write all results as one JSON file here instead of <run>/eval/')
     .option('--no-save', 'do not write result files')
@@ -63,7 +64,7 @@ export function registerEval(program: Command): void {
       try {
         for (const task of tasks) {
           const r = evaluateTask(model, tokenizer, task, {
-            shots: o.shots, trials: o.trials, seed: o.seed, limit: o.limit, batchTokens: o.batchTokens,
+            shots: o.shots, trials: o.trials, seed: o.seed, limit: o.limit, batchTokens: o.batchTokens, kvCache: o.kvCache,
             targetDelimiter: unescape(o.targetDelimiter), fewshotDelimiter: unescape(o.fewshotDelimiter), onNotice,
             onSample: log === null ? undefined : (s: SampleRecord) => void writeSync(log, JSON.stringify(s) + '\n'),
           });

@@ -12,13 +12,14 @@
  * is scored in blocks of seq targets, each read with the seq tokens before its last target (so every
  * continuation token is scored once, with as much context as the window allows).
  *
- * Batching: each request's choices are rows of one forward (they share the context), and whole
- * requests are packed into one forward while rows x longest row stays within `batchTokens`,
- * longest requests first; rows are right-padded and padding is masked out (causal attention: it
- * cannot reach earlier positions). Caveat: an MoE with a capacity limit at evaluation
+ * Batching. Where every choice fits the window (nothing cut), the context is computed once into a
+ * KV cache and each continuation is scored from it (GPT.forwardCached / cachedTokenLogProbs).
+ * Otherwise each request's choices are rows of one forward, and whole requests are packed into one
+ * forward while rows x longest row stays within `batchTokens`, longest requests first; rows are
+ * right-padded and padding is masked out (causal attention: it cannot reach earlier positions). Caveat: an MoE with a capacity limit at evaluation
  * (`evalCapacityFactor` > 0) drops tokens per batch, so its scores then depend on the batching.
  */
-import type { GPT } from '../nn/gpt.js';
+import type { GPT, KVCache } from '../nn/gpt.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { Tensor, noGrad } from '../tensor/index.js';
 
@@ -43,6 +44,8 @@ export interface ChoiceScore {
 export interface ScoreOptions {
   /** Bound on rows x padded length of one forward (default 4096); one request always fits alone. */
   batchTokens?: number;
+  /** Share the context through a KV cache where every choice fits the window (default true). */
+  kvCache?: boolean;
 }
 
 interface Row {
@@ -54,7 +57,16 @@ interface Row {
 }
 
 /** The encoded rows of one request (throws on an empty continuation).  */
-function encodeRequest(tok: Tokenizer, req: ChoiceRequest, seq: number, index: number): { rows: Omit<Row, 'req'>[]; scores: Omit<ChoiceScore, 'logLik'>[] } {
+interface Encoded {
+  rows: Omit<Row, 'req'>[];
+  scores: Omit<ChoiceScore, 'logLik'>[];
+  ctx: Int32Array;
+  conts: Int32Array[];
+  /** Every choice fits the window whole (one row each, nothing cut): the context can be shared. */
+  shareable: boolean;
+}
+
+function encodeRequest(tok: Tokenizer, req: ChoiceRequest, seq: number, index: number): Encoded {
   const context = req.context.replace(/\s+$/u, '');
   const moved = req.context.slice(context.length);
   if (!req.continuations.length) throw new Error(`request ${index}: no continuations to score`);
@@ -66,12 +78,19 @@ function encodeRequest(tok: Tokenizer, req: ChoiceRequest, seq: number, index: n
   }
   const rows: Omit<Row, 'req'>[] = [];
   const scores: Omit<ChoiceScore, 'logLik'>[] = [];
+  const conts: Int32Array[] = [];
+  let shareable = true;
   req.continuations.forEach((c, choice) => {
     const cont = moved + c;
     const whole = tok.encode(prefix + context + cont);
     const n = whole.length - ctxIds.length;
     if (n <= 0) throw new Error(`request ${index}, choice ${choice}: the continuation ${JSON.stringify(cont)} encodes to no tokens`);
-    const all = Int32Array.from(whole);
+    // the model reads encode(context) + the continuation's tokens, as the harness does
+    const all = new Int32Array(ctxIds.length + n);
+    all.set(ctxIds);
+    all.set(whole.subarray(ctxIds.length), ctxIds.length);
+    conts.push(all.slice(ctxIds.length));
+    if (all.length - 1 > seq) shareable = false;
     // blocks of at most seq continuation targets; each read with the seq tokens before its last target
     let truncated = false;
     for (let f = all.length - n; f < all.length; f += seq) {
@@ -83,7 +102,7 @@ function encodeRequest(tok: Tokenizer, req: ChoiceRequest, seq: number, index: n
     }
     scores.push({ context: prefix + context, continuation: cont, tokens: n, truncated });
   });
-  return { rows, scores };
+  return { rows, scores, ctx: Int32Array.from(ctxIds), conts, shareable };
 }
 
 /** Per request, per continuation: the summed log-likelihood and what was scored. */
@@ -93,12 +112,15 @@ export function scoreChoices(model: GPT, tok: Tokenizer, requests: ChoiceRequest
   const seq = model.shape.seq;
   const groups = requests.map((r, i) => {
     const e = encodeRequest(tok, r, seq, i);
-    return { req: i, rows: e.rows.map((row) => ({ ...row, req: i })), scores: e.scores.map((s) => ({ ...s, logLik: 0 })), len: Math.max(...e.rows.map((row) => row.input.length)) };
+    return { ...e, req: i, rows: e.rows.map((row) => ({ ...row, req: i })), scores: e.scores.map((s) => ({ ...s, logLik: 0 })), len: Math.max(...e.rows.map((row) => row.input.length)) };
   });
-  const order = [...groups].sort((a, b) => b.len - a.len || a.req - b.req);
+  const shared = o.kvCache === false ? [] : groups.filter((g) => g.shareable && g.conts.length > 1);
+  const order = groups.filter((g) => !shared.includes(g)).sort((a, b) => b.len - a.len || a.req - b.req);
   const wasTraining = model.training;
   model.eval();
   try {
+    const cache = shared.length ? model.newCache(seq) : null;
+    for (const g of shared) scoreShared(model, g.ctx, g.conts, g.scores, cache!);
     noGrad(() => {
       for (let i = 0; i < order.length;) {
         const len = order[i].len; // longest first: the first group of a pack sets its width
@@ -113,6 +135,30 @@ export function scoreChoices(model: GPT, tok: Tokenizer, requests: ChoiceRequest
     model.train(wasTraining);
   }
   return groups.map((g) => g.scores);
+}
+
+/**
+ * The context once into a KV cache, then each continuation from the cached state: the first
+ * continuation token's log-prob comes from the context's last logits (log-softmax in float64), the
+ * rest from cachedTokenLogProbs; the cache is rewound to the context between choices.
+ */
+function scoreShared(model: GPT, ctx: Int32Array, conts: Int32Array[], scores: ChoiceScore[], cache: KVCache): void {
+  cache.len = 0;
+  const logits = model.forwardCached(ctx, cache);
+  let max = -Infinity;
+  for (const v of logits) if (v > max) max = v;
+  let z = 0;
+  for (const v of logits) z += Math.exp(v - max);
+  const lse = max + Math.log(z);
+  const L = cache.len;
+  conts.forEach((c, k) => {
+    let s = logits[c[0]] - lse;
+    if (c.length > 1) {
+      cache.len = L;
+      for (const v of model.cachedTokenLogProbs(c.subarray(0, c.length - 1), c.subarray(1), cache)) s += v;
+    }
+    scores[k].logLik = s;
+  });
 }
 
 function forwardRows(model: GPT, rows: Row[], len: number, groups: { scores: ChoiceScore[] }[]): void {

@@ -23,6 +23,8 @@ export interface TaskEvalOptions {
   limit?: number;
   /** Bound on rows x length of one forward (choice.ts). */
   batchTokens?: number;
+  /** Share contexts through a KV cache where choices fit the window (choice.ts; default true). */
+  kvCache?: boolean;
   /** Called with every scored item (for --log-samples). */
   onSample?: (s: SampleRecord) => void;
   /** Told about adjustments (e.g. trials reduced for zero-shot). */
@@ -96,7 +98,7 @@ export function evaluateTask(model: GPT, tok: Tokenizer, task: Task, o: TaskEval
       context: buildContext(it, drawShots(pool, it, shots, seed, trial, i), p),
       continuations: it.choices.map((c) => p.targetDelimiter + c),
     }));
-    const scores = scoreChoices(model, tok, requests, { batchTokens: o.batchTokens });
+    const scores = scoreChoices(model, tok, requests, { batchTokens: o.batchTokens, kvCache: o.kvCache });
     for (const m of METRICS) values[m].push([]);
     test.forEach((it, i) => {
       const lls = scores[i].map((s) => s.logLik);
