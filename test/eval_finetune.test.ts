@@ -47,6 +47,11 @@ describe('finetune', () => {
       assert.equal(same, r.frozen.includes(n), `${n}: ${same ? 'unchanged' : 'changed'}`);
       assert.equal(p.requiresGrad, true, 'requiresGrad restored');
     }
+    assert.ok(r.aux.every((a) => a > 0), 'the balancing loss is on by default');
+    const off = finetune(model, tok, config, task, { steps: 3, lr: 1e-3, balance: false });
+    assert.deepEqual(off.aux, [0, 0, 0]);
+    const moe = model.modules().find((m) => (m as { o?: { auxCoef?: number } }).o?.auxCoef !== undefined) as unknown as { o: { auxCoef: number } };
+    assert.equal(moe.o.auxCoef, config.model.ffn.type === 'moe' ? config.model.ffn.auxCoef : NaN, 'weights restored');
     assert.throws(() => finetune(model, tok, config, parseTask('{"context":"a","choices":["b"],"gold":0}', 't'), {}), /no train items/);
   });
 

@@ -7,6 +7,8 @@
  * (clipping, NaN guard), with AdamW at `lr`, warmup min(steps/10, 100) and cosine decay to lr/10.
  * Batches draw `batch` train examples uniformly with replacement from a generator seeded by `seed`.
  *
+ * `balance: false` zeroes the MoE balancing and z-loss weights for the fine-tune (restored after).
+ *
  * Freezing (no gradient, so no update; names as in the checkpoint):
  *   router   MoE router weights (`*.ffn.router.*`)
  *   experts  MoE expert weights (`*.ffn.w1/b1/w2/b2`) and PEER expert tables (`*.ffn.u.*`, `*.ffn.v.*`)
@@ -19,6 +21,7 @@ import type { Batch } from '../data/loader.js';
 import { trainStep } from '../train/step.js';
 import { buildOptimizers, type OptimizerSet } from '../train/optimizers.js';
 import { Rng } from '../util/random.js';
+import { MoE } from '../nn/moe.js';
 import type { Task } from './task_format.js';
 import { DEFAULT_PROMPT } from './fewshot.js';
 
@@ -31,6 +34,8 @@ export interface FinetuneOptions {
   batch?: number; // examples per step, default 8
   seed?: number; // default 0
   freeze?: FreezeGroup[];
+  /** Keep the MoE balancing and z-losses (default true); false sets their weights to 0 while fine-tuning. */
+  balance?: boolean;
   targetDelimiter?: string;
   onStep?: (e: { step: number; loss: number; lr: number }) => void;
 }
@@ -38,6 +43,8 @@ export interface FinetuneOptions {
 export interface FinetuneResult {
   steps: number;
   losses: number[];
+  /** Auxiliary (router) loss of each step, already weighted (0 without MoE or with balance off). */
+  aux: number[];
   frozen: string[];
   trainConfig: Config['train'];
   optimizer: OptimizerSet;
@@ -103,18 +110,23 @@ export function finetune(model: GPT, tok: Tokenizer, config: Config, task: Task,
     });
     return { x, y, batch, seq: S };
   };
-  const losses: number[] = [];
+  const losses: number[] = [], aux: number[] = [];
   const wasTraining = model.training;
+  const moes = model.modules().filter((m): m is MoE => m instanceof MoE);
+  const coefs = moes.map((m) => [m.o.auxCoef, m.o.zCoef] as const);
+  if (o.balance === false) for (const m of moes) [m.o.auxCoef, m.o.zCoef] = [0, 0];
   model.train(true);
   try {
     for (let step = 0; step < steps; step++) {
       const r = trainStep({ model, optimizer, train: tc, nextBatch }, step);
       losses.push(r.loss);
+      aux.push(r.aux);
       o.onStep?.({ step: step + 1, loss: r.loss, lr: r.lr });
     }
   } finally {
     model.train(wasTraining);
     for (const [, p] of model.namedParameters()) p.requiresGrad = true;
+    moes.forEach((m, i) => ([m.o.auxCoef, m.o.zCoef] = coefs[i]));
   }
-  return { steps, losses, frozen, trainConfig: tc, optimizer };
+  return { steps, losses, aux, frozen, trainConfig: tc, optimizer };
 }

@@ -43,7 +43,7 @@ export function finetuneRun(parentDir: string, task: Task, o: FinetuneRunOptions
     const ft = finetune(model, tokenizer, config, task, { ...o, seed });
     const cfg = { ...config, train: ft.trainConfig };
     saveRun(dir, model, ft.optimizer, cfg, {
-      step: ft.steps, finetune: { parent: resolve(parentDir), task: task.name, source: task.source, seed, steps: ft.steps, lr: ft.trainConfig.lr, batch: ft.trainConfig.batch, frozen: o.freeze ?? [], losses: ft.losses },
+      step: ft.steps, finetune: { parent: resolve(parentDir), task: task.name, source: task.source, seed, steps: ft.steps, lr: ft.trainConfig.lr, batch: ft.trainConfig.batch, frozen: o.freeze ?? [], balance: o.balance !== false, losses: ft.losses, aux: ft.aux },
     });
     const result = evaluateTask(model, tokenizer, task, { batchTokens: o.batchTokens, onNotice: o.onNotice });
     after.push({ seed, dir, result, finalLoss: ft.losses[ft.losses.length - 1] });
