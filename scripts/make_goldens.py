@@ -8,16 +8,24 @@ seed, runs one training batch, and writes fixtures/golden/<name>.safetensors hol
   `out.logits` ([B,S,V] in eval/no-grad of the same batch), and `grad.<name>` = d(loss + aux_coef*aux)/d(param).
 The config is stored in the safetensors metadata as JSON.
 
-Usage:  LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 scripts/make_goldens.py
+It also writes fixtures/golden/mc_loglik.json: per-choice log-likelihoods of multiple-choice requests
+under the weights of dense.safetensors, computed the way lm-evaluation-harness does (byte tokens;
+context whitespace moved to the continuation; an empty context reads "\n"; inputs cut from the left
+to the window; a continuation longer than the window scored in blocks of `seq` targets, each read
+with the `seq` tokens before its last target).
+
+Usage:  LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 scripts/make_goldens.py [mc]
+        (with `mc`: only mc_loglik.json, from the committed dense.safetensors)
 """
 import importlib.util, json, os, struct, sys
 from types import SimpleNamespace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REF = os.path.join(HERE, "..", "..", "shared", "peers", "torch", "moe_lm.py")
+REF = os.environ.get("MOELAB_TORCH_REF", os.path.join(HERE, "..", "..", "shared", "peers", "torch", "moe_lm.py"))  # override from a worktree
 OUT = os.path.join(HERE, "..", "fixtures", "golden")
 
 
@@ -99,5 +107,74 @@ def main():
         print(f"{name}: loss {loss.item():.6f} aux {float(aux):.6f} -> {path} ({os.path.getsize(path)} bytes)")
 
 
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    dt = {"F32": np.float32, "I32": np.int32, "I64": np.int64}
+    out = {k: np.frombuffer(data[v["data_offsets"][0]:v["data_offsets"][1]], dt[v["dtype"]]).reshape(v["shape"]) for k, v in header.items()}
+    return out, meta
+
+
+MC_REQUESTS = [
+    ("The cat", [" sat", " ran away", " \u00e9t\u00e9"]),
+    ("Q: 2+2?\nA:", [" 4", " 5"]),
+    ("Answer: ", ["yes", "no"]),                                   # trailing space moves to the continuation
+    ("", ["hello", "x"]),                                          # empty context reads "\n"
+    ("a context much longer than the window", [" fits", " also"]),  # cut from the left
+    ("Q:", [" a continuation of thirty bytes.", " b"]),            # longer than the window: blocks
+]
+
+
+def mc_golden(m):
+    tensors, meta = read_safetensors(os.path.join(OUT, "dense.safetensors"))
+    a = SimpleNamespace(**json.loads(meta["config"]))
+    model = m.LM(a)
+    state = {k: torch.from_numpy(v.copy()) for k, v in tensors.items() if not k.split(".")[0] in ("input", "out", "grad")}
+    model.load_state_dict(state)
+    model.eval()
+    seq = a.seq
+
+    def logprobs(ids):  # log p(ids[t+1] | ids[..t]) for t < len-1
+        x = torch.tensor([ids[:-1]], dtype=torch.long)
+        with torch.no_grad():
+            h = model.tok(x) + model.pos.weight[: x.shape[1]]
+            for b in model.blocks:
+                h = b(h)
+            logits = F.linear(model.ln_f(h), model.tok.weight)[0]
+            return torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:]).unsqueeze(1))[:, 0].double().numpy()
+
+    out = []
+    for context, conts in MC_REQUESTS:
+        ctx = context.rstrip()
+        moved = context[len(ctx):]
+        ctx_ids = list(ctx.encode()) or list(b"\n")
+        lls, toks = [], []
+        for c in conts:
+            whole = ctx_ids + list((moved + c).encode())
+            first = len(ctx_ids)
+            ll = 0.0
+            for f in range(first, len(whole), seq):
+                e = min(f + seq, len(whole)) - 1
+                start = max(0, e - seq)
+                lp = logprobs(whole[start:e + 1])
+                ll += float(lp[f - 1 - start:].sum())
+            lls.append(ll)
+            toks.append(len(whole) - first)
+        out.append({"context": context, "continuations": conts, "logLik": lls, "tokens": toks})
+    path = os.path.join(OUT, "mc_loglik.json")
+    with open(path, "w") as f:
+        json.dump({"weights": "dense.safetensors", "seq": seq, "torch": torch.__version__,
+                   "generator": "scripts/make_goldens.py", "requests": out}, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    print(f"mc_loglik: {sum(len(r['logLik']) for r in out)} choices -> {path}")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:] == ["mc"]:
+        sys.exit(mc_golden(load_reference()))
+    rc = main()
+    mc_golden(load_reference())
+    sys.exit(rc)

@@ -210,7 +210,7 @@ describe('moelab train', () => {
     assert.ok(j.loss > 0 && j.bpb > 0 && j.tokens > 1000, r.out);
     assert.ok(Math.abs(j.bpb - j.loss / Math.LN2) < 0.01, 'bytes tokenizer: bpb = nats / ln 2');
     r = run(['eval', '--run', 'r1', '--data', corpus]);
-    assert.match(r.out, /loss\s+bpb\s+tokens/);
+    assert.match(r.out, /nats\/token.*perplexity.*bits\/byte.*tokens/);
     const g1 = run(['generate', '--run', 'r1', '--prompt', 'the ', '-n', '20', '--seed', '5']);
     const g2 = run(['generate', '--run', 'r1', '--prompt', 'the ', '-n', '20', '--seed', '5']);
     assert.equal(g1.code, 0, g1.err);

@@ -1,27 +1,96 @@
 import type { Command } from 'commander';
-import { evaluateFile, openRun, EVAL_DEFINITION } from '../index.js';
-import { collect, positiveInt } from './common.js';
+import { basename } from 'node:path';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import {
+  openRun, evaluateDomains, resolveSuite, fileDomains, readRunDataIdentity, writeRunResult, writeResultFile, resolveTask, evaluateTask,
+  EVAL_DEFINITION, BUILTIN_TASK_NAMES, type Domain, type DomainResult, type TaskResult, type SampleRecord,
+} from '../index.js';
+import { collect, positiveInt, intOption } from './common.js';
+import { domainTable, taskTable } from './eval_format.js';
+
+const HELP = `
+Perplexity: ${EVAL_DEFINITION}
+A suite JSON file: {"domains": {"name": "path" or ["path", ...]}} (paths relative to the file).
+
+Tasks: a JSONL file, one item per line: {"context": str, "choices": [str, ...], "gold": int, "split"?: "train"|"test"}
+(train items are the shot pool), or a built-in task: ${BUILTIN_TASK_NAMES.join(', ')}.
+Prompt: shots joined by the few-shot delimiter, each "context<td>gold choice"; choices scored as "<td>choice".
+
+Results are written atomically to <run>/eval/ (domains.json, task-<name>-<K>shot.json): the only files eval writes in a run.`;
 
 export function registerEval(program: Command): void {
   program
     .command('eval')
-    .description('held-out loss (nats/token) and bits per byte of a trained run on text files')
+    .description('evaluate a trained run: domain perplexity (nats/token, perplexity, bits per byte) and zero/few-shot multiple-choice tasks')
     .requiredOption('-r, --run <dir>', 'run directory with a checkpoint')
-    .requiredOption('-d, --data <file>', 'text file to evaluate (repeatable)', collect)
-    .option('-b, --batch <n>', 'windows per forward pass', positiveInt('--batch'), 8)
-    .option('--json', 'one JSON object per file: {"file", "loss", "bpb", "tokens"}')
-    .addHelpText('after', `\nDefinition: ${EVAL_DEFINITION}`)
+    .option('-d, --data <file>', 'text file or folder to evaluate, its own domain (repeatable)', collect)
+    .option('-s, --suite <name|file>', "'domains' (built in: in-domain held-out split, fiction, brown, licences) or a suite JSON file")
+    .option('--stride <n>', 'sliding-window perplexity: each window predicts only its last n tokens (1..seq)', positiveInt('--stride'))
+    .option('-b, --batch <n>', 'perplexity windows per forward pass', positiveInt('--batch'), 8)
+    .option('-t, --task <file|name>', 'multiple-choice task: a JSONL file or a built-in name (repeatable)', collect)
+    .option('-k, --shots <n>', 'few-shot examples per prompt', intOption('--shots'), 0)
+    .option('--trials <n>', 'resampled shot sets (default 25 with --shots > 0, else 1)', positiveInt('--trials'))
+    .option('--seed <n>', 'seed of the shot draws', intOption('--seed'), 1234)
+    .option('--target-delimiter <s>', 'between a context and its answer', ' ')
+    .option('--fewshot-delimiter <s>', 'between shots (escapes \\n and \\t understood)', '\\n\\n')
+    .option('--limit <n>', 'only the first n test items of each task', positiveInt('--limit'))
+    .option('--batch-tokens <n>', 'rows x length of one scoring forward', positiveInt('--batch-tokens'), 4096)
+    .option('--no-kv-cache', 'score every choice as a full row (no shared context)')
+    .option('--log-samples <file>', 'one JSON line per scored item: context, continuations, log-likelihoods, gold, prediction')
+    .option('--out <file>', 'write all results as one JSON file here instead of <run>/eval/')
+    .option('--no-save', 'do not write result files')
+    .option('--json', 'print results as JSON lines instead of tables')
+    .addHelpText('after', HELP)
     .action((o) => {
-      const { model, tokenizer } = openRun(o.run);
-      const rows = (o.data as string[]).map((f) => evaluateFile(model, tokenizer, f, o.batch));
-      if (o.json) {
-        for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');
-        return;
+      const domains: Domain[] = [];
+      if (o.suite) domains.push(...resolveSuite(o.suite));
+      if (o.data) domains.push(...fileDomains(o.data));
+      const tasks = ((o.task as string[] | undefined) ?? []).map(resolveTask);
+      if (!domains.length && !tasks.length) throw new Error('nothing to evaluate: give --suite domains, --suite FILE, --data FILE and/or --task FILE|NAME');
+      const { model, tokenizer, config } = openRun(o.run);
+      const onNotice = (m: string): void => void process.stderr.write(`moelab: ${m}\n`);
+      const unescape = (s: string): string => s.replace(/\\n/g, '\n').replace(/\\t/g, '\t');
+      const createdAt = new Date().toISOString();
+
+      let rows: DomainResult[] = [];
+      if (domains.length) {
+        rows = evaluateDomains(model, tokenizer, domains, { config, runData: readRunDataIdentity(o.run), onNotice }, { batch: o.batch, stride: o.stride });
+        if (o.json) for (const r of rows) process.stdout.write(JSON.stringify({ type: 'domain', ...r }) + '\n');
+        else process.stdout.write(domainTable(rows) + (tasks.length ? '\n' : ''));
       }
-      const w = Math.max(4, ...rows.map((r) => r.file.length));
-      process.stdout.write(`${'file'.padEnd(w)}  ${'loss'.padStart(8)}  ${'bpb'.padStart(8)}  ${'tokens'.padStart(10)}\n`);
-      for (const r of rows) {
-        process.stdout.write(`${r.file.padEnd(w)}  ${r.loss.toFixed(4).padStart(8)}  ${r.bpb.toFixed(4).padStart(8)}  ${String(r.tokens).padStart(10)}\n`);
+
+      const results: TaskResult[] = [];
+      const log = o.logSamples ? openSync(o.logSamples, 'w') : null;
+      try {
+        for (const task of tasks) {
+          const r = evaluateTask(model, tokenizer, task, {
+            shots: o.shots, trials: o.trials, seed: o.seed, limit: o.limit, batchTokens: o.batchTokens, kvCache: o.kvCache,
+            targetDelimiter: unescape(o.targetDelimiter), fewshotDelimiter: unescape(o.fewshotDelimiter), onNotice,
+            onSample: log === null ? undefined : (s: SampleRecord) => void writeSync(log, JSON.stringify(s) + '\n'),
+          });
+          results.push(r);
+          if (r.truncated) onNotice(`${task.name}: ${r.truncated} of ${r.items * r.trials} prompts were longer than the model's context of ${model.shape.seq} tokens and were cut from the left`);
+          onNotice(`${task.name}: ${r.items} items x ${r.trials} trials in ${r.seconds.toFixed(1)} s (${r.itemsPerSecond.toFixed(1)} items/s)`);
+          if (o.json) process.stdout.write(JSON.stringify({ type: 'task', ...r }) + '\n');
+        }
+      } finally {
+        if (log !== null) closeSync(log);
       }
+      if (results.length && !o.json) process.stdout.write(taskTable(results));
+
+      if (o.save === false) return;
+      const common = { run: o.run, createdAt, definition: EVAL_DEFINITION };
+      const domainRecord = { kind: 'domains', suite: o.suite ?? null, data: o.data ?? [], stride: o.stride ?? null, ...common, results: rows };
+      const written: string[] = [];
+      if (o.out) {
+        written.push(writeResultFile(o.out, { ...common, domains: rows.length ? domainRecord : null, tasks: results }));
+      } else {
+        if (rows.length) {
+          const which = o.suite ? (o.suite === 'domains' ? 'domains' : `suite-${basename(o.suite).replace(/\.json$/, '')}`) : 'data';
+          written.push(writeRunResult(o.run, `${which}${o.stride ? `-stride${o.stride}` : ''}`, domainRecord));
+        }
+        for (const r of results) written.push(writeRunResult(o.run, `task-${r.task}-${r.shots}shot`, { kind: 'task', ...common, ...r }));
+      }
+      onNotice(`results written to ${written.join(', ')}`);
     });
 }

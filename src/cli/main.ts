@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
+import { registerFinetune } from './finetune.js';
 import { registerGenerate } from './generate.js';
 import { registerCount } from './count.js';
 import { registerBench } from './bench.js';
@@ -29,6 +30,7 @@ program
 
 registerTrain(program);
 registerEval(program);
+registerFinetune(program);
 registerGenerate(program);
 registerCount(program);
 registerBench(program);

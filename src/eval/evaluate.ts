@@ -1,46 +1,44 @@
 /**
- * Held-out evaluation of a text file: mean cross-entropy in nats/token and bits per byte, over
- * consecutive non-overlapping windows (window i holds tokens [i*seq, i*seq+seq+1) and predicts the
- * last seq of them; a final partial window counts too), so every token after the first is scored
- * exactly once.
+ * Held-out evaluation of text: mean cross-entropy in nats/token, perplexity and bits per byte,
+ * scored over the windows of windows.ts (non-overlapping by default, sliding with a stride).
  */
 import type { GPT } from '../nn/gpt.js';
-import type { Tokenizer } from '../data/tokenizer.js';
+import type { Tokenizer, TokenArray } from '../data/tokenizer.js';
 import { loadCorpus } from '../data/corpus.js';
-import { evalBatches } from '../data/loader.js';
-import { Tensor, noGrad } from '../tensor/index.js';
+import { scoreTokens, WINDOW_DEFINITION, type WindowOptions } from './windows.js';
 
 export interface EvalResult {
   file: string;
   loss: number; // nats per token
+  /** exp(loss). */
+  perplexity: number;
   bpb: number; // bits per UTF-8 byte of the source text
   tokens: number; // tokens scored
+  /** UTF-8 bytes of the text scored (the bpb denominator). */
+  bytes: number;
+  /** The sliding-window stride, when one was used. */
+  stride?: number;
 }
 
 export const EVAL_DEFINITION =
-  'Mean cross-entropy over consecutive non-overlapping windows: window i holds tokens [i*seq, i*seq+seq+1) ' +
-  'and predicts the last seq of them; a final partial window counts too. bpb = total nats / ln 2 / source bytes.';
+  `${WINDOW_DEFINITION} loss = mean -ln p (nats/token), perplexity = exp(loss), bpb = total nats / ln 2 / UTF-8 bytes of the text.`;
 
-export function evaluateFile(model: GPT, tok: Tokenizer, path: string, batch = 8): EvalResult {
-  const corpus = loadCorpus([path], tok);
-  const seq = model.shape.seq;
-  const wasTraining = model.training;
-  model.eval();
-  try {
-    let nats = 0, count = 0;
-    noGrad(() => {
-      for (const b of evalBatches(corpus.tokens, seq, batch)) {
-        const { loss } = model.forward(new Tensor(b.x, [b.batch, b.seq]), new Tensor(b.y, [b.batch * b.seq]));
-        nats += loss!.item() * b.tokens;
-        count += b.tokens;
-      }
-    });
-    if (count === 0) throw new Error(`${path}: too short to evaluate (needs at least 2 tokens)`);
-    if (!Number.isFinite(nats)) {
-      throw new Error(`${path}: the model's loss is ${nats / count}: its weights have diverged (a checkpoint saved by an older moelab can hold such a state); evaluate an earlier checkpoint`);
-    }
-    return { file: path, loss: nats / count, bpb: nats / Math.LN2 / corpus.bytes, tokens: count };
-  } finally {
-    model.train(wasTraining);
+/** Scores a token array standing for `bytes` UTF-8 bytes; `name` labels the result and errors. */
+export function evaluateTokens(model: GPT, name: string, tokens: TokenArray, bytes: number, o: WindowOptions = {}): EvalResult {
+  const s = scoreTokens(model, tokens, o);
+  if (s.tokens === 0) throw new Error(`${name}: too short to evaluate (needs at least 2 tokens)`);
+  const loss = s.nats / s.tokens;
+  if (!Number.isFinite(loss)) {
+    throw new Error(`${name}: the model's loss is ${loss}: its weights have diverged (a checkpoint saved by an older moelab can hold such a state); evaluate an earlier checkpoint`);
   }
+  const r: EvalResult = { file: name, loss, perplexity: Math.exp(loss), bpb: s.nats / Math.LN2 / bytes, tokens: s.tokens, bytes };
+  if (o.stride !== undefined) r.stride = o.stride;
+  return r;
+}
+
+/** Evaluates a text file (or folder, read as a corpus). `o` may be the batch size alone (older callers). */
+export function evaluateFile(model: GPT, tok: Tokenizer, path: string, o: number | WindowOptions = 8): EvalResult {
+  const opts = typeof o === 'number' ? { batch: o } : o;
+  const corpus = loadCorpus([path], tok);
+  return evaluateTokens(model, path, corpus.tokens, corpus.bytes, opts);
 }

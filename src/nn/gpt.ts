@@ -208,25 +208,45 @@ export class GPT extends Module {
     };
   }
 
+  /** Blocks over `ids` (one sequence) at positions cache.len.., appending their keys/values: [1, n, d] before ln_f. */
+  private cachedTrunk(ids: Int32Array, cache: KVCache): Tensor {
+    const { d, heads } = this.shape;
+    const n = ids.length, pos0 = cache.len;
+    if (pos0 + n > cache.maxLen) throw new Error(`KV cache full: ${pos0 + n} > ${cache.maxLen} positions`);
+    let x = add(this.tok.forward(new Tensor(ids, [1, n])), slice(this.pos.weight, 0, pos0, pos0 + n)); // [1, n, d]
+    this.blocks.items.forEach((b, li) => {
+      const att = cachedAttention(b.attn.qkv.forward(b.ln1.forward(x)), heads, cache.k[li], cache.v[li], pos0); // [n, d]
+      x = add(x, reshape(b.attn.proj.forward(att), [1, n, d]));
+      const h = b.ffn.forward(reshape(b.ln2.forward(x), [n, d]));
+      x = add(x, reshape(h, [1, n, d]));
+    });
+    cache.len += n;
+    return x;
+  }
+
   /**
    * Incremental forward for generation: processes `ids` (one sequence) at positions cache.len ..,
    * appends their keys/values to the cache and returns logits of the last position [V].
    */
   forwardCached(ids: Int32Array, cache: KVCache): Float32Array {
     return noGrad(() => {
-      const { d, heads } = this.shape;
-      const n = ids.length, pos0 = cache.len;
-      if (pos0 + n > cache.maxLen) throw new Error(`KV cache full: ${pos0 + n} > ${cache.maxLen} positions`);
-      let x = add(this.tok.forward(new Tensor(ids, [1, n])), slice(this.pos.weight, 0, pos0, pos0 + n)); // [1, n, d]
-      this.blocks.items.forEach((b, li) => {
-        const att = cachedAttention(b.attn.qkv.forward(b.ln1.forward(x)), heads, cache.k[li], cache.v[li], pos0); // [n, d]
-        x = add(x, reshape(b.attn.proj.forward(att), [1, n, d]));
-        const h = b.ffn.forward(reshape(b.ln2.forward(x), [n, d]));
-        x = add(x, reshape(h, [1, n, d]));
-      });
-      cache.len += n;
+      const x = this.cachedTrunk(ids, cache);
+      const n = ids.length;
       const last = slice(x, 1, n - 1, n).contiguous(); // [1, 1, d]
       return this.head(this.ln_f.forward(last)).f32.slice();
+    });
+  }
+
+  /**
+   * Like forwardCached, but returns log p(targets[i] | cached prefix, ids[..i]) for every position
+   * [n] (scoring continuations of a shared, cached context).
+   */
+  cachedTokenLogProbs(ids: Int32Array, targets: Int32Array, cache: KVCache): Float32Array {
+    if (targets.length !== ids.length) throw new Error(`GPT.cachedTokenLogProbs: ${targets.length} targets for ${ids.length} ids`);
+    return noGrad(() => {
+      const x = this.cachedTrunk(ids, cache);
+      const h = reshape(this.ln_f.forward(x), [ids.length, this.shape.d]);
+      return tokenLogProbs(this.head(h), new Tensor(targets, [targets.length])).f32.slice();
     });
   }
 }
