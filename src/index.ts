@@ -45,3 +45,7 @@ export { generate, generateIds, type SampleOptions } from './eval/generate.js';
 
 // the compute runtime
 export { computeInfo, setComputeThreads, type ComputeInfo } from './tensor/runtime.js';
+
+// scaling studies: law fits and plots
+export * from './study/fit/index.js';
+export * from './study/plot/index.js';

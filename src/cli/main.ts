@@ -7,6 +7,7 @@ import { registerGenerate } from './generate.js';
 import { registerCount } from './count.js';
 import { registerBench } from './bench.js';
 import { registerPresets } from './presets.js';
+import { registerFit } from './fit.js';
 
 // A closed pipe (`moelab train 2>&1 | head`, a terminal gone away) must not kill a training run:
 // lost log lines are harmless, the run's files are what matter.
@@ -29,6 +30,7 @@ registerGenerate(program);
 registerCount(program);
 registerBench(program);
 registerPresets(program);
+registerFit(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as Error;

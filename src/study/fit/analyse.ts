@@ -1,0 +1,87 @@
+/**
+ * What follows from a fitted law over a range of budgets: the Chinchilla compute-optimal
+ * allocation, or Abnar's optimal sparsity S*(C) and S*(N; C) (optimal.ts), and the fitted curves
+ * to draw against the points.
+ */
+import type { Law } from './law.js';
+import { abnarOptimalSparsity, abnarSparsityForParams, chinchillaOptimal, logBudgets, type AbnarParams, type Allocation, type ChinchillaParams, type SparsityOptimum } from './optimal.js';
+import { computeOf, type Point } from './points.js';
+import { predictLoss, type FitReport } from './report.js';
+import type { SeriesRow } from '../plot/specs.js';
+
+export interface AnalyseOptions {
+  /** Compute budgets for the tables (default: 1 per decade from the smallest run's compute to 100x the largest). */
+  budgets?: number[];
+  /** Share of parameters outside the experts for Abnar's C = 6 N_active D (default 0). */
+  denseFraction?: number;
+}
+
+export interface Analysis {
+  budgets: number[];
+  allocation?: Allocation[];
+  sparsityByCompute?: SparsityOptimum[];
+  sparsityByParams?: SparsityOptimum[];
+  denseFraction: number;
+}
+
+export function defaultBudgets(points: readonly Point[]): number[] {
+  const C = points.map(computeOf);
+  const lo = 10 ** Math.floor(Math.log10(Math.min(...C)));
+  return logBudgets(lo, 10 ** Math.ceil(Math.log10(Math.max(...C) * 100)), 1);
+}
+
+export function analyseFit(report: FitReport, points: readonly Point[], o: AnalyseOptions = {}): Analysis {
+  const budgets = o.budgets ?? defaultBudgets(points);
+  for (const b of budgets) if (!(b > 0 && Number.isFinite(b))) throw new Error(`budgets must be positive numbers of FLOPs, got ${b}`);
+  const denseFraction = o.denseFraction ?? 0;
+  const out: Analysis = { budgets, denseFraction };
+  const p = report.fit.params;
+  if (report.law === 'chinchilla') {
+    out.allocation = budgets.map((C) => chinchillaOptimal(p as unknown as ChinchillaParams, C));
+  } else if (report.law === 'abnar') {
+    const ap = p as unknown as AbnarParams;
+    out.sparsityByCompute = budgets.map((C) => abnarOptimalSparsity(ap, C, { denseFraction }));
+    const sizes = [...new Set(points.map((q) => q.params))].sort((a, b) => a - b);
+    const pick = sizes.length <= 4 ? sizes : [0, 1, 2, 3].map((i) => sizes[Math.round((i * (sizes.length - 1)) / 3)]);
+    out.sparsityByParams = budgets.flatMap((C) => pick.map((N) => abnarSparsityForParams(ap, C, N, { denseFraction })))
+      .filter((r) => r.tokens >= 1);
+  }
+  return out;
+}
+
+const fmt = (v: number) => v.toPrecision(2);
+
+/**
+ * Points and fitted curves for the fit-vs-points plot, with compute on x. Power: one curve over
+ * compute. Otherwise one series per model (same params, sparsity, active params), its curve over
+ * tokens from half the smallest to twice the largest observed.
+ */
+export function fitCurves(law: Law, report: FitReport, points: readonly Point[]): { observed: SeriesRow[]; fitted: SeriesRow[] } {
+  const steps = 40;
+  if (!law.uses.compute) {
+    const groups = new Map<string, Point[]>();
+    for (const q of points) {
+      const key = `N=${fmt(q.params)}` + (law.uses.sparsity ? ` S=${fmt(q.sparsity)}` : '') + (q.activeParams !== undefined ? ` Na=${fmt(q.activeParams)}` : '');
+      groups.set(key, [...(groups.get(key) ?? []), q]);
+    }
+    const observed: SeriesRow[] = [], fitted: SeriesRow[] = [];
+    for (const [series, qs] of groups) {
+      for (const q of qs) observed.push({ series, x: computeOf(q), loss: q.loss });
+      const D = qs.map((q) => q.tokens), lo = Math.min(...D) / 2, hi = Math.max(...D) * 2;
+      const base = qs[0];
+      for (let i = 0; i <= steps; i++) {
+        const tokens = lo * (hi / lo) ** (i / steps);
+        const q: Point = { params: base.params, sparsity: base.sparsity, activeParams: base.activeParams, tokens, loss: 1 };
+        fitted.push({ series, x: computeOf(q), loss: predictLoss(law, report.fit.x, q) });
+      }
+    }
+    return { observed, fitted };
+  }
+  const C = points.map(computeOf), lo = Math.min(...C) / 2, hi = Math.max(...C) * 2;
+  const observed = points.map((q, i) => ({ series: q.family ?? 'runs', x: C[i], loss: q.loss }));
+  const fitted = Array.from({ length: steps + 1 }, (_, i) => {
+    const flops = lo * (hi / lo) ** (i / steps);
+    return { series: 'fit', x: flops, loss: predictLoss(law, report.fit.x, { params: 1, tokens: 1, sparsity: 0, loss: 1, flops }) };
+  });
+  return { observed, fitted };
+}
