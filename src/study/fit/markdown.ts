@@ -51,13 +51,13 @@ export function allocationMarkdown(rows: readonly Allocation[]): string {
 export function sparsityMarkdown(byCompute: readonly SparsityOptimum[], byParams: readonly SparsityOptimum[], denseFraction: number): string {
   const flag = (o: SparsityOptimum) => (o.atBoundary ? ' (edge)' : '');
   return [
-    `## Optimal sparsity (C = 6 N_active D, N_active = N (${denseFraction} + ${1 - denseFraction} (1 - S)))`, '',
+    `## Optimal sparsity (C = 6 N_active D, ${denseFraction ? `N_active = N (${denseFraction} + ${sig(1 - denseFraction)} (1 - S))` : 'N_active = (1 - S) N'})`, '',
     '### S*(C): sparsity and total parameters', '',
     table(['compute (FLOPs)', 'S*', 'N (total)', 'N active', 'D (tokens)', 'predicted loss'],
       byCompute.map((o) => [sig(o.compute), sig(o.sparsity) + flag(o), sig(o.params), sig(o.activeParams), sig(o.tokens), sig(o.loss)])),
     '', '### S*(N; C): best sparsity at fixed total parameters', '',
     table(['compute (FLOPs)', 'N (total)', 'S*', 'N active', 'D (tokens)', 'predicted loss'],
       byParams.map((o) => [sig(o.compute), sig(o.params), sig(o.sparsity) + flag(o), sig(o.activeParams), sig(o.tokens), sig(o.loss)])),
-    '', '"(edge)": the optimum lies on the edge of the searched range, so the true optimum may be outside it.',
+    '', '"(edge)": the optimum lies at the largest sparsity searched (0.999) or at the edge of the parameter range, so the law\'s optimum may be outside it. S* = 0 means dense is best.',
   ].join('\n') + '\n';
 }

@@ -57,7 +57,10 @@ export interface SparsityOptimum {
   activeParams: number;
   tokens: number;
   loss: number;
-  /** The optimum is on the edge of the searched box (sparsity or parameters). */
+  /**
+   * The optimum is at the largest sparsity searched or on the edge of the parameter range, so the
+   * law's true optimum may lie outside. (S* = 0 is not flagged: dense is a real answer.)
+   */
   atBoundary: boolean;
 }
 
@@ -78,7 +81,7 @@ export function abnarSparsityForParams(p: AbnarParams, compute: number, params: 
   const tokens = (S: number) => compute / (6 * params * activeFraction(S, f));
   const m = minimize1d((S) => abnarLoss(p, params, tokens(S), S), 0, sMax);
   const fr = activeFraction(m.x, f);
-  return { compute, sparsity: m.x, params, activeParams: params * fr, tokens: tokens(m.x), loss: m.value, atBoundary: m.atBoundary };
+  return { compute, sparsity: m.x, params, activeParams: params * fr, tokens: tokens(m.x), loss: m.value, atBoundary: m.atBoundary && m.x > sMax / 2 };
 }
 
 /** S*(C): sparsity and total parameters that minimise the loss for compute C. */
@@ -97,7 +100,7 @@ export function abnarOptimalSparsity(p: AbnarParams, compute: number, o: Sparsit
   const params = Math.exp(inner.x), fr = activeFraction(outer.x, f);
   return {
     compute, sparsity: outer.x, params, activeParams: params * fr, tokens: compute / (6 * params * fr),
-    loss: inner.value, atBoundary: outer.atBoundary || inner.atBoundary,
+    loss: inner.value, atBoundary: (outer.atBoundary && outer.x > sMax / 2) || inner.atBoundary,
   };
 }
 
