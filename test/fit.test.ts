@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import {
   getLaw, makeObjective, fitLaw, fitReport, internalFromParams, lawParams, huber,
   chinchillaOptimal, chinchillaLoss, abnarLoss, abnarOptimalSparsity, abnarSparsityForParams,
-  parsePointsCsv, pointsFromSweepResults, computeOf, type Point,
+  parsePointsCsv, pointsFromSweepResults, computeOf, isoFlopData, type Point,
 } from '../src/index.js';
 import { rng } from './util.js';
 
@@ -176,4 +176,26 @@ test('sweep results: both field spellings, failed points skipped', () => {
   ]);
   assert.throws(() => pointsFromSweepResults({}), /expected a JSON array/);
   assert.throws(() => pointsFromSweepResults([{ params: 1e6, tokens: 1e9, loss: 3, sparsity: 2 }]), /entry 0: sparsity/);
+});
+
+test('isoFLOP groups: runs sharing a budget form curves whose fitted minima are the closed-form N*(C)', () => {
+  const pts: Point[] = [];
+  for (const C of [1e15, 1e16, 1e17]) for (const N of [3e5, 1e6, 3e6, 1e7, 3e7]) {
+    // within 0.5% of the budget, as rounded step counts give
+    const Cr = C * (1 + 0.005 * Math.sin(N));
+    pts.push({ params: N, tokens: Cr / (6 * N), sparsity: 0, loss: chinchillaLoss(CHIN, N, Cr / (6 * N)) });
+  }
+  pts.push({ params: 1e6, tokens: 1e12, sparsity: 0, loss: chinchillaLoss(CHIN, 1e6, 1e12) }); // a lone run: no curve
+  const report = fitReport(getLaw('chinchilla'), pts, { bootstrap: 0, starts: 3 });
+  const iso = isoFlopData(report, pts)!;
+  assert.equal(iso.rows.length, 15);
+  assert.equal(new Set(iso.rows.map((r) => r.budget)).size, 3);
+  assert.equal(iso.minima.length, 3);
+  for (const m of iso.minima) {
+    const a = chinchillaOptimal(CHIN, m.budget);
+    assert.ok(Math.abs(m.params / a.params - 1) < 1e-4, `N* ${m.params} vs ${a.params}`);
+    const curve = iso.rows.filter((r) => r.budget === m.budget);
+    assert.ok(m.loss <= Math.min(...curve.map((r) => r.loss)) + 2e-3, `the fitted minimum ${m.loss} is at or below the runs`);
+  }
+  assert.equal(isoFlopData(report, pts.slice(0, 2)), null);
 });

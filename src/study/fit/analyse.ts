@@ -4,10 +4,11 @@
  * to draw against the points.
  */
 import type { Law } from './law.js';
-import { abnarOptimalSparsity, abnarSparsityForParams, chinchillaOptimal, logBudgets, type AbnarParams, type Allocation, type ChinchillaParams, type SparsityOptimum } from './optimal.js';
+import { abnarLoss, abnarOptimalSparsity, abnarSparsityForParams, chinchillaOptimal, logBudgets, type AbnarParams, type Allocation, type ChinchillaParams, type SparsityOptimum } from './optimal.js';
 import { computeOf, type Point } from './points.js';
 import { predictLoss, type FitReport } from './report.js';
-import type { SeriesRow } from '../plot/specs.js';
+import type { IsoFlopRow, SeriesRow } from '../plot/specs.js';
+import { minimize1d } from './min1d.js';
 
 export interface AnalyseOptions {
   /** Compute budgets for the tables (default: 1 per decade from the smallest run's compute to 100x the largest). */
@@ -84,4 +85,39 @@ export function fitCurves(law: Law, report: FitReport, points: readonly Point[])
     return { series: 'fit', x: flops, loss: predictLoss(law, report.fit.x, { params: 1, tokens: 1, sparsity: 0, loss: 1, flops }) };
   });
   return { observed, fitted };
+}
+
+export interface IsoFlopData { rows: IsoFlopRow[]; minima: IsoFlopRow[] }
+
+/**
+ * Points on shared compute budgets (isoFLOP sweeps): runs whose compute lies within 5% of a
+ * budget's first run form one curve; only budgets with at least 3 runs count. The minimum of each
+ * curve comes from the fitted law (Chinchilla: the closed-form N*(C); Abnar: minimised over N at the
+ * curve's sparsity when all its runs share one). Null when no budget has 3 runs.
+ */
+export function isoFlopData(report: FitReport, points: readonly Point[]): IsoFlopData | null {
+  const sorted = [...points].sort((a, b) => computeOf(a) - computeOf(b));
+  const groups: Point[][] = [];
+  for (const p of sorted) {
+    const g = groups[groups.length - 1];
+    if (g && computeOf(p) <= computeOf(g[0]) * 1.05) g.push(p); else groups.push([p]);
+  }
+  const curves = groups.filter((g) => g.length >= 3);
+  if (curves.length === 0) return null;
+  const budgetOf = (g: Point[]) => Math.exp(g.reduce((s, p) => s + Math.log(computeOf(p)), 0) / g.length);
+  const rows = curves.flatMap((g) => g.map((p) => ({ budget: budgetOf(g), params: p.params, loss: p.loss })));
+  const minima: IsoFlopRow[] = [];
+  for (const g of curves) {
+    const budget = budgetOf(g);
+    if (report.law === 'chinchilla') {
+      const a = chinchillaOptimal(report.fit.params as unknown as ChinchillaParams, budget);
+      minima.push({ budget, params: a.params, loss: a.loss });
+    } else if (report.law === 'abnar' && new Set(g.map((p) => p.sparsity)).size === 1) {
+      const S = g[0].sparsity, ap = report.fit.params as unknown as AbnarParams;
+      const lo = Math.log(Math.min(...g.map((p) => p.params)) / 10), hi = Math.log(Math.max(...g.map((p) => p.params)) * 10);
+      const m = minimize1d((lnN) => abnarLoss(ap, Math.exp(lnN), budget / (6 * Math.exp(lnN) * (1 - S)), S), lo, hi, 100);
+      if (!m.atBoundary) minima.push({ budget, params: Math.exp(m.x), loss: m.value });
+    }
+  }
+  return { rows, minima };
 }

@@ -10,7 +10,7 @@ export {
   chinchillaOptimal, chinchillaLoss, abnarLoss, abnarOptimalSparsity, abnarSparsityForParams, logBudgets,
   type ChinchillaParams, type AbnarParams, type Allocation, type SparsityOptimum, type SparsityOptions,
 } from './optimal.js';
-export { analyseFit, defaultBudgets, fitCurves, type Analysis, type AnalyseOptions } from './analyse.js';
+export { analyseFit, defaultBudgets, fitCurves, isoFlopData, type Analysis, type AnalyseOptions, type IsoFlopData } from './analyse.js';
 export { parsePointsCsv, pointsFromSweepResults, pointFromSweepEntry, readPointsFile, readSweepDir } from './read.js';
 export { fitMarkdown, allocationMarkdown, sparsityMarkdown } from './markdown.js';
 export { fitSummary, writeFitOutputs } from './outputs.js';

@@ -1,15 +1,15 @@
 /**
  * The files `moelab fit` leaves in its output folder: fit.json (everything, machine-readable),
- * fit.md (tables, linking the images), fit_vs_points.{vl.json,svg,png} and, for Abnar's law,
- * optimal_sparsity.{vl.json,svg,png}. Files are replaced atomically, so a reader never sees half.
+ * fit.md (tables, linking the images), fit_vs_points.{vl.json,svg,png}, isoflop.{...} when runs
+ * share compute budgets, and, for Abnar's law, optimal_sparsity.{vl.json,svg,png}. Files are replaced atomically, so a reader never sees half.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../io/atomic.js';
 import type { TopLevelSpec } from 'vega-lite';
-import { lawVsPointsSpec, optimalSparsitySpec, type SparsityRow } from '../plot/specs.js';
+import { isoFlopSpec, lawVsPointsSpec, optimalSparsitySpec, type SparsityRow } from '../plot/specs.js';
 import { specToSvg, svgToPng } from '../plot/render.js';
-import { fitCurves, type Analysis } from './analyse.js';
+import { fitCurves, isoFlopData, type Analysis } from './analyse.js';
 import type { Law } from './law.js';
 import { allocationMarkdown, fitMarkdown, sparsityMarkdown } from './markdown.js';
 import type { Point } from './points.js';
@@ -52,6 +52,11 @@ export async function writeFitOutputs(dir: string, law: Law, report: FitReport, 
   const curves = fitCurves(law, report, points);
   await writePlot(dir, 'fit_vs_points', lawVsPointsSpec(curves.observed, curves.fitted, 'training compute (FLOPs)', `${law.name} fit vs points`), files);
   let md = fitMarkdown(report) + '\n![fitted law vs points](fit_vs_points.png)\n';
+  const iso = isoFlopData(report, points);
+  if (iso) {
+    await writePlot(dir, 'isoflop', isoFlopSpec(iso.rows, iso.minima, `IsoFLOP curves (diamonds: ${report.law} fit's minima)`), files);
+    md += '\n![isoFLOP curves](isoflop.png)\n';
+  }
   if (analysis.allocation) md += '\n' + allocationMarkdown(analysis.allocation);
   if (analysis.sparsityByCompute && analysis.sparsityByParams) {
     const rows: SparsityRow[] = analysis.sparsityByCompute.map((o) => ({ compute: o.compute, sparsity: o.sparsity, series: 'S*(C), N free' }));
