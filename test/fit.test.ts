@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import {
   getLaw, makeObjective, fitLaw, fitReport, internalFromParams, lawParams, huber,
   chinchillaOptimal, chinchillaLoss, abnarLoss, abnarOptimalSparsity, abnarSparsityForParams,
-  parsePointsCsv, pointsFromSweepResults, computeOf, isoFlopData, type Point,
+  parsePointsCsv, pointsFromSweepResults, computeOf, isoFlopData, lawFromJson, type Point,
 } from '../src/index.js';
 import { rng } from './util.js';
 
@@ -198,4 +198,30 @@ test('isoFLOP groups: runs sharing a budget form curves whose fitted minima are 
     assert.ok(m.loss <= Math.min(...curve.map((r) => r.loss)) + 2e-3, `the fitted minimum ${m.loss} is at or below the runs`);
   }
   assert.equal(isoFlopData(report, pts.slice(0, 2)), null);
+});
+
+test('a user law from JSON: the Chinchilla form written by hand fits like the built-in one; bad files say what is wrong', () => {
+  const spec = {
+    name: 'chin-by-hand',
+    formula: 'L = E + A/N^alpha + B/D^beta',
+    params: {
+      E: { positive: true, grid: [0.5, 1, 2] }, A: { positive: true, grid: [1, 150, 22000] }, B: { positive: true, grid: [1, 150, 22000] },
+      alpha: { grid: [0, 0.5, 1] }, beta: { grid: [0, 0.5, 1] },
+    },
+    terms: [{ coef: 'E' }, { coef: 'A', divide: { N: 'alpha' } }, { coef: 'B', divide: { D: 'beta' } }],
+  };
+  const user = lawFromJson(spec, 'chin.json');
+  assert.deepEqual(user.params.map((p) => p.name), ['E', 'A', 'B', 'alpha', 'beta']);
+  const pts = chinchillaPoints(0.01, 9);
+  const a = fitLaw(user, pts), b = fitLaw(getLaw('chinchilla'), pts);
+  assert.ok(Math.abs(a.objective - b.objective) <= 1e-9 * b.objective, `${a.objective} vs ${b.objective}`);
+  for (const k of Object.keys(CHIN)) assert.ok(Math.abs(a.params[k] / b.params[k] - 1) < 1e-4, `${k}: ${a.params[k]} vs ${b.params[k]}`);
+  const bad = (patch: object, re: RegExp) => assert.throws(() => lawFromJson({ ...spec, ...patch }, 'x.json'), re);
+  bad({ name: 'has space' }, /x\.json: "name" must be a word/);
+  bad({ terms: [{ coef: 'alpha' }] }, /term 0: "coef" must name a positive param/);
+  bad({ terms: [{ coef: 'E', divide: { T: 'alpha' } }] }, /unknown variable 'T'; use N, D, C, 1-S/);
+  bad({ terms: [{ coef: 'E' }, { coef: 'A', divide: { N: 'alpha' } }] }, /params not used by any term: B, beta/);
+  bad({ params: { ...spec.params, E: { positive: true, grid: [0] } } }, /param E is positive, so its grid values must be > 0/);
+  bad({ params: { ...spec.params, E: { positive: true } } }, /param E: "grid" must be a non-empty array/);
+  assert.throws(() => lawFromJson([], 'y.json'), /y\.json: expected a JSON object/);
 });

@@ -62,6 +62,22 @@ test('--sweep reads results.json (skipping a failed point) and abnar writes the 
   assert.ok(existsSync(join(dir, 'abnar-out', 'optimal_sparsity.png')));
 });
 
+test('--law FILE.json fits a user law', () => {
+  const law = {
+    name: 'my-power', formula: 'L = E + A/C^alpha',
+    params: { E: { positive: true, grid: [1, 2] }, A: { positive: true, grid: [10, 1000] }, alpha: { grid: [0.05, 0.2] } },
+    terms: [{ coef: 'E' }, { coef: 'A', divide: { C: 'alpha' } }],
+  };
+  writeFileSync(join(dir, 'my-law.json'), JSON.stringify(law));
+  const r = run(['--points', 'points.csv', '--law', 'my-law.json', '--bootstrap', '0', '--json', '--out', 'user-out']);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  assert.equal(j.law, 'my-power');
+  assert.deepEqual(Object.keys(j.params), ['E', 'A', 'alpha']);
+  writeFileSync(join(dir, 'clash.json'), JSON.stringify({ ...law, name: 'chinchilla' }));
+  assert.match(run(['--points', 'points.csv', '--law', 'clash.json']).err, /name 'chinchilla' is a built-in law/);
+});
+
 test('bad input fails with what is wrong and where', () => {
   writeFileSync(join(dir, 'bad.csv'), 'params,tokens,loss\n1e6,1e9,3.1\n1e7,1e9,x\n');
   let r = run(['--points', 'bad.csv', '--law', 'chinchilla']);

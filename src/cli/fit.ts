@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { dirname, join, resolve } from 'node:path';
 import {
-  getLaw, lawNames, readPointsFile, readSweepDir, fitReport, analyseFit, writeFitOutputs, fitSummary, fitMarkdown,
+  resolveLaw, lawNames, readPointsFile, readSweepDir, fitReport, analyseFit, writeFitOutputs, fitSummary, fitMarkdown,
   allocationMarkdown, sparsityMarkdown, type Point,
 } from '../index.js';
 import { floatOption, intOption } from './common.js';
@@ -20,7 +20,7 @@ export function registerFit(program: Command): void {
     .description('fit a scaling law (chinchilla, abnar, power) to runs; report parameters with bootstrap intervals, optimal allocation or sparsity, plots')
     .option('--points <file>', 'CSV with columns params, tokens, loss [, sparsity, active_params, flops, family]')
     .option('--sweep <dir>', "a sweep folder: reads <dir>/results.json")
-    .requiredOption('--law <name>', `law to fit: ${lawNames().join(', ')}`)
+    .requiredOption('--law <name>', `law to fit: ${lawNames().join(', ')}, or a JSON law file (see README)`)
     .option('--json', 'print the fit as JSON')
     .option('--huber-delta <x>', 'Huber delta on log-loss residuals', floatOption('--huber-delta'), 1e-3)
     .option('--bootstrap <n>', 'bootstrap resamples for the 95% intervals (0: none)', intOption('--bootstrap'), 100)
@@ -37,7 +37,7 @@ export function registerFit(program: Command): void {
     ].join('\n'))
     .action(async (o) => {
       if (!o.points === !o.sweep) throw new Error('give exactly one of --points FILE.csv or --sweep DIR');
-      const law = getLaw(o.law);
+      const law = resolveLaw(o.law);
       let points: Point[], skipped = 0, defaultOut: string;
       if (o.points) {
         points = readPointsFile(o.points);

@@ -1,6 +1,7 @@
 // Scaling-law fits: the supported surface of src/study/fit.
 export { lbfgs, type LbfgsOptions, type LbfgsResult, type LbfgsReason, type Objective, type ValueAndGrad } from './lbfgs.js';
-export { LAWS, getLaw, lawNames } from './laws/index.js';
+export { LAWS, getLaw, lawNames, resolveLaw } from './laws/index.js';
+export { lawFromJson, readLawFile } from './laws/user.js';
 export { lawParams, internalFromParams, logPredict, type Law, type LawParam } from './law.js';
 export { computeOf, activeParams, checkPoint, type Point } from './points.js';
 export { huber, makeObjective, DEFAULT_HUBER_DELTA } from './objective.js';
