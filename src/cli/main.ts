@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// moelab command line: train, eval, generate, count, bench, presets.
+// moelab command line: train, eval, generate, count, bench, presets, fit.
 import { Command } from 'commander';
 import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
