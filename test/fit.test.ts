@@ -148,7 +148,8 @@ test('fitReport: seeded bootstrap intervals bracket the fit, R^2 near 1, extrapo
 });
 
 test('CSV points: columns by name, defaults, and errors that name the line and column', () => {
-  const pts = parsePointsCsv('# comment\nloss,tokens,params,family\n3.5,1e9,1e6,dense\n\n3.1,2e9,1e7,dense\n', 'p.csv');
+  const pts = parsePointsCsv('\uFEFF# comment\r\nloss,tokens,params,family\r\n3.5,1e9,1e6,dense\n\n3.1,2e9,1e7,dense\n', 'p.csv');
+  assert.equal(parsePointsCsv('\uFEFFparams,tokens,loss\n1e6,1e9,3\n', 'bom.csv')[0].params, 1e6, 'a byte-order mark is ignored');
   assert.deepEqual(pts[0], { params: 1e6, tokens: 1e9, loss: 3.5, sparsity: 0, family: 'dense' });
   const moe = parsePointsCsv('params,tokens,sparsity,loss,active_params,flops\n8e6,1e9,0.75,3.2,2e6,1.3e16\n', 'm.csv');
   assert.deepEqual(moe[0], { params: 8e6, tokens: 1e9, sparsity: 0.75, loss: 3.2, activeParams: 2e6, flops: 1.3e16 });

@@ -19,7 +19,8 @@ const REQUIRED = ['params', 'tokens', 'loss'] as const;
 const NUMERIC_OPTIONAL = { sparsity: 'sparsity', active_params: 'activeParams', flops: 'flops' } as const;
 
 export function parsePointsCsv(text: string, source = 'points.csv'): Point[] {
-  const lines = text.split(/\r?\n/);
+  // A spreadsheet's UTF-8 byte-order mark would otherwise glue itself to the first column name.
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   const headerAt = lines.findIndex((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
   if (headerAt < 0) throw new Error(`${source}: empty file; expected a header line with columns ${REQUIRED.join(', ')}`);
   const header = lines[headerAt].split(',').map((h) => h.trim().toLowerCase());
