@@ -4,7 +4,7 @@
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -93,6 +93,16 @@ describe('moelab sweep', () => {
     assert.match(text.out, /^moe-E4-k1: geometric mean multiplier /m);
     assert.ok(existsSync(join(dir, 'sw', 'compare.json')));
     assert.equal(readFileSync(join(dir, 'sw', 'results.csv'), 'utf8').trim().split('\n').length, 9);
+  });
+
+  test('fit reads the sweep it ran: a power law in compute, with plots', () => {
+    const r = run(['fit', '--sweep', 'sw', '--law', 'power', '--bootstrap', '4', '--json', '--out', 'sw-fit']);
+    assert.equal(r.code, 0, r.err);
+    const j = JSON.parse(r.out);
+    const text = JSON.stringify(j);
+    for (const name of ['"E"', '"A"', '"alpha"']) assert.ok(text.includes(name), `${name} in ${text.slice(0, 300)}`);
+    const files = readdirSync(join(dir, 'sw-fit'));
+    assert.ok(files.some((f) => f.endsWith('.svg')) && files.some((f) => f.endsWith('.png')), files.join(', '));
   });
 
   test('a failed point: reported, exit status 3, status gives the reason', () => {

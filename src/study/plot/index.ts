@@ -1,0 +1,2 @@
+export * from './specs.js';
+export { specToSvg, svgToPng, pngSize, type PngOptions } from './render.js';

@@ -1,0 +1,98 @@
+/**
+ * Vega-lite specs for the study plots: pure functions of the data (rows inlined as values), so a
+ * spec can be rendered here (render.ts), written next to the images, or opened in the vega editor.
+ */
+import type { TopLevelSpec } from 'vega-lite';
+
+/** Shared look: fixed size and font so renders are reproducible; DejaVu Sans ships with most Linux systems. */
+const CONFIG = { font: 'DejaVu Sans', background: 'white', view: { stroke: null } } as const;
+const SIZE = { width: 520, height: 340 };
+
+const logX = (field: string, title: string) => ({ field, type: 'quantitative' as const, title, scale: { type: 'log' as const } });
+// Loss varies over a small range: a log axis 'niced' to whole decades would flatten it.
+const logY = (field: string, title: string) => ({ field, type: 'quantitative' as const, title, scale: { type: 'log' as const, nice: false } });
+
+export interface ComputeLossRow { family: string; compute: number; loss: number }
+
+/** Loss against training compute, one colour per model family, log-log. */
+export function lossVsComputeSpec(rows: readonly ComputeLossRow[], title = 'Loss vs training compute'): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, ...SIZE, config: CONFIG,
+    data: { values: rows.map((r) => ({ ...r })) },
+    encoding: { x: logX('compute', 'training compute (FLOPs)'), y: logY('loss', 'validation loss'), color: { field: 'family', type: 'nominal', title: 'family' } },
+    layer: [
+      { mark: { type: 'line' } },
+      { mark: { type: 'point', filled: true, size: 50 } },
+    ],
+  } as TopLevelSpec;
+}
+
+export interface IsoFlopRow { budget: number; params: number; loss: number }
+
+/** IsoFLOP curves: loss against parameters, one curve per compute budget, fitted minima as diamonds. */
+export function isoFlopSpec(rows: readonly IsoFlopRow[], minima: readonly IsoFlopRow[], title = 'IsoFLOP curves'): TopLevelSpec {
+  const label = (b: number) => `${b.toExponential(1)} FLOPs`;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, ...SIZE, config: CONFIG,
+    layer: [
+      {
+        data: { values: rows.map((r) => ({ ...r, budgetLabel: label(r.budget), series: 'run' })) },
+        encoding: { x: logX('params', 'parameters'), y: logY('loss', 'validation loss'), color: { field: 'budgetLabel', type: 'nominal', title: 'budget' } },
+        layer: [{ mark: { type: 'line' } }, { mark: { type: 'point', filled: true, size: 40 } }],
+      },
+      {
+        data: { values: minima.map((r) => ({ ...r, budgetLabel: label(r.budget), series: 'fitted minimum' })) },
+        mark: { type: 'point', shape: 'diamond', filled: true, size: 160, stroke: 'black' },
+        encoding: { x: logX('params', 'parameters'), y: logY('loss', 'validation loss'), color: { field: 'budgetLabel', type: 'nominal' } },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
+export interface SeriesRow { series: string; x: number; loss: number }
+
+/** Observed points and the fitted law's curves over the same x (log-log). */
+export function lawVsPointsSpec(observed: readonly SeriesRow[], fitted: readonly SeriesRow[], xTitle: string, title = 'Fitted law vs points'): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, ...SIZE, config: CONFIG,
+    encoding: { x: logX('x', xTitle), y: logY('loss', 'validation loss'), color: { field: 'series', type: 'nominal', title: 'series' } },
+    layer: [
+      { data: { values: fitted.map((r) => ({ ...r, kind: 'fit' })) }, mark: { type: 'line', strokeWidth: 1.5 } },
+      { data: { values: observed.map((r) => ({ ...r, kind: 'observed' })) }, mark: { type: 'point', filled: true, size: 50 } },
+    ],
+  } as TopLevelSpec;
+}
+
+export interface SparsityRow { compute: number; sparsity: number; series: string }
+
+/** Optimal sparsity against compute (one line per series, e.g. per fixed total parameters). */
+export function optimalSparsitySpec(rows: readonly SparsityRow[], title = 'Optimal sparsity vs compute'): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, ...SIZE, config: CONFIG,
+    data: { values: rows.map((r) => ({ ...r })) },
+    encoding: {
+      x: logX('compute', 'training compute (FLOPs)'),
+      y: { field: 'sparsity', type: 'quantitative', title: 'optimal sparsity S*', scale: { domain: [0, 1] } },
+      color: { field: 'series', type: 'nominal', title: 'series' },
+    },
+    layer: [{ mark: { type: 'line' } }, { mark: { type: 'point', filled: true, size: 40 } }],
+  } as TopLevelSpec;
+}
+
+export interface MultiplierRow { family: string; compute: number; multiplier: number }
+
+/** Compute multiplier (dense compute for the same loss / the run's compute) against budget, with a rule at 1. */
+export function computeMultiplierSpec(rows: readonly MultiplierRow[], title = 'Compute multiplier vs budget'): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, ...SIZE, config: CONFIG,
+    layer: [
+      {
+        data: { values: rows.map((r) => ({ ...r })) },
+        encoding: { x: logX('compute', 'training compute (FLOPs)'), y: logY('multiplier', 'compute multiplier vs dense'), color: { field: 'family', type: 'nominal', title: 'family' } },
+        layer: [{ mark: { type: 'line' } }, { mark: { type: 'point', filled: true, size: 50 } }],
+      },
+      // Same field as the runs, so the shared y scale's domain includes 1.
+      { data: { values: [{ multiplier: 1 }] }, mark: { type: 'rule', strokeDash: [4, 4], color: 'gray' }, encoding: { y: { field: 'multiplier', type: 'quantitative' } } },
+    ],
+  } as TopLevelSpec;
+}
