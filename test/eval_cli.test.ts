@@ -99,7 +99,7 @@ describe('moelab eval', () => {
     assert.match(r.err, /bad\.jsonl:2: field "gold" must be an integer index into choices, 0\.\.1, got 3/);
     r = run(['eval', '--run', 'corpus.txt', '--suite', 'domains']);
     assert.notEqual(r.code, 0);
-    assert.match(r.err, /moelab: error: .*(not a checkpoint|state\.json|config\.json)/);
+    assert.match(r.err, /moelab: error: .*(not a checkpoint|not a directory|state\.json|config\.json)/);
     assert.ok(!existsSync(join(dir, 'corpus.txt', 'eval')));
     r = run(['eval', '--run', 'r']);
     assert.match(r.err, /nothing to evaluate/);
