@@ -17,17 +17,12 @@ import { fileURLToPath } from 'node:url';
 import { loadNative } from '../src/backend/native.js';
 import { OP_CODES } from '../src/backend/op_codes.js';
 import { readSafetensors, SafetensorsError, writeSafetensors } from '../src/io/safetensors.js';
+import { Rng } from '../src/util/random.js';
 
 type Rand = () => number;
 function rng(seed: number): Rand {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed, 9);
+  return () => r.uniform();
 }
 
 function args(): { seconds: number; seed: number; only: string; child: string } {

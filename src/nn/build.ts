@@ -25,7 +25,7 @@ const BUILDERS: { [K in FfnType]: (s: Extract<FfnSpec, { kind: K }>, c: BuildCon
     sharedExperts: s.shared, capacityFactor: s.capacityFactor, evalCapacityFactor: s.evalCapacityFactor,
     renormalize: s.renormalize, jitter: s.jitter, auxCoef: s.auxCoef, zCoef: s.zCoef,
   }),
-  peer: (s, c) => new PEER(c.d, { nSub: s.nSub, heads: s.heads, k: s.k, dKey: s.dKey, bn: s.bn, activation: s.activation, pkm: s.pkm }, c.rng),
+  peer: (s, c) => new PEER(c.d, s, c.rng),
 };
 
 function buildFfn(s: FfnSpec, c: BuildContext): FeedForward {

@@ -40,24 +40,13 @@ import { FeedForward, type FfnStats } from './ffn.js';
 import { Linear, Embedding } from './layers.js';
 import { BatchNorm1d } from './batchnorm.js';
 import { Rng } from '../util/random.js';
+import type { PeerFfnSpec } from '../spec/ffn/peer.js';
 
-export interface PEEROptions {
-  /** Sub-keys per half; N = nSub^2 experts. */
-  nSub: number;
-  /** Query heads (each retrieves k experts from the shared pool). */
-  heads: number;
-  /** Experts per head. */
-  k: number;
-  /** Query size per head (even); each half is scored against its own sub-key table. */
-  dKey: number;
-  /** BatchNorm1d over the h*dKey query features. */
-  bn: boolean;
-  activation: 'gelu' | 'relu';
-  /** Product-key memory: values only, y = sum g_i v_i (no u table, no activation). */
-  pkm: boolean;
+/** The layer's sizes as the model spec resolves them (spec/ffn/peer.ts documents each field). */
+export type PEEROptions = Pick<PeerFfnSpec, 'nSub' | 'heads' | 'k' | 'dKey' | 'bn' | 'activation' | 'pkm'> & {
   /** Row-sparse u/v gradients in `sparseGrad` (default true); false gives dense [N, d] .grad. */
   sparseGrads?: boolean;
-}
+};
 
 /** Tensors whose gradients arrive in `sparseGrad` (the expert tables of sparse-gradient PEER layers). */
 const sparseParamSet = new WeakSet<Tensor>();

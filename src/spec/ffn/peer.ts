@@ -47,15 +47,22 @@ export interface PeerFfnConfig {
 
 export interface PeerFfnSpec {
   kind: 'peer';
+  /** Sub-keys per half; N = nSub^2 experts. */
   nSub: number;
   /** N = nSub^2 experts. */
   experts: number;
+  /** Query heads (each retrieves k experts from the shared pool). */
   heads: number;
+  /** Experts per head. */
   k: number;
+  /** Query size per head (even); each half is scored against its own sub-key table. */
   dKey: number;
+  /** BatchNorm1d over the h*dKey query features. */
   bn: boolean;
   activation: 'gelu' | 'relu';
+  /** Product-key memory: values only, y = sum g_i v_i (no u table, no activation). */
   pkm: boolean;
+  /** AdamW moments of the expert tables in bf16. */
   bf16Moments: boolean;
 }
 

@@ -8,7 +8,7 @@ import { fitLaw, checkFitData, type FitOptions, type LawFit } from './fit.js';
 import { logPredict, type Law } from './law.js';
 import { DEFAULT_HUBER_DELTA } from './objective.js';
 import { computeOf, features, type Point } from './points.js';
-import { seededRandom } from './random.js';
+import { Rng } from '../../util/random.js';
 
 export interface ParamEstimate { name: string; value: number; lo: number; hi: number }
 
@@ -58,12 +58,12 @@ function percentile(sorted: readonly number[], q: number): number {
 
 /** Bootstrap draws of the formula's parameters; each resample refits from the full fit's optimum and the 2 best grid points. */
 export function bootstrapParams(law: Law, points: readonly Point[], full: LawFit, samples: number, seed: number, o: FitOptions = {}) {
-  const rand = seededRandom(seed);
+  const rng = new Rng(seed, 7); // stream 7: bootstrap resampling
   const draws: Record<string, number>[] = [];
   let failed = 0;
   for (let b = 0; b < samples; b++) {
     const w = new Float64Array(points.length);
-    for (let i = 0; i < points.length; i++) w[Math.floor(rand() * points.length)]++;
+    for (let i = 0; i < points.length; i++) w[rng.int(points.length)]++;
     try {
       const r = fitLaw(law, points, { ...o, weights: w, starts: 2, extraStarts: [full.x] });
       if (Object.values(r.params).every(Number.isFinite)) draws.push(r.params); else failed++;
