@@ -151,6 +151,7 @@ function bruteForce(m: MoE, x: Float32Array, T: number): Brute {
 
 function checkAgainstBrute(label: string, m: MoE, T: number, seed: number): Brute {
   const x = randn(T * m.d, seed);
+  m.resetStats();
   const y = noGrad(() => m.forward(new Tensor(x.slice(), [T, m.d])));
   const b = bruteForce(m, x, T);
   assertClose(y.f32, b.y, 1e-4, 1e-5, `${label}: output`);
@@ -273,6 +274,7 @@ for (const [bname, kern] of backends()) {
       const y0 = noGrad(() => m.forward(x)).f32.slice();
       assert.equal(m.stats()!.dropRate, 0);
       m.o.capacityFactor = 100;
+      m.resetStats();
       const y1 = noGrad(() => m.forward(x)).f32.slice();
       assert.equal(m.stats()!.dropRate, 0);
       assertClose(y1, y0, 0, 0, 'cf=100 vs dropless');
@@ -286,6 +288,7 @@ for (const [bname, kern] of backends()) {
       m.o.capacityFactor = 0.25;
       m.o.evalCapacityFactor = 0;
       m.eval();
+      m.resetStats();
       const y2 = noGrad(() => m.forward(x)).f32;
       assert.equal(m.stats()!.dropRate, 0);
       assertClose(y2, y0, 0, 0, 'eval dropless');
