@@ -82,7 +82,7 @@ test('defaults are resolved, including the derived ones', () => {
   });
   // expert choice derives token-choice evaluation and no balancing loss, and needs a capacity factor
   const ec = validateConfig({ model: { d: 64, layers: 4, heads: 2, seq: 32, ffn: { type: 'moe', experts: 8, routing: 'expert-choice', capacityFactor: 1 } } }).model.ffn;
-  assert.deepEqual(ec.type === 'moe' && [ec.routing, ec.evalRouting, ec.balance], ['expert-choice', 'token-choice', 'none']);
+  assert.deepEqual(ec.type === 'moe' && [ec.routing, ec.evalRouting, ec.balance, ec.evalCapacityFactor], ['expert-choice', 'token-choice', 'none', 0]);
   assert.throws(() => validateConfig({ model: { d: 64, layers: 4, heads: 2, seq: 32, ffn: { type: 'moe', experts: 8, routing: 'expert-choice' } } }),
     /expert-choice routing needs capacityFactor > 0/);
   assert.throws(() => validateConfig({ model: { d: 64, layers: 4, heads: 2, seq: 32, ffn: { type: 'moe', experts: 8, routing: 'expert-choice', capacityFactor: 1, expertBias: true } } }),

@@ -50,7 +50,7 @@ export interface MoEOptions extends Partial<MoeRoutingSpec> {
   sharedExperts: number;
   /** Capacity factor in training: C = ceil(cf * T * k / E) slots per expert; <= 0 is dropless. */
   capacityFactor: number;
-  /** Capacity factor when `!training`. */
+  /** Capacity factor when `!training` (for the eval routing: token choice's drops or expert choice's C). */
   evalCapacityFactor: number;
   /** Renormalise the k chosen gates to sum to 1 (the reference always does; token choice only). */
   renormalize: boolean;

@@ -10,7 +10,7 @@
 // its top C = ceil(cf*T*k/E) tokens; evaluated with token choice by default, since expert choice
 // looks at the whole batch and is not causal) or uniform (benchmarking); balancing by the batch- or
 // sequence-level auxiliary loss and/or DeepSeek-V3's loss-free bias (buffer `expert_bias` [E]).
-// Expert choice keeps k*T assignments on average, so counts and MACs are those of top-k.
+// Expert choice makes cf*k assignments per token on average: MACs and activations count those.
 import { z } from 'zod';
 import { posInt, nonNegInt, nonNegNum, layerList, checkLayerList, inLayerList, inSchemaOrder, type LayerList } from '../../config/fields.js';
 import { mlpParams, mlpTensors, type FfnKind } from './kind.js';
@@ -44,7 +44,7 @@ const schema = z
     sharedExperts: nonNegInt.default(0),
     /** Expert capacity C = ceil(cf * T * k / E) during training; 0 = dropless. */
     capacityFactor: nonNegNum.default(0),
-    /** Capacity factor in evaluation (default: capacityFactor). */
+    /** Capacity factor in evaluation (default: capacityFactor; 0 when expert choice evaluates by token choice). */
     evalCapacityFactor: nonNegNum.optional(),
     /** Renormalise the top-k gates to sum to 1. */
     renormalize: z.boolean().default(true),
@@ -122,6 +122,9 @@ export interface MoeFfnSpec extends MoeRoutingSpec {
   zCoef: number;
 }
 
+/** Expert assignments per token in training: k, or cf * k for expert choice (E * C over T tokens). */
+const assignments = (s: MoeFfnSpec): number => (s.routing === 'expert-choice' ? s.capacityFactor * s.topk : s.topk);
+
 export const moeKind: FfnKind<typeof schema, MoeFfnConfig, MoeFfnSpec> = {
   type: 'moe',
   schema,
@@ -136,7 +139,7 @@ export const moeKind: FfnKind<typeof schema, MoeFfnConfig, MoeFfnSpec> = {
     if (cfOf(f.routing, f.capacityFactor)) {
       issue(['capacityFactor'], 'expert-choice routing needs capacityFactor > 0: each expert takes C = ceil(capacityFactor * T * topk / experts) tokens (1 gives every token topk experts on average)');
     }
-    if (cfOf(f.evalRouting ?? 'token-choice', f.evalCapacityFactor ?? f.capacityFactor)) {
+    if (cfOf(f.evalRouting ?? (f.routing === 'expert-choice' ? 'token-choice' : f.routing), f.evalCapacityFactor ?? f.capacityFactor)) {
       issue(['evalCapacityFactor'], 'evalRouting expert-choice needs evalCapacityFactor (or capacityFactor) > 0');
     }
     if (f.expertBias && (f.routing === 'expert-choice' || f.evalRouting === 'expert-choice')) {
@@ -149,11 +152,15 @@ export const moeKind: FfnKind<typeof schema, MoeFfnConfig, MoeFfnSpec> = {
       issue(['every'], `every = ${f.every} places no MoE layer in a ${m.layers}-layer model (MoE layers are i % every == every - 1)`);
     }
   },
-  resolve: (f, m) => inSchemaOrder<MoeFfnConfig>({
-    ...f, expertHidden: f.expertHidden ?? 4 * m.d, evalCapacityFactor: f.evalCapacityFactor ?? f.capacityFactor,
-    evalRouting: f.evalRouting ?? (f.routing === 'expert-choice' ? 'token-choice' : f.routing),
-    balance: f.balance ?? (f.routing === 'expert-choice' ? 'none' : 'aux'),
-  }, schema),
+  resolve: (f, m) => {
+    const evalRouting = f.evalRouting ?? (f.routing === 'expert-choice' ? 'token-choice' : f.routing);
+    // expert choice's capacity factor sizes its own selection; its token-choice evaluation is dropless
+    const evalCf = f.routing === 'expert-choice' && evalRouting !== 'expert-choice' ? 0 : f.capacityFactor;
+    return inSchemaOrder<MoeFfnConfig>({
+      ...f, expertHidden: f.expertHidden ?? 4 * m.d, evalCapacityFactor: f.evalCapacityFactor ?? evalCf, evalRouting,
+      balance: f.balance ?? (f.routing === 'expert-choice' ? 'none' : 'aux'),
+    }, schema);
+  },
   inLayer: (cfg, i) => (cfg.layers === undefined ? i % cfg.every === cfg.every - 1 : inLayerList(cfg.layers, i)),
   layer(cfg) {
     const g = cfg.granularity;
@@ -177,9 +184,9 @@ export const moeKind: FfnKind<typeof schema, MoeFfnConfig, MoeFfnSpec> = {
   // the loss-free balancing bias, updated after each step (not by gradients) and checkpointed
   buffers: (s) => (s.expertBias ? [{ name: 'expert_bias', shape: [s.experts], dtype: 'F32' }] : []),
   expertActive: (s, d) => s.topk * mlpParams(d, s.hidden),
-  macs: (s, d) => s.experts * d + s.topk * 2 * d * s.hidden + s.shared * 2 * d * s.hidden,
+  macs: (s, d) => s.experts * d + assignments(s) * 2 * d * s.hidden + s.shared * 2 * d * s.hidden,
   // router logits + probs, gathered inputs, expert hidden pre/post activation, expert outputs,
   // shared experts, output
-  activationFloats: (s, d) => 2 * s.experts + s.topk * (d + 2 * s.hidden + d) + s.shared * (2 * s.hidden + d) + d,
+  activationFloats: (s, d) => 2 * s.experts + assignments(s) * (d + 2 * s.hidden + d) + s.shared * (2 * s.hidden + d) + d,
   shrinkHint: (s) => `fewer or smaller experts (model.ffn.experts ${s.coarse.experts}, model.ffn.expertHidden ${s.coarse.hidden}) or a smaller model.d`,
 };
