@@ -1,9 +1,10 @@
 // Routing in training runs: the loss-free balancing bias is checkpointed (model.safetensors) and a
-// resumed run equals an uninterrupted one; evaluations write per-layer routing statistics to
+// resumed run equals an uninterrupted one, also after kill -9 of the CLI; evaluations write per-layer routing statistics to
 // metrics.jsonl; on a short run loss-free balancing leaves fewer dead experts than no balancing.
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, train, openRun, type Config } from '../src/index.js';
@@ -60,6 +61,34 @@ describe('routing in training', () => {
     await train({ config: config(still), dir: join(dir, 'still') });
     const { model } = openRun(join(dir, 'still'));
     assert.ok(model.namedBuffers().every(([, b]) => [...b.f32].every((v) => v === 0)));
+  });
+
+  test('the bias survives kill -9: a resumed CLI run equals the uninterrupted one', async () => {
+    const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+    const ffn = JSON.stringify({ type: 'moe', experts: 8, topk: 2, every: 1, auxCoef: 0, expertBias: true, biasRate: 0.01 });
+    const args = (out: string) => ['train', '--data', corpus, '--out', out, '--steps', '30', '--no-progress', '--no-sample',
+      '--set', 'model.d=32', '--set', 'model.layers=2', '--set', 'model.heads=2', '--set', 'model.seq=32', '--set', 'train.batch=4',
+      '--set', 'train.warmup=2', '--set', 'train.evalEvery=10', '--set', 'train.evalBatches=2', '--set', 'train.saveEvery=5', '--set', `model.ffn=${ffn}`];
+    const full = spawnSync(process.execPath, [CLI, ...args('cli-straight')], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(full.status, 0, full.stderr);
+    const child = spawn(process.execPath, [CLI, ...args('cli-killed')], { cwd: dir, stdio: 'ignore' });
+    const state = join(dir, 'cli-killed', 'state.json');
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (existsSync(state) || child.exitCode !== null) {
+          clearInterval(poll);
+          child.kill('SIGKILL');
+          resolve();
+        }
+      }, 2);
+    });
+    await new Promise((r) => child.once('exit', r).once('close', r));
+    const saved = JSON.parse(readFileSync(state, 'utf8')).state.step as number;
+    assert.ok(saved >= 5 && saved < 30, `killed after the checkpoint of step ${saved}`);
+    const resumed = spawnSync(process.execPath, [CLI, 'train', '--resume', '--out', 'cli-killed', '--no-progress', '--no-sample'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(resumed.status, 0, resumed.stderr);
+    assert.ok(weights('cli-straight').equals(weights('cli-killed')), 'weights or bias differ after kill -9 and resume');
+    assert.deepEqual(evals('cli-killed').at(-1)!.ffn!.layer0.bias, evals('cli-straight').at(-1)!.ffn!.layer0.bias);
   });
 
   test('evaluations write per-layer routing statistics to metrics.jsonl', async () => {
