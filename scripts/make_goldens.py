@@ -14,10 +14,14 @@ context whitespace moved to the continuation; an empty context reads "\n"; input
 to the window; a continuation longer than the window scored in blocks of `seq` targets, each read
 with the `seq` tokens before its last target).
 
-Usage:  LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 scripts/make_goldens.py [mc]
+Routing variants the reference lacks (sigmoid gates, expert choice) swap each reference MoE for
+RoutedMoE below, which differs from it only in the routing lines. `--only a,b` regenerates just those
+fixtures (the others stay byte-identical).
+
+Usage:  LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 scripts/make_goldens.py [mc | --only a,b]
         (with `mc`: only mc_loglik.json, from the committed dense.safetensors)
 """
-import importlib.util, json, os, struct, sys
+import importlib.util, json, math, os, struct, sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -25,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REF = os.environ.get("MOELAB_TORCH_REF", os.path.join(HERE, "..", "..", "shared", "peers", "torch", "moe_lm.py"))  # override from a worktree
+REF = os.environ.get("MOELAB_TORCH_REF") or os.path.join(HERE, "..", "..", "shared", "peers", "torch", "moe_lm.py")
 OUT = os.path.join(HERE, "..", "fixtures", "golden")
 
 
@@ -55,6 +59,45 @@ def write_safetensors(path, tensors, metadata):
             f.write(b)
 
 
+def routed_moe_class(m):
+    """The reference MoE with moelab's routing variants; only the routing lines differ (dropless)."""
+
+    class RoutedMoE(m.MoE):
+        def __init__(s, ref, gate, routing):
+            super().__init__(ref.router.in_features, ref.E, ref.k, ref.hid, ref.cf)
+            s.load_state_dict(ref.state_dict())
+            s.gate_fn, s.routing = gate, routing
+
+        def forward(s, x):
+            shape, D = x.shape, x.shape[-1]
+            x = x.reshape(-1, D)
+            T, E, k = x.shape[0], s.E, s.k
+            logits = s.router(x).float()
+            scores = logits.sigmoid() if s.gate_fn == "sigmoid" else logits.softmax(-1)  # [T,E]
+            if s.routing == "expert-choice" and s.training:  # each expert takes its top-C tokens
+                C = min(T, math.ceil(s.cf * T * k / E))
+                gate, tok = scores.t().topk(C, -1)  # [E,C]
+                xs = x[tok.reshape(-1)].split(C)
+                ys = torch.cat([F.gelu(torch.addmm(s.b1[e], xs[e], s.w1[e])) @ s.w2[e] + s.b2[e] for e in range(E)])
+                s.aux = torch.zeros(())
+                return x.new_zeros(T, D).index_add(0, tok.reshape(-1), ys * gate.reshape(-1, 1)).view(shape)
+            gate, idx = scores.topk(k, -1)  # token choice (expert choice evaluates with it)
+            gate = gate / gate.sum(-1, keepdim=True)
+            flat = idx.reshape(-1)
+            counts = torch.bincount(flat, minlength=E)
+            p = scores / scores.sum(-1, keepdim=True)  # softmax already sums to 1
+            s.aux = E * torch.sum(counts.float() / flat.numel() * p.mean(0))
+            eid, order = torch.sort(flat, stable=True)
+            tok = order // k
+            xs = x[tok]
+            ys = torch.cat([F.gelu(torch.addmm(s.b1[e], xe, s.w1[e])) @ s.w2[e] + s.b2[e]
+                            for e, xe in enumerate(xs.split(counts.tolist()))])
+            ys = ys * gate.reshape(-1)[order].unsqueeze(1)
+            return x.new_zeros(T, D).index_add(0, tok, ys).view(shape)
+
+    return RoutedMoE
+
+
 BASE = dict(ffn="dense", d=16, layers=2, heads=2, seq=12, batch=2, experts=4, topk=2, expert_hidden=24,
             moe_every=2, capacity_factor=0.0, aux_coef=0.01, n_sub=8, peer_heads=2, peer_k=4, d_key=8,
             peer_bn=False, peer_layers="all", peer_sparse=False)
@@ -64,6 +107,8 @@ CONFIGS = {
     "moe": dict(ffn="moe"),
     "moe_capacity": dict(ffn="moe", capacity_factor=1.0),
     "moe_top1": dict(ffn="moe", topk=1, experts=3),
+    "moe_sigmoid": dict(ffn="moe", gate="sigmoid"),
+    "moe_expert_choice": dict(ffn="moe", routing="expert-choice", capacity_factor=1.0, eval_capacity_factor=0.0),
     "peer": dict(ffn="peer"),
     "peer_bn": dict(ffn="peer", peer_bn=True, peer_layers="1"),
 }
@@ -72,10 +117,17 @@ CONFIGS = {
 def main():
     m = load_reference()
     os.makedirs(OUT, exist_ok=True)
-    for name, over in CONFIGS.items():
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else list(CONFIGS)
+    for name in only:
+        over = CONFIGS[name]
         a = SimpleNamespace(**{**BASE, **over})
         torch.manual_seed(1234)
         model = m.LM(a)
+        if "gate" in over or "routing" in over:
+            Routed = routed_moe_class(m)
+            for b in model.blocks:
+                if isinstance(b.ffn, m.MoE):
+                    b.ffn = Routed(b.ffn, getattr(a, "gate", "softmax"), getattr(a, "routing", "token-choice"))
         if a.ffn == "moe":  # widen the router so top-k choices are far from ties at float32 precision
             for b in model.blocks:
                 if isinstance(b.ffn, m.MoE):

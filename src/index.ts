@@ -26,6 +26,8 @@ export { estimateMemory, checkFits, describeEstimate, type MemoryEstimate, type 
 // models
 export { buildModel } from './nn/build.js';
 export type { GPT } from './nn/gpt.js';
+export { FeedForward, type FfnStats } from './nn/ffn.js';
+export { MOE_GATES, MOE_ROUTINGS, MOE_BALANCES, type MoeGate, type MoeRouting, type MoeBalance } from './spec/ffn/moe.js';
 
 // data
 export { getTokenizer, type Tokenizer } from './data/tokenizer.js';

@@ -95,7 +95,7 @@ for (const [bname, kern] of backends()) {
       gradcheck('indexSelect', (x) => T.indexSelect(x, rows), [r([7, 33], 4)]);
     });
 
-    test('MoE ops: expertMix, renormalizeRows, routerLosses, jitter', () => {
+    test('MoE ops: expertMix, renormalizeRows, balanceLoss, zLoss, jitter', () => {
       const Tn = 6, d = 5, E = 3, h = 4, k = 2;
       // slots per expert: 0 -> 5, 1 -> 4, 2 -> 3; capacity 3 drops two of expert 0 and one of expert 1
       const idx = Int32Array.of(0, 1, 0, 2, 1, 0, 0, 2, 1, 0, 2, 1);
@@ -109,14 +109,11 @@ for (const [bname, kern] of backends()) {
         T.planRoute(idx, Tn, k, E, Infinity)), /route does not match/);
       assert.throws(() => T.planRoute(idx, 5, k, E, Infinity), /T\*k = 10/);
       gradcheck('renormalizeRows', T.renormalizeRows, [pos([7, 3], 7)]);
-      const counts = Int32Array.of(5, 4, 3);
-      for (const [aux, z] of [[0.7, 0], [0, 0.3], [0.7, 0.3]]) {
-        gradcheck(`routerLosses aux ${aux} z ${z}`, (l) => {
-          const p = T.noGrad(() => T.softmax(l)).f32;
-          const top1 = T.noGrad(() => T.topk(T.softmax(l), 1)).indices.i32;
-          return T.routerLosses(l, p, counts, top1, aux, z);
-        }, [r([Tn, E], 8, 2)], { eps: 1e-3 });
+      // batch-level (one group) and sequence-level (two sequences of 3 tokens) balance, through softmax
+      for (const counts of [Int32Array.of(5, 4, 3), Int32Array.of(3, 2, 1, 2, 2, 2)]) {
+        gradcheck(`balanceLoss ${counts.length / E} group(s)`, (l) => T.balanceLoss(T.softmax(l), counts), [r([Tn, E], 8, 2)], { eps: 1e-3 });
       }
+      gradcheck('zLoss', (l) => T.zLoss(l), [r([Tn, E], 8, 2)], { eps: 1e-3 });
       gradcheck('jitter', (x) => T.jitter(x, 0.3, 9), [r([7, 33], 10)]);
     });
 

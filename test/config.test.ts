@@ -78,7 +78,17 @@ test('defaults are resolved, including the derived ones', () => {
   assert.deepEqual(m.ffn, {
     type: 'moe', experts: 8, topk: 2, expertHidden: 256, every: 2, granularity: 1, sharedExperts: 0, capacityFactor: 1.25,
     evalCapacityFactor: 1.25, renormalize: true, jitter: 0, auxCoef: 0.01, zCoef: 0.001,
+    gate: 'softmax', routing: 'token-choice', evalRouting: 'token-choice', balance: 'aux', expertBias: false, biasRate: 0.001,
   });
+  // expert choice derives token-choice evaluation and no balancing loss, and needs a capacity factor
+  const ec = validateConfig({ model: { d: 64, layers: 4, heads: 2, seq: 32, ffn: { type: 'moe', experts: 8, routing: 'expert-choice', capacityFactor: 1 } } }).model.ffn;
+  assert.deepEqual(ec.type === 'moe' && [ec.routing, ec.evalRouting, ec.balance, ec.evalCapacityFactor], ['expert-choice', 'token-choice', 'none', 0]);
+  assert.throws(() => validateConfig({ model: { d: 64, layers: 4, heads: 2, seq: 32, ffn: { type: 'moe', experts: 8, routing: 'expert-choice' } } }),
+    /expert-choice routing needs capacityFactor > 0/);
+  assert.throws(() => validateConfig({ model: { d: 64, layers: 4, heads: 2, seq: 32, ffn: { type: 'moe', experts: 8, routing: 'expert-choice', capacityFactor: 1, expertBias: true } } }),
+    /expertBias balances token-choice selection/);
+  assert.throws(() => validateConfig({ model: { d: 64, layers: 4, heads: 2, seq: 32, ffn: { type: 'moe', experts: 8, routing: 'expert-choice', capacityFactor: 1, balance: 'aux' } } }),
+    /balance 'aux' needs token-choice routing/);
   const p = validateConfig({ model: { d: 64, layers: 4, heads: 2, seq: 32, ffn: { type: 'peer', nSub: 16 } } }).model;
   assert.deepEqual(p.ffn, { type: 'peer', nSub: 16, heads: 8, k: 16, dKey: 128, bn: false, layers: 'all', activation: 'gelu', pkm: false, bf16Moments: false });
   // derived defaults follow overrides of the fields they derive from
@@ -217,7 +227,7 @@ test('tryValidateConfig reports without throwing', () => {
 
 test('derived defaults are listed, and a resolved config re-resolves to itself', () => {
   const c = validateConfig({ model: { d: 64, layers: 4, heads: 2, seq: 32, ffn: { type: 'moe', experts: 4 } }, train: { lr: 0.01, steps: 100 } });
-  assert.deepEqual(c.derived, ['model.ffn.expertHidden', 'model.ffn.evalCapacityFactor', 'train.minLr', 'train.warmup']);
+  assert.deepEqual(c.derived, ['model.ffn.expertHidden', 'model.ffn.evalCapacityFactor', 'model.ffn.evalRouting', 'model.ffn.balance', 'train.minLr', 'train.warmup']);
   assert.deepEqual(validateConfig({ model: { d: 64, layers: 2, heads: 2, seq: 32, ffn: { type: 'dense', hidden: 7 } }, train: { minLr: 0, warmup: 0 } }).derived, []);
   assert.deepEqual(validateConfig(JSON.parse(JSON.stringify(c))), c);
   // a derived field listed in `derived` is derived afresh even when its stale value is present

@@ -16,6 +16,8 @@ const base = { d: 16, layers: 3, heads: 2, seq: 8 };
 const VARIANTS: Record<string, ModelConfig> = {
   dense: model({ ...base, ffn: { type: 'dense', hidden: 24 } }),
   moe: model({ ...base, ffn: { type: 'moe', experts: 4, topk: 2, expertHidden: 12 } }),
+  'moe sigmoid, loss-free bias': model({ ...base, ffn: { type: 'moe', experts: 4, topk: 2, expertHidden: 12, gate: 'sigmoid', expertBias: true, balance: 'seq-aux' } }),
+  'moe expert choice': model({ ...base, ffn: { type: 'moe', experts: 4, topk: 2, expertHidden: 12, routing: 'expert-choice', capacityFactor: 1 } }),
   'moe fine-grained + shared, all layers': model({ ...base, ffn: { type: 'moe', experts: 3, topk: 1, expertHidden: 12, granularity: 2, sharedExperts: 2, layers: 'all' } }),
   peer: model({ ...base, ffn: { type: 'peer', nSub: 6, heads: 2, k: 3, dKey: 8, layers: [0, 2] } }),
   'peer bn': model({ ...base, ffn: { type: 'peer', nSub: 6, heads: 2, k: 3, dKey: 8, bn: true, activation: 'relu' } }),
@@ -30,6 +32,7 @@ test('resolveModelSpec: each layer with its effective sizes', () => {
   assert.deepEqual(s.layers[1].ffn, {
     kind: 'moe', experts: 64, topk: 2, hidden: 128, shared: 0, granularity: 1, coarse: { experts: 64, topk: 2, hidden: 128 },
     capacityFactor: 0, evalCapacityFactor: 0, renormalize: true, jitter: 0, auxCoef: 0.01, zCoef: 0,
+    gate: 'softmax', routing: 'token-choice', evalRouting: 'token-choice', balance: 'aux', expertBias: false, biasRate: 0.001,
   });
   const g = resolveModelSpec(VARIANTS['moe fine-grained + shared, all layers']).layers[2].ffn;
   assert.equal(g.kind, 'moe');
@@ -80,6 +83,6 @@ test('the kind registry: names, schemas, derived and training-only fields', () =
     for (const f of [...k.derivable, ...k.trainingOnly]) assert.ok(f in k.schema.shape, `${k.type}.${f} is a schema field`);
   }
   assert.throws(() => ffnKind('moee'), /unknown feed-forward kind 'moee'; known kinds: dense, moe, peer/);
-  assert.deepEqual([...TRAINING_ONLY_MODEL_FIELDS].sort(), ['dropout', 'ffn.auxCoef', 'ffn.bf16Moments', 'ffn.capacityFactor', 'ffn.evalCapacityFactor', 'ffn.jitter', 'ffn.zCoef']);
-  assert.deepEqual([...DERIVABLE_PATHS].sort(), ['model.ffn.evalCapacityFactor', 'model.ffn.expertHidden', 'model.ffn.hidden', 'train.minLr', 'train.warmup']);
+  assert.deepEqual([...TRAINING_ONLY_MODEL_FIELDS].sort(), ['dropout', 'ffn.auxCoef', 'ffn.balance', 'ffn.bf16Moments', 'ffn.biasRate', 'ffn.capacityFactor', 'ffn.evalCapacityFactor', 'ffn.jitter', 'ffn.zCoef']);
+  assert.deepEqual([...DERIVABLE_PATHS].sort(), ['model.ffn.balance', 'model.ffn.evalCapacityFactor', 'model.ffn.evalRouting', 'model.ffn.expertHidden', 'model.ffn.hidden', 'train.minLr', 'train.warmup']);
 });

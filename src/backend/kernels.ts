@@ -12,13 +12,16 @@
  *   lengths, index ranges and aliasing and throws a JS error instead of touching bad memory.
  * - Indices are Int32Array. Masks are Uint8Array (0 or 1).
  *
- * The contract is split by family (the PEER kernels are in kernels/peer.ts) and joined into the one
- * `Kernels` interface; KERNEL_NAMES lists every kernel at runtime (the addon is checked against it).
+ * The contract is split by family (PEER in kernels/peer.ts, MoE routing in kernels/routing.ts) and
+ * joined into the one `Kernels` interface; KERNEL_NAMES lists every kernel at runtime (the addon is checked against it).
  */
 import type { PeerKernels } from './kernels/peer.js';
 import { PEER_KERNEL_NAMES } from './kernels/peer.js';
+import type { RoutingKernels } from './kernels/routing.js';
+import { ROUTING_KERNEL_NAMES } from './kernels/routing.js';
 
 export type { PeerKernels, U16 } from './kernels/peer.js';
+export type { RoutingKernels } from './kernels/routing.js';
 export type F32 = Float32Array;
 export type I32 = Int32Array;
 export type U8 = Uint8Array;
@@ -32,7 +35,7 @@ export interface CpuInfo {
   avx512f: boolean;
 }
 
-export interface Kernels extends PeerKernels {
+export interface Kernels extends PeerKernels, RoutingKernels {
   readonly name: 'native' | 'ref';
   cpuInfo(): CpuInfo;
   getThreads(): number;
@@ -243,8 +246,8 @@ export interface Kernels extends PeerKernels {
     bc1: number, bc2: number): void;
 }
 
-/** Every non-PEER kernel name, checked by the compiler against Kernels (see KERNEL_NAMES). */
-const CORE_KERNEL_NAMES: Record<Exclude<keyof Kernels, 'name' | keyof PeerKernels>, true> = {
+/** Every kernel name outside the PEER and routing families, checked by the compiler against Kernels (see KERNEL_NAMES). */
+const CORE_KERNEL_NAMES: Record<Exclude<keyof Kernels, 'name' | keyof PeerKernels | keyof RoutingKernels>, true> = {
   cpuInfo: true, getThreads: true, setThreads: true,
   gemm: true, gemmBatched: true, gemmGroupedRows: true, gemmGroupedK: true,
   copyStrided: true, binary: true, binaryScalar: true, unary: true, unaryBackward: true, axpy: true, fill: true,
@@ -265,4 +268,4 @@ export type KernelName = Exclude<keyof Kernels, 'name'>;
  * listing one that does not exist) does not compile. The native addon must export each of these.
  */
 export const KERNEL_NAMES: readonly KernelName[] = Object.freeze(
-  [...Object.keys(CORE_KERNEL_NAMES), ...Object.keys(PEER_KERNEL_NAMES)] as KernelName[]);
+  [...Object.keys(CORE_KERNEL_NAMES), ...Object.keys(PEER_KERNEL_NAMES), ...Object.keys(ROUTING_KERNEL_NAMES)] as KernelName[]);

@@ -24,6 +24,7 @@ const BUILDERS: { [K in FfnType]: (s: Extract<FfnSpec, { kind: K }>, c: BuildCon
     experts: s.coarse.experts, topk: s.coarse.topk, hidden: s.coarse.hidden, granularity: s.granularity,
     sharedExperts: s.shared, capacityFactor: s.capacityFactor, evalCapacityFactor: s.evalCapacityFactor,
     renormalize: s.renormalize, jitter: s.jitter, auxCoef: s.auxCoef, zCoef: s.zCoef,
+    gate: s.gate, routing: s.routing, evalRouting: s.evalRouting, balance: s.balance, expertBias: s.expertBias, biasRate: s.biasRate,
   }),
   peer: (s, c) => new PEER(c.d, s, c.rng),
 };

@@ -139,7 +139,7 @@ export class GPT extends Module {
       const b = this.blocks.items[l];
       x = add(x, this.drop(b.attn.forward(b.ln1.forward(x)), 1 + 3 * l));
       const noisy = this.training && this.key !== null;
-      const h = b.ffn.forward(reshape(b.ln2.forward(x), [B * S, d]), noisy ? this.seedOf(2 + 3 * l) : undefined); // [B*S, d]
+      const h = b.ffn.forward(reshape(b.ln2.forward(x), [B * S, d]), noisy ? this.seedOf(2 + 3 * l) : undefined, S); // [B*S, d]
       x = add(x, this.drop(reshape(h, [B, S, d]), 3 + 3 * l));
       const a = b.ffn.auxLoss();
       if (a) aux = aux ? add(aux, a) : a;

@@ -9,6 +9,7 @@ export * from './ops/indexing.js';
 export * from './ops/random.js';
 export * from './ops/moe.js';
 export * from './ops/router_loss.js';
+export * from './ops/routing.js';
 export * from './runtime.js';
 export * from './ops/peer.js';
 export * from './ops/batchnorm.js';

@@ -42,9 +42,13 @@ export function buildTraining(cfg: Config): { model: GPT; optimizer: OptimizerSe
   return { model, optimizer: buildOptimizers(model, cfg) };
 }
 
-/** Mean loss over fixed batches, in eval mode, without recording a graph. */
+/**
+ * Mean loss over fixed batches, in eval mode, without recording a graph. Feed-forward statistics
+ * windows restart first, so ffnStats() afterwards describes exactly these batches.
+ */
 export function validationLoss(model: GPT, batches: Batch[]): number {
   const wasTraining = model.training;
+  for (const b of model.blocks.items) b.ffn.resetStats();
   model.eval();
   try {
     return noGrad(() => {
@@ -60,7 +64,7 @@ export function validationLoss(model: GPT, batches: Batch[]): number {
   }
 }
 
-/** The feed-forward layers' statistics of the last forward pass, keyed `layer<i>` (null if none). */
+/** The feed-forward layers' statistics (MoE: since the last validationLoss began), keyed `layer<i>` (null if none). */
 export function ffnStats(model: GPT): Record<string, unknown> | null {
   const out: Record<string, unknown> = {};
   model.blocks.items.forEach((b, i) => {

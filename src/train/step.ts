@@ -2,7 +2,8 @@
  * One optimizer step, the only one in moelab: the trainer and the throughput benchmark both call it.
  *
  *   for micro in 0..accum-1:  key (step, micro) -> forward -> loss + aux -> backward(1/accum)
- *   gnorm = sqrt(sum of squared gradients);  clip to train.clip;  optimizer.step(lr(step));  zero grads
+ *   gnorm = sqrt(sum of squared gradients);  clip to train.clip;  optimizer.step(lr(step));  zero grads;
+ *   every feed-forward's afterStep() (state updated from the step's routing, not by gradients)
  *
  * Random state is explicit: dropout masks and router jitter are pure functions of the model seed and
  * the key (step, micro-batch) set here, so a resumed run replays exactly what an uninterrupted run
@@ -14,6 +15,7 @@
  */
 import { Tensor, add } from '../tensor/index.js';
 import type { GPT } from '../nn/gpt.js';
+import { FeedForward } from '../nn/ffn.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Batch } from '../data/loader.js';
 import type { TrainConfig } from '../config/schema.js';
@@ -85,6 +87,7 @@ export function trainStep(s: StepInputs, step: number): StepResult {
   if (clipped) optimizer.scaleGrads(tc.clip / gradNorm);
   optimizer.step(lr);
   optimizer.zeroGrad();
+  for (const m of model.modules()) if (m instanceof FeedForward) m.afterStep(); // e.g. loss-free balancing bias
   const t2 = performance.now();
   return {
     step,

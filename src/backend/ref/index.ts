@@ -17,6 +17,7 @@ import * as peerExperts from './peer_experts.js';
 import * as peerRows from './peer_rows.js';
 import * as batchnorm from './batchnorm.js';
 import * as sparseAdam from './sparse_adam.js';
+import * as routing from './routing.js';
 
 let refThreads = 1;
 
@@ -39,4 +40,5 @@ export const ref: Kernels = {
   ...peerRows,
   ...batchnorm,
   ...sparseAdam,
+  ...routing,
 };

@@ -1,6 +1,7 @@
 // Reference indexing kernels: row gather/scatter, last-axis gather/scatter, top-k, counting sort and
 // the weighted embedding bag. Index checks throw RangeError like the native side.
 import type { F32, I32 } from '../kernels.js';
+import { ranksBefore } from './math.js';
 
 function checkId(fn: string, id: number, hi: number): void {
   if (!(id >= 0 && id < hi)) throw new RangeError(`${fn}: index ${id} out of range [0, ${hi})`);
@@ -44,13 +45,6 @@ export function scatterAdd(rows: number, n: number, k: number, idx: I32, src: F3
       dst[r * n + c] += src[r * k + j];
     }
   }
-}
-
-/** True when (a at index ia) ranks before (b at index ib): larger first, NaN largest, ties by index. */
-function ranksBefore(a: number, ia: number, b: number, ib: number): boolean {
-  const an = Number.isNaN(a), bn = Number.isNaN(b);
-  if (an || bn) return an && (!bn || ia < ib);
-  return a > b || (a === b && ia < ib);
 }
 
 /**

@@ -1,4 +1,5 @@
-// Special functions in double precision shared by the reference kernels (not kernels themselves).
+// Special functions in double precision and the ranking order shared by the reference kernels (not
+// kernels themselves).
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI);
@@ -42,4 +43,11 @@ export function geluErf(x: number): number {
 /** d/dx of geluErf: Phi(x) + x phi(x). */
 export function geluErfGrad(x: number): number {
   return normCdf(x) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
+}
+
+/** True when (a at index ia) ranks before (b at index ib): larger first, NaN largest, ties by index. */
+export function ranksBefore(a: number, ia: number, b: number, ib: number): boolean {
+  const an = Number.isNaN(a), bn = Number.isNaN(b);
+  if (an || bn) return an && (!bn || ia < ib);
+  return a > b || (a === b && ia < ib);
 }

@@ -10,14 +10,16 @@ import { Tensor, attach } from '../tensor.js';
 
 /** The routing of one forward pass: which slots each expert processes, in expert order. */
 export interface Route {
-  /** Tokens T and slots per token k. */
+  /** Tokens. */
   T: number;
-  k: number;
+  /** Entries of the gate vector the slots index: T*k for token choice (slot s = t*k + j), E*C for
+   *  expert choice (slot s = e*C + c). */
+  gateCount: number;
   /** Experts (groups). */
   E: number;
-  /** Kept slots (s = t*k + j), grouped by expert, ascending within an expert. [N] */
+  /** Kept slots, grouped by expert. [N] */
   slots: Int32Array;
-  /** Source token of each kept slot (slots[p] / k). [N] */
+  /** Source token of each kept slot. [N] */
   tok: Int32Array;
   /** Group boundaries into slots: expert e owns [offsets[e], offsets[e+1]). [E+1] */
   offsets: Int32Array;
@@ -28,8 +30,8 @@ export interface Route {
 }
 
 /**
- * Groups the T*k routing choices `idx` ([T*k], expert of slot s = t*k + j) by expert with a stable
- * counting sort and applies the capacity rule: a slot whose position within its expert's list is
+ * Token-choice route: groups the T*k routing choices `idx` ([T*k], expert of slot s = t*k + j) by
+ * expert with a stable counting sort (slots ascending within an expert) and applies the capacity rule: a slot whose position within its expert's list is
  * >= capacity is dropped (the reference's rule: earlier tokens win). capacity = Infinity is dropless.
  * The returned arrays are fresh and owned by the caller.
  */
@@ -59,7 +61,7 @@ export function planRoute(idx: Int32Array, T: number, k: number, E: number, capa
   if (slots === order) for (let e = 0; e < E; e++) offsets[e + 1] = offsets[e] + counts[e];
   const tok = new Int32Array(slots.length);
   for (let p = 0; p < slots.length; p++) tok[p] = (slots[p] / k) | 0;
-  return { T, k, E, slots, tok, offsets, counts, capacity };
+  return { T, gateCount: n, E, slots, tok, offsets, counts, capacity };
 }
 
 /**
@@ -106,7 +108,8 @@ export const moeScratch = new ScratchPool();
  * The expert computation as one autograd op: for every kept slot p of the route (token t, expert e,
  * gate g = gates[slot]),
  *   out[t] += g * (gelu_erf(x[t] W1_e + b1_e) W2_e + b2_e).
- * x [T, d], gates [T, k], w1 [E, d, h], b1 [E, h], w2 [E, h, d], b2 [E, d] -> fresh [T, d].
+ * x [T, d], gates [route.gateCount] (any shape: [T, k] for token choice, [E, C] for expert choice),
+ * w1 [E, d, h], b1 [E, h], w2 [E, h, d], b2 [E, d] -> fresh [T, d].
  * Dropped slots contribute nothing (and get a zero gate gradient).
  * Forward: gather rows, ONE grouped GEMM for every expert's fc1 (+bias), gelu, ONE grouped GEMM for
  * fc2 (+bias), gate scale, scatter-add to tokens. Backward (hand written): the same grouped GEMMs
@@ -118,7 +121,7 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
   pool: ScratchPool = moeScratch): Tensor {
   const [T, d] = x.shape;
   const [E, , h] = w1.shape;
-  if (T !== r.T || E !== r.E || gates.size !== r.T * r.k) throw new Error('expertMix: route does not match the inputs');
+  if (T !== r.T || E !== r.E || gates.size !== r.gateCount) throw new Error('expertMix: route does not match the inputs');
   if (w1.shape[1] !== d || w2.shape[0] !== E || w2.shape[1] !== h || w2.shape[2] !== d || b1.size !== E * h || b2.size !== E * d) {
     throw new Error(`expertMix: expert weights w1 [${w1.shape.join(', ')}], w2 [${w2.shape.join(', ')}] do not fit x [${x.shape.join(', ')}]`);
   }
@@ -155,7 +158,7 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
       kern.binary(BinaryOp.mul, rowShape, gScaled, 0, rowStrides, ys, 0, rowStrides, tmp);
       const dots = new Float32Array(N);
       kern.reduce(ReduceOp.sum, N, d, 1, tmp, dots, null);
-      gGates = new Float32Array(T * r.k);
+      gGates = new Float32Array(r.gateCount);
       for (let p = 0; p < N; p++) gGates[slots[p]] = dots[p];
     }
     const gY = tmp; // d loss / d y = gate * gScaled
