@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { computeMultiplierSpec, lossVsComputeSpec, startDashboard, type Dashboard } from '../src/index.js';
+import { computeMultiplierSpec, loadConfig, lossVsComputeSpec, startDashboard, train, type Dashboard } from '../src/index.js';
 import { PEER } from '../src/nn/peer.js';
 import { writeFakeRun } from './dashboard_fixtures.js';
 import { writeEvalResults, writeFakeSweep, type FakeSweep } from './dashboard_study_fixtures.js';
@@ -141,6 +141,25 @@ describe('dashboard: evaluation results', () => {
 describe('PEER statistics: coverage and evenness of expert use', () => {
   const layer = () => new PEER(8, { nSub: 4, heads: 1, k: 2, dKey: 4, bn: false, activation: 'gelu', pkm: false, sparseGrads: false });
 
+  test('a trained PEER run shows them per layer on the dashboard', async () => {
+    const corpus = join(root, 'corpus.txt');
+    writeFileSync(corpus, 'the experts route the tokens to the model. '.repeat(200));
+    const config = loadConfig({
+      preset: 'tiny-peer',
+      overrides: { 'data.paths': [corpus], 'model.d': 16, 'model.layers': 2, 'model.heads': 2, 'model.seq': 16, 'model.ffn.nSub': 8, 'model.ffn.heads': 2, 'model.ffn.k': 4, 'model.ffn.dKey': 8,
+        'train.batch': 2, 'train.steps': 4, 'train.warmup': 1, 'train.logEvery': 1, 'train.evalEvery': 2, 'train.evalBatches': 1 },
+    });
+    await train({ config, dir: join(root, 'peer-run') });
+    const { body } = await getJson('/api/routing?run=peer-run');
+    assert.equal(body.kind, 'peer');
+    assert.equal(body.load.length, 0); // no heatmap for up to millions of single-neuron experts
+    for (const k of ['peerUsedFraction', 'peerUniqueExperts', 'peerUsageEvenness']) {
+      assert.deepEqual(body.scalars[k].map((p: any) => `${p.step} ${p.layer}`), ['2 layer0', '2 layer1', '4 layer0', '4 layer1'], k);
+    }
+    for (const p of body.scalars.peerUsedFraction) assert.ok(p.value > 0 && p.value <= 1);
+    for (const p of body.scalars.peerUsageEvenness) assert.ok(p.value > 0 && p.value <= 1 + 1e-12);
+  });
+
   test('from the ids of the last forward', () => {
     const p = layer(); // N = 16 experts
     p.lastIds = Int32Array.from([3, 3, 3, 3]);
@@ -148,6 +167,8 @@ describe('PEER statistics: coverage and evenness of expert use', () => {
     p.lastIds = Int32Array.from([0, 0, 1, 1]); // H = ln 2 of at most ln 4
     assert.ok(Math.abs((p.stats()!.peerUsageEvenness as number) - 0.5) < 1e-12);
     p.lastIds = Int32Array.from({ length: 32 }, (_, i) => i % 16); // every expert twice
-    assert.deepEqual(p.stats(), { peerUniqueExperts: 16, peerUsedFraction: 1, peerUsageEvenness: 1 });
+    const even = p.stats()!;
+    assert.deepEqual([even.peerUniqueExperts, even.peerUsedFraction], [16, 1]);
+    assert.ok(Math.abs((even.peerUsageEvenness as number) - 1) < 1e-12);
   });
 });
