@@ -10,8 +10,11 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { loadConfig, startDashboard, train, type Dashboard, type TrainResult } from '../src/index.js';
 import { writeFakeRun } from './dashboard_fixtures.js';
+import { writeEvalResults, writeFakeSweep } from './dashboard_study_fixtures.js';
 
 const CHROMIUM = process.env.MOELAB_CHROMIUM ?? '/usr/bin/chromium';
+/** Screenshots go here (kept after the run; MOELAB_TEST_OUTPUT overrides). */
+const OUT = process.env.MOELAB_TEST_OUTPUT ?? join(process.cwd(), 'dist', 'test-output', 'dashboard');
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let tmp = '', root = '';
@@ -74,10 +77,9 @@ before(async () => {
     listeners: [async (e) => { if (e.type === 'eval') await (pauses.get(e.step) as any)?.arrive(); }],
   });
   await pauses.get(10)!.reached;
-  mkdirSync(join(root, 'dense', 'eval'));
-  writeFileSync(join(root, 'dense', 'eval', 'domains.json'), JSON.stringify([{ domain: 'web', loss: 3.1, bpb: 1.2 }, { domain: 'code', loss: 2.5, bpb: 0.9 }]));
-  mkdirSync(join(root, 'study'));
-  writeFileSync(join(root, 'study', 'results.json'), JSON.stringify({ law: { E: 1.7, A: 400 }, rows: [{ run: 'a', flops: 1e12, loss: 3.3 }] }));
+  writeEvalResults(join(root, 'dense'));
+  await writeFakeSweep(join(root, 'study'));
+  mkdirSync(OUT, { recursive: true });
   dash = await startDashboard({ runs: root, port: 0 });
   browser = await launchChromium(mkdtempSync(join(tmp, 'chromium-')));
   page = await browser.newPage();
@@ -127,11 +129,35 @@ describe('dashboard in Chromium', { timeout: 120_000 }, () => {
     assert.match(await page.textContent('#loss-note') ?? '', /points drawn \(downsampled/);
   });
 
-  test('shows loss vs compute per run and the eval and sweep result tables', async () => {
+  test("draws a sweep's plots from the study specs, and its results table", async () => {
     await page.waitForSelector('#compute-chart[data-points="3"] svg');
-    await page.waitForSelector('#results [data-file="dense/eval/domains.json"] table');
-    assert.equal(await page.locator('#results [data-file="dense/eval/domains.json"] tr').count(), 3);
-    assert.deepEqual(await page.$$eval('#results [data-file="study/results.json"] th', (ths) => ths.map((t) => t.textContent)), ['run', 'flops', 'loss']);
+    await page.waitForSelector('#sweeps [data-sweep="study"][data-plots="4"]', { timeout: 20_000 });
+    const marks = (plot: string, mark: string) => page.locator(`#sweeps [data-sweep="study"] [data-plot="${plot}"] svg g.mark-${mark}.role-mark > *`).count(); // data marks, not the legend's
+    assert.equal(await marks('loss_vs_compute', 'symbol'), 18); // 9 configs x 2 families (two seeds drawn as their mean)
+    assert.equal(await marks('loss_vs_compute', 'line'), 2);
+    assert.equal(await marks('compute_multiplier', 'symbol'), 9);
+    assert.equal(await marks('compute_multiplier', 'rule'), 1);
+    assert.equal(await marks('fit_vs_points', 'symbol'), 19);
+    assert.ok((await marks('fit_vs_points', 'line')) >= 1);
+    assert.equal(await marks('isoflop', 'symbol'), 19 + 3); // runs on 3 budgets + the fit's 3 minima
+    await page.waitForSelector('#results [data-file="study/results.json"] table');
+    const head = await page.$$eval('#results [data-file="study/results.json"] th', (ths) => ths.map((t) => t.textContent));
+    for (const c of ['family', 'valLoss', 'trainingFlops']) assert.ok(head.includes(c), `${c} in ${head}`);
+    assert.equal(await page.locator('#results [data-file="study/results.json"] tr').count(), 20);
+    const shot = join(OUT, 'dashboard-sweep.png');
+    await page.locator('#sweeps-section').screenshot({ path: shot });
+    process.stdout.write(`# sweep plots screenshot: ${shot}\n`);
+  });
+
+  test("a run's evaluation results: domain and task tables in its detail view", async () => {
+    await page.click('#runs tr[data-run="dense"] .runname');
+    await page.waitForSelector('#evals[data-run="dense"] table[data-table="domains"]');
+    const rows = (t: string) => page.$$eval(`#evals table[data-table="${t}"] tr`, (trs) => trs.slice(1).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+    assert.deepEqual((await rows('domains')).map((r) => r.slice(0, 5)), [['in-domain', '2.5000', '12.182', '3.6067', '4096'], ['fiction', '3.2500', '25.790', '4.6888', '2048']]);
+    assert.deepEqual((await rows('tasks')).map((r) => r.slice(0, 5)), [['copa-mini', '2', 'acc', '0.6250', '0.0766'], ['copa-mini', '2', 'acc_norm', '0.6000', '0.0775'],
+      ['copa-mini', '2', 'acc_bytes', '0.5750', '0.0782'], ['copa-mini', '2', 'gold_ll', '-7.2500', '0.5000']]);
+    assert.deepEqual(await page.$$eval('#evals [data-other]', (ds) => ds.map((d) => (d as HTMLElement).dataset.other)), ['eval/cut.json', 'eval/notes.json']);
+    await page.locator('#detail-section').screenshot({ path: join(OUT, 'dashboard-evals.png') });
   });
 
   test('shows the MoE expert-load heatmap and routing statistics', async () => {
@@ -164,7 +190,7 @@ describe('dashboard in Chromium', { timeout: 120_000 }, () => {
     await page.selectOption('#x-axis', 'step');
     await page.uncheck('#log-x');
     await waitCount('moe', 'train', 30);
-    const shot = join(tmp, 'dashboard.png');
+    const shot = join(OUT, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
     process.stdout.write(`# live points reached the chart ${latency} ms after training resumed; screenshot: ${shot}\n`);
   });
@@ -208,7 +234,7 @@ describe('dashboard load time', { timeout: 120_000 }, () => {
       const ms = Date.now() - t0;
       process.stdout.write(`# 50 runs x 2,000 lines: table and 8 plotted runs (downsampled to 1000 points each) in ${ms} ms\n`);
       assert.ok(ms < 30_000, `page took ${ms} ms`);
-      await p2.screenshot({ path: join(tmp, 'dashboard-50-runs.png'), fullPage: true });
+      await p2.screenshot({ path: join(OUT, 'dashboard-50-runs.png'), fullPage: true });
     } finally {
       await p2.close();
       await d2.close();

@@ -195,12 +195,14 @@ describe('dashboard server', () => {
     assert.deepEqual(dense.scalars, {});
   });
 
-  test('eval and sweep result files are read, a broken one reported', async () => {
+  test('sweep results.json is read as a table; eval files go to the run, a broken one reported', async () => {
     const { body } = await getJson('/api/results');
     assert.deepEqual(body.sweeps.map((f: any) => [f.owner, f.file, f.data.rows.length]), [['sweep-a', 'results.json', 1]]);
-    const files = new Map(body.evals.map((f: any) => [f.file, f]));
-    assert.equal((files.get('eval/domains.json') as any).data.length, 2);
-    assert.match((files.get('eval/broken.json') as any).error, /not valid JSON/);
+    assert.equal(body.evals, undefined);
+    const ev = (await getJson('/api/evals?run=done-dense')).body;
+    const other = new Map(ev.other.map((o: any) => [o.file, o.reason]));
+    assert.match(other.get('eval/broken.json') as string, /not valid JSON/);
+    assert.match(other.get('eval/domains.json') as string, /not a JSON object/); // a bare array: not what moelab eval writes
   });
 
   test('path escapes are refused: .., encoded .., absolute, backslash, symlink out, static traversal', async () => {
@@ -212,6 +214,10 @@ describe('dashboard server', () => {
       ['/api/run?run=done-dense%2f..%2f..%2fx', 400],
       ['/api/run?run=..%5c..%5cx', 400],
       ['/api/routing?run=link-out', 404],
+      ['/api/evals?run=link-out', 404],
+      ['/api/evals?run=..%2f..%2fetc', 400],
+      ['/api/sweep?sweep=..%2f' + outside.split('/').pop(), 404],
+      ['/api/sweep?sweep=link-out', 404],
       ['/api/stream?run=link-out', 404],
       ['/api/run?run=no-such-run', 404],
       ['/api/run?run=sweep-a', 404], // a folder, not a run
@@ -238,7 +244,7 @@ describe('dashboard server', () => {
   });
 
   test('serves the page, its modules and vega from the package', async () => {
-    for (const p of ['/', '/static/app.js', '/static/style.css', '/vendor/vega.min.js', '/vendor/vega-lite.min.js']) {
+    for (const p of ['/', '/static/app.js', '/static/style.css', '/static/evals.js', '/static/sweeps.js', '/vendor/vega.min.js', '/vendor/vega-lite.min.js']) {
       const r = await fetch(new URL(p, dash.url));
       assert.equal(r.status, 200, p);
       assert.ok((await r.text()).length > 100, p);

@@ -1,6 +1,6 @@
 // Finds run folders (metrics.jsonl, which a run has from its first step, or config.json plus
 // state.json, which it has from its first checkpoint) and sweep folders
-// (results.json) anywhere below the runs folder. Symbolic links are not followed (a link cannot
+// (sweep.json, the manifest, or results.json) anywhere below the runs folder. Symbolic links are not followed (a link cannot
 // lead the scan outside the folder), hidden folders and node_modules are skipped, and the walk is
 // bounded so a huge tree cannot stall the server.
 import { existsSync, readdirSync, type Dirent } from 'node:fs';
@@ -10,7 +10,7 @@ import { runIdOf } from './paths.js';
 export interface ScanResult {
   /** Run ids ('/'-separated paths relative to the runs folder), sorted. */
   runs: string[];
-  /** Folders holding a results.json (the runs folder itself is ''), sorted. */
+  /** Folders holding a sweep.json or results.json (the runs folder itself is ''), sorted. */
   sweeps: string[];
 }
 
@@ -33,7 +33,7 @@ export function scanRuns(root: string): ScanResult {
       return; // vanished or unreadable: not a run
     }
     const names = new Set(entries.map((e) => e.name));
-    if (names.has('results.json')) sweeps.push(runIdOf(root, dir));
+    if (names.has('results.json') || names.has('sweep.json')) sweeps.push(runIdOf(root, dir));
     if (depth > 0 && (names.has('metrics.jsonl') || (names.has('config.json') && names.has('state.json')))) {
       runs.push(runIdOf(root, dir));
       return; // a run holds no runs

@@ -7,7 +7,9 @@
  *   GET /vendor/<lib>.min.js   vega, vega-lite   GET /api/runs        run summaries and sweeps
  *   GET /api/series?run=..&x=step|tokens|flops&from=&to=&points=   loss curves, downsampled
  *   GET /api/routing?run=..    MoE / PEER statistics of the eval lines
- *   GET /api/run?run=..        one run's summary and config      GET /api/results   eval and sweep tables
+ *   GET /api/run?run=..        one run's summary and config      GET /api/results   sweeps' results.json tables
+ *   GET /api/evals?run=..      the run's evaluation results (domain and task tables)
+ *   GET /api/sweep?sweep=..    a sweep's plots: vega-lite specs from the study's spec functions
  *   GET /api/stream?run=..     server-sent events: appended points, resets, removals, run list
  *
  * Bound to 127.0.0.1 unless told otherwise; on a loopback address it also refuses requests whose
@@ -146,6 +148,10 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
         return sendJson(res, routingData(store.get(u.searchParams.get('run') ?? '')));
       case '/api/results':
         return sendJson(res, store.results());
+      case '/api/evals':
+        return sendJson(res, store.evals(u.searchParams.get('run') ?? ''));
+      case '/api/sweep':
+        return sendJson(res, store.sweep(u.searchParams.get('sweep') ?? ''));
       case '/api/stream': {
         const ids = runParams(u);
         for (const id of ids) store.get(id); // refuse bad ids before the stream starts

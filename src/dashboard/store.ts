@@ -1,6 +1,8 @@
 // The runs below the runs folder, each a RunData kept in memory and refreshed incrementally. Every
 // lookup by id goes through paths.ts, so an id from a request cannot reach outside the folder.
-import { readResultFile, runEvalFiles, type ResultFile } from './tables.js';
+import { readResultFile, type ResultFile } from './tables.js';
+import { runEvalTables, type EvalTables } from './eval_results.js';
+import { sweepView, type SweepView } from './sweep_plots.js';
 import { BadRunPath, realRoot, resolveRunPath } from './paths.js';
 import { RunData, type RunSummary } from './run_data.js';
 import { isRunFolder, scanRuns } from './scan.js';
@@ -49,11 +51,24 @@ export class RunStore {
     return run;
   }
 
-  /** Evaluation files of every run and results.json of every sweep. */
-  results(): { evals: ResultFile[]; sweeps: ResultFile[] } {
-    const { runs, sweeps } = this.list();
-    const evals = runs.flatMap((r) => runEvalFiles(r.id, this.runs.get(r.id)!.dir));
-    const sw = sweeps.map((s) => readResultFile(s, join(this.root, ...(s ? s.split('/') : []), 'results.json'), 'results.json'));
-    return { evals, sweeps: sw };
+  /** results.json of every sweep that has one, as a table. */
+  results(): { sweeps: ResultFile[] } {
+    const { sweeps } = this.list();
+    return { sweeps: sweeps.map((s) => readResultFile(s, join(this.sweepDir(s), 'results.json'), 'results.json')) };
+  }
+
+  /** The evaluation tables of run `id` (<run>/eval/*.json). */
+  evals(id: string): EvalTables {
+    return runEvalTables(id, this.get(id).dir);
+  }
+
+  /** The plots of sweep `id` ('' is the runs folder itself); only folders the scan found as sweeps are served. */
+  sweep(id: string): SweepView {
+    if (!this.list().sweeps.includes(id)) throw new BadRunPath(`no sweep '${id}'`, 404);
+    return sweepView(id, this.sweepDir(id));
+  }
+
+  private sweepDir(id: string): string {
+    return id === '' ? this.root : resolveRunPath(this.root, id);
   }
 }

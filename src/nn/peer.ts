@@ -126,18 +126,23 @@ export class PEER extends FeedForward {
     return this.u ? [this.u.weight, this.v.weight] : [this.v.weight];
   }
 
-  /** Expert usage of the last forward: distinct experts hit and their fraction of N. */
+  /**
+   * Expert usage of the last forward: distinct experts hit U, their fraction of N (coverage), and
+   * how evenly the S = T*h*k retrievals spread over the experts: peerUsageEvenness =
+   * H(c / S) / ln(min(N, S)), c_i the hits of expert i and H the entropy in nats; 1 when every
+   * expert gets the same share (or, with S < N, each retrieval a different expert), towards 0 as a
+   * few experts take most retrievals.
+   */
   override stats(): FfnStats | null {
     const ids = this.lastIds;
     if (!ids) return null;
-    const seen = new Uint8Array(this.N);
+    const hits = new Uint32Array(this.N);
     let U = 0;
-    for (let i = 0; i < ids.length; i++) {
-      if (!seen[ids[i]]) {
-        seen[ids[i]] = 1;
-        U++;
-      }
-    }
-    return { peerUniqueExperts: U, peerUsedFraction: U / this.N };
+    for (let i = 0; i < ids.length; i++) if (hits[ids[i]]++ === 0) U++;
+    const S = ids.length;
+    let H = 0;
+    for (let e = 0; e < this.N; e++) if (hits[e]) H -= (hits[e] / S) * Math.log(hits[e] / S);
+    const Hmax = Math.log(Math.min(this.N, S));
+    return { peerUniqueExperts: U, peerUsedFraction: U / this.N, peerUsageEvenness: Hmax > 0 ? H / Hmax : 1 };
   }
 }

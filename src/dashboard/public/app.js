@@ -1,10 +1,12 @@
-// The page: fetches the run list, the plotted runs' series and the focused run's routing data,
-// and keeps them live through one server-sent event stream for the plotted runs.
+// The page: fetches the run list, the plotted runs' series, the focused run's routing data and
+// evaluation results, and the sweeps' plots, and keeps them live through one server-sent event stream for the plotted runs.
 import { RunsTable } from './runs_table.js';
 import { LossChart } from './loss_chart.js';
 import { RoutingPanel } from './routing.js';
 import { renderResults } from './results.js';
 import { ComputeChart } from './compute_chart.js';
+import { renderEvals } from './evals.js';
+import { SweepPanel } from './sweeps.js';
 import { el } from './format.js';
 
 const $ = (id) => document.getElementById(id);
@@ -30,13 +32,16 @@ class App {
     });
     this.chart = new LossChart($('loss-chart'), (range) => { this.zoom = range; this.loadSeries(); });
     this.compute = new ComputeChart($('compute-chart'));
+    this.sweeps = new SweepPanel($('sweeps'));
+    this.sweepIds = [];
     this.routing = new RoutingPanel($('heatmap'), $('routing-charts'), $('routing-empty'), $('routing-title'));
     for (const id of ['x-axis', 'log-x', 'log-y', 'show-train', 'show-val']) $(id).addEventListener('change', () => this.options());
   }
 
   async start() {
-    const { root, runs } = await getJson('/api/runs');
+    const { root, runs, sweeps } = await getJson('/api/runs');
     $('root').textContent = root;
+    this.sweepIds = sweeps;
     this.setRuns(runs);
     // plot the most recently updated runs to begin with
     const recent = [...runs].sort((a, b) => (b.updatedAt ?? 0) - (a.updatedAt ?? 0)).slice(0, DEFAULT_PLOTTED);
@@ -90,6 +95,7 @@ class App {
     const on = (name, f) => es.addEventListener(name, (e) => f(JSON.parse(e.data)));
     on('runs', (d) => {
       this.setRuns(d.runs);
+      this.sweepIds = d.sweeps;
       // eval and sweep result files appear when runs finish: look again, at most every 5 s
       if (!this.resultsTimer) this.resultsTimer = setTimeout(() => { this.resultsTimer = null; this.loadResults(); }, 5000);
     });
@@ -106,7 +112,19 @@ class App {
   async focus(id) {
     this.table.focused = id;
     this.table.render();
-    await this.refreshRouting(true);
+    await Promise.all([this.refreshRouting(true), this.loadEvals()]);
+  }
+
+  async loadEvals() {
+    const id = this.table.focused;
+    if (!id) return;
+    $('detail-title').textContent = id;
+    try {
+      const data = await getJson(`/api/evals?run=${encodeURIComponent(id)}`);
+      if (id === this.table.focused) renderEvals($('evals'), id, data);
+    } catch (e) {
+      $('evals').replaceChildren(el('span', `${id}: ${e.message}`, 'muted'));
+    }
   }
 
   refreshRouting(now = false) {
@@ -122,9 +140,12 @@ class App {
     this.routingTimer = setTimeout(run, 500);
   }
 
+  /** Sweep plots and tables, and the focused run's evaluation results: files that appear as runs finish. */
   async loadResults() {
     try {
+      await this.sweeps.show(this.sweepIds, (id) => getJson(`/api/sweep?sweep=${encodeURIComponent(id)}`));
       renderResults($('results'), await getJson('/api/results'));
+      if (this.table.focused) await this.loadEvals();
     } catch (e) {
       this.notice(`results: ${e.message}`);
     }

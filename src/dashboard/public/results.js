@@ -1,5 +1,5 @@
-// Evaluation results (<run>/eval/*.json) and sweep results (<sweep>/results.json) as tables. The
-// files' exact shapes belong to their writers, so any JSON is accepted: an array of records is a
+// Sweep results (<sweep>/results.json) as tables, under the sweep plots. The files' exact shapes
+// belong to their writers, so any JSON is accepted: an array of records is a
 // table, an object shows its first array of records (or its own fields as one row).
 import { el } from './format.js';
 
@@ -43,9 +43,9 @@ function fmt(v) {
 }
 
 export function renderResults(container, results) {
-  const files = [...results.sweeps.map((f) => ({ ...f, label: `sweep ${f.owner || '.'}: ${f.file}` })), ...results.evals.map((f) => ({ ...f, label: `${f.owner}: ${f.file}` }))];
+  const files = results.sweeps.map((f) => ({ ...f, label: `sweep ${f.owner || '.'}: ${f.file}` }));
   if (!files.length) {
-    container.replaceChildren(el('span', 'No eval/*.json or results.json files found.', 'muted'));
+    container.replaceChildren();
     return;
   }
   container.replaceChildren(...files.map((f) => {

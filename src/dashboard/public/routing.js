@@ -1,6 +1,7 @@
 // Routing statistics of the focused run, from its eval lines: per-layer expert load over eval
 // steps as a heatmap (MoE), and one small chart per scalar statistic (drop rate, router entropy,
-// balancing loss, dead experts, load unevenness; PEER: fraction of experts used). Whatever the
+// balancing loss, dead experts, load unevenness; PEER: coverage, the fraction of experts used, and
+// the evenness of their use). Whatever the
 // server reports is drawn; unknown statistics get their key as title.
 const TITLES = {
   dropRate: 'drop rate (fraction of slots over capacity)',
@@ -11,6 +12,7 @@ const TITLES = {
   loadCV: 'load unevenness (coefficient of variation)',
   peerUsedFraction: 'experts used (fraction of N)',
   peerUniqueExperts: 'distinct experts used',
+  peerUsageEvenness: 'expert usage evenness (entropy / max; 1 = even)',
 };
 const ORDER = Object.keys(TITLES);
 
