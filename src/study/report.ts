@@ -80,12 +80,12 @@ export function chooseLaw(points: readonly Point[], requested?: string): { law: 
   if (requested) return tryLaw(resolveLaw(requested));
   if (points.length === 0) return { skipped: 'no finished point has a validation loss yet' };
   const distinct = (f: (p: Point) => number) => new Set(points.map(f)).size;
-  const candidates = [
-    ...(distinct((p) => p.sparsity) >= 2 ? ['abnar'] : []),
-    ...(distinct((p) => p.params) >= 2 && distinct((p) => p.tokens) >= 2 ? ['chinchilla'] : []),
-    'power',
-  ];
   const reasons: string[] = [];
+  const candidates = ['power'];
+  if (distinct((p) => p.params) >= 2 && distinct((p) => p.tokens) >= 2) candidates.unshift('chinchilla');
+  else reasons.push('chinchilla needs two or more model sizes and token counts');
+  if (distinct((p) => p.sparsity) >= 2) candidates.unshift('abnar');
+  else reasons.push('abnar needs two or more sparsities');
   for (const name of candidates) {
     const r = tryLaw(resolveLaw(name));
     if ('law' in r) return r;
