@@ -67,7 +67,7 @@ function studyPreface(def: StudyDefinition, plan: StudyPlan, verdict: Verdict, e
     def.design, '',
     `Time budget ${sig(plan.budgetSeconds)} s: calibration ${plan.calibrationSeconds.toFixed(1)} s, training planned ${plan.predictedTrainingSeconds.toFixed(0)} s ` +
       `(of ${plan.trainingSeconds.toFixed(0)} s available), ${plan.reportSeconds.toFixed(0)} s kept for fit, plots and report; ` +
-      `${elapsed.toFixed(0)} s had passed when the report was started. Budgets: ${plan.budgets.map((b) => sig(b)).join(', ')} FLOPs. ` +
+      `this invocation had run ${elapsed.toFixed(0)} s when the report was started. Budgets: ${plan.budgets.map((b) => sig(b)).join(', ')} FLOPs. ` +
       `The plan (measured step times, budgets, sweep spec) is in ${STUDY_FILE}.`, '',
     table(['config', 'family', 'seconds/step (measured)', 'FLOPs/step', 'runs'], plan.calibration.map((c) => [c.key, c.family, sig(c.secPerStep), sig(c.flopsPerStep), String(c.runs)])),
     '',
