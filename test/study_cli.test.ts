@@ -31,7 +31,7 @@ describe('moelab study', () => {
   test('--dry-run lists the plan (measured step times, budgets, runs with steps) and writes nothing', () => {
     const r = run(['study', 'sparsity', '--dry-run', '--budget', '10m', '--out', 'st', '--data', 'corpus.txt', ...TINY_SET.flatMap((s) => ['--set', s])]);
     assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /^study sparsity: new plan; budget 600 s = calibration [\d.]+ s \+ training \d+ s \(of \d+\) \+ report 40 s\n/);
+    assert.match(r.out, /^study sparsity: new plan; budget 600 s = calibration [\d.]+ s \+ training \d+ s \(of \d+\) \+ report 27 s\n/);
     assert.match(r.out, /compute budgets: [\d.e+]+, [\d.e+]+ FLOPs; seeds \[0,1\]/);
     assert.equal((r.out.match(/^ {2}measured moe-E\d+-k2-d16-L2: [\d.]+ ms\/step/gm) ?? []).length, 4);
     assert.match(r.out, /16 runs in st:/);

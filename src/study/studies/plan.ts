@@ -4,7 +4,7 @@
 //
 // Time: budget = calibration (measured, including reading the corpus once so runs find it cached)
 //              + training (sizing.ts: the runs' steps plus a fixed cost per run)
-//              + the report's share (fit with bootstrap, plots, report.md; default 10 s + 5%).
+//              + the report's share (fit with bootstrap, plots, report.md; default 15 s + 2%).
 // Calibration: per distinct config (seeds share one), benchTrain's own timed trainStep calls
 // (1 warm-up, 3 timed, median) on random tokens, at the study's batch and context.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -38,7 +38,7 @@ export interface PlanStudyOptions {
   measure?: (cfg: Config) => number;
   /** Fixed seconds per run besides its steps and final evaluation (default 1.5). */
   overheadSeconds?: number;
-  /** Seconds kept for fit, plots and report (default 10 + 5% of the budget). */
+  /** Seconds kept for fit, plots and report (default 15 + 2% of the budget). */
   reportSeconds?: number;
   /** Fewest steps any run may train (default 20). */
   minSteps?: number;
@@ -114,7 +114,7 @@ export function planStudy(o: PlanStudyOptions): StudyPlan {
     templates.push({ key: p.name, flopsPerStep: c.flopsPerStep, secPerStep: c.secPerStep, overheadSec: overhead + (p.config.train.evalBatches * c.secPerStep) / 3 });
   }
   const calibrationSeconds = (performance.now() - t0) / 1000;
-  const reportSeconds = o.reportSeconds ?? 10 + 0.05 * o.budgetSeconds;
+  const reportSeconds = o.reportSeconds ?? 15 + 0.02 * o.budgetSeconds;
   const trainingSeconds = o.budgetSeconds - calibrationSeconds - reportSeconds;
   const sized = sizeStudy({ templates, budgetFactors: def.budgetFactors, seconds: trainingSeconds, minSteps: o.minSteps });
   return {
