@@ -46,7 +46,7 @@ describe('moelab study', () => {
     assert.match(run(['study', 'sparsity', '--budget', '1y', '--dry-run']).err, /cannot read the duration '1y'/);
     const small = run(['study', 'moe-vs-dense', '--budget', '12s', '--dry-run', '--out', 'x', '--data', 'corpus.txt']);
     assert.equal(small.code, 1);
-    assert.match(small.err, /too little: \d+ runs x 3 budgets need about \d+ s/);
+    assert.match(small.err, /study moe-vs-dense: a budget of 12 s is too little on this machine: .* 8 runs at each of 3 budgets need about \d+ s .* Give a budget of at least \d+ s, or a smaller model \(--set\)\./);
   });
 
   test('a tiny peer-isoflop study end to end, then a re-run that trains nothing', async () => {

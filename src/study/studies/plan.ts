@@ -20,7 +20,7 @@ import { seedGroup } from '../results.js';
 import { parseSweepSpec, type SweepSpec, type SweepSpecInput } from '../spec.js';
 import type { StudyDefinition } from './design.js';
 import { getStudy } from './index.js';
-import { sizeStudy, type RunTemplate } from './sizing.js';
+import { sizeStudy, StudyBudgetError, type RunTemplate } from './sizing.js';
 
 export const STUDY_FILE = 'study.json';
 export const STUDY_FORMAT = 'moelab-study';
@@ -116,7 +116,17 @@ export function planStudy(o: PlanStudyOptions): StudyPlan {
   const calibrationSeconds = (performance.now() - t0) / 1000;
   const reportSeconds = o.reportSeconds ?? 15 + 0.02 * o.budgetSeconds;
   const trainingSeconds = o.budgetSeconds - calibrationSeconds - reportSeconds;
-  const sized = sizeStudy({ templates, budgetFactors: def.budgetFactors, seconds: trainingSeconds, minSteps: o.minSteps });
+  let sized;
+  try {
+    sized = sizeStudy({ templates, budgetFactors: def.budgetFactors, seconds: trainingSeconds, minSteps: o.minSteps });
+  } catch (e) {
+    if (!(e instanceof StudyBudgetError)) throw e;
+    // say it in terms of the whole budget the caller gave
+    const total = Math.ceil(o.reportSeconds !== undefined ? e.neededSeconds + calibrationSeconds + o.reportSeconds : (e.neededSeconds + calibrationSeconds + 15) / 0.98);
+    throw new StudyBudgetError(`study ${def.name}: a budget of ${o.budgetSeconds} s is too little on this machine: after calibration (${calibrationSeconds.toFixed(1)} s) ` +
+      `and the report's share (${reportSeconds.toFixed(0)} s) it leaves ${Math.max(0, trainingSeconds).toFixed(0)} s of training; ${e.message.replace(/^-?[\d.]+ s of training time is too little: /, '')}. ` +
+      `Give a budget of at least ${total} s, or a smaller model (--set).`, total);
+  }
   return {
     format: STUDY_FORMAT, version: 1, study: def.name, createdAt: new Date().toISOString(), budgetSeconds: o.budgetSeconds,
     calibrationSeconds, reportSeconds, trainingSeconds, predictedTrainingSeconds: sized.predictedSeconds,

@@ -85,7 +85,7 @@ export function sizeStudy(input: SizingInput): SizedStudy {
   const needed = sMin * sumF * secPerFlop + overhead;
   const s = (input.seconds - overhead) / (sumF * secPerFlop);
   if (!(s >= sMin)) {
-    throw new StudyBudgetError(`${input.seconds.toFixed(0)} s of training time is too little: ${T.length} runs x ${f.length} budgets need about ${Math.ceil(needed)} s ` +
+    throw new StudyBudgetError(`${input.seconds.toFixed(0)} s of training time is too little: ${T.length} runs at each of ${f.length} budgets need about ${Math.ceil(needed)} s ` +
       `so that every run trains at least ${minSteps} steps (${overhead.toFixed(0)} s of it fixed cost per run)`, needed);
   }
   const budgets = f.map((fj) => roundSig(s * fj));
