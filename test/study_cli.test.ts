@@ -63,12 +63,14 @@ describe('moelab study', () => {
     assert.deepEqual(readStudyPlan(out)!.budgets, r.plan.budgets);
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     assert.match(md, /^# PEER vs dense vs MoE at equal FLOPs \(He 2024\)\n/);
-    assert.match(md, /## Verdict: PEER beats dense at equal FLOPs\n\n\*\*(HOLDS|DOES NOT HOLD|INCONCLUSIVE) at this scale\.\*\* PEER minus dense loss at equal FLOPs: /);
+    assert.match(md, /## Verdict: PEER beats dense at equal FLOPs\n\n\*\*(HOLDS|DOES NOT HOLD|INCONCLUSIVE) at this scale\.\*\* loss\(peer\) - loss\(dense\) at equal FLOPs: /);
     assert.equal(r.verdict!.outcome, /\*\*(HOLDS|DOES NOT HOLD|INCONCLUSIVE)/.exec(md)![1].toLowerCase());
     assert.match(md, /\| budget \(FLOPs\) \| peer loss \(seeds\) \| dense loss \(seeds\) \| dense - peer \| std\. error \| z \|/);
     assert.match(md, /## Study design\n\nHe 2024, Mixture of A Million Experts \(arXiv 2407\.04153\)\./);
     assert.match(md, /\| config \| family \| seconds\/step \(measured\) \| FLOPs\/step \| runs \|/);
     assert.match(md, /## Fit: chinchilla/);
+    // tiny noisy runs may fit exponents with no optimum: the fit stays, the table gives way to the reason
+    assert.match(md, /## Compute-optimal allocation \(C = 6ND\)|No optimal allocation table: compute-optimal allocation needs alpha > 0 and beta > 0/);
     for (const img of ['loss_vs_compute.png', 'fit-chinchilla/fit_vs_points.png']) {
       assert.ok(md.includes(`](${img})`), img);
       pngSize(readFileSync(join(out, img)));

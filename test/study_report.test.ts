@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseSweepSpec, runSweep, writeSweepReport, expandSweep, pngSize, countModel, tokensPerStep } from '../src/index.js';
+import { parseSweepSpec, runSweep, writeSweepReport, expandSweep, pngSize, countModel, tokensPerStep, isoFlopData, type FitReport, type Point } from '../src/index.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 let dir = '';
@@ -100,4 +100,14 @@ describe('CLI', () => {
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /nowhere holds no sweep \(sweep\.json missing\)/);
   });
+});
+
+test('isoFLOP curves of a chinchilla fit without an optimum (alpha < 0: bigger is worse) are drawn without minima', () => {
+  const pts: Point[] = [];
+  for (const C of [1e12, 1e13]) for (const N of [1e4, 3e4, 1e5, 3e5]) pts.push({ params: N, tokens: C / (6 * N), sparsity: 0, loss: 2 + 0.1 * Math.log10(N) - 0.05 * Math.log10(C) });
+  // as tiny noisy runs can fit it (seen on a 15 s study): only the law and its parameters matter here
+  const report = { law: 'chinchilla', fit: { params: { E: 1, A: 2, B: 3, alpha: -0.3, beta: 0.2 } } } as unknown as FitReport;
+  const iso = isoFlopData(report, pts)!;
+  assert.equal(iso.rows.length, 8);
+  assert.deepEqual(iso.minima, []);
 });

@@ -46,6 +46,8 @@ export interface SweepFit {
   law: Law;
   report: FitReport;
   analysis: Analysis;
+  /** Why the optimal allocation / sparsity tables are missing (null when they are there or the law has none). */
+  analysisSkipped: string | null;
   /** The fit's folder (fit-<law> in the sweep folder). */
   dir: string;
   files: string[];
@@ -141,6 +143,7 @@ function fitSection(dir: string, fit: SweepFit | null, skipped: string | null): 
   if (has('fit_vs_points.png')) out.push(`![fitted law vs points](${rel('fit_vs_points.png')})`, '');
   if (has('isoflop.png')) out.push(`![isoFLOP curves](${rel('isoflop.png')})`, '');
   const a = fit.analysis;
+  if (fit.analysisSkipped) out.push(`No optimal ${fit.law.name === 'abnar' ? 'sparsity' : 'allocation'} table: ${fit.analysisSkipped}.`, '');
   if (a.allocation) out.push(allocationMarkdown(a.allocation));
   if (a.sparsityByCompute && a.sparsityByParams) {
     out.push(sparsityMarkdown(a.sparsityByCompute, a.sparsityByParams, a.denseFraction));
@@ -163,9 +166,17 @@ export async function writeSweepReport(sweepDir: string, o: SweepReportOptions =
   if ('law' in choice) {
     try {
       const report = fitReport(choice.law, points, { bootstrap: o.bootstrap, seed: o.seed });
-      const analysis = analyseFit(report, points);
+      // A fit whose exponents rule out an optimum (e.g. alpha < 0 on noisy small runs) is still
+      // worth reporting: only the allocation / sparsity tables are left out, with the reason.
+      let analysis: Analysis, analysisSkipped: string | null = null;
+      try {
+        analysis = analyseFit(report, points);
+      } catch (e) {
+        analysis = { budgets: [], denseFraction: 0 };
+        analysisSkipped = (e as Error).message;
+      }
       const fitDir = join(dir, `fit-${choice.law.name}`);
-      fit = { law: choice.law, report, analysis, dir: fitDir, files: await writeFitOutputs(fitDir, choice.law, report, analysis, points) };
+      fit = { law: choice.law, report, analysis, analysisSkipped, dir: fitDir, files: await writeFitOutputs(fitDir, choice.law, report, analysis, points) };
     } catch (e) {
       fitSkipped = `fitting ${choice.law.name} failed: ${(e as Error).message}`;
     }

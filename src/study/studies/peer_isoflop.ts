@@ -44,7 +44,8 @@ export const peerIsoflop: StudyDefinition = {
     const outcome = contrastOutcome(vsDense);
     const moeOutcome = contrastOutcome(vsMoe);
     const summary = vsDense.length
-      ? `PEER minus dense loss at equal FLOPs: ${vsDense.map((c) => `${(-c.diff).toFixed(4)} (z ${c.z === null ? 'n/a' : c.z.toFixed(1)})`).join(', ')} at the ${vsDense.length} budget(s); ` +
+      ? `loss(peer) - loss(dense) at equal FLOPs: ${vsDense.map((c) => `${(-c.diff).toFixed(4)} (z ${c.z === null ? 'n/a' : c.z.toFixed(1)})`).join(', ')} at the ${vsDense.length} budget(s) ` +
+        '(z positive when PEER has the lower loss); ' +
         `against ${moe} the same rule gives "${moeOutcome}".`
       : 'PEER and dense have no finished runs at a common budget.';
     const details = ['A = peer, B = dense:', '', contrastTable(vsDense, 'peer', 'dense'), '', `A = peer, B = ${moe}:`, '', contrastTable(vsMoe, 'peer', moe), '', CONTRAST_RULE].join('\n');

@@ -64,7 +64,8 @@ export const sparsityStudy: StudyDefinition = {
     const outcome = contrastOutcome(cs);
     const nameHi = `S=${sig(hi ?? NaN, 3)}`, nameLo = `S=${sig(lo ?? NaN, 3)}`;
     const summary = cs.length
-      ? `At fixed active parameters and equal compute, going from ${nameLo} to ${nameHi} changes the loss by ${cs.map((c) => `${(-c.diff).toFixed(4)} (z ${c.z === null ? 'n/a' : c.z.toFixed(1)}) at ${sig(c.budget)} FLOPs`).join(', ')}; ${monotone(results)}.`
+      ? `At fixed active parameters and equal compute, loss(${nameHi}) - loss(${nameLo}) is ${cs.map((c) => `${(-c.diff).toFixed(4)} (z ${c.z === null ? 'n/a' : c.z.toFixed(1)}) at ${sig(c.budget)} FLOPs`).join(', ')} ` +
+        `(z positive when ${nameHi} has the lower loss); ${monotone(results)}.`
       : 'fewer than two sparsity levels finished: nothing to compare.';
     const details = [sparsityTable(results), '', `Contrast (A = ${nameHi}, B = ${nameLo}):`, '', contrastTable(cs, nameHi, nameLo), '', CONTRAST_RULE].join('\n');
     return { claim: 'loss falls with sparsity at fixed active parameters and compute', outcome, summary, details };
