@@ -86,7 +86,23 @@ export { ProcessExecutor, type ProcessExecutorOptions } from './study/process_ex
 export { planSweep, runSweep, type SweepPlan, type PlannedPoint, type SweepProgress, type SweepSummary, type RunSweepOptions } from './study/run_sweep.js';
 export { collectResults, writeResults, resultsCsv, RESULTS_JSON, RESULTS_CSV, type SweepResult, type SweepResults } from './study/results.js';
 export { compareResults, denseFrontier, denseComputeFor, groupSeeds, type Comparison, type ComputeMultiplier, type FrontierPoint, type CompareOptions } from './study/compare.js';
-export { compareSweep, COMPARE_JSON } from './study/compare_sweep.js';
+export {
+  compareSweep, compareSweepWithPlots, writeComparePlots, COMPARE_JSON, LOSS_VS_COMPUTE, COMPUTE_MULTIPLIER, type ComparePlots,
+} from './study/compare_sweep.js';
+export { writeSweepReport, chooseLaw, REPORT_MD, type SweepReport, type SweepReportData, type SweepReportOptions, type SweepFit } from './study/report.js';
+// predefined studies (moelab study)
+export { STUDIES, studyNames, getStudy } from './study/studies/index.js';
+export { STUDY_BASE, type StudyDefinition } from './study/studies/design.js';
+export { sizeStudy, parseDuration, roundSig, StudyBudgetError, type RunTemplate, type SizingInput, type SizedStudy, type SizedPoint } from './study/studies/sizing.js';
+export {
+  planStudy, readStudyPlan, writeStudyPlan, studySpec, studyTemplateSpec, defaultMeasure, STUDY_FILE,
+  type StudyPlan, type PlanStudyOptions, type CalibratedConfig,
+} from './study/studies/plan.js';
+export { runStudy, dryRunStudy, studyPlanFor, type RunStudyOptions, type StudyResult, type StudyEvent } from './study/studies/run.js';
+export {
+  contrastAtBudgets, contrastOutcome, multiplierBySeed, multiplierOutcome, verdictMarkdown, stat,
+  type Verdict, type Outcome, type Contrast, type SeedMultiplier, type Stat,
+} from './study/studies/verdict.js';
 // scaling studies: law fits and plots
 export * from './study/fit/index.js';
 export * from './study/plot/index.js';

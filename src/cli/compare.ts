@@ -1,7 +1,8 @@
 // moelab compare: compute-matched comparison of a sweep's families against its dense frontier
-// (study/compare.ts); also writes the sweep's results.json/.csv and compare.json.
+// (study/compare.ts); also writes the sweep's results.json/.csv, compare.json and the plots
+// (loss_vs_compute, compute_multiplier: vega-lite spec, SVG, PNG) beside them.
 import type { Command } from 'commander';
-import { compareSweep } from '../index.js';
+import { compareSweepWithPlots } from '../index.js';
 
 const sci = (x: number | null): string => (x === null ? 'n/a' : x.toExponential(3));
 
@@ -12,9 +13,10 @@ export function registerCompare(program: Command): void {
     .requiredOption('--sweep <dir>', 'sweep folder (moelab sweep --out)')
     .option('--json', 'print the comparison as one JSON object')
     .option('--no-extrapolate', 'leave multipliers outside the dense runs\' loss range empty instead of extrapolating (flagged) in log-log')
-    .addHelpText('after', '\nmultiplier = FLOPs a dense model needs for the same loss (log-log interpolation on the dense frontier) / the run\'s FLOPs (Artetxe et al. 2021).')
-    .action((o) => {
-      const { results, comparison: c } = compareSweep(o.sweep, { extrapolate: o.extrapolate !== false });
+    .addHelpText('after', '\nmultiplier = FLOPs a dense model needs for the same loss (log-log interpolation on the dense frontier) / the run\'s FLOPs (Artetxe et al. 2021).\n' +
+      'Writes results.json/.csv, compare.json and the plots loss_vs_compute and compute_multiplier (.vl.json, .svg, .png) into the sweep folder.')
+    .action(async (o) => {
+      const { results, comparison: c, plots } = await compareSweepWithPlots(o.sweep, { extrapolate: o.extrapolate !== false });
       if (o.json) {
         process.stdout.write(JSON.stringify(c) + '\n');
         return;
@@ -35,5 +37,7 @@ export function registerCompare(program: Command): void {
         const g = (v: number | null) => (v === null ? 'n/a' : `${v.toFixed(2)}x`);
         out(`${s.family}: geometric mean multiplier ${g(s.geomeanMultiplier)} over ${s.points} point(s) (interpolated only: ${g(s.interpolatedGeomean)})`);
       }
+      const imgs = [plots.images.lossVsCompute, plots.images.multiplier].filter((x) => x !== null);
+      out(imgs.length ? `plots: ${imgs.map((i) => `${o.sweep}/${i}`).join(', ')} (and .svg, .vl.json)` : 'no plots (no results yet)');
     });
 }

@@ -110,7 +110,9 @@ export function isoFlopData(report: FitReport, points: readonly Point[]): IsoFlo
   for (const g of curves) {
     const budget = budgetOf(g);
     if (report.law === 'chinchilla') {
-      const a = chinchillaOptimal(report.fit.params as unknown as ChinchillaParams, budget);
+      const cp = report.fit.params as unknown as ChinchillaParams;
+      if (!(cp.alpha > 0 && cp.beta > 0)) continue; // no finite optimum: curves without minima
+      const a = chinchillaOptimal(cp, budget);
       minima.push({ budget, params: a.params, loss: a.loss });
     } else if (report.law === 'abnar' && new Set(g.map((p) => p.sparsity)).size === 1) {
       const S = g[0].sparsity, ap = report.fit.params as unknown as AbnarParams;

@@ -9,7 +9,7 @@ export function sig(v: number, digits = 4): string {
   return String(Number(v.toPrecision(digits)));
 }
 
-function table(head: string[], rows: string[][]): string {
+export function table(head: string[], rows: string[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 

@@ -37,7 +37,8 @@ export function fitSummary(report: FitReport, analysis?: Analysis): Record<strin
   };
 }
 
-async function writePlot(dir: string, name: string, spec: TopLevelSpec, files: string[]): Promise<void> {
+/** Writes <name>.vl.json, .svg and .png into dir (atomically), appending their paths to files. */
+export async function writePlot(dir: string, name: string, spec: TopLevelSpec, files: string[]): Promise<void> {
   const svg = await specToSvg(spec);
   for (const [ext, content] of [['vl.json', JSON.stringify(spec, null, 1) + '\n'], ['svg', svg], ['png', svgToPng(svg)]] as const) {
     const path = join(dir, `${name}.${ext}`);
