@@ -85,6 +85,8 @@ export { planSweep, runSweep, type SweepPlan, type PlannedPoint, type SweepProgr
 export { collectResults, writeResults, resultsCsv, RESULTS_JSON, RESULTS_CSV, type SweepResult, type SweepResults } from './study/results.js';
 export { compareResults, denseFrontier, denseComputeFor, groupSeeds, type Comparison, type ComputeMultiplier, type FrontierPoint, type CompareOptions } from './study/compare.js';
 export { compareSweep, COMPARE_JSON } from './study/compare_sweep.js';
+// sweeps across machines: Redis + BullMQ queue, workers
+export * from './queue/index.js';
 // scaling studies: law fits and plots
 export * from './study/fit/index.js';
 export * from './study/plot/index.js';

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// moelab command line: train, eval, finetune, generate, count, bench, presets, sweep, compare, fit, dashboard.
+// moelab command line: train, eval, finetune, generate, count, bench, presets, sweep, compare, fit, dashboard, worker.
 import { Command } from 'commander';
 import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
@@ -13,6 +13,7 @@ import { registerCompare } from './compare.js';
 import { registerDashboard } from './dashboard.js';
 import { moelabVersion } from '../index.js';
 import { registerFit } from './fit.js';
+import { registerWorker } from './worker.js';
 
 // A closed pipe (`moelab train 2>&1 | head`, a terminal gone away) must not kill a training run:
 // lost log lines are harmless, the run's files are what matter.
@@ -40,6 +41,7 @@ registerSweep(program);
 registerCompare(program);
 registerDashboard(program);
 registerFit(program);
+registerWorker(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as Error;
