@@ -12,10 +12,11 @@ export function addQueueOptions(cmd: Command): Command {
     .option('--detach', 'queue: return once the points are queued (watch with `moelab sweep status --queue URL --out DIR`)')
     .option('--requeue', 'queue: rebuild the queue from the sweep folder (after Redis lost it): every unfinished point gets a job again')
     .option('--attempts <n>', 'queue: tries per point before it is marked failed', positiveInt('--attempts'), 3)
+    .option('--backoff <ms>', 'queue: wait between tries of a failed point', positiveInt('--backoff'), 2000)
     .option('--poll <ms>', 'queue: how often to look at the queue while waiting', positiveInt('--poll'), 1000);
 }
 
-export interface QueueFlags { queue: string; runs?: string; detach?: boolean; requeue?: boolean; retryFailed?: boolean; attempts: number; poll: number }
+export interface QueueFlags { queue: string; runs?: string; detach?: boolean; requeue?: boolean; retryFailed?: boolean; attempts: number; backoff: number; poll: number }
 
 const progressText = (q: QueuedJob): string => {
   const p = q.progress;
@@ -25,7 +26,7 @@ const progressText = (q: QueuedJob): string => {
 
 /** The queue executor for the sweep command, and how to let go of the connection. */
 export async function queueExecutor(o: QueueFlags, say: (l: string) => void): Promise<{ executor: QueueExecutor; close: () => Promise<void> }> {
-  const queue = await SweepQueue.open({ url: o.queue, runsRoot: resolve(o.runs ?? '.'), attempts: o.attempts });
+  const queue = await SweepQueue.open({ url: o.queue, runsRoot: resolve(o.runs ?? '.'), attempts: o.attempts, backoffMs: o.backoff });
   let lastLost = 0, lastProgress = 0;
   const executor = new QueueExecutor({
     queue, detach: o.detach, pollMs: o.poll, replaceFinished: Boolean(o.requeue || o.retryFailed),
