@@ -2,12 +2,13 @@
 // on a private redis-server refusing an escaping job without touching the disk outside --runs.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, symlinkSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { validateJob, JobRefused, redactUrl, redisOptions, relativeRunDir, startQueueWorker, resolveConfig, configHash, QUEUE_NAME, type WorkerEvent } from '../src/index.js';
+import { validateJob, JobRefused, redactUrl, redisOptions, relativeRunDir, startQueueWorker, resolveConfig, configHash, QUEUE_NAME, SweepQueue, pointStatus, type WorkerEvent } from '../src/index.js';
+import { acquireRunLock } from '../src/io/lock.js';
 import { RedisServer } from './redis_server.js';
 
 let root = '', outside = '';
@@ -106,6 +107,35 @@ describe('a worker on a real queue', () => {
       await w.close();
       await q.close();
       conn.disconnect();
+    }
+  });
+
+  test('a job whose run folder another trainer holds waits for the lock without spending a try, then trains', async () => {
+    const events: WorkerEvent[] = [];
+    const w = startQueueWorker({ url: redis.url, runsRoot: root, lockRetryMs: 150, onEvent: (e) => events.push(e) });
+    const queue = await SweepQueue.open({ url: redis.url, runsRoot: root, attempts: 1 });
+    const dir = join(root, 'held', hash);
+    mkdirSync(dir, { recursive: true });
+    const lock = acquireRunLock(dir, { command: 'a test holding the run' });
+    try {
+      await queue.enqueue([{ hash, config, dir }]);
+      const id = queue.idOf({ hash, config, dir });
+      const until = async (what: () => boolean) => {
+        for (let i = 0; i < 400 && !what(); i++) await new Promise((d) => setTimeout(d, 25));
+      };
+      await until(() => events.filter((e) => e.type === 'lock-wait').length >= 2);
+      assert.ok(events.filter((e) => e.type === 'lock-wait').length >= 2, JSON.stringify(events));
+      assert.equal(events.filter((e) => e.type === 'start').length, 0);
+      lock.release();
+      await until(() => events.some((e) => e.type === 'finish'));
+      const j = await queue.inspect(id);
+      assert.equal(j.state, 'completed', JSON.stringify(events));
+      assert.equal(j.attemptsMade, 1, 'only the run that trained counts as a try (attempts: 1, yet it waited twice)');
+      assert.equal(pointStatus(dir, config.train.steps).state, 'done');
+    } finally {
+      lock.release();
+      await w.close();
+      await queue.close();
     }
   });
 });

@@ -62,7 +62,8 @@ before(async () => {
   writeFileSync(join(root, 'corpus.txt'), text);
   writeFileSync(join(root, 'six.json'), JSON.stringify({ base: { inline: BASE }, axes: { 'train.lr': [1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3] } }));
   writeFileSync(join(root, 'diverge.json'), JSON.stringify({ base: { inline: { ...BASE, train: { ...BASE.train, steps: 4 } } }, axes: { 'train.lr': [1e-3, 1e30] } }));
-  writeFileSync(join(root, 'four.json'), JSON.stringify({ base: { inline: BASE }, axes: { 'train.seed': [1, 2, 3, 4] } }));
+  // longer runs: the point in flight when Redis goes away is likely still training at --requeue
+  writeFileSync(join(root, 'four.json'), JSON.stringify({ base: { inline: { ...BASE, train: { ...BASE.train, steps: 600 } } }, axes: { 'train.seed': [1, 2, 3, 4] } }));
 });
 after(async () => { await redis?.stop(); });
 
@@ -147,15 +148,17 @@ describe('sweep --queue with worker processes', () => {
       const deadline = Date.now() + 60_000;
       while (!(states().some((s) => s.state === 'done') && states().some((s) => s.locked)) && Date.now() < deadline) await sleep(5);
       await redis.stop();
-      await sleep(300);
       await redis.restart();
       const r = await cli(['sweep', '--spec', 'four.json', '--out', 'four', '--queue', redis.url, '--requeue', '--poll', '200']);
       assert.equal(r.code, 0, r.err + w.log());
       assert.ok(states().every((s) => s.state === 'done'), JSON.stringify(states()));
       const done = doneDirs(w.log());
+      if (process.env.QDEBUG) process.stderr.write(w.log() + r.err);
       assert.equal(done.length, 4, w.log());
       assert.equal(new Set(done).size, 4, w.log());
       assert.ok(existsSync(join(root, 'four', 'results.csv')));
+      // every point's result came through (from the queue or, for the one in flight, its run folder)
+      assert.equal(r.err.split('\n').filter((l) => /\] done .*val loss \d/.test(l)).length, r.err.split('\n').filter((l) => /\] start /.test(l)).length, r.err);
     } finally {
       await stopWorker(w);
     }

@@ -51,7 +51,7 @@ export async function showQueueStatus(o: { out: string; queue: string; runs?: st
     const rows = await sweepQueueStatus(queue, o.out);
     if (o.json) {
       for (const { point: p, status: s, queued: q } of rows) {
-        process.stdout.write(JSON.stringify({ hash: p.hash, name: p.name, family: p.family, axes: p.axes, inSpec: p.inSpec, ...s, queue: q.state, progress: q.progress, attemptsMade: q.attemptsMade, failedReason: q.failedReason }) + '\n');
+        process.stdout.write(JSON.stringify({ hash: p.hash, name: p.name, family: p.family, axes: p.axes, inSpec: p.inSpec, ...s, queue: q.state, progress: q.progress, attemptsMade: q.attemptsMade, failedReason: q.failedReason, queuedAt: q.addedAt, startedAt: q.startedAt }) + '\n');
       }
       return;
     }

@@ -22,8 +22,9 @@ export interface QueueExecutorOptions extends EnqueueOptions {
 }
 
 const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((done) => {
-  const t = setTimeout(done, ms);
-  signal?.addEventListener('abort', () => { clearTimeout(t); done(); }, { once: true });
+  const wake = () => { clearTimeout(t); signal?.removeEventListener('abort', wake); done(); };
+  const t = setTimeout(wake, ms);
+  signal?.addEventListener('abort', wake, { once: true });
 });
 
 function failureKind(reason: string): FailureRecord['kind'] {

@@ -99,11 +99,13 @@ export class SweepQueue {
   }
 
   async inspect(id: string): Promise<QueuedJob> {
-    const job: Job<QueueJobData, JobResult> | undefined = await this.queue.getJob(id);
+    // the state first, then the job: a job read after it completed carries its return value
+    const state = await this.queue.getJobState(id);
+    const job: Job<QueueJobData, JobResult> | undefined = state === 'unknown' ? undefined : await this.queue.getJob(id);
     if (!job) return { id, state: 'missing', progress: null, attemptsMade: 0, failedReason: null, result: null, addedAt: null, startedAt: null };
     const p = job.progress as unknown;
     return {
-      id, state: await job.getState(), attemptsMade: job.attemptsMade, failedReason: job.failedReason ?? null,
+      id, state, attemptsMade: job.attemptsMade, failedReason: job.failedReason ?? null,
       progress: typeof p === 'object' && p !== null ? (p as JobProgress) : null, result: job.returnvalue ?? null,
       addedAt: job.timestamp ?? null, startedAt: job.processedOn ?? null,
     };
