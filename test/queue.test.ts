@@ -138,4 +138,40 @@ describe('a worker on a real queue', () => {
       await queue.close();
     }
   });
+
+  test('close() checkpoints the running point and gives it back; another worker resumes it to the end', async () => {
+    const long = resolveConfig({ ...config, train: { ...config.train, steps: 400, saveEvery: 50 } });
+    const h = configHash(long);
+    const dir = join(root, 'giveback', h);
+    const first: WorkerEvent[] = [], second: WorkerEvent[] = [];
+    const queue = await SweepQueue.open({ url: redis.url, runsRoot: root });
+    const a = startQueueWorker({ url: redis.url, runsRoot: root, threads: 1, progressEveryMs: 0, onEvent: (e) => first.push(e) });
+    try {
+      await queue.enqueue([{ hash: h, config: long, dir }]);
+      const id = queue.idOf({ hash: h, config: long, dir });
+      let step = 0;
+      for (let i = 0; i < 800 && step < 20; i++) {
+        step = (await queue.inspect(id)).progress?.step ?? 0;
+        await new Promise((d) => setTimeout(d, 10));
+      }
+      assert.ok(step >= 20, 'the point never reported progress');
+      await a.close();
+      const back = first.find((e) => e.type === 'given-back');
+      assert.ok(back && back.type === 'given-back' && back.step > 0 && back.step < 400, JSON.stringify(first));
+      assert.equal((await queue.inspect(id)).state, 'waiting');
+      assert.equal(pointStatus(dir, 400).step, back.step, 'checkpointed where it stopped');
+      const b = startQueueWorker({ url: redis.url, runsRoot: root, threads: 1, onEvent: (e) => second.push(e) });
+      try {
+        for (let i = 0; i < 1200 && !second.some((e) => e.type === 'finish'); i++) await new Promise((d) => setTimeout(d, 25));
+      } finally {
+        await b.close();
+      }
+      assert.ok(second.some((e) => e.type === 'start' && e.resumed), JSON.stringify(second));
+      assert.equal((await queue.inspect(id)).state, 'completed');
+      assert.equal(pointStatus(dir, 400).state, 'done');
+    } finally {
+      await a.close();
+      await queue.close();
+    }
+  });
 });
