@@ -174,4 +174,35 @@ describe('a worker on a real queue', () => {
       await queue.close();
     }
   });
+
+  test("a dead worker's lock from another host is broken only for the job that worker last trained", async () => {
+    const c = resolveConfig({ ...config, train: { ...config.train, seed: 7 } });
+    const h = configHash(c);
+    const dir = join(root, 'foreign', h);
+    mkdirSync(dir, { recursive: true });
+    const holder = { pid: 4242, host: 'gone-host', startedAt: new Date().toISOString(), command: 'moelab worker', token: 'f'.repeat(32) };
+    writeFileSync(join(dir, 'moelab.lock'), JSON.stringify(holder));
+    const events: WorkerEvent[] = [];
+    const queue = await SweepQueue.open({ url: redis.url, runsRoot: root, attempts: 1 });
+    await queue.enqueue([{ hash: h, config: c, dir }]);
+    const id = queue.idOf({ hash: h, config: c, dir });
+    // as published by the worker that trained it before dying on gone-host
+    await (await queue.queue.getJob(id))!.updateProgress({ step: 1, end: 3, loss: null, tokensPerSecond: null, worker: 'someone-else:1', resumed: false });
+    const w = startQueueWorker({ url: redis.url, runsRoot: root, lockRetryMs: 100, onEvent: (e) => events.push(e) });
+    try {
+      const until = async (what: () => boolean) => {
+        for (let i = 0; i < 400 && !what(); i++) await new Promise((d) => setTimeout(d, 25));
+      };
+      await until(() => events.some((e) => e.type === 'lock-wait'));
+      assert.ok(events.some((e) => e.type === 'lock-wait'), 'a foreign lock of another worker is waited for');
+      assert.ok(existsSync(join(dir, 'moelab.lock')));
+      await (await queue.queue.getJob(id))!.updateProgress({ step: 1, end: 3, loss: null, tokensPerSecond: null, worker: 'gone-host:4242', resumed: false });
+      await until(() => events.some((e) => e.type === 'finish'));
+      assert.ok(events.some((e) => e.type === 'lock-broken' && e.holder === 'gone-host:4242'), JSON.stringify(events));
+      assert.equal(pointStatus(dir, c.train.steps).state, 'done');
+    } finally {
+      await w.close();
+      await queue.close();
+    }
+  });
 });

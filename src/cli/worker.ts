@@ -15,6 +15,7 @@ function line(e: WorkerEvent): string {
     case 'fail': return `FAILED ${e.dir}: ${e.reason.split('\n')[0]}${e.final ? ' (final: recorded in failed.json)' : ' (will be retried)'}`;
     case 'refused': return `REFUSED job ${e.id}: ${e.reason}`;
     case 'lock-wait': return `wait   ${e.dir}: locked by ${e.holder}; retrying later`;
+    case 'lock-broken': return `broke ${e.dir}'s lock: its last worker ${e.holder} lost the job (died or cut off)`;
     case 'error': return `queue error: ${e.message}`;
   }
 }

@@ -13,7 +13,9 @@
 // which worker) is published as the job's progress. No terminal, signals or exit codes here: the
 // CLI (cli/worker.ts) maps SIGTERM to close().
 import { Worker, DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
-import { readRunLock } from '../io/lock.js';
+import { readRunLock, LOCK_FILE, type LockStatus } from '../io/lock.js';
+import { readFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { hostname } from 'node:os';
 import { runJob, type JobOutcome } from '../study/executor.js';
@@ -51,6 +53,7 @@ export type WorkerEvent =
   | { type: 'fail'; id: string; dir: string; reason: string; final: boolean }
   | { type: 'refused'; id: string; reason: string }
   | { type: 'lock-wait'; id: string; dir: string; holder: string }
+  | { type: 'lock-broken'; id: string; dir: string; holder: string }
   | { type: 'error'; message: string };
 
 export interface QueueWorkerOptions extends QueueTimings {
@@ -74,6 +77,27 @@ export interface QueueWorker {
   readonly name: string;
   /** Stop taking jobs; running ones checkpoint and are given back; resolves when all are. */
   close(): Promise<void>;
+}
+
+/**
+ * A run lock left on the shared folder by a worker on another host that died (kill -9, power
+ * loss): the lock cannot be checked from here (io/lock.ts), but the queue can. If the holder is the
+ * worker that last reported progress on this very job, and BullMQ has now handed the job to us,
+ * that worker's claim on the job expired: it is dead or cut off. Its lock is removed (a cut-off
+ * worker that is still alive finds its lock gone before its next save and stops without writing).
+ */
+function takeOverDeadWorkersLock(dir: string, lock: LockStatus, progress: unknown): boolean {
+  const h = lock.holder;
+  const last = typeof progress === 'object' && progress !== null ? (progress as Partial<JobProgress>).worker : undefined;
+  if (lock.state !== 'unknown' || !h || h.host === hostname() || last !== `${h.host}:${h.pid}`) return false;
+  const path = join(dir, LOCK_FILE);
+  try {
+    if (JSON.parse(readFileSync(path, 'utf8')).token !== h.token) return false;
+    unlinkSync(path);
+  } catch {
+    return false;
+  }
+  return true;
 }
 
 export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
@@ -101,7 +125,11 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
       say({ type: 'finish', id, dir, result });
       return result;
     }
-    const lock = readRunLock(dir);
+    let lock = readRunLock(dir);
+    if (lock && takeOverDeadWorkersLock(dir, lock, job.progress)) {
+      say({ type: 'lock-broken', id, dir, holder: `${lock.holder!.host}:${lock.holder!.pid}` });
+      lock = null;
+    }
     if (lock && lock.state !== 'stale' && token) {
       // another trainer has the folder (a worker that lost its job when Redis restarted, or a
       // local sweep): not a failure, so no attempt is spent; look again later
