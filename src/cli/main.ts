@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// moelab command line: train, eval, finetune, generate, count, bench, presets, sweep, compare, fit, report, study, dashboard.
+// moelab command line: train, eval, finetune, generate, count, bench, presets, sweep, compare, fit, report, study, dashboard, worker.
 import { Command } from 'commander';
 import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
@@ -14,6 +14,7 @@ import { registerDashboard } from './dashboard.js';
 import { moelabVersion } from '../index.js';
 import { registerFit } from './fit.js';
 import { registerStudy } from './study.js';
+import { registerWorker } from './worker.js';
 
 // A closed pipe (`moelab train 2>&1 | head`, a terminal gone away) must not kill a training run:
 // lost log lines are harmless, the run's files are what matter.
@@ -42,6 +43,7 @@ registerCompare(program);
 registerDashboard(program);
 registerFit(program);
 registerStudy(program);
+registerWorker(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as Error;

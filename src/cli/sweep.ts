@@ -8,6 +8,7 @@ import {
   type SweepExecutor, type SweepProgress, type PlannedPoint, type ManifestPoint,
 } from '../index.js';
 import { positiveInt } from './common.js';
+import { addQueueOptions, queueExecutor, showQueueStatus, type QueueFlags } from './sweep_queue.js';
 
 const WORKER = fileURLToPath(new URL('./sweep_worker.js', import.meta.url));
 
@@ -26,7 +27,7 @@ function planLine(points: PlannedPoint[]): string {
 }
 
 export function registerSweep(program: Command): void {
-  program
+  const cmd = program
     .command('sweep')
     .description('train the points of a sweep spec (each an ordinary run under DIR/runs/<config hash>); re-running skips finished points. ' +
       '`moelab sweep status --out DIR` shows done / running / failed / pending per point')
@@ -36,14 +37,16 @@ export function registerSweep(program: Command): void {
     .option('--json', 'status: one JSON object per point')
     .option('-j, --jobs <n>', 'train N points at once in child processes, the cores split between them', positiveInt('--jobs'))
     .option('--retry-failed', 'train failed points again (resuming their last checkpoint when they have one)')
-    .option('--dry-run', 'list the points (what would happen to each, steps, FLOPs, parameters) without training or writing anything')
+    .option('--dry-run', 'list the points (what would happen to each, steps, FLOPs, parameters) without training or writing anything');
+  addQueueOptions(cmd)
     .addHelpText('after', '\nExit status: 0 when every point is done, 3 when some failed (each run folder\'s failed.json says why), 130 when interrupted.\n' +
       'status: running = the run folder holds a .lock file, or its checkpoint is short of train.steps (training, or interrupted: re-run the sweep to resume).')
     .action(async (action: string | undefined, o) => {
       if (action !== undefined && action !== 'status') throw new Error(`unknown sweep action '${action}': the only one is 'status' (moelab sweep status --out DIR)`);
       if (action === 'status') {
         if (!o.out) throw new Error('sweep status needs --out <sweep folder>');
-        showStatus(o);
+        if (o.queue) await showQueueStatus(o);
+        else showStatus(o);
         return;
       }
       if (!o.spec) throw new Error('--spec <file> is required (or `moelab sweep status --out DIR`)');
@@ -53,7 +56,9 @@ export function registerSweep(program: Command): void {
         showPlan(planSweep(spec, dir, { retryFailed: Boolean(o.retryFailed) }).points, dir);
         return;
       }
-      const executor: SweepExecutor = o.jobs && o.jobs > 1 ? new ProcessExecutor({ jobs: o.jobs, worker: [process.execPath, WORKER] }) : new LocalExecutor();
+      const say = (l: string) => void process.stderr.write(l + '\n');
+      const queued = o.queue ? await queueExecutor(o as QueueFlags, say) : null;
+      const executor: SweepExecutor = queued ? queued.executor : o.jobs && o.jobs > 1 ? new ProcessExecutor({ jobs: o.jobs, worker: [process.execPath, WORKER] }) : new LocalExecutor();
       const stop = new AbortController();
       const onSignal = () => {
         if (stop.signal.aborted) process.exit(130);
@@ -65,7 +70,6 @@ export function registerSweep(program: Command): void {
       const byHash = new Map<string, ManifestPoint>();
       const order = new Map<string, number>();
       let total = 0;
-      const say = (l: string) => void process.stderr.write(l + '\n');
       const tag = (hash: string) => `[${order.get(hash)}/${total}]`;
       const label = (hash: string) => { const p = byHash.get(hash)!; return `${p.family} ${axesText(p.axes)}`.trim(); };
       const onEvent = (e: SweepProgress) => {
@@ -75,7 +79,7 @@ export function registerSweep(program: Command): void {
             total = todo.length;
             todo.forEach((p, i) => order.set(p.point.hash, i + 1));
             for (const p of e.plan.points) byHash.set(p.point.hash, p.point);
-            say(`sweep ${dir}: ${planLine(e.plan.points)}; ${o.jobs > 1 ? `${o.jobs} processes x ${(executor as ProcessExecutor).threadsPerJob} threads` : 'in this process'}`);
+            say(`sweep ${dir}: ${planLine(e.plan.points)}; ${queued ? 'by queue workers' : o.jobs > 1 ? `${o.jobs} processes x ${(executor as ProcessExecutor).threadsPerJob} threads` : 'in this process'}`);
             return;
           }
           case 'start': {
@@ -95,7 +99,11 @@ export function registerSweep(program: Command): void {
         }
       };
       try {
-        const s = await runSweep({ spec, dir, executor, onEvent, signal: stop.signal, retryFailed: Boolean(o.retryFailed) });
+        const s = await runSweep({ spec, dir, executor, onEvent, signal: stop.signal, retryFailed: Boolean(o.retryFailed), includeLocked: Boolean(queued && o.requeue) });
+        if (queued && o.detach) {
+          say(`sweep ${dir}: queued; watch with \`moelab sweep status --queue URL --out ${dir}\``);
+          return;
+        }
         const r = writeResults(dir);
         say(`sweep ${dir}: ${s.finished} finished, ${s.failed} failed, ${s.stopped} stopped, ${s.skipped} skipped; ` +
           `${r.results.length} results in ${join(dir, RESULTS_CSV)}`);
@@ -103,6 +111,7 @@ export function registerSweep(program: Command): void {
         if (stop.signal.aborted) process.exitCode = 130;
         else if (failedNow > 0) process.exitCode = 3;
       } finally {
+        await queued?.close();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }

@@ -11,6 +11,7 @@ import { CorpusError } from '../data/errors.js';
 import { CheckpointError } from '../train/checkpoint.js';
 import type { Config } from '../config/schema.js';
 import type { FailureRecord } from './status.js';
+import type { TrainListener } from '../train/events.js';
 
 export interface SweepJob {
   /** The point's configHash (its run folder's name). */
@@ -57,11 +58,12 @@ export function classifyFailure(e: unknown): JobFailure {
 
 /**
  * Train one job in this process: a new run, or a resume when the folder holds a checkpoint. Never
- * throws for a failed run: the outcome says why (the queue worker and the process worker call this too).
+ * throws for a failed run: the outcome says why (the queue worker and the process worker call this too;
+ * the queue worker listens to publish progress).
  */
-export async function runJob(job: SweepJob, signal?: AbortSignal): Promise<JobOutcome> {
+export async function runJob(job: SweepJob, signal?: AbortSignal, listeners?: TrainListener[]): Promise<JobOutcome> {
   try {
-    const r = await train({ config: job.config, dir: job.dir, resume: runExists(job.dir), signal });
+    const r = await train({ config: job.config, dir: job.dir, resume: runExists(job.dir), signal, listeners });
     return { ok: true, stoppedBy: r.stoppedBy, step: r.step, valLoss: r.valLoss, lastLoss: r.lastLoss };
   } catch (e) {
     return { ok: false, failure: classifyFailure(e) };

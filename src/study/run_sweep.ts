@@ -29,11 +29,13 @@ export interface SweepPlan {
 export interface PlanOptions {
   /** Train failed points again (default: leave them failed). */
   retryFailed?: boolean;
+  /** Hand points whose run folder is locked to the executor too (the queue's --requeue: its worker waits for the lock). */
+  includeLocked?: boolean;
 }
 
-function actionFor(s: PointStatus, retryFailed: boolean): PointAction {
+function actionFor(s: PointStatus, retryFailed: boolean, includeLocked: boolean): PointAction {
   if (s.state === 'done') return 'skip-done';
-  if (s.locked) return 'skip-running';
+  if (s.locked && !includeLocked) return 'skip-running';
   if (s.state === 'failed' && !retryFailed) return 'skip-failed';
   return s.step !== null ? 'resume' : 'start';
 }
@@ -44,7 +46,7 @@ export function planSweep(spec: SweepSpec, dir: string, opts: PlanOptions = {}):
   const manifest = mergeManifest(readManifest(abs), spec, expandSweep(spec));
   const points = manifest.points.filter((p) => p.inSpec).map((point) => {
     const status = pointStatus(runDirOf(abs, point.hash), point.steps);
-    return { point, status, action: actionFor(status, Boolean(opts.retryFailed)) };
+    return { point, status, action: actionFor(status, Boolean(opts.retryFailed), Boolean(opts.includeLocked)) };
   });
   return { dir: abs, manifest, points };
 }
