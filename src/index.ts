@@ -103,8 +103,8 @@ export {
   contrastAtBudgets, contrastOutcome, multiplierBySeed, multiplierOutcome, verdictMarkdown, stat,
   type Verdict, type Outcome, type Contrast, type SeedMultiplier, type Stat,
 } from './study/studies/verdict.js';
-// sweeps across machines: Redis + BullMQ queue, workers
-export * from './queue/index.js';
+// sweeps across machines (Redis + BullMQ queue, workers): import from 'moelab/queue', so that
+// programs that do not use it never load BullMQ and ioredis
 // scaling studies: law fits and plots
 export * from './study/fit/index.js';
 export * from './study/plot/index.js';

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { validateJob, JobRefused, redactUrl, redisOptions, relativeRunDir, startQueueWorker, resolveConfig, configHash, QUEUE_NAME, SweepQueue, pointStatus, type WorkerEvent } from '../src/index.js';
+import { resolveConfig, configHash, pointStatus } from '../src/index.js';
+import { validateJob, JobRefused, redactUrl, redisOptions, relativeRunDir, startQueueWorker, QUEUE_NAME, SweepQueue, type WorkerEvent } from '../src/queue/index.js';
 import { acquireRunLock } from '../src/io/lock.js';
 import { RedisServer } from './redis_server.js';
 

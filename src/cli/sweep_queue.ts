@@ -2,7 +2,9 @@
 // progress lines, and `sweep status --queue`. See README "Scale out".
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { QueueExecutor, SweepQueue, sweepQueueStatus, redactUrl, type QueuedJob, type SweepJob } from '../index.js';
+// the queue (BullMQ, ioredis) loads only when a sweep uses it: other commands stay lean
+import type { QueueExecutor, QueuedJob } from '../queue/index.js';
+import type { SweepJob } from '../index.js';
 import { positiveInt } from './common.js';
 
 export function addQueueOptions(cmd: Command): Command {
@@ -26,6 +28,7 @@ const progressText = (q: QueuedJob): string => {
 
 /** The queue executor for the sweep command, and how to let go of the connection. */
 export async function queueExecutor(o: QueueFlags, say: (l: string) => void): Promise<{ executor: QueueExecutor; close: () => Promise<void> }> {
+  const { QueueExecutor, SweepQueue, redactUrl } = await import('../queue/index.js');
   const queue = await SweepQueue.open({ url: o.queue, runsRoot: resolve(o.runs ?? '.'), attempts: o.attempts, backoffMs: o.backoff });
   let lastLost = 0, lastProgress = 0;
   const executor = new QueueExecutor({
@@ -46,6 +49,7 @@ export async function queueExecutor(o: QueueFlags, say: (l: string) => void): Pr
 }
 
 export async function showQueueStatus(o: { out: string; queue: string; runs?: string; json?: boolean }): Promise<void> {
+  const { SweepQueue, sweepQueueStatus, redactUrl } = await import('../queue/index.js');
   const queue = await SweepQueue.open({ url: o.queue, runsRoot: resolve(o.runs ?? '.') });
   try {
     const rows = await sweepQueueStatus(queue, o.out);

@@ -3,7 +3,8 @@
 // (exit 0; a second signal quits at once with 130; the job's lock then expires and another worker resumes it).
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { startQueueWorker, redactUrl, checkRedis, type WorkerEvent } from '../index.js';
+// the queue (BullMQ, ioredis) loads only when this command runs: other commands stay lean
+import type { WorkerEvent } from '../queue/index.js';
 import { collect, positiveInt } from './common.js';
 
 function line(e: WorkerEvent): string {
@@ -32,6 +33,7 @@ export function registerWorker(program: Command): void {
     .option('--lock-duration <ms>', 'a point whose worker died goes to another worker this long after its last lock renewal', positiveInt('--lock-duration'), 30_000)
     .option('--stalled-interval <ms>', 'how often to look for points whose worker died', positiveInt('--stalled-interval'), 30_000)
     .action(async (o) => {
+      const { startQueueWorker, redactUrl, checkRedis } = await import('../queue/index.js');
       await checkRedis(o.queue);
       const say = (l: string) => void process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${l}\n`);
       const runsRoot = resolve(o.runs ?? '.');

@@ -4,11 +4,13 @@
  * and falls back to DejaVu Sans. Output is deterministic for a given spec, vega version and font set:
  * nothing random or time-dependent enters either step (test/plot_render.test.ts checks repeat renders).
  */
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
-import { Resvg } from '@resvg/resvg-js';
+// vega, vega-lite and resvg load on first use: they are large, and training must not carry them.
+import { createRequire } from 'node:module';
+import type { TopLevelSpec } from 'vega-lite';
 
 export async function specToSvg(spec: TopLevelSpec): Promise<string> {
+  const vega = await import('vega');
+  const { compile } = await import('vega-lite');
   // A library prints nothing: vega-lite's and vega's warnings are silenced.
   const quiet = vega.logger(vega.None);
   const view = new vega.View(vega.parse(compile(spec, { logger: quiet }).spec), { renderer: 'none', logLevel: vega.None });
@@ -25,6 +27,7 @@ export interface PngOptions {
 }
 
 export function svgToPng(svg: string, o: PngOptions = {}): Buffer {
+  const { Resvg } = createRequire(import.meta.url)('@resvg/resvg-js') as typeof import('@resvg/resvg-js');
   const r = new Resvg(svg, {
     background: 'white',
     fitTo: { mode: 'zoom', value: o.scale ?? 2 },
