@@ -2,21 +2,10 @@
 // name and argument order, so this file loads it, checks that it exports the whole contract, and
 // records where it came from.
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { KERNEL_NAMES, type Kernels } from './kernels.js';
 import { OP_CODES } from './op_codes.js';
-
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('moelab: cannot find package root');
-    dir = up;
-  }
-  return dir;
-}
+import { packageRoot } from '../util/package.js';
 
 /** Thrown when an addon loads but lacks kernels the contract lists (a stale or partial build). */
 export class IncompleteAddonError extends Error {
