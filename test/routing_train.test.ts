@@ -7,21 +7,14 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, train, openRun, type Config } from '../src/index.js';
+import { train, openRun } from '../src/index.js';
+import type { Config } from '../src/index.js';
+import { tinyTrainConfig, checkpointWeights } from './train_util.js';
 
 let dir = '';
 let corpus = '';
 
-function config(over: Record<string, unknown> = {}): Config {
-  return loadConfig({
-    preset: 'tiny',
-    overrides: {
-      'data.paths': [corpus], 'model.d': 32, 'model.layers': 2, 'model.heads': 2, 'model.seq': 32,
-      'train.batch': 4, 'train.steps': 12, 'train.warmup': 2, 'train.logEvery': 1, 'train.evalEvery': 4, 'train.evalBatches': 2,
-      ...over,
-    },
-  });
-}
+const config = (over: Record<string, unknown> = {}): Config => tinyTrainConfig(corpus, over);
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'moelab-routing-'));
@@ -32,11 +25,7 @@ before(() => {
   writeFileSync(corpus, text);
 });
 
-/** Every parameter and buffer of a run's checkpoint, concatenated. */
-function weights(run: string): Buffer {
-  const { model } = openRun(join(dir, run));
-  return Buffer.concat([...model.namedParameters(), ...model.namedBuffers()].map(([, t]) => Buffer.from(Float32Array.from(t.contiguous().data as ArrayLike<number>).buffer)));
-}
+const weights = (run: string): Buffer => checkpointWeights(join(dir, run));
 
 interface EvalLine { type: 'eval'; step: number; ffn: Record<string, Record<string, number | number[]>> | null }
 const evals = (run: string): EvalLine[] => readFileSync(join(dir, run, 'metrics.jsonl'), 'utf8').trim().split('\n')

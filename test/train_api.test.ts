@@ -6,21 +6,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, train, openRun, TrainingDiverged, evaluateFile, type TrainEvent, type Config } from '../src/index.js';
+import { train, openRun, TrainingDiverged, evaluateFile, type TrainEvent } from '../src/index.js';
+import type { Config } from '../src/index.js';
+import { tinyTrainConfig, checkpointWeights } from './train_util.js';
 
 let dir = '';
 let corpus = '';
 
-function config(over: Record<string, unknown> = {}): Config {
-  return loadConfig({
-    preset: 'tiny',
-    overrides: {
-      'data.paths': [corpus], 'model.d': 32, 'model.layers': 2, 'model.heads': 2, 'model.seq': 32,
-      'train.batch': 4, 'train.steps': 12, 'train.warmup': 2, 'train.logEvery': 1, 'train.evalEvery': 4, 'train.evalBatches': 2,
-      ...over,
-    },
-  });
-}
+const config = (over: Record<string, unknown> = {}): Config => tinyTrainConfig(corpus, over);
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'moelab-api-'));
@@ -31,11 +24,7 @@ before(() => {
   writeFileSync(corpus, text);
 });
 
-/** Every parameter and buffer of a run's checkpoint, concatenated (file bytes differ: each save has its own id). */
-function weights(run: string): Buffer {
-  const { model } = openRun(join(dir, run));
-  return Buffer.concat([...model.namedParameters(), ...model.namedBuffers()].map(([, t]) => Buffer.from(Float32Array.from(t.contiguous().data as ArrayLike<number>).buffer)));
-}
+const weights = (run: string): Buffer => checkpointWeights(join(dir, run));
 
 describe('train() as a library', () => {
   test("the package imports as 'moelab' (self-reference through package.json exports)", async () => {
