@@ -21,7 +21,7 @@ export type { Config, ConfigInput, ModelConfig, TrainConfig, DataConfig, FfnConf
 // counting and memory
 export { resolveModelSpec, type ModelSpec, type LayerSpec } from './spec/model.js';
 export { countModel, formatCount, parameterShapes, modelTensorShapes, sparseTables, type ModelCount, type LayerCount } from './spec/count.js';
-export { estimateMemory, checkFits, describeEstimate, type MemoryEstimate, type FitResult } from './spec/memory.js';
+export { estimateMemory, checkFits, describeEstimate, MemoryRefusedError, type MemoryEstimate, type FitResult } from './spec/memory.js';
 
 // models
 export { buildModel } from './nn/build.js';

@@ -28,6 +28,8 @@ before(() => {
   writeFileSync(join(dir, 'study.json'), JSON.stringify(spec));
   writeFileSync(join(dir, 'study2.json'), JSON.stringify({ ...spec, seeds: [0, 1] }));
   writeFileSync(join(dir, 'diverge.json'), JSON.stringify({ base: { inline: { ...BASE, train: { ...BASE.train, steps: 4 } } }, axes: { 'train.lr': [1e30] } }));
+  // about 1.5e11 parameters: refused by the memory check before anything is allocated
+  writeFileSync(join(dir, 'huge.json'), JSON.stringify({ base: { inline: { ...BASE, model: { d: 16384, layers: 48, heads: 16, seq: 16 }, train: { ...BASE.train, steps: 2 } } }, axes: { 'train.seed': [0] } }));
   writeFileSync(join(dir, 'bad.json'), JSON.stringify({ base: 'tiny', axes: { 'model.d': 64 } }));
 });
 
@@ -112,6 +114,14 @@ describe('moelab sweep', () => {
     const st = run(['sweep', 'status', '--out', 'div']);
     assert.match(st.out, /^div: 1 points: 0 done, 0 running, 1 failed, 0 pending$/m);
     assert.match(st.out, /^failed .* diverged: .*Try a lower train\.lr/m);
+  });
+
+  test('a config that does not fit in memory is a failed point of kind memory, with the advice', () => {
+    const r = run(['sweep', '--spec', 'huge.json', '--out', 'huge']);
+    assert.equal(r.code, 3, r.err);
+    assert.match(r.err, /FAILED .*: memory: does not fit in memory: .*To fit, try: /);
+    const st = run(['sweep', 'status', '--out', 'huge', '--json']);
+    assert.match(st.out, /"state":"failed","reason":"memory: does not fit in memory: /);
   });
 
   test('bad input fails clearly', () => {

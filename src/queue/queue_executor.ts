@@ -29,7 +29,7 @@ const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((done) => 
 
 function failureKind(reason: string): FailureRecord['kind'] {
   const k = reason.split(':')[0];
-  return (['diverged', 'config', 'data', 'checkpoint', 'crash', 'error'] as const).find((x) => x === k) ?? 'error';
+  return (['diverged', 'config', 'memory', 'data', 'checkpoint', 'crash', 'error'] as const).find((x) => x === k) ?? 'error';
 }
 
 export class QueueExecutor implements SweepExecutor {

@@ -151,6 +151,14 @@ export function describeEstimate(e: MemoryEstimate): string {
   return `estimated training memory ${formatBytes(e.total)}: ${parts.join(', ')}`;
 }
 
+/** A config refused because its training memory exceeds what the machine has (said before allocating). */
+export class MemoryRefusedError extends Error {
+  constructor(readonly fit: FitResult) {
+    super(fit.message);
+    this.name = 'MemoryRefusedError';
+  }
+}
+
 export interface FitResult {
   fits: boolean;
   available: number;

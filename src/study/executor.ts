@@ -9,6 +9,7 @@ import { TrainingDiverged } from '../train/step.js';
 import { ConfigError } from '../config/load.js';
 import { CorpusError } from '../data/errors.js';
 import { CheckpointError } from '../train/checkpoint.js';
+import { MemoryRefusedError } from '../spec/memory.js';
 import type { Config } from '../config/schema.js';
 import type { FailureRecord } from './status.js';
 import type { TrainListener } from '../train/events.js';
@@ -52,6 +53,7 @@ export function classifyFailure(e: unknown): JobFailure {
   if (e instanceof TrainingDiverged) return { kind: 'diverged', reason: message, step: e.step };
   if (e instanceof ConfigError) return { kind: 'config', reason: message, step: null };
   if (e instanceof CorpusError) return { kind: 'data', reason: message, step: null };
+  if (e instanceof MemoryRefusedError) return { kind: 'memory', reason: message, step: null };
   if (e instanceof CheckpointError) return { kind: 'checkpoint', reason: message, step: null };
   return { kind: 'error', reason: message, step: null };
 }

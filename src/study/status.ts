@@ -22,7 +22,7 @@ export type PointState = 'done' | 'running' | 'failed' | 'pending';
 
 export interface FailureRecord {
   /** diverged: NaN/Inf; config / data / checkpoint: refused input; crash: the process died; error: anything else. */
-  kind: 'diverged' | 'config' | 'data' | 'checkpoint' | 'crash' | 'error';
+  kind: 'diverged' | 'config' | 'memory' | 'data' | 'checkpoint' | 'crash' | 'error';
   reason: string;
   /** Last completed step when it failed, when known. */
   step: number | null;

@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.js';
 import { getTokenizer, type Tokenizer, type TokenArray } from '../data/tokenizer.js';
 import { loadCorpus, type Corpus } from '../data/corpus.js';
 import { splitTokens, checkSplit, type Batch } from '../data/loader.js';
-import { estimateMemory, checkFits } from '../spec/memory.js';
+import { estimateMemory, checkFits, MemoryRefusedError } from '../spec/memory.js';
 import { buildModel } from '../nn/build.js';
 import type { GPT } from '../nn/gpt.js';
 import { Tensor, noGrad } from '../tensor/index.js';
@@ -32,7 +32,7 @@ export function loadTrainingData(cfg: Config): TrainingData {
 /** Refuses a config whose training memory exceeds what the machine has; returns the estimate. */
 export function checkTrainingMemory(cfg: Config): string {
   const fit = checkFits(estimateMemory(cfg.model, cfg.train));
-  if (!fit.fits) throw new Error(fit.message);
+  if (!fit.fits) throw new MemoryRefusedError(fit);
   return fit.message;
 }
 
