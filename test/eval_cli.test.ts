@@ -102,6 +102,11 @@ describe('moelab eval', () => {
     assert.match(again.err, /already holds a run/);
     const bad = run(['finetune', '--run', 'r', '--task', 'task.jsonl', '--out', 'ft3', '--freeze', 'heads']);
     assert.match(bad.err, /--freeze takes router, experts, dense/);
+    assert.equal(state.finetune.expertDropout, 0);
+    const drop = run(['finetune', '--run', 'r', '--task', 'task.jsonl', '--out', 'ft4', '--expert-dropout', '1.5']);
+    assert.notEqual(drop.code, 0);
+    assert.match(drop.err, /expert dropout must be a number in \[0, 1\), got 1\.5/);
+    assert.ok(!existsSync(join(dir, 'ft4')), 'refused before anything was written');
   });
 
   test('fortune-topic without fortunes is skipped with a notice; with a folder it is evaluated', () => {
