@@ -51,17 +51,18 @@ export { benchTrain, type BenchTrainOptions } from './train/bench.js';
 export { evaluateFile, evaluateTokens, EVAL_DEFINITION, type EvalResult } from './eval/evaluate.js';
 export { scoreTokens, planWindows, WINDOW_DEFINITION, type WindowOptions, type TokenScore, type ScoreWindow } from './eval/windows.js';
 export { resolveSuite, fileDomains, evaluateDomains, BUILTIN_SUITES, type Domain, type DomainResult, type SuiteContext } from './eval/suite.js';
-export { TEXT_DOMAINS, SLICE_BYTES, type TextDomain } from './eval/domains.js';
+export { TEXT_DOMAINS, SLICE_BYTES, UDHR_DOMAIN_LANGUAGES, type TextDomain } from './eval/domains.js';
 export { scoreChoices, type ChoiceRequest, type ChoiceScore, type ScoreOptions } from './eval/choice.js';
 export { parseTask, loadTaskFile, TaskFormatError, type Task, type TaskItem } from './eval/task_format.js';
 export { drawShots, buildContext, DEFAULT_PROMPT, type PromptOptions } from './eval/fewshot.js';
 export { METRICS, itemMetrics, predict, summarize, type MetricName, type MetricSummary, type ItemPredictions } from './eval/mc_metrics.js';
 export { evaluateTask, type TaskEvalOptions, type TaskResult, type SampleRecord } from './eval/task_eval.js';
-export { builtinTask, splitSentences, BUILTIN_TASK_NAMES, type BuiltinTaskName } from './eval/builtin_tasks.js';
-export { resolveTask } from './eval/tasks.js';
+export { builtinTask, isBuiltinTask, splitSentences, sotuPartyLeak, TaskUnavailableError, BUILTIN_TASK_NAMES, type BuiltinTaskName, type BuiltinTaskOptions } from './eval/builtin_tasks.js';
+export { resolveTask, resolveTasks } from './eval/tasks.js';
 export { finetune, freezeGroup, FREEZE_GROUPS, type FreezeGroup, type FinetuneOptions, type FinetuneResult } from './eval/finetune.js';
 export { finetuneRun, type FinetuneRunOptions, type FinetuneReport } from './eval/finetune_run.js';
 export { readRunDataIdentity, writeRunResult, writeResultFile, RESULTS_DIR } from './eval/run_files.js';
+export { appendEvalLines, domainsLine, taskLine, type EvalLine } from './eval/metrics_line.js';
 export { generate, generateIds, type SampleOptions } from './eval/generate.js';
 
 // the dashboard (a read-only web page over a runs folder)

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { computeMultiplierSpec, loadConfig, lossVsComputeSpec, startDashboard, train, type Dashboard } from '../src/index.js';
+import { computeMultiplierSpec, loadConfig, lossVsComputeSpec, startDashboard, train, appendEvalLines, domainsLine, taskLine, type Dashboard } from '../src/index.js';
 import { PEER } from '../src/nn/peer.js';
 import { writeFakeRun } from './dashboard_fixtures.js';
 import { writeEvalResults, writeFakeSweep, type FakeSweep } from './dashboard_study_fixtures.js';
@@ -122,9 +122,27 @@ describe('dashboard: evaluation results', () => {
     const other = new Map(body.other.map((o: any) => [o.file, o.reason]));
     assert.match(other.get('eval/cut.json') as string, /not valid JSON/);
     assert.match(other.get('eval/notes.json') as string, /not a moelab eval result/);
-    assert.deepEqual((await getJson('/api/evals?run=plain')).body, { domains: [], tasks: [], other: [] });
+    assert.deepEqual((await getJson('/api/evals?run=plain')).body, { domains: [], tasks: [], other: [], history: [] });
     assert.equal((await getJson('/api/evals?run=..%2fevaluated')).status, 400);
     assert.equal((await getJson('/api/evals?run=study')).status, 404);
+  });
+
+  test("metrics.jsonl's eval lines become the run's evaluation history; its summary is unchanged", async () => {
+    const summary = async () => (await getJson('/api/runs')).body.runs.find((r: any) => r.id === 'evaluated');
+    const { updatedAt: _u, ...before } = await summary();
+    const { domains, task } = writeEvalResults(join(root, 'evaluated'));
+    assert.equal(appendEvalLines(join(root, 'evaluated'), [
+      domainsLine(6, 'eval/domains.json', 'domains', null, domains, 'T1'), taskLine(6, 'eval/task.json', task, 'T1'), taskLine(10, 'eval/task.json', { ...task, metrics: { ...task.metrics, acc: { ...task.metrics.acc, mean: 0.7 } } }, 'T2'),
+    ]), null);
+    const { body } = await getJson('/api/evals?run=evaluated');
+    assert.deepEqual(body.history.map((h: any) => [h.step, h.kind, h.name, h.shots, h.metric, h.value]), [
+      [6, 'domain', 'in-domain', null, 'bits/byte', 3.6067], [6, 'domain', 'in-domain', null, 'nats/token', 2.5],
+      [6, 'domain', 'fiction', null, 'bits/byte', 4.6888], [6, 'domain', 'fiction', null, 'nats/token', 3.25],
+      [6, 'task', 'copa-mini', 2, 'acc', 0.625], [6, 'task', 'copa-mini', 2, 'acc_norm', 0.6],
+      [10, 'task', 'copa-mini', 2, 'acc', 0.7], [10, 'task', 'copa-mini', 2, 'acc_norm', 0.6],
+    ]);
+    const { updatedAt: _v, ...after } = await summary();
+    assert.deepEqual(after, before, 'eval lines are not training: steps, losses, status unchanged');
   });
 
   test('moelab eval --out FILE (domains and tasks in one file) is read too', async () => {

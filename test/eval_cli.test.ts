@@ -3,8 +3,8 @@
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, writeFileSync, readFileSync, readdirSync, existsSync, statSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir, hostname } from 'node:os';
 import { join } from 'node:path';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
@@ -35,18 +35,30 @@ before(() => {
 describe('moelab eval', () => {
   test('--suite domains: every domain scored, results only under <run>/eval/', () => {
     const before = runFiles();
+    const metricsBefore = readFileSync(join(dir, 'r', 'metrics.jsonl'), 'utf8');
     const r = run(['eval', '--run', 'r', '--suite', 'domains', '--json']);
     assert.equal(r.code, 0, r.err);
     const rows = r.out.trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(rows.map((x) => x.domain), ['in-domain', 'fiction', 'brown', 'licences']);
+    assert.deepEqual(rows.map((x) => x.domain), ['in-domain', 'fiction', 'brown', 'licences', 'udhr', 'typescript']);
     for (const x of rows) assert.ok(x.loss > 0 && x.loss < 10 && Math.abs(x.perplexity - Math.exp(x.loss)) < 1e-9 && x.bpb > 0 && x.tokens > 1000, JSON.stringify(x));
     // in-domain is the run's held-out split: the last 10% of the corpus bytes
     const n = statSync(join(dir, 'corpus.txt')).size;
     assert.equal(rows[0].tokens, n - Math.floor(0.9 * n) - 1);
     const saved = JSON.parse(readFileSync(join(dir, 'r', 'eval', 'domains.json'), 'utf8'));
     assert.deepEqual(saved.results.map((x: { domain: string }) => x.domain), rows.map((x) => x.domain));
-    assert.deepEqual(runFiles(), before, 'eval changed a file of the run');
-    assert.match(r.err, /results written to .*domains\.json/);
+    // the only other change: one eval_domains line appended to metrics.jsonl (under the run's lock)
+    const changed = (fs: string[]) => fs.filter((f) => !f.startsWith('metrics.jsonl:'));
+    assert.deepEqual(changed(runFiles()), changed(before), 'eval changed a file of the run');
+    const metrics = readFileSync(join(dir, 'r', 'metrics.jsonl'), 'utf8');
+    assert.ok(metrics.startsWith(metricsBefore));
+    const line = JSON.parse(metrics.slice(metricsBefore.length));
+    assert.equal(line.type, 'eval_domains');
+    assert.equal(line.step, 8);
+    assert.equal(line.file, join('eval', 'domains.json'));
+    assert.deepEqual(Object.keys(line.domains), rows.map((x) => x.domain));
+    assert.equal(line.domains.fiction.bpb, rows[1].bpb);
+    assert.ok(!existsSync(join(dir, 'r', 'moelab.lock')));
+    assert.match(r.err, /results written to .*domains\.json; 1 line\(s\) appended to .*metrics\.jsonl/);
     // the table, with a stride
     const t = run(['eval', '--run', 'r', '--suite', 'domains', '--stride', '32', '--data', 'corpus.txt', '--no-save']);
     assert.equal(t.code, 0, t.err);
@@ -90,6 +102,50 @@ describe('moelab eval', () => {
     assert.match(again.err, /already holds a run/);
     const bad = run(['finetune', '--run', 'r', '--task', 'task.jsonl', '--out', 'ft3', '--freeze', 'heads']);
     assert.match(bad.err, /--freeze takes router, experts, dense/);
+    assert.equal(state.finetune.expertDropout, 0);
+    const drop = run(['finetune', '--run', 'r', '--task', 'task.jsonl', '--out', 'ft4', '--expert-dropout', '1.5']);
+    assert.notEqual(drop.code, 0);
+    assert.match(drop.err, /expert dropout must be a number in \[0, 1\), got 1\.5/);
+    assert.ok(!existsSync(join(dir, 'ft4')), 'refused before anything was written');
+  });
+
+  test('fortune-topic without fortunes is skipped with a notice; with a folder it is evaluated', () => {
+    const none = spawnSync(process.execPath, [CLI, 'eval', '--run', 'r', '--task', 'fortune-topic'], { cwd: dir, encoding: 'utf8', env: { ...process.env, MOELAB_FORTUNES_DIR: join(dir, 'no-fortunes') } });
+    assert.equal(none.status, 0, none.stderr);
+    assert.match(none.stderr, /fortune-topic skipped: no fortune files in .*no-fortunes/);
+    assert.match(none.stderr, /nothing left to evaluate/);
+    mkdirSync(join(dir, 'fortunes'));
+    for (const t of ['computers', 'education', 'food', 'law', 'love', 'medicine', 'politics', 'science', 'sports', 'work']) {
+      writeFileSync(join(dir, 'fortunes', t), `One saying about ${t} and more.\n%\nAnother saying about ${t}, longer.\n%\n`);
+    }
+    const some = spawnSync(process.execPath, [CLI, 'eval', '--run', 'r', '--task', 'fortune-topic', '--task', 'task.jsonl', '--json', '--no-save'], { cwd: dir, encoding: 'utf8', env: { ...process.env, MOELAB_FORTUNES_DIR: join(dir, 'fortunes') } });
+    assert.equal(some.status, 0, some.stderr);
+    const res = some.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(res.map((x) => [x.task, x.items]), [['fortune-topic', 16], ['task', 8]]);
+  });
+
+  test('eval lines: skipped while a trainer holds the lock, kept when training resumes', () => {
+    const lockPath = join(dir, 'r', 'moelab.lock');
+    writeFileSync(lockPath, JSON.stringify({ pid: process.pid, host: hostname(), startedAt: 'now', command: 'moelab train', token: 'x' }));
+    const before = readFileSync(join(dir, 'r', 'metrics.jsonl'), 'utf8');
+    const locked = run(['eval', '--run', 'r', '--task', 'task.jsonl']);
+    assert.equal(locked.code, 0, locked.err);
+    assert.match(locked.err, /no eval line added to metrics\.jsonl: .*being trained by pid \d+ .*metrics\.jsonl was left alone/);
+    assert.equal(readFileSync(join(dir, 'r', 'metrics.jsonl'), 'utf8'), before);
+    assert.ok(existsSync(join(dir, 'r', 'eval', 'task-task-0shot.json')), 'the result file is written all the same');
+    rmSync(lockPath);
+    const ok = run(['eval', '--run', 'r', '--task', 'task.jsonl']);
+    assert.equal(ok.code, 0, ok.err);
+    const evalLines = (text: string) => text.trim().split('\n').map((l) => JSON.parse(l)).filter((o) => o.type === 'eval_task' || o.type === 'eval_domains');
+    const withLine = readFileSync(join(dir, 'r', 'metrics.jsonl'), 'utf8');
+    const lines = evalLines(withLine);
+    assert.ok(lines.length >= 1 && lines.at(-1).type === 'eval_task' && lines.at(-1).step === 8);
+    // resume training to step 10: the trainer rewrites metrics.jsonl up to its checkpoint, eval lines kept
+    const t = run(['train', '--resume', '--out', 'r', '--steps', '10', '--no-progress', '--no-sample']);
+    assert.equal(t.code, 0, t.err);
+    const after = readFileSync(join(dir, 'r', 'metrics.jsonl'), 'utf8');
+    assert.deepEqual(evalLines(after), lines);
+    assert.ok(after.trim().split('\n').some((l) => JSON.parse(l).type === 'train' && JSON.parse(l).step === 10));
   });
 
   test('bad input is refused with the reason', () => {

@@ -103,7 +103,7 @@ describe('domains and suites', () => {
   });
 
   test('the built-in suite and a user suite resolve; bad suites are refused with the reason', () => {
-    assert.deepEqual(resolveSuite('domains').map((d) => d.name), ['in-domain', 'fiction', 'brown', 'licences']);
+    assert.deepEqual(resolveSuite('domains').map((d) => d.name), ['in-domain', 'fiction', 'brown', 'licences', 'udhr', 'typescript']);
     const dir = mkdtempSync(join(tmpdir(), 'moelab-suite-'));
     mkdirSync(join(dir, 'code'));
     writeFileSync(join(dir, 'code', 'a.ts'), 'const x = 1;\n');

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { basename } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import {
-  openRun, evaluateDomains, resolveSuite, fileDomains, readRunDataIdentity, writeRunResult, writeResultFile, resolveTask, evaluateTask,
-  EVAL_DEFINITION, BUILTIN_TASK_NAMES, type Domain, type DomainResult, type TaskResult, type SampleRecord,
+  openRun, evaluateDomains, resolveSuite, fileDomains, readRunDataIdentity, writeRunResult, writeResultFile, resolveTasks, evaluateTask,
+  EVAL_DEFINITION, BUILTIN_TASK_NAMES, sotuPartyLeak, appendEvalLines, domainsLine, taskLine, type EvalLine, type Domain, type DomainResult, type TaskResult, type SampleRecord,
 } from '../index.js';
 import { collect, positiveInt, intOption } from './common.js';
 import { domainTable, taskTable } from './eval_format.js';
@@ -13,10 +13,13 @@ Perplexity: ${EVAL_DEFINITION}
 A suite JSON file: {"domains": {"name": "path" or ["path", ...]}} (paths relative to the file).
 
 Tasks: a JSONL file, one item per line: {"context": str, "choices": [str, ...], "gold": int, "split"?: "train"|"test"}
-(train items are the shot pool), or a built-in task: ${BUILTIN_TASK_NAMES.join(', ')}.
+(train items are the shot pool), or a built-in task: ${BUILTIN_TASK_NAMES.join(', ')}
+(fortune-topic reads Debian's fortunes from /usr/share/games/fortunes or $MOELAB_FORTUNES_DIR; skipped with a notice when absent).
 Prompt: shots joined by the few-shot delimiter, each "context<td>gold choice"; choices scored as "<td>choice".
 
-Results are written atomically to <run>/eval/ (domains.json, task-<name>-<K>shot.json): the only files eval writes in a run.`;
+Results are written atomically to <run>/eval/ (domains.json, task-<name>-<K>shot.json), and one line per result
+is appended to <run>/metrics.jsonl (type eval_domains / eval_task) while holding the run's lock; if a trainer holds
+it, the line is skipped with a notice. Nothing else in a run is written; --out FILE or --no-save write nothing there.`;
 
 export function registerEval(program: Command): void {
   program
@@ -24,7 +27,7 @@ export function registerEval(program: Command): void {
     .description('evaluate a trained run: domain perplexity (nats/token, perplexity, bits per byte) and zero/few-shot multiple-choice tasks')
     .requiredOption('-r, --run <dir>', 'run directory with a checkpoint')
     .option('-d, --data <file>', 'text file or folder to evaluate, its own domain (repeatable)', collect)
-    .option('-s, --suite <name|file>', "'domains' (built in: in-domain held-out split, fiction, brown, licences) or a suite JSON file")
+    .option('-s, --suite <name|file>', "'domains' (built in: in-domain held-out split, fiction, brown, licences, udhr, typescript) or a suite JSON file")
     .option('--stride <n>', 'sliding-window perplexity: each window predicts only its last n tokens (1..seq)', positiveInt('--stride'))
     .option('-b, --batch <n>', 'perplexity windows per forward pass', positiveInt('--batch'), 8)
     .option('-t, --task <file|name>', 'multiple-choice task: a JSONL file or a built-in name (repeatable)', collect)
@@ -42,13 +45,19 @@ export function registerEval(program: Command): void {
     .option('--json', 'print results as JSON lines instead of tables')
     .addHelpText('after', HELP)
     .action((o) => {
+      const onNotice = (m: string): void => void process.stderr.write(`moelab: ${m}\n`);
       const domains: Domain[] = [];
       if (o.suite) domains.push(...resolveSuite(o.suite));
       if (o.data) domains.push(...fileDomains(o.data));
-      const tasks = ((o.task as string[] | undefined) ?? []).map(resolveTask);
-      if (!domains.length && !tasks.length) throw new Error('nothing to evaluate: give --suite domains, --suite FILE, --data FILE and/or --task FILE|NAME');
-      const { model, tokenizer, config } = openRun(o.run);
-      const onNotice = (m: string): void => void process.stderr.write(`moelab: ${m}\n`);
+      const asked = (o.task as string[] | undefined) ?? [];
+      const tasks = resolveTasks(asked, onNotice);
+      if (!domains.length && !tasks.length) {
+        if (asked.length) return onNotice('nothing left to evaluate: every task given was skipped');
+        throw new Error('nothing to evaluate: give --suite domains, --suite FILE, --data FILE and/or --task FILE|NAME');
+      }
+      const { model, tokenizer, config, step } = openRun(o.run);
+      const leak = tasks.some((t) => t.source.startsWith('built-in sotu-party')) ? sotuPartyLeak(config.data) : null;
+      if (leak) onNotice(leak);
       const unescape = (s: string): string => s.replace(/\\n/g, '\n').replace(/\\t/g, '\t');
       const createdAt = new Date().toISOString();
 
@@ -80,17 +89,28 @@ export function registerEval(program: Command): void {
 
       if (o.save === false) return;
       const common = { run: o.run, createdAt, definition: EVAL_DEFINITION };
-      const domainRecord = { kind: 'domains', suite: o.suite ?? null, data: o.data ?? [], stride: o.stride ?? null, ...common, results: rows };
+      const domainRecord = { kind: 'domains', step, suite: o.suite ?? null, data: o.data ?? [], stride: o.stride ?? null, ...common, results: rows };
       const written: string[] = [];
+      let appended = '';
       if (o.out) {
         written.push(writeResultFile(o.out, { ...common, domains: rows.length ? domainRecord : null, tasks: results }));
       } else {
+        const lines: EvalLine[] = [];
         if (rows.length) {
           const which = o.suite ? (o.suite === 'domains' ? 'domains' : `suite-${basename(o.suite).replace(/\.json$/, '')}`) : 'data';
-          written.push(writeRunResult(o.run, `${which}${o.stride ? `-stride${o.stride}` : ''}`, domainRecord));
+          const file = writeRunResult(o.run, `${which}${o.stride ? `-stride${o.stride}` : ''}`, domainRecord);
+          written.push(file);
+          lines.push(domainsLine(step, relative(o.run, file), o.suite ?? null, o.stride ?? null, rows, createdAt));
         }
-        for (const r of results) written.push(writeRunResult(o.run, `task-${r.task}-${r.shots}shot`, { kind: 'task', ...common, ...r }));
+        for (const r of results) {
+          const file = writeRunResult(o.run, `task-${r.task}-${r.shots}shot`, { kind: 'task', step, ...common, ...r });
+          written.push(file);
+          lines.push(taskLine(step, relative(o.run, file), r, createdAt));
+        }
+        const skipped = appendEvalLines(o.run, lines);
+        if (skipped) onNotice(`no eval line added to metrics.jsonl: ${skipped}`);
+        else appended = `; ${lines.length} line(s) appended to ${join(o.run, 'metrics.jsonl')}`;
       }
-      onNotice(`results written to ${written.join(', ')}`);
+      onNotice(`results written to ${written.join(', ')}${appended}`);
     });
 }

@@ -7,6 +7,7 @@
 // Anything else (a file from a newer moelab, a hand-written note, broken JSON) is listed under
 // `other` with what was wrong, and the rest still shows.
 import { runEvalFiles } from './tables.js';
+import type { EvalResultLine } from './run_data.js';
 
 export interface DomainRow { file: string; domain: string; loss: number | null; perplexity: number | null; bpb: number | null; tokens: number | null; stride: number | null }
 export interface TaskRow { file: string; task: string; shots: number | null; metric: string; value: number; stderr: number | null; trials: number | null; chance: number | null }
@@ -67,4 +68,32 @@ export function runEvalTables(id: string, runDir: string): EvalTables {
     }
   }
   return out;
+}
+
+/** One value of an eval line of metrics.jsonl: what was evaluated at which checkpoint step. */
+export interface HistoryRow { step: number; time: string | null; kind: 'domain' | 'task'; name: string; shots: number | null; metric: string; value: number; stderr: number | null }
+
+/**
+ * The evaluation history from metrics.jsonl's eval lines, oldest first: bits/byte and nats/token
+ * per domain, acc and acc_norm per task. A line without the expected fields adds nothing.
+ */
+export function evalHistory(lines: EvalResultLine[]): HistoryRow[] {
+  const rows: HistoryRow[] = [];
+  for (const l of lines) {
+    const time = typeof l.time === 'string' ? l.time : null;
+    if (l.type === 'eval_domains') {
+      for (const [name, d] of Object.entries(obj(l.domains) ?? {})) {
+        for (const [metric, key] of [['bits/byte', 'bpb'], ['nats/token', 'loss']]) {
+          const value = num(obj(d)?.[key]);
+          if (value !== null) rows.push({ step: l.step, time, kind: 'domain', name, shots: null, metric, value, stderr: null });
+        }
+      }
+    } else if (typeof l.task === 'string') {
+      for (const metric of ['acc', 'acc_norm']) {
+        const m = obj(obj(l.metrics)?.[metric]), value = num(m?.mean);
+        if (value !== null) rows.push({ step: l.step, time, kind: 'task', name: l.task, shots: num(l.shots), metric, value, stderr: num(m!.stderr) });
+      }
+    }
+  }
+  return rows;
 }

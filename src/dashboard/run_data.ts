@@ -9,6 +9,8 @@ export type RunStatus = 'running' | 'finished' | 'failed' | 'diverged' | 'stoppe
 
 export interface TrainPoint { step: number; tokens: number | null; loss: number | null; aux: number | null; lr: number | null; gradNorm: number | null; tokensPerSecond: number | null; time: number | null }
 export interface EvalPoint { step: number; valLoss: number | null; ffn: Record<string, Record<string, unknown>> | null }
+/** A `moelab eval` line (eval_domains / eval_task, src/eval/metrics_line.ts) as written. */
+export type EvalResultLine = Record<string, unknown> & { type: 'eval_domains' | 'eval_task'; step: number };
 
 /** What ingesting new lines added (or that everything restarted). */
 export interface RunDelta { reset: boolean; train: TrainPoint[]; eval: EvalPoint[]; malformed: string[]; missing: boolean }
@@ -44,6 +46,8 @@ function lockHeld(dir: string): boolean {
 export class RunData {
   readonly train: TrainPoint[] = [];
   readonly evals: EvalPoint[] = [];
+  /** `moelab eval` result lines, in file order (the history the eval/*.json files overwrite). */
+  readonly evalResults: EvalResultLine[] = [];
   private readonly tail: FileTail;
   private start: Record<string, unknown> | null = null;
   private diverged: Record<string, unknown> | null = null;
@@ -93,6 +97,7 @@ export class RunData {
   private clear(): void {
     this.train.length = 0;
     this.evals.length = 0;
+    this.evalResults.length = 0;
     this.start = this.diverged = null;
     this.lastCheckpoint = null;
     this.malformed = 0;
@@ -134,6 +139,10 @@ export class RunData {
         delta.eval.push(p);
         return;
       }
+      case 'eval_domains':
+      case 'eval_task':
+        this.evalResults.push(o as EvalResultLine);
+        return;
       case 'checkpoint':
         this.lastCheckpoint = typeof o.reason === 'string' ? o.reason : null;
         return;

@@ -8,7 +8,7 @@
  *   GET /api/series?run=..&x=step|tokens|flops&from=&to=&points=   loss curves, downsampled
  *   GET /api/routing?run=..    MoE / PEER statistics of the eval lines
  *   GET /api/run?run=..        one run's summary and config      GET /api/results   sweeps' results.json tables
- *   GET /api/evals?run=..      the run's evaluation results (domain and task tables)
+ *   GET /api/evals?run=..      the run's evaluation results (domain and task tables; history from metrics.jsonl)
  *   GET /api/sweep?sweep=..    a sweep's plots: vega-lite specs from the study's spec functions
  *   GET /api/stream?run=..     server-sent events: appended points, resets, removals, run list
  *

@@ -1,7 +1,7 @@
 // The runs below the runs folder, each a RunData kept in memory and refreshed incrementally. Every
 // lookup by id goes through paths.ts, so an id from a request cannot reach outside the folder.
 import { readResultFile, type ResultFile } from './tables.js';
-import { runEvalTables, type EvalTables } from './eval_results.js';
+import { runEvalTables, evalHistory, type EvalTables, type HistoryRow } from './eval_results.js';
 import { sweepView, type SweepView } from './sweep_plots.js';
 import { BadRunPath, realRoot, resolveRunPath } from './paths.js';
 import { RunData, type RunSummary } from './run_data.js';
@@ -57,9 +57,10 @@ export class RunStore {
     return { sweeps: sweeps.map((s) => readResultFile(s, join(this.sweepDir(s), 'results.json'), 'results.json')) };
   }
 
-  /** The evaluation tables of run `id` (<run>/eval/*.json). */
-  evals(id: string): EvalTables {
-    return runEvalTables(id, this.get(id).dir);
+  /** The evaluation tables of run `id` (<run>/eval/*.json) and its history (metrics.jsonl eval lines). */
+  evals(id: string): EvalTables & { history: HistoryRow[] } {
+    const run = this.get(id);
+    return { ...runEvalTables(id, run.dir), history: evalHistory(run.evalResults) };
   }
 
   /** The plots of sweep `id` ('' is the runs folder itself); only folders the scan found as sweeps are served. */

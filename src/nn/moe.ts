@@ -23,6 +23,9 @@
  * Loss-free balancing (DeepSeek-V3): after each optimizer step (afterStep, called by trainStep)
  *   bias_e += biasRate * sign(mean_e' n_e' - n_e), n = the step's token-choice assignments per expert;
  *   the bias is the buffer `expert_bias`, so it is checkpointed with the weights.
+ * Expert dropout (training only, `expertDropout` p > 0): the routed experts' activations are
+ *   dropped with the kernel mask of seed = new Rng(forward seed, 1).nextU32(), a stream apart from
+ *   the jitter's, so (step, micro) replays it; shared experts are not dropped.
  * Granularity G turns E experts of width h into E*G experts of width h/G with k*G of them per token
  * (same active parameters and MACs). Shared experts (MLPs of the fine-grained width) see every token.
  */
@@ -36,6 +39,7 @@ import { Linear } from './layers.js';
 import { MLP } from './mlp.js';
 import { ModuleList } from './module.js';
 import { RoutingStats } from './moe_stats.js';
+import { Rng } from '../util/random.js';
 
 export interface MoEOptions extends Partial<MoeRoutingSpec> {
   /** Coarse experts E (before granularity). */
@@ -60,6 +64,11 @@ export interface MoEOptions extends Partial<MoeRoutingSpec> {
   auxCoef: number;
   /** Weight of the router z-loss in auxLoss(). */
   zCoef: number;
+  /**
+   * Expert dropout in training (Fedus et al. 2021): dropout at this rate on the routed experts'
+   * hidden activations (expertMix); 0 or absent = off. Fine-tuning sets it (eval/finetune.ts).
+   */
+  expertDropout?: number;
 }
 
 /** Routing options with their defaults filled in (today's behaviour: softmax, aux loss, token choice). */
@@ -183,7 +192,13 @@ export class MoE extends FeedForward {
       gates = this.o.renormalize ? renormalizeRows(values) : values;
       route = planRoute(idx, T, k, E, this.capacity(T));
     }
-    let y = expertMix(x, gates, this.w1, this.b1, this.w2, this.b2, route);
+    const pDrop = this.training ? this.o.expertDropout ?? 0 : 0;
+    let dropout: { p: number; seed: number } | undefined;
+    if (pDrop > 0) {
+      if (seed === undefined) throw new Error('MoE: expert dropout in training needs a random seed: call forward(x, seed) (GPT passes one derived from setRandomKey)');
+      dropout = { p: pDrop, seed: new Rng(seed, 1).nextU32() };
+    }
+    let y = expertMix(x, gates, this.w1, this.b1, this.w2, this.b2, route, { dropout });
     if (this.shared) for (const m of this.shared.items) y = add(y, m.forward(x));
 
     // p: the per-token distribution over experts that balancing and entropy are measured on

@@ -83,15 +83,18 @@ export function loadRunConfig(dir: string, o: { steps?: number; threads?: number
 
 /**
  * A trained model ready for evaluation or sampling, from the run's last committed checkpoint
- * (optimizer state not read). Read-only: safe while another process trains the run.
+ * (optimizer state not read), and that checkpoint's step. Read-only: safe while another process
+ * trains the run.
  */
-export function openRun(dir: string): { model: GPT; config: Config; tokenizer: Tokenizer } {
+export function openRun(dir: string): { model: GPT; config: Config; tokenizer: Tokenizer; step: number } {
   const config = loadRunConfig(dir);
   const ck = loadCheckpoint(dir, { expectConfig: config, expectModelShapes: modelTensorShapes(config.model), loadOptimizer: false });
   const model = buildModel(config.model, config.train.seed);
   loadWeights(model, ck.model);
   model.eval();
-  return { model, config, tokenizer: getTokenizer(config.model.vocab) };
+  // the step of the checkpoint these weights are (what an evaluation of them is labelled with)
+  const step = (ck.state as { step?: unknown }).step;
+  return { model, config, tokenizer: getTokenizer(config.model.vocab), step: typeof step === 'number' ? step : 0 };
 }
 
 /**

@@ -111,14 +111,30 @@ export const moeScratch = new ScratchPool();
  * x [T, d], gates [route.gateCount] (any shape: [T, k] for token choice, [E, C] for expert choice),
  * w1 [E, d, h], b1 [E, h], w2 [E, h, d], b2 [E, d] -> fresh [T, d].
  * Dropped slots contribute nothing (and get a zero gate gradient).
+ * With `dropout` {p, seed} (expert dropout, Fedus et al. 2021 §2.4: dropout on the interim
+ * feed-forward activations of the experts) the activations of the N kept slots, laid out [N, h] in
+ * route order, go through the `dropout` kernel before fc2:
+ *   out[t] += g * ((gelu_erf(x[t] W1_e + b1_e) * m_p / (1 - p)) W2_e + b2_e),  m = the kernel's mask for (seed, slot*h + j)
+ * so the same (seed, route) gives the same mask; backward applies the same mask and scale.
  * Forward: gather rows, ONE grouped GEMM for every expert's fc1 (+bias), gelu, ONE grouped GEMM for
  * fc2 (+bias), gate scale, scatter-add to tokens. Backward (hand written): the same grouped GEMMs
  * with transposed B for input gradients, grouped-K GEMMs for weight and bias gradients.
  * The gathered rows, pre-activations, activations and expert outputs are saved for backward in
  * `pool` buffers and returned to it once backward has run (at once when no graph is recorded).
  */
+export interface ExpertMixOptions {
+  /** Scratch buffers for the saved activations (default the shared moeScratch). */
+  pool?: ScratchPool;
+  /** Expert dropout on the activations: p in [0, 1), seed a uint32 (p = 0: none). */
+  dropout?: { p: number; seed: number };
+}
+
 export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, r: Route,
-  pool: ScratchPool = moeScratch): Tensor {
+  opts: ExpertMixOptions = {}): Tensor {
+  const pool = opts.pool ?? moeScratch;
+  const drop = opts.dropout && opts.dropout.p > 0 ? opts.dropout : null;
+  if (drop && !(drop.p < 1)) throw new Error(`expertMix: dropout p must be in [0, 1), got ${drop.p}`);
+  if (drop && !(Number.isInteger(drop.seed) && drop.seed >= 0 && drop.seed < 2 ** 32)) throw new Error(`expertMix: dropout seed must be a uint32, got ${drop.seed}`);
   const [T, d] = x.shape;
   const [E, , h] = w1.shape;
   if (T !== r.T || E !== r.E || gates.size !== r.gateCount) throw new Error('expertMix: route does not match the inputs');
@@ -139,8 +155,15 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
   kern.gemmGroupedRows(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, B1);
   const act = pool.take(N * h);
   kern.unary(UnaryOp.gelu_erf, hpre, act);
+  // fc2's input: the activations, or with expert dropout their masked and rescaled copy
+  let fc2In = act, mask: Uint8Array | null = null;
+  if (drop) {
+    mask = new Uint8Array(N * h);
+    fc2In = pool.take(N * h);
+    kern.dropout(drop.p, drop.seed, act, fc2In, mask);
+  }
   const ys = pool.take(N * d);
-  kern.gemmGroupedRows(E, offsets, false, d, h, 1, act, h, W2, h * d, d, 0, ys, d, B2);
+  kern.gemmGroupedRows(E, offsets, false, d, h, 1, fc2In, h, W2, h * d, d, 0, ys, d, B2);
   const rowShape = Int32Array.of(N, d), rowStrides = Int32Array.of(d, 1), gateStrides = Int32Array.of(1, 0);
   const scaled = pool.take(N * d);
   kern.binary(BinaryOp.mul, rowShape, ys, 0, rowStrides, gs, 0, gateStrides, scaled);
@@ -167,11 +190,17 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
     const gb2 = b2.requiresGrad ? new Float32Array(E * d) : null;
     if (gb2) kern.gemmGroupedK(E, offsets, 1, d, 1, ones, 1, gY, d, 0, gb2, d, d);
     const gw2 = w2.requiresGrad ? new Float32Array(E * h * d) : null;
-    if (gw2) kern.gemmGroupedK(E, offsets, h, d, 1, act, h, gY, d, 0, gw2, h * d, d);
+    if (gw2) kern.gemmGroupedK(E, offsets, h, d, 1, fc2In, h, gY, d, 0, gw2, h * d, d);
     let gw1: Float32Array | null = null, gb1: Float32Array | null = null, gx: Float32Array | null = null;
     if (w1.requiresGrad || b1.requiresGrad || xc.requiresGrad) {
-      const gAct = pool.take(N * h);
+      let gAct = pool.take(N * h);
       kern.gemmGroupedRows(E, offsets, true, h, d, 1, gY, d, W2, h * d, d, 0, gAct, h, null);
+      if (drop) {
+        const masked = pool.take(N * h);
+        kern.dropout(drop.p, drop.seed, gAct, masked, mask!); // same seed: same mask and scale as the forward
+        pool.give(gAct);
+        gAct = masked;
+      }
       const gH = pool.take(N * h);
       kern.unaryBackward(UnaryOp.gelu_erf, hpre, act, gAct, gH);
       pool.give(gAct);
@@ -192,9 +221,13 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
       pool.give(gH);
     }
     pool.give(gScaled, tmp, xs, hpre, act, ys);
+    if (drop) pool.give(fc2In);
     return [gx, gGates, gw1, gb1, gw2, gb2];
   }, 'expertMix');
-  if (!y.node) pool.give(xs, hpre, act, ys); // no graph recorded: nothing will read them again
+  if (!y.node) {
+    pool.give(xs, hpre, act, ys); // no graph recorded: nothing will read them again
+    if (drop) pool.give(fc2In);
+  }
   return y;
 }
 
