@@ -113,7 +113,7 @@ export function expertLoadHeatmapSpec(cells: readonly ExpertLoadCell[], title = 
       x: { field: 'expert', type: 'ordinal', title: 'expert', axis: { labelAngle: 0 } },
       y: { field: 'layer', type: 'ordinal', title: 'layer', sort: layers },
       color: {
-        field: 'utilisation', type: 'quantitative', title: ['utilisation', '(load / fair share,', '0 = dead)'],
+        field: 'utilisation', type: 'quantitative', title: 'utilisation (0 = dead)',
         scale: { scheme: 'redblue', domainMin: 0, domainMid: 1 },
       },
       tooltip: [{ field: 'layer' }, { field: 'expert' }, { field: 'utilisation', format: '.3f' }],
