@@ -29,6 +29,7 @@
  *                         <= 4 x 2 x 1.25 x 262,144 x d x 4 B         ~= 2.5 GiB  (random routing: U ~ 200k, ~1.9 GiB)
  *   per-layer activations q [T, h*dk] 8 MiB, ids/scores/g/a [T, h*k] 1 MiB each, y 2 MiB; backward index
  *                         3 x T*h*k int32 = 3 MiB, coalescing scratch N int32 = 4 MiB
+ *   usage counters        [h, N] uint32 per layer, allocated at the first evaluation (peer_usage.ts): 4 x 32 MiB
  *   -> about 18.5 GiB with bf16 moments plus the small dense model and Node (fits 24 GiB); fp32
  *   moments would need ~26.5 GiB. No [N, d] temporary exists on the sparse path (the dense
  *   fallback, sparseGrads: false, allocates one [N, d] gradient per table per backward).
