@@ -19,6 +19,10 @@ import { MoE } from '../src/nn/moe.js';
 import { acquireRunLock } from '../src/io/lock.js';
 import type { Tensor } from '../src/tensor/index.js';
 import { tinyTrainConfig } from './train_util.js';
+import { makeMoE, bruteForce } from './moe_brute.js';
+import { randn } from './util.js';
+import type { RoutingChoices } from '../src/index.js';
+import { Tensor as T32 } from '../src/tensor/index.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 let dir = '';
@@ -263,5 +267,55 @@ describe('moelab inspect: locked runs and bad input', () => {
       assert.equal(r.code, 1, `${args.join(' ')}: ${r.out}`);
       assert.match(r.err, msg);
     }
+  });
+});
+
+describe('MoE.observeRouting: the assignments the layer dispatched, in the routing in effect', () => {
+  const pairs = (tok: ArrayLike<number>, expert: ArrayLike<number>) => Array.from(tok, (t, a) => `${t},${expert[a]}`).sort();
+
+  for (const [label, over, train] of [
+    ['token choice with the bias', { expertBias: true }, false],
+    ['uniform', { routing: 'uniform' }, true],
+    ['expert choice (training)', { routing: 'expert-choice', capacityFactor: 1, balance: 'none' }, true],
+    ['expert choice evaluated by expert choice', { routing: 'expert-choice', evalRouting: 'expert-choice', capacityFactor: 1, evalCapacityFactor: 1.5, balance: 'none' }, false],
+    ['expert choice evaluated by token choice', { routing: 'expert-choice', capacityFactor: 1, balance: 'none' }, false],
+  ] as const) {
+    test(label, () => {
+      const T = 24, d = 6;
+      const m = makeMoE(d, over as never, 3);
+      if (m.bias) m.bias.f32.set(randn(m.experts, 9, 0.2));
+      m.train(train);
+      const seen: RoutingChoices[] = [];
+      m.observeRouting((c) => seen.push({ ...c, tok: c.tok.slice(), expert: c.expert.slice() }));
+      const x = randn(T * d, 5);
+      m.forward(new T32(x, [T, d]), 1);
+      m.observeRouting(null);
+      m.forward(new T32(x, [T, d]), 1);
+      assert.equal(seen.length, 1, 'one call per forward while observed');
+      const c = seen[0];
+      assert.equal(c.routing, m.routingMode);
+      assert.equal(c.T, T);
+      const b = bruteForce(m, x, T);
+      assert.deepEqual(pairs(c.tok, c.expert), pairs(b.kept.map((a) => a.t), b.kept.map((a) => a.e)));
+    });
+  }
+
+  test('token choice with capacity: every choice, dropped ones included (counted like load)', () => {
+    const T = 40, d = 6;
+    const m = makeMoE(d, { capacityFactor: 0.5, evalCapacityFactor: 0.5 }, 4);
+    m.eval();
+    let c: RoutingChoices | null = null;
+    m.observeRouting((r) => (c = { ...r, tok: r.tok.slice(), expert: r.expert.slice() }));
+    const x = randn(T * d, 6);
+    m.forward(new T32(x, [T, d]));
+    const b = bruteForce(m, x, T);
+    assert.ok(b.dropped > 0, 'the capacity drops some');
+    const got = c! as RoutingChoices;
+    assert.equal(got.tok.length, T * m.topk);
+    const perExpert = new Array<number>(m.experts).fill(0);
+    for (const e of got.expert) perExpert[e]++;
+    assert.deepEqual(perExpert, b.counts);
+    const all = new Set(pairs(got.tok, got.expert));
+    for (const a of b.kept) assert.ok(all.has(`${a.t},${a.e}`));
   });
 });
