@@ -258,6 +258,20 @@ describe('moelab inspect: locked runs and bad input', () => {
     assert.throws(() => inspectRun(join(dir, 'moe'), { data: [empty] }), /data file is empty/);
     const { model, tokenizer } = openRun(join(dir, 'moe'));
     assert.throws(() => inspectRouting(model, tokenizer, []), /no batches/);
+  });
+
+  test('a run whose data changed since training is inspected with a notice', async () => {
+    const own = join(dir, 'own.txt');
+    writeFileSync(own, readFileSync(corpus, 'utf8'));
+    await train({ config: tinyTrainConfig(own, { 'model.ffn': MOE, 'train.steps': 2 }), dir: join(dir, 'moved') });
+    const quiet: string[] = [];
+    inspectRun(join(dir, 'moved'), { batches: 1, onNotice: (m) => quiet.push(m) });
+    assert.deepEqual(quiet, []);
+    writeFileSync(own, readFileSync(corpus, 'utf8') + 'more text\n');
+    const notices: string[] = [];
+    inspectRun(join(dir, 'moved'), { batches: 1, onNotice: (m) => notices.push(m) });
+    assert.equal(notices.length, 1);
+    assert.match(notices[0], /the data differs from the run's: 1 file\(s\) changed .*not the ones the run was evaluated on/);
     for (const [args, msg] of [
       [['inspect', '--run', 'nope'], /does not exist/],
       [['inspect', '--run', 'dense', '--no-save'], /dense model/],
