@@ -66,7 +66,7 @@ export { generate, generateIds, type SampleOptions } from './eval/generate.js';
 
 // routing you can see (moelab inspect)
 export {
-  inspectRouting, hasRoutedLayers, type RoutingInspection, type LayerInspection, type MoeLayerInspection, type PeerLayerInspection,
+  inspectRouting, type RoutingInspection, type LayerInspection, type MoeLayerInspection, type PeerLayerInspection,
   type DenseLayerInspection, type ExpertInspection, type InspectRoutingOptions,
 } from './eval/inspect_routing.js';
 export { inspectRun, type InspectRunOptions, type RunInspection, type InspectSource } from './eval/inspect_run.js';

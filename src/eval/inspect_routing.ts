@@ -99,11 +99,6 @@ export interface InspectRoutingOptions {
   top?: number;
 }
 
-/** True when the model has a layer whose routing can be inspected (MoE or PEER). */
-export function hasRoutedLayers(model: GPT): boolean {
-  return model.blocks.items.some((b) => b.ffn instanceof MoE || b.ffn instanceof PEER);
-}
-
 /**
  * Runs `batches` through the model in evaluation mode without a graph and inspects every layer's
  * routing (see the file comment). The model's mode, statistics windows and observers are left as

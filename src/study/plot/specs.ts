@@ -110,7 +110,7 @@ export function expertLoadHeatmapSpec(cells: readonly ExpertLoadCell[], title = 
     data: { values: cells.map((c) => ({ ...c })) },
     mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5 },
     encoding: {
-      x: { field: 'expert', type: 'ordinal', title: 'expert', axis: { labelAngle: 0 } },
+      x: { field: 'expert', type: 'ordinal', title: 'expert', axis: { labelAngle: 0, labelOverlap: 'parity' } },
       y: { field: 'layer', type: 'ordinal', title: 'layer', sort: layers },
       color: {
         field: 'utilisation', type: 'quantitative', title: 'utilisation (0 = dead)',
