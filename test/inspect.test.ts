@@ -5,8 +5,8 @@
 // locked run is read but never written, and bad input is refused with a clear message.
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, mkdirSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
@@ -245,6 +245,36 @@ describe('moelab inspect: locked runs and bad input', () => {
     assert.match(r.out, /dead experts \d+( \([\d, ]+\))?; imbalance \(max\/mean load\) [\d.]+; drop rate 0\.000/);
     assert.match(r.out, /balancing bias: min/);
     assert.ok(existsSync(join(run, INSPECT_DIR, `${EXPERT_LOAD}.svg`)));
+  });
+
+  test('while a trainer runs: inspect reads its checkpoint, is refused the run folder, writes to --out', async () => {
+    const args = ['train', '--data', corpus, '--out', 'live', '--steps', '100000', '--no-progress', '--no-sample', '--set', 'model.d=32', '--set', 'model.layers=2',
+      '--set', 'model.heads=2', '--set', 'model.seq=32', '--set', 'train.batch=4', '--set', 'train.evalEvery=0', '--set', 'train.saveEvery=5',
+      '--set', `model.ffn=${JSON.stringify(MOE)}`];
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, stdio: 'ignore' });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const poll = setInterval(() => {
+          if (existsSync(join(dir, 'live', 'state.json')) || child.exitCode !== null) {
+            clearInterval(poll);
+            if (child.exitCode !== null) reject(new Error(`the trainer exited with ${child.exitCode}`));
+            else resolve();
+          }
+        }, 20);
+      });
+      const refused = cli(['inspect', '--run', 'live', '--batches', '1']);
+      assert.equal(refused.code, 1);
+      assert.match(refused.err, new RegExp(`a trainer holds its lock \\(pid ${child.pid} `));
+      const ok = cli(['inspect', '--run', 'live', '--batches', '1', '--out', 'live-inspect']);
+      assert.equal(ok.code, 0, ok.err);
+      assert.match(ok.out, /layer 1: MoE, 8 experts/);
+      assert.ok(existsSync(join(dir, 'live-inspect', ROUTING_JSON)));
+      assert.ok(!readdirSync(join(dir, 'live')).includes(INSPECT_DIR));
+      assert.equal(child.exitCode, null, 'the trainer is still training');
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
+    }
   });
 
   test('no such run, a folder without a checkpoint, a dense run, --batches 0, an empty data file', () => {
