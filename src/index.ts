@@ -65,6 +65,17 @@ export { readRunDataIdentity, writeRunResult, writeResultFile, RESULTS_DIR } fro
 export { appendEvalLines, domainsLine, taskLine, type EvalLine } from './eval/metrics_line.js';
 export { generate, generateIds, type SampleOptions } from './eval/generate.js';
 
+// routing you can see (moelab inspect)
+export {
+  inspectRouting, type RoutingInspection, type LayerInspection, type MoeLayerInspection, type PeerLayerInspection,
+  type DenseLayerInspection, type ExpertInspection, type InspectRoutingOptions,
+} from './eval/inspect_routing.js';
+export { inspectRun, type InspectRunOptions, type RunInspection, type InspectSource } from './eval/inspect_run.js';
+export { tokenLabel, type TokenPreference } from './eval/inspect_tokens.js';
+export type { RoutingChoices, RoutingObserver } from './nn/moe_choices.js';
+export { inspectOutDir, InspectOutError, INSPECT_DIR } from './inspect/out_dir.js';
+export { writeInspection, expertLoadCells, ROUTING_JSON, EXPERT_LOAD } from './inspect/write.js';
+
 // the dashboard (a read-only web page over a runs folder)
 export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/server.js';
 

@@ -178,13 +178,15 @@ describe('PEER statistics: coverage and evenness of expert use', () => {
     for (const p of body.scalars.peerUsageEvenness) assert.ok(p.value > 0 && p.value <= 1 + 1e-12);
   });
 
-  test('from the ids of the last forward', () => {
+  test('from the ids of the evaluation window', () => {
     const p = layer(); // N = 16 experts
-    p.lastIds = Int32Array.from([3, 3, 3, 3]);
-    assert.deepEqual(p.stats(), { peerUniqueExperts: 1, peerUsedFraction: 1 / 16, peerUsageEvenness: 0 });
-    p.lastIds = Int32Array.from([0, 0, 1, 1]); // H = ln 2 of at most ln 4
+    p.usage.add(Int32Array.from([3, 3, 3, 3]));
+    assert.deepEqual([p.stats()!.peerUniqueExperts, p.stats()!.peerUsedFraction, p.stats()!.peerUsageEvenness], [1, 1 / 16, 0]);
+    p.resetStats();
+    p.usage.add(Int32Array.from([0, 0, 1, 1])); // H = ln 2 of at most ln 4
     assert.ok(Math.abs((p.stats()!.peerUsageEvenness as number) - 0.5) < 1e-12);
-    p.lastIds = Int32Array.from({ length: 32 }, (_, i) => i % 16); // every expert twice
+    p.resetStats();
+    p.usage.add(Int32Array.from({ length: 32 }, (_, i) => i % 16)); // every expert twice
     const even = p.stats()!;
     assert.deepEqual([even.peerUniqueExperts, even.peerUsedFraction], [16, 1]);
     assert.ok(Math.abs((even.peerUsageEvenness as number) - 1) < 1e-12);

@@ -575,6 +575,9 @@ for (const [bname, makeKern] of backends()) {
       const { sparse, dense } = splitSparseParams(a.namedParameters());
       assert.deepEqual(sparse.map(([n]) => n), ['u.weight', 'v.weight']);
       assert.deepEqual(dense.map(([n]) => n), ['keys', 'query.weight']);
+      assert.equal(a.stats(), null, 'training forwards are not counted');
+      a.eval();
+      a.forward(tensor(x, [7, 8]));
       const st = a.stats()!;
       assert.ok((st.peerUniqueExperts as number) >= 1 && (st.peerUniqueExperts as number) <= 9);
     });

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// moelab command line: train, eval, finetune, generate, count, bench, presets, sweep, compare, fit, report, study, dashboard, worker.
+// moelab command line: train, eval, finetune, generate, count, bench, presets, sweep, compare, fit, report, study, dashboard, worker, inspect.
 import { Command } from 'commander';
 import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
@@ -15,6 +15,7 @@ import { moelabVersion } from '../index.js';
 import { registerFit } from './fit.js';
 import { registerStudy } from './study.js';
 import { registerWorker } from './worker.js';
+import { registerInspect } from './inspect.js';
 
 // A closed pipe (`moelab train 2>&1 | head`, a terminal gone away) must not kill a training run:
 // lost log lines are harmless, the run's files are what matter.
@@ -44,6 +45,7 @@ registerDashboard(program);
 registerFit(program);
 registerStudy(program);
 registerWorker(program);
+registerInspect(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as Error;

@@ -24,8 +24,8 @@ export abstract class FeedForward extends Module {
   }
   /**
    * Statistics for metrics (load balance, drops, ...). MoE summarises every forward since the last
-   * resetStats() (so an evaluation's dead experts are those no token of it reached); PEER reports
-   * its last forward.
+   * resetStats() (so an evaluation's dead experts are those no token of it reached); PEER summarises
+   * its evaluation-mode forwards since then (expert coverage and KL from uniform, per layer and head).
    */
   stats(): FfnStats | null {
     return null;

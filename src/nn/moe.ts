@@ -40,6 +40,7 @@ import { MLP } from './mlp.js';
 import { ModuleList } from './module.js';
 import { RoutingStats } from './moe_stats.js';
 import { Rng } from '../util/random.js';
+import { routingChoices, type RoutingObserver } from './moe_choices.js';
 
 export interface MoEOptions extends Partial<MoeRoutingSpec> {
   /** Coarse experts E (before granularity). */
@@ -103,6 +104,7 @@ export class MoE extends FeedForward {
   /** Token-choice assignments per expert since the last afterStep (training forwards only). */
   private readonly stepLoad: Float64Array;
   private readonly window: RoutingStats;
+  private observer: RoutingObserver | null = null;
 
   constructor(readonly d: number, readonly o: MoEOptions) {
     super();
@@ -192,6 +194,7 @@ export class MoE extends FeedForward {
       gates = this.o.renormalize ? renormalizeRows(values) : values;
       route = planRoute(idx, T, k, E, this.capacity(T));
     }
+    if (this.observer) this.observer(routingChoices(route, idx, k, mode));
     const pDrop = this.training ? this.o.expertDropout ?? 0 : 0;
     let dropout: { p: number; seed: number } | undefined;
     if (pDrop > 0) {
@@ -219,6 +222,14 @@ export class MoE extends FeedForward {
       balance: balance ? this.losses.balance : null, z: this.losses.z,
     });
     return y;
+  }
+
+  /**
+   * Calls `fn` with every following forward's routing decisions (tokens and experts before capacity
+   * drops; see moe_choices.ts) until observeRouting(null). Read-only: routing is unchanged.
+   */
+  observeRouting(fn: RoutingObserver | null): void {
+    this.observer = fn;
   }
 
   /** auxCoef * balance + zCoef * z-loss of the last forward (0-d, in the graph), or null when both are off. */

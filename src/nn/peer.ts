@@ -29,6 +29,7 @@
  *                         <= 4 x 2 x 1.25 x 262,144 x d x 4 B         ~= 2.5 GiB  (random routing: U ~ 200k, ~1.9 GiB)
  *   per-layer activations q [T, h*dk] 8 MiB, ids/scores/g/a [T, h*k] 1 MiB each, y 2 MiB; backward index
  *                         3 x T*h*k int32 = 3 MiB, coalescing scratch N int32 = 4 MiB
+ *   usage counters        [h, N] uint32 per layer, allocated at the first evaluation (peer_usage.ts): 4 x 32 MiB
  *   -> about 18.5 GiB with bf16 moments plus the small dense model and Node (fits 24 GiB); fp32
  *   moments would need ~26.5 GiB. No [N, d] temporary exists on the sparse path (the dense
  *   fallback, sparseGrads: false, allocates one [N, d] gradient per table per backward).
@@ -41,6 +42,7 @@ import { Linear, Embedding } from './layers.js';
 import { BatchNorm1d } from './batchnorm.js';
 import { Rng } from '../util/random.js';
 import type { PeerFfnSpec } from '../spec/ffn/peer.js';
+import { PeerUsage } from './peer_usage.js';
 
 /** The layer's sizes as the model spec resolves them (spec/ffn/peer.ts documents each field). */
 export type PEEROptions = Pick<PeerFfnSpec, 'nSub' | 'heads' | 'k' | 'dKey' | 'bn' | 'activation' | 'pkm'> & {
@@ -76,6 +78,8 @@ export class PEER extends FeedForward {
   readonly sparseGrads: boolean;
   /** Expert ids [T, h*k] chosen by the last forward (for statistics and tests). */
   lastIds: Int32Array | null = null;
+  /** Expert use over the evaluation forwards since the last resetStats() (peer_usage.ts). */
+  readonly usage: PeerUsage;
   /** Buffers of the row-sparse u/v gradient chunks (null: dense gradients). */
   private readonly rowGrads: RowGradPool | null;
 
@@ -90,6 +94,7 @@ export class PEER extends FeedForward {
     if (nSub * nSub > 0x7fffffff) throw new Error(`PEER: nSub^2 = ${nSub * nSub} experts exceeds int32 ids`);
     if (o.activation !== 'gelu' && o.activation !== 'relu') throw new Error(`PEER: unknown activation '${o.activation}'`);
     this.N = nSub * nSub;
+    this.usage = new PeerUsage(this.N, heads, k);
     this.sparseGrads = o.sparseGrads ?? true;
     this.rowGrads = this.sparseGrads ? new RowGradPool() : null;
     const half = dKey / 2;
@@ -117,6 +122,8 @@ export class PEER extends FeedForward {
     if (this.bn) q = this.bn.forward(q);
     const { ids, scores } = peerRetrieve(q, this.keys, heads, k);
     this.lastIds = ids.i32;
+    // counted in evaluation only: training steps need not pay a random write per retrieval
+    if (!this.training) this.usage.add(ids.i32);
     return peerExperts(x, ids, scores, this.u ? this.u.weight : null, this.v.weight, { k, activation, rowGrads: this.rowGrads });
   }
 
@@ -127,22 +134,14 @@ export class PEER extends FeedForward {
   }
 
   /**
-   * Expert usage of the last forward: distinct experts hit U, their fraction of N (coverage), and
-   * how evenly the S = T*h*k retrievals spread over the experts: peerUsageEvenness =
-   * H(c / S) / ln(min(N, S)), c_i the hits of expert i and H the entropy in nats; 1 when every
-   * expert gets the same share (or, with S < N, each retrieval a different expert), towards 0 as a
-   * few experts take most retrievals.
+   * Expert use over the evaluation-mode forwards since the last resetStats(): coverage, KL from
+   * uniform and evenness, per layer and per head (PeerUsage.summary); null when there was none.
    */
   override stats(): FfnStats | null {
-    const ids = this.lastIds;
-    if (!ids) return null;
-    const hits = new Uint32Array(this.N);
-    let U = 0;
-    for (let i = 0; i < ids.length; i++) if (hits[ids[i]]++ === 0) U++;
-    const S = ids.length;
-    let H = 0;
-    for (let e = 0; e < this.N; e++) if (hits[e]) H -= (hits[e] / S) * Math.log(hits[e] / S);
-    const Hmax = Math.log(Math.min(this.N, S));
-    return { peerUniqueExperts: U, peerUsedFraction: U / this.N, peerUsageEvenness: Hmax > 0 ? H / Hmax : 1 };
+    return this.usage.summary();
+  }
+
+  override resetStats(): void {
+    this.usage.reset();
   }
 }

@@ -96,3 +96,27 @@ export function computeMultiplierSpec(rows: readonly MultiplierRow[], title = 'C
     ],
   } as TopLevelSpec;
 }
+
+export interface ExpertLoadCell { layer: string; expert: number; utilisation: number }
+
+/**
+ * Expert utilisation per MoE layer as a heatmap: one cell per (layer, expert), colour = load / fair
+ * share on a diverging scale centred at 1 (red toward 0 = dead, white = balanced, blue = overloaded).
+ */
+export function expertLoadHeatmapSpec(cells: readonly ExpertLoadCell[], title = 'Expert utilisation per MoE layer'): TopLevelSpec {
+  const layers = [...new Set(cells.map((c) => c.layer))];
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, width: SIZE.width, height: { step: 28 }, config: CONFIG,
+    data: { values: cells.map((c) => ({ ...c })) },
+    mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5 },
+    encoding: {
+      x: { field: 'expert', type: 'ordinal', title: 'expert', axis: { labelAngle: 0, labelOverlap: 'parity' } },
+      y: { field: 'layer', type: 'ordinal', title: 'layer', sort: layers },
+      color: {
+        field: 'utilisation', type: 'quantitative', title: 'utilisation (0 = dead)',
+        scale: { scheme: 'redblue', domainMin: 0, domainMid: 1 },
+      },
+      tooltip: [{ field: 'layer' }, { field: 'expert' }, { field: 'utilisation', format: '.3f' }],
+    },
+  } as TopLevelSpec;
+}
