@@ -43,6 +43,13 @@ void sparseAdamRowAvx2(int64_t d, const float* g, float* p, float* m, float* v, 
                        float eps);
 void sparseAdamRowBf16Avx2(int64_t d, const float* g, float* p, uint16_t* m, uint16_t* v, float b1c, float b2c,
                            float step, float eps);
+void peerGatherDotsBf16Avx2(const float* x, const uint16_t* table, const int32_t* ids, int n, int64_t d, float* out);
+void peerGatherAxpyBf16Avx2(const uint16_t* table, const int32_t* ids, const float* w, int n, int64_t d, float* y);
+void peerAxpyBf16Avx2(float a, const uint16_t* x, float* y, int64_t d);
+void sparseAdamRowSrAvx2(int64_t d, const float* g, uint16_t* p, float* m, float* v, float b1c, float b2c, float step,
+                         float eps, uint32_t key);
+void sparseAdamRowSrBf16Avx2(int64_t d, const float* g, uint16_t* p, uint16_t* m, uint16_t* v, float b1c, float b2c,
+                             float step, float eps, uint32_t key);
 
 namespace {
 
@@ -77,25 +84,37 @@ void candidatesGeneric(const float* v1, const float* v2, int k, float* cv, int32
   }
 }
 
-void gatherDotsGeneric(const float* x, const float* table, const int32_t* ids, int n, int64_t d, float* out) {
+inline float ld1(float x) { return x; }
+inline float ld1(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Table rows are float or bfloat16 (widened exactly by ld1), same arithmetic order for both.
+template <typename E>
+void gatherDotsGeneric(const float* x, const E* table, const int32_t* ids, int n, int64_t d, float* out) {
   for (int j = 0; j < n; j++) {
-    const float* r = table + (int64_t)ids[j] * d;
+    const E* r = table + (int64_t)ids[j] * d;
     float s = 0;
-    for (int64_t c = 0; c < d; c++) s += r[c] * x[c];
+    for (int64_t c = 0; c < d; c++) s += ld1(r[c]) * x[c];
     out[j] = s;
   }
 }
 
-void gatherAxpyGeneric(const float* table, const int32_t* ids, const float* w, int n, int64_t d, float* y) {
+template <typename E>
+void gatherAxpyGeneric(const E* table, const int32_t* ids, const float* w, int n, int64_t d, float* y) {
   std::fill(y, y + d, 0.0f);
   for (int j = 0; j < n; j++) {
-    const float* r = table + (int64_t)ids[j] * d;
-    for (int64_t c = 0; c < d; c++) y[c] += w[j] * r[c];
+    const E* r = table + (int64_t)ids[j] * d;
+    for (int64_t c = 0; c < d; c++) y[c] += w[j] * ld1(r[c]);
   }
 }
 
-void axpyGeneric(float a, const float* x, float* y, int64_t d) {
-  for (int64_t c = 0; c < d; c++) y[c] += a * x[c];
+template <typename E>
+void axpyGeneric(float a, const E* x, float* y, int64_t d) {
+  for (int64_t c = 0; c < d; c++) y[c] += a * ld1(x[c]);
 }
 
 void adamRowGeneric(int64_t d, const float* g, float* p, float* m, float* v, float b1c, float b2c, float step,
@@ -135,22 +154,65 @@ void adamRowBf16Generic(int64_t d, const float* g, float* p, uint16_t* m, uint16
   }
 }
 
+inline uint32_t lowbias32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  return x ^ (x >> 16);
+}
+
+// Stochastic rounding to bfloat16 (contract in src/backend/kernels/peer.ts): the low 16 bits of
+// lowbias32(key + c) are added to the float's bits before truncation; Inf/NaN round to nearest.
+inline uint16_t f32ToBf16Sr(float x, uint32_t key, int64_t c) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) == 0x7f800000u) return f32ToBf16(x);
+  return (uint16_t)((u + (lowbias32(key + (uint32_t)c) & 0xffffu)) >> 16);
+}
+
+inline float stM(float x, float*) { return x; }
+inline uint16_t stM(float x, uint16_t*) { return f32ToBf16(x); }
+
+// One SparseAdam row of a bfloat16 table (moments float or bfloat16), weight stored stochastically.
+template <typename M>
+void adamRowSrGeneric(int64_t d, const float* g, uint16_t* p, M* m, M* v, float b1c, float b2c, float step, float eps,
+                      uint32_t key) {
+  for (int64_t c = 0; c < d; c++) {
+    float m0 = ld1(m[c]), v0 = ld1(v[c]);
+    float mv = m0 + b1c * (g[c] - m0);
+    float vv = v0 + b2c * (g[c] * g[c] - v0);
+    m[c] = stM(mv, m);
+    v[c] = stM(vv, v);
+    p[c] = f32ToBf16Sr(ld1(p[c]) - step * mv / (std::sqrt(vv) + eps), key, c);
+  }
+}
+
 struct PeerIsa {
   decltype(&scoreGeneric) score;
   decltype(&topkGeneric) topk;
   decltype(&candidatesGeneric) cand;
-  decltype(&gatherDotsGeneric) dots;
-  decltype(&gatherAxpyGeneric) axpys;
-  decltype(&axpyGeneric) axpy;
+  decltype(&gatherDotsGeneric<float>) dots;
+  decltype(&gatherAxpyGeneric<float>) axpys;
+  decltype(&axpyGeneric<float>) axpy;
   decltype(&adamRowGeneric) adam;
   decltype(&adamRowBf16Generic) adamBf16;
+  // bfloat16 tables
+  decltype(&gatherDotsGeneric<uint16_t>) dotsB;
+  decltype(&gatherAxpyGeneric<uint16_t>) axpysB;
+  decltype(&axpyGeneric<uint16_t>) axpyB;
+  decltype(&adamRowSrGeneric<float>) adamSr;
+  decltype(&adamRowSrGeneric<uint16_t>) adamSrBf16;
 };
 
 const PeerIsa& isa() {
   static const PeerIsa avx2{peerScoreAvx2, peerTopkAvx2, peerCandidatesAvx2, peerGatherDotsAvx2, peerGatherAxpyAvx2, peerAxpyAvx2,
-                            sparseAdamRowAvx2, sparseAdamRowBf16Avx2};
-  static const PeerIsa generic{scoreGeneric, topkGeneric, candidatesGeneric, gatherDotsGeneric, gatherAxpyGeneric, axpyGeneric,
-                               adamRowGeneric, adamRowBf16Generic};
+                            sparseAdamRowAvx2, sparseAdamRowBf16Avx2, peerGatherDotsBf16Avx2, peerGatherAxpyBf16Avx2,
+                            peerAxpyBf16Avx2, sparseAdamRowSrAvx2, sparseAdamRowSrBf16Avx2};
+  static const PeerIsa generic{scoreGeneric, topkGeneric, candidatesGeneric, gatherDotsGeneric<float>, gatherAxpyGeneric<float>,
+                               axpyGeneric<float>, adamRowGeneric, adamRowBf16Generic, gatherDotsGeneric<uint16_t>,
+                               gatherAxpyGeneric<uint16_t>, axpyGeneric<uint16_t>, adamRowSrGeneric<float>,
+                               adamRowSrGeneric<uint16_t>};
   return activeIsa() >= Isa::Avx2 ? avx2 : generic;
 }
 
@@ -359,12 +421,45 @@ MOELAB_EXPORT(peerRetrieveBackward, PeerRetrieveBackwardNapi);
 
 // ------------------------------------------------------------------ expert arguments
 
+// An expert table [N, d] of float or bfloat16 rows (exactly one pointer set; both null: absent).
+// Every row access goes through here, so each kernel has one body for both row types, and the
+// bf16 one computes exactly what the float one computes on the widened rows.
+struct TableRef {
+  const float* f = nullptr;
+  const uint16_t* h = nullptr;
+  void dots(const PeerIsa& I, const float* x, const int32_t* ids, int n, int64_t d, float* out) const {
+    if (h) I.dotsB(x, h, ids, n, d, out);
+    else I.dots(x, f, ids, n, d, out);
+  }
+  void axpys(const PeerIsa& I, const int32_t* ids, const float* w, int n, int64_t d, float* y) const {
+    if (h) I.axpysB(h, ids, w, n, d, y);
+    else I.axpys(f, ids, w, n, d, y);
+  }
+  // y[0..d) += a * row at element offset off
+  void axpyRow(const PeerIsa& I, float a, int64_t off, float* y, int64_t d) const {
+    if (h) I.axpyB(a, h + off, y, d);
+    else I.axpy(a, f + off, y, d);
+  }
+  void prefetch(int64_t off, int64_t d) const {
+    const char* p = h ? reinterpret_cast<const char*>(h + off) : reinterpret_cast<const char*>(f + off);
+    const int64_t bytes = d * (h ? 2 : 4);
+    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+  }
+};
+
+bool isU16(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].IsTypedArray() && info[i].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
+}
+
 // Arguments 0..9 shared by peerForward, peerBackward and peerBackwardRows:
 //   (T, d, N, hk, k, act, x [T, d], u [N, d] | null, v [N, d], ids [T, hk]), with their length checks.
+// u and v are both Float32Array or both Uint16Array (bfloat16 bits; u may be null either way).
 struct ExpertArgs {
   int64_t T, d, N, hk, k;
   PeerAct act;
-  Span<float> x, u, v;
+  Span<float> x, u, v;       // float tables (null spans when bf16)
+  Span<uint16_t> ub, vb;     // bfloat16 tables (null spans when float)
+  TableRef tu, tv;
   Span<int32_t> ids;
   bool pkm;  // no u: product-key memory (values only)
   int64_t Td, Thk, Nd;
@@ -383,17 +478,35 @@ ExpertArgs expertArgs(const Napi::CallbackInfo& info, const char* fn, size_t nar
   if (b.hk % b.k != 0) throwRange(env, std::string(fn) + ": hk (" + std::to_string(b.hk) + ") must be a multiple of k (" + std::to_string(b.k) + ")");
   if (b.N > std::numeric_limits<int32_t>::max() || b.hk > (1 << 24)) throwRange(env, std::string(fn) + ": N or hk too large");
   b.x = f32Arg(info, 6, fn, "x");
-  b.u = f32OptArg(info, 7, fn, "u");
-  b.v = f32Arg(info, 8, fn, "v");
+  b.u = b.v = Span<float>{nullptr, 0};
+  b.ub = b.vb = Span<uint16_t>{nullptr, 0};
+  const bool bf = isU16(info, 8);
+  if (!isNullish(info, 7) && isU16(info, 7) != bf)
+    throwType(env, std::string(fn) + ": tables 'u' and 'v' must both be Float32Array or both Uint16Array (bfloat16)");
+  if (bf) {
+    b.ub = isNullish(info, 7) ? Span<uint16_t>{nullptr, 0} : u16Arg(info, 7, fn, "u");
+    b.vb = u16Arg(info, 8, fn, "v");
+    b.tu.h = b.ub.data;
+    b.tv.h = b.vb.data;
+  } else {
+    b.u = f32OptArg(info, 7, fn, "u");
+    b.v = f32Arg(info, 8, fn, "v");
+    b.tu.f = b.u.data;
+    b.tv.f = b.v.data;
+  }
   b.ids = i32Arg(info, 9, fn, "ids");
-  b.pkm = b.u.data == nullptr;
+  b.pkm = b.u.data == nullptr && b.ub.data == nullptr;
   b.Td = checkedMul(env, fn, b.T, b.d);
   b.Thk = checkedMul(env, fn, b.T, b.hk);
   b.Nd = checkedMul(env, fn, b.N, b.d);
   needLen(env, b.x, b.Td, fn, "x");
-  needLen(env, b.v, b.Nd, fn, "v");
+  if (bf) needLen(env, b.vb, b.Nd, fn, "v");
+  else needLen(env, b.v, b.Nd, fn, "v");
   needLen(env, b.ids, b.Thk, fn, "ids");
-  if (!b.pkm) needLen(env, b.u, b.Nd, fn, "u");
+  if (!b.pkm) {
+    if (bf) needLen(env, b.ub, b.Nd, fn, "u");
+    else needLen(env, b.u, b.Nd, fn, "u");
+  }
   return b;
 }
 
@@ -401,8 +514,12 @@ ExpertArgs expertArgs(const Napi::CallbackInfo& info, const char* fn, size_t nar
 void outputApart(const Napi::Env& env, const char* fn, const ExpertArgs& in, const Span<float>& o, const char* on) {
   noOverlap(env, fn, o, on, in.x, "x");
   noOverlap(env, fn, o, on, in.v, "v");
+  noOverlap(env, fn, o, on, in.vb, "v");
   noOverlap(env, fn, o, on, in.ids, "ids");
-  if (!in.pkm) noOverlap(env, fn, o, on, in.u, "u");
+  if (!in.pkm) {
+    noOverlap(env, fn, o, on, in.u, "u");
+    noOverlap(env, fn, o, on, in.ub, "u");
+  }
 }
 
 // ------------------------------------------------------------------ peerForward
@@ -446,7 +563,8 @@ void peerForward(const PeerForwardArgs& A) {
   const int64_t T = A.in.T, d = A.in.d, hk = A.in.hk, k = A.in.k;
   const PeerAct act = A.in.act;
   const bool pkm = A.in.pkm;
-  const Span<float> x = A.in.x, u = A.in.u, v = A.in.v, sc = A.sc, g = A.g, a = A.a, y = A.y;
+  const Span<float> x = A.in.x, sc = A.sc, g = A.g, a = A.a, y = A.y;
+  const TableRef u = A.in.tu, v = A.in.tv;
   const Span<int32_t> ids = A.in.ids;
   if (T == 0) return;
   const int nt = threadsFor(T, 4);
@@ -467,12 +585,12 @@ void peerForward(const PeerForwardArgs& A) {
       }
       const int32_t* it = ids.data + t * hk;
       if (pkm) {
-        I.axpys(v.data, it, gt, (int)hk, d, y.data + t * d);
+        v.axpys(I, it, gt, (int)hk, d, y.data + t * d);
       } else {
         float* at = a.data + t * hk;
-        I.dots(x.data + t * d, u.data, it, (int)hk, d, at);
+        u.dots(I, x.data + t * d, it, (int)hk, d, at);
         for (int64_t j = 0; j < hk; j++) w[j] = gt[j] * actF(act, at[j]);
-        I.axpys(v.data, it, w, (int)hk, d, y.data + t * d);
+        v.axpys(I, it, w, (int)hk, d, y.data + t * d);
       }
     }
   });
@@ -548,7 +666,8 @@ void peerBackward(const PeerBackwardArgs& A) {
   const int64_t T = A.in.T, d = A.in.d, hk = A.in.hk, k = A.in.k;
   const PeerAct act = A.in.act;
   const bool pkm = A.in.pkm;
-  const Span<float> u = A.in.u, v = A.in.v, g = A.in.g, a = A.in.a, gy = A.in.gy;
+  const TableRef u = A.in.tu, v = A.in.tv;
+  const Span<float> g = A.in.g, a = A.in.a, gy = A.in.gy;
   const Span<float> gx = A.gx, gs = A.gs, cu = A.cu, cv = A.cv;
   const Span<int32_t> ids = A.in.ids;
   if (T == 0) return;
@@ -562,7 +681,7 @@ void peerBackward(const PeerBackwardArgs& A) {
       const int32_t* it = ids.data + t * hk;
       const float* gt = g.data + t * hk;
       float* cvt = cv.data + t * hk;
-      I.dots(gy.data + t * d, v.data, it, (int)hk, d, gw);
+      v.dots(I, gy.data + t * d, it, (int)hk, d, gw);
       if (pkm) {
         for (int64_t j = 0; j < hk; j++) {
           cvt[j] = gt[j];
@@ -577,7 +696,7 @@ void peerBackward(const PeerBackwardArgs& A) {
           dg[j] = gw[j] * f;
           cut[j] = gw[j] * gt[j] * actD(act, at[j]);
         }
-        I.axpys(u.data, it, cut, (int)hk, d, gx.data + t * d);
+        u.axpys(I, it, cut, (int)hk, d, gx.data + t * d);
       }
       float* gst = gs.data + t * hk;
       for (int64_t j0 = 0; j0 < hk; j0 += k) {
@@ -649,6 +768,8 @@ BackwardRowsArgs parseBackwardRows(const Napi::CallbackInfo& info, const char* f
     for (int j = 0; j < 6; j++)
       if (!(pkm && (j == 1 || j == 4))) noOverlap(env, fn, outs[i], outNames[i], ins[j], inNames[j]);
     noOverlap(env, fn, outs[i], outNames[i], in.ids, "ids");
+    noOverlap(env, fn, outs[i], outNames[i], in.ub, "u");
+    noOverlap(env, fn, outs[i], outNames[i], in.vb, "v");
     noOverlap(env, fn, outs[i], outNames[i], A.uniq, "uniq");
     noOverlap(env, fn, outs[i], outNames[i], A.offsets, "offsets");
     noOverlap(env, fn, outs[i], outNames[i], A.order, "order");
@@ -677,7 +798,8 @@ void peerBackwardRows(const BackwardRowsArgs& A) {
   const int64_t T = in.T, d = in.d, hk = in.hk, k = in.k, U = A.U, Td = in.Td, Thk = in.Thk;
   const PeerAct act = in.act;
   const bool pkm = in.pkm;
-  const Span<float> x = in.x, u = in.u, v = in.v, g = in.g, a = in.a, gy = in.gy;
+  const Span<float> x = in.x, g = in.g, a = in.a, gy = in.gy;
+  const TableRef u = in.tu, v = in.tv;
   const Span<float> gx = A.gx, gs = A.gs, gu = A.gu, gv = A.gv;
   const int32_t *OF = A.offsets.data, *OR = A.order.data, *UQ = A.uniq.data;
   if (T == 0) return;
@@ -697,13 +819,10 @@ void peerBackwardRows(const BackwardRowsArgs& A) {
     for (int64_t i = i0; i < i1; i++) {
       if (i + 1 < i1) {  // next expert's rows
         const int64_t nr = (int64_t)UQ[i + 1] * d;
-        for (int64_t b = 0; b < d; b += 16) {
-          __builtin_prefetch(v.data + nr + b);
-          if (!pkm) __builtin_prefetch(u.data + nr + b);
-        }
+        v.prefetch(nr, d);
+        if (!pkm) u.prefetch(nr, d);
       }
       const int64_t row = (int64_t)UQ[i] * d;
-      const float* ur = pkm ? nullptr : u.data + row;
       float* gur = gu.data ? gu.data + i * d : accU;
       float* gvr = gv.data ? gv.data + i * d : accV;
       std::fill(gur, gur + d, 0.0f);
@@ -722,7 +841,7 @@ void peerBackwardRows(const BackwardRowsArgs& A) {
         const int64_t pos = OR[p], t = pos / hk;
         const float* gyt = gy.data + t * d;
         float gw;
-        I.dots(gyt, v.data, UQ + i, 1, d, &gw);
+        v.dots(I, gyt, UQ + i, 1, d, &gw);
         float cv;
         if (pkm) {
           cv = g.data[pos];
@@ -732,7 +851,7 @@ void peerBackwardRows(const BackwardRowsArgs& A) {
           cv = g.data[pos] * f;
           DG[pos] = gw * f;
           const float cu = gw * g.data[pos] * actD(act, av);
-          I.axpy(cu, ur, gxa + t * d, d);
+          u.axpyRow(I, cu, row, gxa + t * d, d);
           if (gu.data) I.axpy(cu, x.data + t * d, gur, d);
         }
         if (gv.data) I.axpy(cv, gyt, gvr, d);
@@ -901,20 +1020,19 @@ MOELAB_EXPORT(peerRowGrad, PeerRowGradNapi);
 
 // ------------------------------------------------------------------ sparseAdam
 
-// sparseAdam(U, d, ids, g, p, m, v, lr, beta1, beta2, eps, bc1, bc2); m, v both Float32Array or both Uint16Array
+// sparseAdam(U, d, ids, g, p, m, v, lr, beta1, beta2, eps, bc1, bc2, seed?); m, v both Float32Array or both
+// Uint16Array; p Float32Array, or Uint16Array (bfloat16 table, stochastic rounding keyed by seed, required)
 struct SparseAdamArgs {
   int64_t U, d;
   Span<int32_t> ids;            // U rows of p, strictly increasing
-  Span<float> g, p;             // g [U, d], p [N, d]
+  Span<float> g, p;             // g [U, d], p [N, d] (p null when bf16)
+  Span<uint16_t> ph;            // p as bfloat16 bits
+  uint32_t seed;
   bool bf;                      // moments in bfloat16 bits (mh, vh) instead of float (mf, vf)
   Span<float> mf, vf;
   Span<uint16_t> mh, vh;
   float b1c, b2c, step, eps;    // 1-beta1, 1-beta2, lr*sqrt(bc2)/bc1, eps
 };
-
-bool isU16(const Napi::CallbackInfo& info, size_t i) {
-  return info[i].IsTypedArray() && info[i].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
-}
 
 SparseAdamArgs parseSparseAdam(const Napi::CallbackInfo& info, const char* fn) {
   auto env = info.Env();
@@ -924,7 +1042,15 @@ SparseAdamArgs parseSparseAdam(const Napi::CallbackInfo& info, const char* fn) {
   A.d = dimArg(info, 1, fn, "d", 1);
   A.ids = i32Arg(info, 2, fn, "ids");
   A.g = f32Arg(info, 3, fn, "g");
-  A.p = f32Arg(info, 4, fn, "p");
+  if (isU16(info, 4)) {
+    A.ph = u16Arg(info, 4, fn, "p");
+    if (isNullish(info, 13)) throwType(env, std::string(fn) + ": a bfloat16 table 'p' needs the rounding seed (argument 13)");
+    const double sd = numArg(info, 13, fn, "seed");
+    if (!(sd >= 0 && sd <= 4294967295.0) || sd != std::floor(sd)) throwRange(env, std::string(fn) + ": seed must be a uint32");
+    A.seed = (uint32_t)sd;
+  } else {
+    A.p = f32Arg(info, 4, fn, "p");
+  }
   A.bf = isU16(info, 5);
   if (A.bf != isU16(info, 6) && info[6].IsTypedArray())
     throwType(env, std::string(fn) + ": 'm' and 'v' must both be Float32Array or both Uint16Array");
@@ -939,7 +1065,8 @@ SparseAdamArgs parseSparseAdam(const Napi::CallbackInfo& info, const char* fn) {
   const double eps = numArg(info, 10, fn, "eps"), bc1 = numArg(info, 11, fn, "bc1"), bc2 = numArg(info, 12, fn, "bc2");
   if (!(bc1 > 0 && bc2 > 0)) throwRange(env, std::string(fn) + ": bias corrections must be > 0");
   A.b1c = (float)(1 - b1), A.b2c = (float)(1 - b2), A.step = (float)(lr * std::sqrt(bc2) / bc1), A.eps = (float)eps;
-  const int64_t U = A.U, d = A.d, N = (int64_t)(A.p.length / (uint64_t)d), Nd = N * d;
+  const uint64_t pLen = A.ph.data ? A.ph.length : A.p.length;
+  const int64_t U = A.U, d = A.d, N = (int64_t)(pLen / (uint64_t)d), Nd = N * d;
   needLen(env, A.ids, U, fn, "ids");
   needLen(env, A.g, checkedMul(env, fn, U, d), fn, "g");
   auto moments = [&](const auto& m, const auto& v) {
@@ -948,6 +1075,7 @@ SparseAdamArgs parseSparseAdam(const Napi::CallbackInfo& info, const char* fn) {
     noOverlap(env, fn, m, "m", v, "v");
     for (const auto& [s, sn] : {std::make_pair(m, "m"), std::make_pair(v, "v")}) {
       noOverlap(env, fn, s, sn, A.p, "p");
+      noOverlap(env, fn, s, sn, A.ph, "p");
       noOverlap(env, fn, s, sn, A.g, "g");
       noOverlap(env, fn, s, sn, A.ids, "ids");
     }
@@ -956,6 +1084,8 @@ SparseAdamArgs parseSparseAdam(const Napi::CallbackInfo& info, const char* fn) {
   else moments(A.mf, A.vf);
   noOverlap(env, fn, A.p, "p", A.g, "g");
   noOverlap(env, fn, A.p, "p", A.ids, "ids");
+  noOverlap(env, fn, A.ph, "p", A.g, "g");
+  noOverlap(env, fn, A.ph, "p", A.ids, "ids");
   idsInRange(env, fn, "ids", A.ids.data, U, N);
   const int32_t* I = A.ids.data;
   for (int64_t i = 1; i < U; i++)
@@ -974,7 +1104,11 @@ void sparseAdam(const SparseAdamArgs& A) {
   parallelChunks(A.U, 16, [&](int, int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
       const int64_t o = (int64_t)I[i] * d;
-      if (A.bf) K.adamBf16(d, g + i * d, p + o, A.mh.data + o, A.vh.data + o, b1c, b2c, step, ep);
+      if (A.ph.data) {
+        const uint32_t key = lowbias32(A.seed ^ lowbias32((uint32_t)I[i]));
+        if (A.bf) K.adamSrBf16(d, g + i * d, A.ph.data + o, A.mh.data + o, A.vh.data + o, b1c, b2c, step, ep, key);
+        else K.adamSr(d, g + i * d, A.ph.data + o, A.mf.data + o, A.vf.data + o, b1c, b2c, step, ep, key);
+      } else if (A.bf) K.adamBf16(d, g + i * d, p + o, A.mh.data + o, A.vh.data + o, b1c, b2c, step, ep);
       else K.adam(d, g + i * d, p + o, A.mf.data + o, A.vf.data + o, b1c, b2c, step, ep);
     }
   });

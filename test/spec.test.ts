@@ -39,7 +39,7 @@ test('resolveModelSpec: each layer with its effective sizes', () => {
   if (g.kind === 'moe') assert.deepEqual([g.experts, g.topk, g.hidden, g.shared, g.coarse], [6, 2, 6, 2, { experts: 3, topk: 1, hidden: 12 }]);
   const p = resolveModelSpec(loadConfig({ preset: 'peer1m-l2-d256' }).model);
   assert.deepEqual(layerKinds(p), ['dense', 'dense', 'peer', 'dense']);
-  assert.deepEqual(p.layers[2].ffn, { kind: 'peer', nSub: 1024, experts: 1048576, heads: 8, k: 16, dKey: 128, bn: false, activation: 'gelu', pkm: false, bf16Moments: false });
+  assert.deepEqual(p.layers[2].ffn, { kind: 'peer', nSub: 1024, experts: 1048576, heads: 8, k: 16, dKey: 128, bn: false, activation: 'gelu', pkm: false, bf16Moments: false, bf16Tables: false });
   assert.deepEqual(resolveModelSpec(VARIANTS.dense).layers.map((l) => l.ffn), Array(3).fill({ kind: 'dense', hidden: 24 }));
 });
 
@@ -59,7 +59,7 @@ test('sparse tables: the PEER u / v tables with their lookups per token and mome
   const p = loadConfig({ preset: 'peer1m-all-d256' }).model;
   const t = sparseTables(p);
   assert.equal(t.length, 8);
-  assert.deepEqual(t[0], { name: 'blocks.0.ffn.u.weight', shape: [1048576, 256], lookupsPerToken: 128, bf16Moments: true });
+  assert.deepEqual(t[0], { name: 'blocks.0.ffn.u.weight', shape: [1048576, 256], lookupsPerToken: 128, bf16Moments: true, bf16: false });
   assert.deepEqual(sparseTables(VARIANTS.pkm).map((x) => [x.name, x.bf16Moments]), [['blocks.1.ffn.v.weight', false]]);
   assert.deepEqual(sparseTables(VARIANTS.moe), []);
 });

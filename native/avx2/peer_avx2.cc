@@ -120,6 +120,187 @@ inline uint16_t f32ToBf16(float x) {
   return (uint16_t)((c.u + 0x7fffu + ((c.u >> 16) & 1u)) >> 16);
 }
 
+// Row element loads: float rows as they are, bfloat16 rows widened exactly (bits << 16), so a
+// kernel instantiated for bf16 rows computes what the float one computes on the widened rows.
+inline __m256 ld8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 ld8(const uint16_t* p) {
+  __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+inline float ld1(float x) { return x; }
+inline float ld1(uint16_t h) {
+  union { uint32_t u; float f; } c;
+  c.u = (uint32_t)h << 16;
+  return c.f;
+}
+inline void prefetchRow(const uint16_t* row, int64_t d) {
+  const char* p = reinterpret_cast<const char*>(row);
+  for (int64_t b = 0; b < d * 2; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+}
+
+// out[j] = table[ids[j]] . x for j < n (rows of d floats), four rows at a time, prefetching the next four.
+template <typename E>
+inline void gatherDots(const float* x, const E* table, const int32_t* ids, int n, int64_t d, float* out) {
+  const int64_t d8 = d & ~int64_t(7);
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    for (int e = j + 4; e < j + 8 && e < n; e++) prefetchRow(table + (int64_t)ids[e] * d, d);
+    const E* r0 = table + (int64_t)ids[j] * d;
+    const E* r1 = table + (int64_t)ids[j + 1] * d;
+    const E* r2 = table + (int64_t)ids[j + 2] * d;
+    const E* r3 = table + (int64_t)ids[j + 3] * d;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t c = 0; c < d8; c += 8) {
+      __m256 xv = _mm256_loadu_ps(x + c);
+      a0 = _mm256_fmadd_ps(ld8(r0 + c), xv, a0);
+      a1 = _mm256_fmadd_ps(ld8(r1 + c), xv, a1);
+      a2 = _mm256_fmadd_ps(ld8(r2 + c), xv, a2);
+      a3 = _mm256_fmadd_ps(ld8(r3 + c), xv, a3);
+    }
+    float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+    for (int64_t c = d8; c < d; c++) {
+      s0 += ld1(r0[c]) * x[c];
+      s1 += ld1(r1[c]) * x[c];
+      s2 += ld1(r2[c]) * x[c];
+      s3 += ld1(r3[c]) * x[c];
+    }
+    out[j] = s0;
+    out[j + 1] = s1;
+    out[j + 2] = s2;
+    out[j + 3] = s3;
+  }
+  for (; j < n; j++) {
+    const E* r0 = table + (int64_t)ids[j] * d;
+    __m256 a0 = _mm256_setzero_ps();
+    for (int64_t c = 0; c < d8; c += 8) a0 = _mm256_fmadd_ps(ld8(r0 + c), _mm256_loadu_ps(x + c), a0);
+    float s0 = hsum(a0);
+    for (int64_t c = d8; c < d; c++) s0 += ld1(r0[c]) * x[c];
+    out[j] = s0;
+  }
+}
+
+// y[0..d) = sum_{j<n} w[j] * table[ids[j]] (written), in register blocks of 32 columns, prefetching
+// the rows of the next block of four.
+template <typename E>
+inline void gatherAxpy(const E* table, const int32_t* ids, const float* w, int n, int64_t d, float* y) {
+  for (int j = 0; j < n && j < 4; j++) prefetchRow(table + (int64_t)ids[j] * d, d);
+  int64_t c = 0;
+  for (; c + 32 <= d; c += 32) {
+    __m256 y0 = _mm256_setzero_ps(), y1 = y0, y2 = y0, y3 = y0;
+    for (int j = 0; j < n; j++) {
+      if (c == 0 && (j & 3) == 0)
+        for (int e = j + 4; e < j + 8 && e < n; e++) prefetchRow(table + (int64_t)ids[e] * d, d);
+      const E* r = table + (int64_t)ids[j] * d + c;
+      __m256 wv = _mm256_set1_ps(w[j]);
+      y0 = _mm256_fmadd_ps(wv, ld8(r), y0);
+      y1 = _mm256_fmadd_ps(wv, ld8(r + 8), y1);
+      y2 = _mm256_fmadd_ps(wv, ld8(r + 16), y2);
+      y3 = _mm256_fmadd_ps(wv, ld8(r + 24), y3);
+    }
+    _mm256_storeu_ps(y + c, y0);
+    _mm256_storeu_ps(y + c + 8, y1);
+    _mm256_storeu_ps(y + c + 16, y2);
+    _mm256_storeu_ps(y + c + 24, y3);
+  }
+  for (; c + 8 <= d; c += 8) {
+    __m256 y0 = _mm256_setzero_ps();
+    for (int j = 0; j < n; j++) y0 = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), ld8(table + (int64_t)ids[j] * d + c), y0);
+    _mm256_storeu_ps(y + c, y0);
+  }
+  for (; c < d; c++) {
+    float s = 0;
+    for (int j = 0; j < n; j++) s += w[j] * ld1(table[(int64_t)ids[j] * d + c]);
+    y[c] = s;
+  }
+}
+
+// y[0..d) += a * x[0..d)
+template <typename E>
+inline void axpyRow(float a, const E* x, float* y, int64_t d) {
+  const __m256 av = _mm256_set1_ps(a);
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8) _mm256_storeu_ps(y + c, _mm256_fmadd_ps(av, ld8(x + c), _mm256_loadu_ps(y + c)));
+  for (; c < d; c++) y[c] += a * ld1(x[c]);
+}
+
+
+inline __m256i lowbias32x8(__m256i x) {
+  x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+  x = _mm256_mullo_epi32(x, _mm256_set1_epi32(0x7feb352d));
+  x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+  x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int)0x846ca68bu));
+  return _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+}
+
+inline uint32_t lowbias32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  return x ^ (x >> 16);
+}
+
+// float32 -> bfloat16 bits rounded stochastically: the low 16 bits of lowbias32(key + c) are added
+// to the float's bits before truncation, so x rounds up with probability equal to its distance from
+// the lower neighbour (unbiased). Inf and NaN round to nearest (NaN stays NaN).
+inline void storeBf16SrX8(uint16_t* p, __m256 x, uint32_t key, int64_t c) {
+  __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)(key + (uint32_t)c)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256i r = _mm256_and_si256(lowbias32x8(idx), _mm256_set1_epi32(0xffff));
+  __m256i b = _mm256_castps_si256(x);
+  __m256i sr = _mm256_srli_epi32(_mm256_add_epi32(b, r), 16);
+  __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(1));
+  __m256i rne = _mm256_srli_epi32(_mm256_add_epi32(b, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+  __m256i nanv = _mm256_and_si256(_mm256_or_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(0x40)), _mm256_set1_epi32(0xffff));
+  __m256i expAll = _mm256_cmpeq_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x7f800000)), _mm256_set1_epi32(0x7f800000));
+  __m256i isnan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  r = _mm256_blendv_epi8(sr, rne, expAll);
+  r = _mm256_blendv_epi8(r, nanv, isnan);
+  __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), packed);
+}
+
+inline uint16_t f32ToBf16Sr(float x, uint32_t key, int64_t c) {
+  union { float f; uint32_t u; } v;
+  v.f = x;
+  const uint32_t u = v.u;
+  if ((u & 0x7f800000u) == 0x7f800000u) {
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)(u >> 16);
+  }
+  return (uint16_t)((u + (lowbias32(key + (uint32_t)c) & 0xffffu)) >> 16);
+}
+
+inline void st8(float* p, __m256 x) { _mm256_storeu_ps(p, x); }
+inline void st8(uint16_t* p, __m256 x) { storeBf16x8(p, x); }
+inline float st1(float x, float*) { return x; }
+inline uint16_t st1(float x, uint16_t*) { return f32ToBf16(x); }
+
+// One SparseAdam row of a bfloat16 table p with float or bfloat16 moments: moments as in
+// sparseAdamRow(Bf16)Avx2, the new weight widen(p) - step m / (sqrt(v) + eps) computed in float and
+// stored with stochastic rounding keyed by (key, column).
+template <typename M>
+inline void adamRowSr(int64_t d, const float* g, uint16_t* p, M* m, M* v, float b1c, float b2c, float step, float eps,
+                      uint32_t key) {
+  const __m256 B1 = _mm256_set1_ps(b1c), B2 = _mm256_set1_ps(b2c), ST = _mm256_set1_ps(step), EP = _mm256_set1_ps(eps);
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8) {
+    __m256 gv = _mm256_loadu_ps(g + c), mv = ld8(m + c), vv = ld8(v + c);
+    mv = _mm256_fmadd_ps(B1, _mm256_sub_ps(gv, mv), mv);
+    vv = _mm256_fmadd_ps(B2, _mm256_fmsub_ps(gv, gv, vv), vv);
+    st8(m + c, mv);
+    st8(v + c, vv);
+    __m256 upd = _mm256_div_ps(_mm256_mul_ps(ST, mv), _mm256_add_ps(_mm256_sqrt_ps(vv), EP));
+    storeBf16SrX8(p + c, _mm256_sub_ps(ld8(p + c), upd), key, c);
+  }
+  for (; c < d; c++) {
+    float m0 = ld1(m[c]), v0 = ld1(v[c]);
+    float mv = m0 + b1c * (g[c] - m0);
+    float vv = v0 + b2c * (g[c] * g[c] - v0);
+    m[c] = st1(mv, m);
+    v[c] = st1(vv, v);
+    p[c] = f32ToBf16Sr(ld1(p[c]) - step * mv / (__builtin_sqrtf(vv) + eps), key, c);
+  }
+}
 }  // namespace
 
 namespace moelab {
@@ -256,87 +437,25 @@ void peerCandidatesAvx2(const float* v1, const float* v2, int k, float* cv, int3
   }
 }
 
-// out[j] = table[ids[j]] . x for j < n (rows of d floats), four rows at a time, prefetching the next four.
+// out[j] = table[ids[j]] . x for j < n (rows of d floats or bf16), four rows at a time, prefetching the next four.
 void peerGatherDotsAvx2(const float* x, const float* table, const int32_t* ids, int n, int64_t d, float* out) {
-  const int64_t d8 = d & ~int64_t(7);
-  int j = 0;
-  for (; j + 4 <= n; j += 4) {
-    for (int e = j + 4; e < j + 8 && e < n; e++) prefetchRow(table + (int64_t)ids[e] * d, d);
-    const float* r0 = table + (int64_t)ids[j] * d;
-    const float* r1 = table + (int64_t)ids[j + 1] * d;
-    const float* r2 = table + (int64_t)ids[j + 2] * d;
-    const float* r3 = table + (int64_t)ids[j + 3] * d;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t c = 0; c < d8; c += 8) {
-      __m256 xv = _mm256_loadu_ps(x + c);
-      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r0 + c), xv, a0);
-      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(r1 + c), xv, a1);
-      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(r2 + c), xv, a2);
-      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(r3 + c), xv, a3);
-    }
-    float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
-    for (int64_t c = d8; c < d; c++) {
-      s0 += r0[c] * x[c];
-      s1 += r1[c] * x[c];
-      s2 += r2[c] * x[c];
-      s3 += r3[c] * x[c];
-    }
-    out[j] = s0;
-    out[j + 1] = s1;
-    out[j + 2] = s2;
-    out[j + 3] = s3;
-  }
-  for (; j < n; j++) {
-    const float* r0 = table + (int64_t)ids[j] * d;
-    __m256 a0 = _mm256_setzero_ps();
-    for (int64_t c = 0; c < d8; c += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r0 + c), _mm256_loadu_ps(x + c), a0);
-    float s0 = hsum(a0);
-    for (int64_t c = d8; c < d; c++) s0 += r0[c] * x[c];
-    out[j] = s0;
-  }
+  gatherDots(x, table, ids, n, d, out);
+}
+void peerGatherDotsBf16Avx2(const float* x, const uint16_t* table, const int32_t* ids, int n, int64_t d, float* out) {
+  gatherDots(x, table, ids, n, d, out);
 }
 
-// y[0..d) = sum_{j<n} w[j] * table[ids[j]] (written), in register blocks of 32 columns, prefetching
-// the rows of the next block of four.
+// y[0..d) = sum_{j<n} w[j] * table[ids[j]] (written).
 void peerGatherAxpyAvx2(const float* table, const int32_t* ids, const float* w, int n, int64_t d, float* y) {
-  for (int j = 0; j < n && j < 4; j++) prefetchRow(table + (int64_t)ids[j] * d, d);
-  int64_t c = 0;
-  for (; c + 32 <= d; c += 32) {
-    __m256 y0 = _mm256_setzero_ps(), y1 = y0, y2 = y0, y3 = y0;
-    for (int j = 0; j < n; j++) {
-      if (c == 0 && (j & 3) == 0)
-        for (int e = j + 4; e < j + 8 && e < n; e++) prefetchRow(table + (int64_t)ids[e] * d, d);
-      const float* r = table + (int64_t)ids[j] * d + c;
-      __m256 wv = _mm256_set1_ps(w[j]);
-      y0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(r), y0);
-      y1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(r + 8), y1);
-      y2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(r + 16), y2);
-      y3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(r + 24), y3);
-    }
-    _mm256_storeu_ps(y + c, y0);
-    _mm256_storeu_ps(y + c + 8, y1);
-    _mm256_storeu_ps(y + c + 16, y2);
-    _mm256_storeu_ps(y + c + 24, y3);
-  }
-  for (; c + 8 <= d; c += 8) {
-    __m256 y0 = _mm256_setzero_ps();
-    for (int j = 0; j < n; j++) y0 = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(table + (int64_t)ids[j] * d + c), y0);
-    _mm256_storeu_ps(y + c, y0);
-  }
-  for (; c < d; c++) {
-    float s = 0;
-    for (int j = 0; j < n; j++) s += w[j] * table[(int64_t)ids[j] * d + c];
-    y[c] = s;
-  }
+  gatherAxpy(table, ids, w, n, d, y);
+}
+void peerGatherAxpyBf16Avx2(const uint16_t* table, const int32_t* ids, const float* w, int n, int64_t d, float* y) {
+  gatherAxpy(table, ids, w, n, d, y);
 }
 
 // y[0..d) += a * x[0..d)
-void peerAxpyAvx2(float a, const float* x, float* y, int64_t d) {
-  const __m256 av = _mm256_set1_ps(a);
-  int64_t c = 0;
-  for (; c + 8 <= d; c += 8) _mm256_storeu_ps(y + c, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + c), _mm256_loadu_ps(y + c)));
-  for (; c < d; c++) y[c] += a * x[c];
-}
+void peerAxpyAvx2(float a, const float* x, float* y, int64_t d) { axpyRow(a, x, y, d); }
+void peerAxpyBf16Avx2(float a, const uint16_t* x, float* y, int64_t d) { axpyRow(a, x, y, d); }
 
 // One row of SparseAdam: m += b1c (g - m); v += b2c (g^2 - v); p -= step * m / (sqrt(v) + eps).
 void sparseAdamRowAvx2(int64_t d, const float* g, float* p, float* m, float* v, float b1c, float b2c, float step,
@@ -384,6 +503,16 @@ void sparseAdamRowBf16Avx2(int64_t d, const float* g, float* p, uint16_t* m, uin
     v[c] = f32ToBf16(vv);
     p[c] -= step * mv / (__builtin_sqrtf(vv) + eps);
   }
+}
+
+void sparseAdamRowSrAvx2(int64_t d, const float* g, uint16_t* p, float* m, float* v, float b1c, float b2c, float step,
+                         float eps, uint32_t key) {
+  adamRowSr(d, g, p, m, v, b1c, b2c, step, eps, key);
+}
+
+void sparseAdamRowSrBf16Avx2(int64_t d, const float* g, uint16_t* p, uint16_t* m, uint16_t* v, float b1c, float b2c,
+                             float step, float eps, uint32_t key) {
+  adamRowSr(d, g, p, m, v, b1c, b2c, step, eps, key);
 }
 
 }  // namespace moelab

@@ -21,8 +21,12 @@
  * Parameter names follow the reference state_dict: keys, query.weight, bn.weight, bn.bias,
  * bn.running_mean, bn.running_var, bn.num_batches_tracked (buffers), u.weight, v.weight.
  *
+ * bf16Tables stores u and v as bfloat16 bit patterns (Tensor dtype 'bf16'): the kernels widen each
+ * row (exact) and accumulate in float32, gradient rows stay float32, and SparseAdam stores updated
+ * rows with stochastic rounding. Such tables need row-sparse gradients (sparseGrads).
+ *
  * Memory (peer1m-all-d256: 4 layers, N = 2^20, d = 256, h = 8, k = 16, T = 2048 tokens/step):
- *   u, v tables           4 x 2 x N x d x 4 B                         =  8 GiB
+ *   u, v tables           4 x 2 x N x d x 4 B                         =  8 GiB  (bf16Tables: 4 GiB)
  *   SparseAdam moments    bf16: 4 x 2 x 2 x N x d x 2 B               =  8 GiB  (fp32: 16 GiB)
  *                         zero pages until a row is first updated, so this grows to 8 GiB over training
  *   sparse grad rows      U <= min(N, T*h*k = 262,144) rows per table, pooled per layer (+25% headroom):
@@ -31,12 +35,13 @@
  *                         3 x T*h*k int32 = 3 MiB, coalescing scratch N int32 = 4 MiB
  *   usage counters        [h, N] uint32 per layer, allocated at the first evaluation (peer_usage.ts): 4 x 32 MiB
  *   -> about 18.5 GiB with bf16 moments plus the small dense model and Node (fits 24 GiB); fp32
- *   moments would need ~26.5 GiB. No [N, d] temporary exists on the sparse path (the dense
+ *   moments would need ~26.5 GiB; bf16 tables and moments ~14.5 GiB (README, PEER memory). No [N, d] temporary exists on the sparse path (the dense
  *   fallback, sparseGrads: false, allocates one [N, d] gradient per table per backward).
  * The tables, moments and row buffers are advised to use transparent huge pages (fewer page faults
  * and TLB misses on the random row gathers).
  */
 import { Tensor, linear, parameter, peerRetrieve, peerExperts, RowGradPool, adviseHugePages } from '../tensor/index.js';
+import { Module } from './module.js';
 import { FeedForward, type FfnStats } from './ffn.js';
 import { Linear, Embedding } from './layers.js';
 import { BatchNorm1d } from './batchnorm.js';
@@ -48,7 +53,18 @@ import { PeerUsage } from './peer_usage.js';
 export type PEEROptions = Pick<PeerFfnSpec, 'nSub' | 'heads' | 'k' | 'dKey' | 'bn' | 'activation' | 'pkm'> & {
   /** Row-sparse u/v gradients in `sparseGrad` (default true); false gives dense [N, d] .grad. */
   sparseGrads?: boolean;
+  /** Store u and v as bfloat16 (default false); needs sparseGrads. */
+  bf16Tables?: boolean;
 };
+
+/** An [N, d] table of bfloat16 weights (zero until initialised), named `weight` as torch's Embedding. */
+export class Bf16Table extends Module {
+  readonly weight: Tensor;
+  constructor(readonly num: number, readonly dim: number) {
+    super();
+    this.weight = this.param('weight', new Tensor(new Uint16Array(num * dim), [num, dim]));
+  }
+}
 
 /** Tensors whose gradients arrive in `sparseGrad` (the expert tables of sparse-gradient PEER layers). */
 const sparseParamSet = new WeakSet<Tensor>();
@@ -72,8 +88,8 @@ export class PEER extends FeedForward {
   readonly keys: Tensor;
   readonly query: Linear;
   readonly bn: BatchNorm1d | null;
-  readonly u: Embedding | null;
-  readonly v: Embedding;
+  readonly u: Embedding | Bf16Table | null;
+  readonly v: Embedding | Bf16Table;
   readonly N: number;
   readonly sparseGrads: boolean;
   /** Expert ids [T, h*k] chosen by the last forward (for statistics and tests). */
@@ -93,6 +109,7 @@ export class PEER extends FeedForward {
     if (k > nSub) throw new Error(`PEER: k (${k}) must be <= nSub (${nSub})`);
     if (nSub * nSub > 0x7fffffff) throw new Error(`PEER: nSub^2 = ${nSub * nSub} experts exceeds int32 ids`);
     if (o.activation !== 'gelu' && o.activation !== 'relu') throw new Error(`PEER: unknown activation '${o.activation}'`);
+    if (o.bf16Tables && o.sparseGrads === false) throw new Error('PEER: bf16Tables needs row-sparse gradients (sparseGrads: true): no dense optimizer updates bf16 weights');
     this.N = nSub * nSub;
     this.usage = new PeerUsage(this.N, heads, k);
     this.sparseGrads = o.sparseGrads ?? true;
@@ -102,11 +119,13 @@ export class PEER extends FeedForward {
     this.keys = this.param('keys', parameter(rng.fillNormal(new Float32Array(2 * nSub * half), 0, 1 / Math.sqrt(half)), [2, nSub, half]));
     this.query = this.child('query', new Linear(d, heads * dKey, false));
     this.bn = o.bn ? this.child('bn', new BatchNorm1d(heads * dKey)) : null;
-    this.u = o.pkm ? null : this.child('u', new Embedding(this.N, d));
-    this.v = this.child('v', new Embedding(this.N, d));
+    const table = () => (o.bf16Tables ? new Bf16Table(this.N, d) : new Embedding(this.N, d));
+    this.u = o.pkm ? null : this.child('u', table());
+    this.v = this.child('v', table());
     // the tables are still untouched zero pages: ask for huge pages before anything writes them
-    if (this.u) adviseHugePages(this.u.weight.f32);
-    adviseHugePages(this.v.weight.f32);
+    const data = (t: Tensor) => (t.dtype === 'bf16' ? t.bf16 : t.f32);
+    if (this.u) adviseHugePages(data(this.u.weight));
+    adviseHugePages(data(this.v.weight));
     if (this.sparseGrads) {
       if (this.u) sparseParamSet.add(this.u.weight);
       sparseParamSet.add(this.v.weight);

@@ -26,6 +26,13 @@
  * acts like a running maximum; m (beta1 = 0.9) is fine. Prefer fp32 moments when memory allows, or
  * a smaller beta2 (e.g. 0.99) with bf16.
  *
+ * bf16 tables (PEER's bf16Tables: parameters of dtype 'bf16'): the update is computed in float32
+ * from the widened weight and stored with stochastic rounding (kernel contract in
+ * ../backend/kernels/peer.ts), so a step smaller than half a bf16 ulp still moves the weight in
+ * expectation instead of being lost as with round-to-nearest. The random bits are a pure function
+ * of (seed, parameter index, step, row, column): seed = mixSeed(mixSeed(opts.seed, index), step),
+ * so a resumed run (step restored from the state dict) rounds exactly as the uninterrupted one.
+ *
  * Typical set-up (trainer):
  *   const { sparse, dense } = splitSparseParams(model.namedParameters());   // nn/peer.ts
  *   const opts = [denseAdamW(dense, ...), new SparseAdam(sparse, { bf16Moments: true })];
@@ -35,6 +42,7 @@ import type { Tensor, RowSparseGrad } from '../tensor/index.js';
 import type { NamedArray, Optimizer } from './optimizer.js';
 import { adviseHugePages, coalesceRows, sparseAdamUpdate, sumOfSquares, scaleInPlace } from '../tensor/index.js';
 import { bf16BitsToF32, f32ToBf16Bits } from '../io/safetensors.js';
+import { mixSeed } from '../util/random.js';
 
 export interface SparseAdamOptions {
   beta1?: number; // default 0.9
@@ -42,6 +50,8 @@ export interface SparseAdamOptions {
   eps?: number; // default 1e-8
   /** Keep m and v as bfloat16 (halves optimizer memory; see the caveat above). Default false. */
   bf16Moments?: boolean;
+  /** Seed of the stochastic rounding of bf16 tables (non-negative integer; the run's seed). Default 0. */
+  seed?: number;
 }
 
 interface ParamState {
@@ -52,6 +62,8 @@ interface ParamState {
   m: Float32Array | Uint16Array;
   v: Float32Array | Uint16Array;
   step: number;
+  /** Position in the parameter list (keys the rounding bits). */
+  index: number;
 }
 
 function isCoalesced(c: RowSparseGrad): boolean {
@@ -65,6 +77,7 @@ export class SparseAdam implements Optimizer {
   readonly beta2: number;
   readonly eps: number;
   readonly bf16Moments: boolean;
+  readonly seed: number;
   private readonly states: ParamState[];
 
   constructor(params: [string, Tensor][], opts: SparseAdamOptions = {}) {
@@ -72,11 +85,13 @@ export class SparseAdam implements Optimizer {
     this.beta2 = opts.beta2 ?? 0.999;
     this.eps = opts.eps ?? 1e-8;
     this.bf16Moments = opts.bf16Moments ?? false;
+    this.seed = opts.seed ?? 0;
+    if (!(Number.isSafeInteger(this.seed) && this.seed >= 0)) throw new Error(`SparseAdam: seed must be a non-negative integer, got ${this.seed}`);
     if (!(this.beta1 >= 0 && this.beta1 < 1 && this.beta2 >= 0 && this.beta2 < 1)) throw new Error(`SparseAdam: betas must be in [0, 1), got ${this.beta1}, ${this.beta2}`);
     if (!(this.eps >= 0)) throw new Error(`SparseAdam: eps must be >= 0, got ${this.eps}`);
     const names = new Set<string>();
-    this.states = params.map(([name, p]) => {
-      if (p.ndim !== 2 || p.dtype !== 'f32' || !p.isContiguous) throw new Error(`SparseAdam: parameter '${name}' must be a contiguous float32 [rows, d] table, got ${p}`);
+    this.states = params.map(([name, p], index) => {
+      if (p.ndim !== 2 || p.dtype === 'i32' || !p.isContiguous) throw new Error(`SparseAdam: parameter '${name}' must be a contiguous float32 or bf16 [rows, d] table, got ${p}`);
       if (names.has(name)) throw new Error(`SparseAdam: duplicate parameter name '${name}'`);
       names.add(name);
       const n = p.size;
@@ -85,7 +100,7 @@ export class SparseAdam implements Optimizer {
         adviseHugePages(a); // untouched zero pages so far
         return a;
       };
-      return { name, p, rows: p.shape[0], d: p.shape[1], m: alloc(), v: alloc(), step: 0 };
+      return { name, p, rows: p.shape[0], d: p.shape[1], m: alloc(), v: alloc(), step: 0, index };
     });
   }
 
@@ -111,7 +126,12 @@ export class SparseAdam implements Optimizer {
       if (!g) continue;
       s.step++;
       const bc1 = 1 - Math.pow(beta1, s.step), bc2 = 1 - Math.pow(beta2, s.step);
-      sparseAdamUpdate(s.p.f32, s.d, g, s.m, s.v, { lr, beta1, beta2, eps, bc1, bc2 });
+      if (s.p.dtype === 'bf16') {
+        const seed = mixSeed(mixSeed(this.seed, s.index), s.step);
+        sparseAdamUpdate(s.p.bf16, s.d, g, s.m, s.v, { lr, beta1, beta2, eps, bc1, bc2, seed });
+      } else {
+        sparseAdamUpdate(s.p.f32, s.d, g, s.m, s.v, { lr, beta1, beta2, eps, bc1, bc2 });
+      }
     }
   }
 

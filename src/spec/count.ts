@@ -147,6 +147,8 @@ export interface SparseTable {
   lookupsPerToken: number;
   /** Optimizer moments in bf16 (else fp32). */
   bf16Moments: boolean;
+  /** The table itself stored in bf16 (else fp32). */
+  bf16: boolean;
 }
 
 export function sparseTables(model: ModelConfig | ModelSpec): SparseTable[] {
@@ -155,7 +157,7 @@ export function sparseTables(model: ModelConfig | ModelSpec): SparseTable[] {
     const kind = ffnKind(l.ffn.kind);
     const lookupsPerToken = kind.sparseLookups?.(l.ffn) ?? 0;
     const bf16Moments = kind.bf16Moments?.(l.ffn) ?? false;
-    return prefixed(`blocks.${l.index}.ffn`, ffnTensors(l, s.d).filter((t) => t.sparse)).map((t) => ({ name: t.name, shape: t.shape, lookupsPerToken, bf16Moments }));
+    return prefixed(`blocks.${l.index}.ffn`, ffnTensors(l, s.d).filter((t) => t.sparse)).map((t) => ({ name: t.name, shape: t.shape, lookupsPerToken, bf16Moments, bf16: !!t.bf16 }));
   });
 }
 

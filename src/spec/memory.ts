@@ -1,6 +1,7 @@
 // Training-memory estimate, checked against the machine before a run starts. Read from the model
 // spec; what is special about a feed-forward kind comes from its FfnKind (spec/ffn/*.ts).
-//   parameters  fp32, plus buffers (BatchNorm statistics; int64 counters 8 bytes)
+//   parameters  fp32 (PEER tables bf16 when the kind says so: peer.bf16Tables), plus buffers
+//               (BatchNorm statistics; int64 counters 8 bytes)
 //   gradients   fp32 and dense, except the tensors with row-sparse gradients (the PEER expert
 //               tables u, v): they hold the rows retrieved in one optimizer step (expected distinct
 //               rows of accum*B*S*lookups draws from N) plus an int32 index per row
@@ -37,6 +38,8 @@ export interface MemoryEstimate {
     tokensPerMicroBatch: number;
     peerGrads: 'row-sparse' | 'dense' | 'none';
     peerMoments: 'bf16' | 'fp32' | 'none';
+    /** How the PEER tables themselves are stored. */
+    peerTables: 'bf16' | 'fp32' | 'none';
   };
   spec: ModelSpec;
   train: Pick<TrainConfig, 'batch' | 'accum'>;
@@ -77,6 +80,7 @@ export function estimateMemory(model: ModelConfig | ModelSpec, train: Pick<Train
   let tableParams = 0;
   let tableGradBytes = 0;
   let tableMomentBytes = 0;
+  let bf16TableParams = 0;
   const tables = sparseTables(spec);
   for (const t of tables) {
     const n = numel(t.shape);
@@ -85,10 +89,11 @@ export function estimateMemory(model: ModelConfig | ModelSpec, train: Pick<Train
     tableParams += n;
     tableGradBytes += sparse ? rows * ((n / N) * F32 + 4) : n * F32;
     tableMomentBytes += n * 2 * (t.bf16Moments ? BF16 : F32);
+    if (t.bf16) bf16TableParams += n;
   }
-  const bf16Tables = tables.some((t) => t.bf16Moments);
+  const bf16Moments = tables.some((t) => t.bf16Moments);
   const bufferBytes = bufferList(spec).reduce((s, b) => s + numel(b.shape) * (b.dtype === 'I64' ? 8 : F32), 0);
-  const params = c.paramsTotal * F32 + bufferBytes;
+  const params = (c.paramsTotal - bf16TableParams) * F32 + bf16TableParams * BF16 + bufferBytes;
   const grads = (c.paramsTotal - tableParams) * F32 + tableGradBytes;
   const optimizer = (c.paramsTotal - tableParams) * 2 * F32 + tableMomentBytes;
   let perLayer = 0;
@@ -113,7 +118,8 @@ export function estimateMemory(model: ModelConfig | ModelSpec, train: Pick<Train
       peerTableParams: tableParams,
       tokensPerMicroBatch: T,
       peerGrads: tableParams ? (sparse ? 'row-sparse' : 'dense') : 'none',
-      peerMoments: tableParams ? (bf16Tables ? 'bf16' : 'fp32') : 'none',
+      peerMoments: tableParams ? (bf16Moments ? 'bf16' : 'fp32') : 'none',
+      peerTables: tableParams ? (bf16TableParams ? 'bf16' : 'fp32') : 'none',
     },
     spec,
     train: { batch: train.batch, accum: train.accum },
@@ -142,7 +148,7 @@ export function availableMemory(): { bytes: number; source: string } {
 export function describeEstimate(e: MemoryEstimate): string {
   const d = e.detail;
   const parts = [
-    `parameters ${formatBytes(e.params)} (${d.paramCount.toLocaleString('en-US')} fp32)`,
+    `parameters ${formatBytes(e.params)} (${d.paramCount.toLocaleString('en-US')} fp32${d.peerTables === 'bf16' ? ', PEER tables bf16' : ''})`,
     `gradients ${formatBytes(e.grads)}${d.peerGrads === 'row-sparse' ? ' (PEER tables row-sparse)' : ''}`,
     `AdamW moments ${formatBytes(e.optimizer)}${d.peerMoments === 'bf16' ? ' (PEER tables in bf16)' : ''}`,
     `activations ${formatBytes(e.activations)} (${d.tokensPerMicroBatch.toLocaleString('en-US')} tokens per micro-batch)`,
@@ -177,7 +183,7 @@ export function checkFits(est: MemoryEstimate, availableBytes?: number): FitResu
   if (est.total <= avail) return { fits: true, available: avail, message: `${head}; ${formatBytes(avail)} available`, suggestions: [] };
   const suggestions: string[] = [];
   const { spec, train, options } = est;
-  // 1. the kinds' lighter variants (bf16 moments for the PEER tables)
+  // 1. the kinds' lighter variants (bf16 moments for the PEER tables, then bf16 tables)
   let m = spec;
   const lighter = spec.layers.map((l) => ffnKind(l.ffn.kind).lighter?.(l.ffn));
   const change = [...new Set(lighter.flatMap((x) => (x ? [x.change] : [])))].join(', ');

@@ -7,19 +7,23 @@
  * that are not already laid out row-major.
  *
  * Gradients live in `grad` as a contiguous Float32Array-backed tensor of the same logical shape.
+ *
+ * dtype 'bf16' (Uint16Array of bfloat16 bit patterns) is a storage format only: the PEER expert
+ * tables can be kept in it (halving their memory); the PEER kernels and sparse Adam read it, every
+ * other op expects float32 and refuses it (`.f32` throws).
  */
 import { backend } from '../backend/index.js';
 import type { Node } from './autograd.js';
 import { isGradEnabled, backward as runBackward } from './autograd.js';
 
-export type DType = 'f32' | 'i32';
+export type DType = 'f32' | 'i32' | 'bf16';
 
 /** A row-sparse gradient: values[i*d .. i*d+d) belongs to row ids[i]. */
 export interface RowSparseGrad {
   ids: Int32Array;
   values: Float32Array;
 }
-export type Storage = Float32Array | Int32Array;
+export type Storage = Float32Array | Int32Array | Uint16Array;
 
 export function numel(shape: readonly number[]): number {
   let n = 1;
@@ -68,7 +72,7 @@ export class Tensor {
     this.shape = shape.slice();
     this.strides = opts.strides ? opts.strides.slice() : contiguousStrides(shape);
     this.offset = opts.offset ?? 0;
-    this.dtype = data instanceof Int32Array ? 'i32' : 'f32';
+    this.dtype = data instanceof Int32Array ? 'i32' : data instanceof Uint16Array ? 'bf16' : 'f32';
     this.requiresGrad = opts.requiresGrad ?? false;
     if (!opts.strides && this.offset + numel(shape) > data.length) {
       throw new Error(`storage of ${data.length} elements too small for shape [${shape.join(', ')}]`);
@@ -101,6 +105,14 @@ export class Tensor {
     return this.offset === 0 && d.length === this.size ? d : d.subarray(this.offset, this.offset + this.size);
   }
 
+  /** bfloat16 bit patterns of a contiguous 'bf16' tensor. */
+  get bf16(): Uint16Array {
+    if (this.dtype !== 'bf16') throw new Error('expected a bfloat16 tensor');
+    if (!this.isContiguous) throw new Error('tensor is not contiguous; call contiguous() first');
+    const d = this.data as Uint16Array;
+    return this.offset === 0 && d.length === this.size ? d : d.subarray(this.offset, this.offset + this.size);
+  }
+
   get i32(): Int32Array {
     if (this.dtype !== 'i32') throw new Error('expected an int32 tensor');
     if (!this.isContiguous) throw new Error('tensor is not contiguous; call contiguous() first');
@@ -116,7 +128,9 @@ export class Tensor {
 
   /** Copy of the elements in row-major order. */
   toArray(): number[] {
-    return Array.from(this.contiguous().dtype === 'f32' ? this.contiguous().f32 : this.contiguous().i32);
+    const c = this.contiguous();
+    if (c.dtype === 'bf16') return Array.from(c.bf16, (h) => new Float32Array(new Uint32Array([h << 16]).buffer)[0]);
+    return Array.from(c.dtype === 'f32' ? c.f32 : c.i32);
   }
 
   /** Backpropagates from this tensor (a scalar loss, or any tensor given a seed gradient). */
@@ -196,6 +210,7 @@ export function attach(out: Tensor, inputs: Tensor[], backward: Node['backward']
 }
 
 function copyToContiguous(x: Tensor): Tensor {
+  if (x.dtype === 'bf16') throw new Error('a strided view of a bfloat16 tensor cannot be copied (bf16 is a storage format for whole tables)');
   if (x.dtype === 'i32') {
     const out = new Int32Array(x.size);
     const idx = new Array<number>(x.ndim).fill(0);

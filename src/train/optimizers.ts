@@ -64,7 +64,7 @@ export function buildOptimizers(model: GPT, cfg: Config): OptimizerSet {
     const bf16 = sparseTables(cfg.model).some((t) => t.bf16Moments);
     parts.push({
       name: 'sparse_adam',
-      opt: new SparseAdam(named.filter(([, p]) => sparse.has(p)), { beta1: tc.beta1, beta2: tc.beta2, eps: tc.eps, bf16Moments: bf16 }),
+      opt: new SparseAdam(named.filter(([, p]) => sparse.has(p)), { beta1: tc.beta1, beta2: tc.beta2, eps: tc.eps, bf16Moments: bf16, seed: tc.seed }),
     });
   }
   return new OptimizerSet(parts);

@@ -19,12 +19,17 @@ import { getTokenizer, type Tokenizer } from '../data/tokenizer.js';
 
 export const runExists = (dir: string): boolean => isCheckpoint(dir);
 
-/** torch stores BatchNorm's batch counter as int64; everything else here is float32. */
+/**
+ * torch stores BatchNorm's batch counter as int64; PEER tables kept in bf16 (model.ffn.bf16Tables)
+ * are saved as BF16 (torch loads them as torch.bfloat16; half the file); everything else is float32.
+ */
 const INT64_BUFFERS = /num_batches_tracked$/;
 
 function modelTensors(model: GPT): Map<string, TensorLike> {
   const out = new Map<string, TensorLike>();
-  for (const [name, p] of model.namedParameters()) out.set(name, { dtype: 'F32', shape: p.shape, data: p.contiguous().f32 });
+  for (const [name, p] of model.namedParameters()) {
+    out.set(name, p.dtype === 'bf16' ? { dtype: 'BF16', shape: p.shape, data: p.bf16 } : { dtype: 'F32', shape: p.shape, data: p.contiguous().f32 });
+  }
   for (const [name, b] of model.namedBuffers()) {
     if (INT64_BUFFERS.test(name)) out.set(name, { dtype: 'I64', shape: b.shape, data: BigInt64Array.from(Array.from(b.data as ArrayLike<number>), (v) => BigInt(Math.round(v))) });
     else out.set(name, { dtype: 'F32', shape: b.shape, data: b.contiguous().f32 });
@@ -51,10 +56,10 @@ export function loadWeights(model: GPT, tensors: Map<string, TensorData>): void 
     const dst = t.data;
     if (src.data instanceof BigInt64Array) {
       for (let i = 0; i < dst.length; i++) dst[i] = Number(src.data[i]);
-    } else if (src.data instanceof Float32Array && dst instanceof Float32Array) {
+    } else if ((src.data instanceof Float32Array && dst instanceof Float32Array) || (src.data instanceof Uint16Array && dst instanceof Uint16Array && src.dtype === 'BF16')) {
       dst.set(src.data);
     } else {
-      throw new Error(`checkpoint tensor '${name}' has dtype ${src.dtype}, expected F32`);
+      throw new Error(`checkpoint tensor '${name}' has dtype ${src.dtype}, expected ${dst instanceof Uint16Array ? 'BF16 (model.ffn.bf16Tables)' : 'F32'}`);
     }
   }
 }

@@ -105,6 +105,10 @@ export function trainStep(s: StepInputs, step: number): StepResult {
 export function modelIsFinite(model: GPT): boolean {
   for (const [, t] of [...model.namedParameters(), ...model.namedBuffers()]) {
     const d = t.data as ArrayLike<number>;
+    if (t.dtype === 'bf16') {
+      for (let i = 0; i < d.length; i++) if ((d[i] & 0x7f80) === 0x7f80) return false; // exponent all ones: Inf or NaN
+      continue;
+    }
     for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return false;
   }
   return true;

@@ -23,7 +23,7 @@ function splitmix32(x: number): [number, number] {
 }
 
 /** Mix a non-negative integer seed (up to 2^53) and a stream id into one uint32. */
-function mixSeed(seed: number, stream: number): number {
+export function mixSeed(seed: number, stream: number): number {
   if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative safe integer, got ${seed}`);
   if (!Number.isSafeInteger(stream) || stream < 0) throw new RangeError(`stream must be a non-negative safe integer, got ${stream}`);
   let h = 0x243f6a88;

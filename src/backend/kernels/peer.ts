@@ -39,9 +39,12 @@ export interface PeerKernels {
    *   y[t] = sum_j g[t,j] act(a[t,j]) v[ids[t,j]]   (weighted embedding bag) -> y [T, d]
    * u, v: [N, d]; act: PeerAct code (gelu = exact erf GELU, relu). With u null (product-key memory)
    * the weights are g alone and a is not touched (may be null).
+   * Tables (here and in peerBackward, peerBackwardRows): u and v both Float32Array, or both
+   * Uint16Array holding bfloat16 bit patterns; bf16 rows are widened exactly and accumulated in
+   * float32 in the same order, so the result equals the float kernel's on the widened tables.
    */
   peerForward(T: number, d: number, N: number, hk: number, k: number, act: number,
-    x: F32, u: F32 | null, v: F32, ids: I32, scores: F32, g: F32, a: F32 | null, y: F32): void;
+    x: F32, u: F32 | U16 | null, v: F32 | U16, ids: I32, scores: F32, g: F32, a: F32 | null, y: F32): void;
 
   /**
    * Expert backward, per token (gy [T, d] = d loss / d y). With w = g act(a), gw = gy[t] . v[id]:
@@ -52,7 +55,7 @@ export interface PeerKernels {
    * With u null (pkm): cv = g, dg = gw, and gx, cu are not touched (may be null).
    */
   peerBackward(T: number, d: number, N: number, hk: number, k: number, act: number,
-    x: F32, u: F32 | null, v: F32, ids: I32, g: F32, a: F32 | null, gy: F32,
+    x: F32, u: F32 | U16 | null, v: F32 | U16, ids: I32, g: F32, a: F32 | null, gy: F32,
     gx: F32 | null, gscores: F32, cu: F32 | null, cv: F32): void;
 
   /**
@@ -63,7 +66,7 @@ export interface PeerKernels {
    * for uniq[i] ([U, d] each; either may be null to skip it; gu must be null without u).
    */
   peerBackwardRows(T: number, d: number, N: number, hk: number, k: number, act: number,
-    x: F32, u: F32 | null, v: F32, ids: I32, g: F32, a: F32 | null, gy: F32,
+    x: F32, u: F32 | U16 | null, v: F32 | U16, ids: I32, g: F32, a: F32 | null, gy: F32,
     U: number, uniq: I32, offsets: I32, order: I32, gx: F32 | null, gscores: F32, gu: F32 | null, gv: F32 | null): void;
 
   /**
@@ -104,9 +107,16 @@ export interface PeerKernels {
    *   m += (1-beta1)(g - m);  v += (1-beta2)(g^2 - v);  p -= lr*sqrt(bc2)/bc1 * m / (sqrt(v) + eps)
    * m, v: [N, d], both Float32Array or both Uint16Array (bfloat16 bits, computed in float32 and
    * stored rounded to nearest even). Other rows are not touched.
+   * p may be a Uint16Array (a bfloat16 table): the new weight is computed in float32 from the
+   * widened one and stored with stochastic rounding, so updates smaller than a bf16 ulp survive in
+   * expectation. Element c of row r adds R = lowbias32(key + c) & 0xffff (uint32 arithmetic) to the
+   * float's bits and keeps the upper 16, key = lowbias32(seed ^ lowbias32(r)); this rounds up with
+   * probability (x - lower) / ulp, i.e. E[round(x)] = x up to the 2^-16 granularity of R. Inf and
+   * NaN round to nearest. seed (uint32) is required then; callers derive it from (run seed, table,
+   * step) so a resumed run draws the same bits. lowbias32 is the hash of ../ref/random.ts.
    */
-  sparseAdam(U: number, d: number, ids: I32, g: F32, p: F32, m: F32 | U16, v: F32 | U16,
-    lr: number, beta1: number, beta2: number, eps: number, bc1: number, bc2: number): void;
+  sparseAdam(U: number, d: number, ids: I32, g: F32, p: F32 | U16, m: F32 | U16, v: F32 | U16,
+    lr: number, beta1: number, beta2: number, eps: number, bc1: number, bc2: number, seed?: number): void;
 
   /**
    * Advises the OS to back the 2 MiB-aligned interior of the array with transparent huge pages

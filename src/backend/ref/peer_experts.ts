@@ -1,10 +1,24 @@
 // Reference PEER expert forward/backward (token-major and expert-major), the oracle for
 // native/ops_peer.cc; contracts in ../kernels/peer.ts. Accumulations run in double precision;
 // every stored value is rounded to float32.
-import type { F32, I32 } from '../kernels.js';
+import type { F32, I32, U16 } from '../kernels.js';
 import { need, dim, len } from './check.js';
 import { PeerAct } from '../kernels.js';
 import { geluErf, geluErfGrad } from './math.js';
+import { bf16BitsToF32 } from '../../io/safetensors.js';
+
+/**
+ * The tables as float32: bfloat16 tables (Uint16Array bit patterns) are widened, which is exact,
+ * so every kernel computes on bf16 tables what it computes on their widened copies. u and v must
+ * have the same type.
+ */
+function floatTables(fn: string, u: F32 | U16 | null, v: F32 | U16): [F32 | null, F32] {
+  const bf = v instanceof Uint16Array;
+  if (u && (u instanceof Uint16Array) !== bf) throw new TypeError(`${fn}: tables 'u' and 'v' must both be Float32Array or both Uint16Array (bfloat16)`);
+  if (!bf) return [u as F32 | null, v as F32];
+  const widen = (t: U16): F32 => Float32Array.from(t, bf16BitsToF32);
+  return [u ? widen(u as U16) : null, widen(v)];
+}
 
 /** act(x) for an activation code (GELU is the exact erf form, as torch's F.gelu). */
 function actF(act: number, x: number): number {
@@ -57,8 +71,9 @@ function softmaxGroups(rows: number, k: number, scores: F32, g: F32): void {
  * a[t,j] = u[ids[t,j]] . x[t]; y[t] = sum_j g[t,j] act(a[t,j]) v[ids[t,j]] (pkm, u null: g v).
  */
 export function peerForward(T: number, d: number, N: number, hk: number, k: number, act: number,
-  x: F32, u: F32 | null, v: F32, ids: I32, scores: F32, g: F32, a: F32 | null, y: F32): void {
+  x: F32, uT: F32 | U16 | null, vT: F32 | U16, ids: I32, scores: F32, g: F32, a: F32 | null, y: F32): void {
   const fn = 'peerForward';
+  const [u, v] = floatTables(fn, uT, vT);
   checkExperts(fn, T, d, N, hk, k, act, x, v, ids);
   len(fn, 'scores', scores, T * hk); len(fn, 'g', g, T * hk); len(fn, 'y', y, T * d);
   if (u) { len(fn, 'u', u, N * d); len(fn, 'a', a, T * hk); }
@@ -87,9 +102,10 @@ export function peerForward(T: number, d: number, N: number, hk: number, k: numb
  *   gx[t] = sum_j cu[t,j] u[id]   and   gscores = softmax backward of dg = gw act(a).
  */
 export function peerBackward(T: number, d: number, N: number, hk: number, k: number, act: number,
-  x: F32, u: F32 | null, v: F32, ids: I32, g: F32, a: F32 | null, gy: F32,
+  x: F32, uT: F32 | U16 | null, vT: F32 | U16, ids: I32, g: F32, a: F32 | null, gy: F32,
   gx: F32 | null, gscores: F32, cu: F32 | null, cv: F32): void {
   const fn = 'peerBackward';
+  const [u, v] = floatTables(fn, uT, vT);
   checkExperts(fn, T, d, N, hk, k, act, x, v, ids);
   len(fn, 'g', g, T * hk); len(fn, 'gy', gy, T * d); len(fn, 'gscores', gscores, T * hk); len(fn, 'cv', cv, T * hk);
   if (u) { len(fn, 'u', u, N * d); len(fn, 'a', a, T * hk); len(fn, 'gx', gx, T * d); len(fn, 'cu', cu, T * hk); }
@@ -122,9 +138,10 @@ export function peerBackward(T: number, d: number, N: number, hk: number, k: num
  * peerRowGrad for both tables, from the coalesced index (uniq, offsets, order) of ids.
  */
 export function peerBackwardRows(T: number, d: number, N: number, hk: number, k: number, act: number,
-  x: F32, u: F32 | null, v: F32, ids: I32, g: F32, a: F32 | null, gy: F32,
+  x: F32, uT: F32 | U16 | null, vT: F32 | U16, ids: I32, g: F32, a: F32 | null, gy: F32,
   U: number, uniq: I32, offsets: I32, order: I32, gx: F32 | null, gscores: F32, gu: F32 | null, gv: F32 | null): void {
   const fn = 'peerBackwardRows';
+  const [u, v] = floatTables(fn, uT, vT);
   checkExperts(fn, T, d, N, hk, k, act, x, v, ids);
   dim(fn, 'U', U);
   const n = T * hk;

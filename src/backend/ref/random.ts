@@ -1,7 +1,7 @@
 /** Counter-based random fills (the same numbers as the native kernels, for any thread count). */
 import type { F32 } from '../kernels.js';
 
-function lowbias32(x: number): number {
+export function lowbias32(x: number): number {
   x = (x ^ (x >>> 16)) >>> 0;
   x = Math.imul(x, 0x7feb352d) >>> 0;
   x = (x ^ (x >>> 15)) >>> 0;

@@ -15,6 +15,8 @@ export interface FfnTensor {
   expert?: boolean;
   /** Row-sparse gradient: each token looks up FfnKind.sparseLookups rows (sparse Adam). */
   sparse?: boolean;
+  /** Stored as bfloat16 (2 bytes per element; only `sparse` tensors, the PEER tables, can be). */
+  bf16?: boolean;
 }
 
 /** A persistent non-parameter tensor (e.g. BatchNorm running statistics), as in state_dict(). */

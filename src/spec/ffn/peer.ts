@@ -5,6 +5,11 @@
 // Counts: params query h*dk*d + BatchNorm 2*h*dk + keys nSub*dk + tables (2 or 1)*N*d;
 //         active = params - tables*(N*d - h*k*d); MACs = h*dk*d + h*nSub*dk + h*k*tables*d.
 // The u / v tables get row-sparse gradients (h*k rows per token) and optionally bf16 moments.
+// bf16Tables stores u / v as bfloat16 (2 bytes per weight instead of 4; kernels accumulate in
+// float32, sparse Adam rounds the updated rows stochastically). It changes the parameters (their
+// values are bf16-rounded and checkpoints hold them as BF16), so it is part of the model, not a
+// training-only field; when false it is left out of the resolved config, so configs and run
+// hashes from before the option are unchanged.
 import { z } from 'zod';
 import { posInt, layerList, checkLayerList, inLayerList, inSchemaOrder, type LayerList } from '../../config/fields.js';
 import type { FfnKind, FfnTensor, FfnBuffer } from './kind.js';
@@ -29,6 +34,8 @@ const schema = z
     pkm: z.boolean().default(false),
     /** Keep the AdamW moments of the expert tables (u, v) in bf16. */
     bf16Moments: z.boolean().default(false),
+    /** Store the expert tables (u, v) in bf16 (float32 accumulation, stochastic-rounding updates). */
+    bf16Tables: z.boolean().default(false),
   })
   .strict();
 
@@ -43,6 +50,8 @@ export interface PeerFfnConfig {
   activation: 'gelu' | 'relu';
   pkm: boolean;
   bf16Moments: boolean;
+  /** Absent when false (see the note at the top). */
+  bf16Tables?: boolean;
 }
 
 export interface PeerFfnSpec {
@@ -64,6 +73,8 @@ export interface PeerFfnSpec {
   pkm: boolean;
   /** AdamW moments of the expert tables in bf16. */
   bf16Moments: boolean;
+  /** Expert tables u, v stored in bf16. */
+  bf16Tables: boolean;
 }
 
 /** Expert tables: u and v, or v only for pkm. */
@@ -79,18 +90,19 @@ export const peerKind: FfnKind<typeof schema, PeerFfnConfig, PeerFfnSpec> = {
     if (f.k > f.nSub) issue(['k'], `k (${f.k}) must be <= nSub (${f.nSub}): top-k is taken over each sub-key table`);
     checkLayerList(issue, f.layers, m.layers, ['layers']);
   },
-  resolve: (f) => inSchemaOrder<PeerFfnConfig>(f, schema),
+  resolve: (f) => inSchemaOrder<PeerFfnConfig>({ ...f, bf16Tables: f.bf16Tables || undefined }, schema),
   inLayer: (cfg, i) => inLayerList(cfg.layers, i),
   layer: (cfg) => ({
     kind: 'peer', nSub: cfg.nSub, experts: cfg.nSub * cfg.nSub, heads: cfg.heads, k: cfg.k, dKey: cfg.dKey, bn: cfg.bn,
-    activation: cfg.activation, pkm: cfg.pkm, bf16Moments: cfg.bf16Moments,
+    activation: cfg.activation, pkm: cfg.pkm, bf16Moments: cfg.bf16Moments, bf16Tables: cfg.bf16Tables ?? false,
   }),
   parameters(s, d) {
     const q = s.heads * s.dKey;
     const out: FfnTensor[] = [{ name: 'keys', shape: [2, s.nSub, s.dKey / 2] }, { name: 'query.weight', shape: [q, d] }];
     if (s.bn) out.push({ name: 'bn.weight', shape: [q] }, { name: 'bn.bias', shape: [q] });
-    if (!s.pkm) out.push({ name: 'u.weight', shape: [s.experts, d], expert: true, sparse: true });
-    out.push({ name: 'v.weight', shape: [s.experts, d], expert: true, sparse: true });
+    const bf16 = s.bf16Tables || undefined;
+    if (!s.pkm) out.push({ name: 'u.weight', shape: [s.experts, d], expert: true, sparse: true, bf16 });
+    out.push({ name: 'v.weight', shape: [s.experts, d], expert: true, sparse: true, bf16 });
     return out;
   },
   buffers(s): FfnBuffer[] {
@@ -112,6 +124,10 @@ export const peerKind: FfnKind<typeof schema, PeerFfnConfig, PeerFfnSpec> = {
   },
   sparseLookups: (s) => s.heads * s.k,
   bf16Moments: (s) => s.bf16Moments,
-  lighter: (s) => (s.bf16Moments ? undefined : { layer: { ...s, bf16Moments: true }, change: 'model.ffn.bf16Moments: true' }),
+  // bf16 moments first (training only); then bf16 tables (changes the model, so new runs only)
+  lighter: (s) =>
+    !s.bf16Moments ? { layer: { ...s, bf16Moments: true }, change: 'model.ffn.bf16Moments: true' }
+    : !s.bf16Tables ? { layer: { ...s, bf16Tables: true }, change: 'model.ffn.bf16Tables: true' }
+    : undefined,
   shrinkHint: (s) => `a smaller expert table (model.ffn.nSub below ${s.nSub}) or fewer PEER layers (model.ffn.layers)`,
 };

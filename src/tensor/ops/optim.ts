@@ -66,8 +66,12 @@ export function coalesceRows(chunks: readonly RowSparseGrad[], rows: number, d: 
  * those rows only:
  *   m += (1-beta1)(g - m);  v += (1-beta2)(g^2 - v);  p -= lr sqrt(bc2)/bc1 m / (sqrt(v) + eps)
  * m, v: [rows, d] as float32, or bfloat16 bits in Uint16Arrays (updated in float32, stored rounded).
+ * p as bfloat16 bits (a bf16 table): the new weight is computed in float32 and stored with
+ * stochastic rounding keyed by h.seed (a uint32, required then; kernel contract in
+ * backend/kernels/peer.ts).
  */
-export function sparseAdamUpdate(p: Float32Array, d: number, g: RowSparseGrad, m: Float32Array | Uint16Array,
-  v: Float32Array | Uint16Array, h: AdamStep): void {
-  backend().sparseAdam(g.ids.length, d, g.ids, g.values, p, m, v, h.lr, h.beta1, h.beta2, h.eps, h.bc1, h.bc2);
+export function sparseAdamUpdate(p: Float32Array | Uint16Array, d: number, g: RowSparseGrad, m: Float32Array | Uint16Array,
+  v: Float32Array | Uint16Array, h: AdamStep & { seed?: number }): void {
+  if (p instanceof Uint16Array && h.seed === undefined) throw new Error('sparseAdamUpdate: a bf16 table needs the rounding seed (h.seed)');
+  backend().sparseAdam(g.ids.length, d, g.ids, g.values, p, m, v, h.lr, h.beta1, h.beta2, h.eps, h.bc1, h.bc2, h.seed);
 }

@@ -83,7 +83,9 @@ export interface PeerExpertOptions {
 
 /**
  * The PEER expert mixture over retrieved experts. x: [T, d]; ids, scores: [T, hk] from
- * peerRetrieve; u, v: [N, d] expert tables (u null: product-key memory, values only):
+ * peerRetrieve; u, v: [N, d] expert tables (u null: product-key memory, values only), both float32
+ * or both bf16 (storage only: rows are widened and everything accumulates in float32; bf16 tables
+ * need row-sparse gradients, rowGrads, whose rows are float32):
  *   g = softmax(scores) within each head's k,  a[t,j] = u[ids[t,j]] . x[t]
  *   y[t] = sum_j g[t,j] act(a[t,j]) v[ids[t,j]]        (pkm: y[t] = sum_j g[t,j] v[ids[t,j]])
  * act is the exact erf GELU or ReLU. Gradients reach x (not with pkm), scores, u and v; the table
@@ -102,6 +104,8 @@ export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | 
   if (scores.ndim !== 2 || scores.shape[0] !== T || scores.shape[1] !== hk) throw new Error(`peerExperts: scores must be [${T}, ${hk}] like ids, got [${scores.shape.join(', ')}]`);
   if (!(Number.isInteger(k) && k >= 1 && hk % k === 0)) throw new Error(`peerExperts: k must divide h*k = ${hk}, got ${k}`);
   if (u && (u.ndim !== 2 || u.shape[0] !== N || u.shape[1] !== d)) throw new Error(`peerExperts: u must be [${N}, ${d}] like v, got [${u.shape.join(', ')}]`);
+  if (u && u.dtype !== v.dtype) throw new Error(`peerExperts: u and v must have the same dtype, got ${u.dtype} and ${v.dtype}`);
+  if (v.dtype === 'bf16' && !o.rowGrads && (v.requiresGrad || u?.requiresGrad)) throw new Error('peerExperts: bf16 tables need row-sparse gradients (rowGrads): a dense [N, d] gradient would be float32 and no dense optimizer updates bf16 weights');
   if (!(o.activation in PeerAct)) throw new Error(`peerExperts: unknown activation '${o.activation}'`);
   const pool = o.rowGrads ?? null;
   if (pool && (v.node || u?.node)) throw new Error('peerExperts: row-sparse gradients (rowGrads) need the tables to be leaves');
@@ -110,7 +114,8 @@ export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | 
   const n = T * hk;
   const g = new Float32Array(n), a = u ? new Float32Array(n) : null, y = new Float32Array(T * d);
   const K = backend();
-  K.peerForward(T, d, N, hk, k, act, xc.f32, u ? u.f32 : null, v.f32, idc, sc.f32, g, a, y);
+  const uD = u ? tableData(u) : null, vD = tableData(v);
+  K.peerForward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, sc.f32, g, a, y);
   const inputs = u ? [xc, sc, v, u] : [xc, sc, v];
   return attach(new Tensor(y, [T, d]), inputs, (gy) => {
     const uniq = new Int32Array(n), offsets = new Int32Array(n + 1), order = new Int32Array(n);
@@ -120,12 +125,11 @@ export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | 
     const rows = (t: Tensor) => (pool ? pool.take(t, U * d) : new Float32Array(U * d));
     const gvRows = v.requiresGrad ? rows(v) : null;
     const guRows = u && u.requiresGrad ? rows(u) : null;
-    const uF = u ? u.f32 : null;
     if (2 * U <= n) {
-      K.peerBackwardRows(T, d, N, hk, k, act, xc.f32, uF, v.f32, idc, g, a, gy, U, uniq, offsets, order, gx, gscores, guRows, gvRows);
+      K.peerBackwardRows(T, d, N, hk, k, act, xc.f32, uD, vD, idc, g, a, gy, U, uniq, offsets, order, gx, gscores, guRows, gvRows);
     } else {
       const cv = new Float32Array(n), cu = u ? new Float32Array(n) : null;
-      K.peerBackward(T, d, N, hk, k, act, xc.f32, uF, v.f32, idc, g, a, gy, gx, gscores, cu, cv);
+      K.peerBackward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, g, a, gy, gx, gscores, cu, cv);
       if (gvRows) K.peerRowGrad(U, d, hk, offsets, order, cv, gy, gvRows);
       if (guRows) K.peerRowGrad(U, d, hk, offsets, order, cu, xc.f32, guRows);
     }
@@ -142,4 +146,9 @@ export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | 
     const gv = emit(v, gvRows);
     return u ? [gx, gscores, gv, emit(u, guRows)] : [null, gscores, gv];
   }, 'peerExperts');
+}
+
+/** A table's elements for the PEER kernels: float32, or bfloat16 bit patterns. */
+function tableData(t: Tensor): Float32Array | Uint16Array {
+  return t.dtype === 'bf16' ? t.bf16 : t.f32;
 }

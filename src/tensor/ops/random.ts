@@ -11,12 +11,30 @@ import { mul } from './elementwise.js';
 /**
  * In-place normal fill of a contiguous float tensor (weight initialisation; never recorded):
  *   t[i] = mean + std * n_i,  n_i the counter-based normal of the `randn` kernel for (seed, i).
- * seed is a uint32. Returns t.
+ * A bf16 tensor gets those float32 values rounded to nearest even (through a float32 temporary of
+ * its size), so a bf16 table starts as the bf16 rounding of the float32 one. seed is a uint32.
+ * Returns t.
  */
 export function fillNormal(t: Tensor, seed: number, mean: number, std: number): Tensor {
   if (!(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) throw new Error(`fillNormal: seed must be a uint32, got ${seed}`);
+  if (t.dtype === 'bf16') {
+    const tmp = new Float32Array(t.size);
+    backend().randn(tmp, seed, mean, std);
+    roundToBf16(tmp, t.bf16);
+    return t;
+  }
   backend().randn(t.f32, seed, mean, std);
   return t;
+}
+
+/** out[i] = bfloat16 bits of x[i], rounded to nearest even (NaN stays a quiet NaN). */
+export function roundToBf16(x: Float32Array, out: Uint16Array): void {
+  if (out.length !== x.length) throw new Error(`roundToBf16: ${x.length} values into ${out.length}`);
+  const b = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  for (let i = 0; i < b.length; i++) {
+    const u = b[i];
+    out[i] = (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+  }
 }
 
 /**
