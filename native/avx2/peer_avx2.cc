@@ -139,6 +139,8 @@ inline void prefetchRow(const uint16_t* row, int64_t d) {
 }
 
 // out[j] = table[ids[j]] . x for j < n (rows of d floats), four rows at a time, prefetching the next four.
+// Scalar tails use explicit fmaf: the compiler's FMA contraction could otherwise differ between the
+// float and bf16 instantiations and break their exact agreement.
 template <typename E>
 inline void gatherDots(const float* x, const E* table, const int32_t* ids, int n, int64_t d, float* out) {
   const int64_t d8 = d & ~int64_t(7);
@@ -159,10 +161,10 @@ inline void gatherDots(const float* x, const E* table, const int32_t* ids, int n
     }
     float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
     for (int64_t c = d8; c < d; c++) {
-      s0 += ld1(r0[c]) * x[c];
-      s1 += ld1(r1[c]) * x[c];
-      s2 += ld1(r2[c]) * x[c];
-      s3 += ld1(r3[c]) * x[c];
+      s0 = __builtin_fmaf(ld1(r0[c]), x[c], s0);
+      s1 = __builtin_fmaf(ld1(r1[c]), x[c], s1);
+      s2 = __builtin_fmaf(ld1(r2[c]), x[c], s2);
+      s3 = __builtin_fmaf(ld1(r3[c]), x[c], s3);
     }
     out[j] = s0;
     out[j + 1] = s1;
@@ -174,7 +176,7 @@ inline void gatherDots(const float* x, const E* table, const int32_t* ids, int n
     __m256 a0 = _mm256_setzero_ps();
     for (int64_t c = 0; c < d8; c += 8) a0 = _mm256_fmadd_ps(ld8(r0 + c), _mm256_loadu_ps(x + c), a0);
     float s0 = hsum(a0);
-    for (int64_t c = d8; c < d; c++) s0 += ld1(r0[c]) * x[c];
+    for (int64_t c = d8; c < d; c++) s0 = __builtin_fmaf(ld1(r0[c]), x[c], s0);
     out[j] = s0;
   }
 }
@@ -209,7 +211,7 @@ inline void gatherAxpy(const E* table, const int32_t* ids, const float* w, int n
   }
   for (; c < d; c++) {
     float s = 0;
-    for (int j = 0; j < n; j++) s += w[j] * ld1(table[(int64_t)ids[j] * d + c]);
+    for (int j = 0; j < n; j++) s = __builtin_fmaf(w[j], ld1(table[(int64_t)ids[j] * d + c]), s);
     y[c] = s;
   }
 }
@@ -220,7 +222,7 @@ inline void axpyRow(float a, const E* x, float* y, int64_t d) {
   const __m256 av = _mm256_set1_ps(a);
   int64_t c = 0;
   for (; c + 8 <= d; c += 8) _mm256_storeu_ps(y + c, _mm256_fmadd_ps(av, ld8(x + c), _mm256_loadu_ps(y + c)));
-  for (; c < d; c++) y[c] += a * ld1(x[c]);
+  for (; c < d; c++) y[c] = __builtin_fmaf(a, ld1(x[c]), y[c]);
 }
 
 
