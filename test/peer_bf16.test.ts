@@ -10,15 +10,17 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ref, PeerAct, type Kernels } from '../src/backend/index.js';
+import { ref, backend, PeerAct, type Kernels } from '../src/backend/index.js';
 import { loadNative } from '../src/backend/native.js';
 import { bf16BitsToF32, f32ToBf16Bits, readSafetensors } from '../src/io/safetensors.js';
 import { train, openRun, loadConfig } from '../src/index.js';
 import { estimateMemory } from '../src/spec/memory.js';
 import { PEER } from '../src/nn/peer.js';
+import { Tensor, sumAll, mul, rowGradValues, peerExperts, RowGradPool, type RowSparseGrad } from '../src/tensor/index.js';
+import { SparseAdam } from '../src/optim/sparse_adam.js';
 import { buildModel } from '../src/nn/build.js';
 import { tinyTrainConfig, checkpointWeights } from './train_util.js';
-import { randn, randint } from './util.js';
+import { randn, randint, assertClose } from './util.js';
 
 const native = loadNative();
 const backends: [string, Kernels][] = [['ref', ref], ...(native ? [['native', native] as [string, Kernels]] : [])];
@@ -227,5 +229,58 @@ describe('memory estimate with bf16 tables', () => {
     assert.equal(b.detail.peerTables, 'bf16');
     assert.equal(a.detail.peerTables, 'fp32');
     assert.equal(b.optimizer, a.optimizer, 'moments unchanged (bf16 in the preset)');
+    // factored gradients: no [U, d] rows (1.8 GiB of them with fp32 tables)
+    assert.ok(b.grads < a.grads / 10, `gradients ${b.grads} vs ${a.grads}`);
+    assert.ok(b.total < 13.5 * 2 ** 30, `estimate ${b.total / 2 ** 30} GiB`);
+    // with accumulation the chunks are formed into rows at the step: counted as rows again
+    const acc = estimateMemory(bf.model, { ...bf.train, accum: 2 });
+    assert.ok(acc.grads > a.grads, 'accum 2 counts the formed rows');
+  });
+});
+
+describe('factored gradient chunks (bf16 tables)', () => {
+  test('rows formed from the factors equal the stored-row path; sparse Adam on them equals Adam on the formed rows, across row blocks', () => {
+    // N = 16384 experts, 16384 picks: U ~ 10k distinct rows > the 8192-row block of SparseAdam
+    const d = 8, T = 1024, hk = 16, N = 16384;
+    const mk = (seed: number) => { const t = new Tensor(toBf16(randn(N * d, seed, 0.3)), [N, d]); t.requiresGrad = true; return t; };
+    const u = mk(1), v = mk(2);
+    const ids = new Tensor(randint(T * hk, N, 3), [T, hk]), scores = new Tensor(randn(T * hk, 4), [T, hk]);
+    const x = new Tensor(randn(T * d, 5), [T, d]);
+    const y = peerExperts(x, ids, scores, u, v, { k: 4, activation: 'gelu', rowGrads: new RowGradPool(), factoredRowGrads: true });
+    sumAll(mul(y, new Tensor(randn(T * d, 6), [T, d]))).backward();
+    // the stored-row path on copies of the tables: the same rows up to float rounding
+    const u2 = mk(1), v2 = mk(2);
+    const y2 = peerExperts(x, ids, scores, u2, v2, { k: 4, activation: 'gelu', rowGrads: new RowGradPool() });
+    sumAll(mul(y2, new Tensor(randn(T * d, 6), [T, d]))).backward();
+    assertClose(rowGradValues(u.sparseGrad![0], d), u2.sparseGrad![0].values, 1e-5, 1e-6, 'u rows');
+    assertClose(rowGradValues(v.sparseGrad![0], d), v2.sparseGrad![0].values, 1e-5, 1e-6, 'v rows');
+    for (const t of [u, v]) {
+      const [c] = t.sparseGrad!;
+      assert.ok(c.factors && c.values.length === 0, 'a factored chunk');
+      assert.ok(c.ids.length > 8192, `U = ${c.ids.length}`);
+      // the same gradient through the stored-row kernels on the widened tables
+      const rows = rowGradValues(c, d);
+      const K = backend();
+      const f = c.factors!, want = new Float32Array(c.ids.length * d);
+      K.peerRowGrad(c.ids.length, d, f.per, f.offsets, f.order, f.coef, f.src, want);
+      assert.deepEqual(rows, want);
+      // SparseAdam on the factored chunk = on the formed rows
+      const run = (chunk: RowSparseGrad) => {
+        const p = new Tensor(t.bf16.slice(), t.shape);
+        p.requiresGrad = true;
+        p.sparseGrad = [chunk];
+        const opt = new SparseAdam([['t', p]], { bf16Moments: true, seed: 3 });
+        const norm = opt.gradSquaredNorm();
+        opt.scaleGrads(0.5);
+        opt.step(1e-2);
+        return { p: p.bf16, norm };
+      };
+      const a = run({ ids: c.ids, values: new Float32Array(0), factors: { ...f, coef: f.coef.slice() } }), b = run({ ids: c.ids, values: rows.slice() });
+      assert.ok(Math.abs(a.norm - b.norm) <= 1e-5 * b.norm, `norms ${a.norm} vs ${b.norm}`);
+      let diff = 0;
+      for (let i = 0; i < a.p.length; i++) diff += a.p[i] !== b.p[i] ? 1 : 0;
+      // scaling the coefficients instead of the rows may move a rounding by one float ulp
+      assert.ok(diff <= a.p.length / 1000, `${diff} weights differ`);
+    }
   });
 });

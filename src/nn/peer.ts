@@ -143,7 +143,8 @@ export class PEER extends FeedForward {
     this.lastIds = ids.i32;
     // counted in evaluation only: training steps need not pay a random write per retrieval
     if (!this.training) this.usage.add(ids.i32);
-    return peerExperts(x, ids, scores, this.u ? this.u.weight : null, this.v.weight, { k, activation, rowGrads: this.rowGrads });
+    // bf16 tables: factored gradient chunks, so no [U, d] float rows sit beside the halved tables
+    return peerExperts(x, ids, scores, this.u ? this.u.weight : null, this.v.weight, { k, activation, rowGrads: this.rowGrads, factoredRowGrads: this.v.weight.dtype === 'bf16' });
   }
 
   /** The expert tables whose gradients come as row-sparse chunks (empty with sparseGrads: false). */

@@ -33,6 +33,11 @@
  * of (seed, parameter index, step, row, column): seed = mixSeed(mixSeed(opts.seed, index), step),
  * so a resumed run (step restored from the state dict) rounds exactly as the uninterrupted one.
  *
+ * Factored gradient chunks (RowSparseGrad.factors, what PEER layers with bf16 tables emit) are
+ * never stored as [U, d] rows: the norm and the update form ROW_BLOCK rows at a time into one
+ * scratch buffer; scaling multiplies the per-pick coefficients. Several chunks of one table (e.g.
+ * gradient accumulation) are formed in full and coalesced as usual.
+ *
  * Typical set-up (trainer):
  *   const { sparse, dense } = splitSparseParams(model.namedParameters());   // nn/peer.ts
  *   const opts = [denseAdamW(dense, ...), new SparseAdam(sparse, { bf16Moments: true })];
@@ -40,7 +45,7 @@
  */
 import type { Tensor, RowSparseGrad } from '../tensor/index.js';
 import type { NamedArray, Optimizer } from './optimizer.js';
-import { adviseHugePages, coalesceRows, sparseAdamUpdate, sumOfSquares, scaleInPlace } from '../tensor/index.js';
+import { adviseHugePages, coalesceRows, sparseAdamUpdate, sumOfSquares, scaleInPlace, rowGradValues } from '../tensor/index.js';
 import { bf16BitsToF32, f32ToBf16Bits } from '../io/safetensors.js';
 import { mixSeed } from '../util/random.js';
 
@@ -66,6 +71,9 @@ interface ParamState {
   index: number;
 }
 
+/** Rows of a factored gradient formed at once (x d floats of scratch: 8 MiB at d = 256). */
+const ROW_BLOCK = 8192;
+
 function isCoalesced(c: RowSparseGrad): boolean {
   const ids = c.ids;
   for (let i = 1; i < ids.length; i++) if (ids[i] <= ids[i - 1]) return false;
@@ -79,6 +87,7 @@ export class SparseAdam implements Optimizer {
   readonly bf16Moments: boolean;
   readonly seed: number;
   private readonly states: ParamState[];
+  private scratch = new Float32Array(0);
 
   constructor(params: [string, Tensor][], opts: SparseAdamOptions = {}) {
     this.beta1 = opts.beta1 ?? 0.9;
@@ -111,10 +120,10 @@ export class SparseAdam implements Optimizer {
     const chunks = p.sparseGrad;
     if (!chunks || chunks.length === 0) return null;
     for (const c of chunks) {
-      if (c.values.length !== c.ids.length * d) throw new Error(`SparseAdam: '${s.name}': chunk of ${c.ids.length} ids has ${c.values.length} values, expected ${c.ids.length * d}`);
+      if (!c.factors && c.values.length !== c.ids.length * d) throw new Error(`SparseAdam: '${s.name}': chunk of ${c.ids.length} ids has ${c.values.length} values, expected ${c.ids.length * d}`);
     }
     if (chunks.length === 1 && isCoalesced(chunks[0])) return chunks[0];
-    const merged = coalesceRows(chunks, rows, d);
+    const merged = coalesceRows(chunks.map((c) => (c.factors ? { ids: c.ids, values: rowGradValues(c, d) } : c)), rows, d);
     p.sparseGrad = [merged];
     return merged;
   }
@@ -126,12 +135,9 @@ export class SparseAdam implements Optimizer {
       if (!g) continue;
       s.step++;
       const bc1 = 1 - Math.pow(beta1, s.step), bc2 = 1 - Math.pow(beta2, s.step);
-      if (s.p.dtype === 'bf16') {
-        const seed = mixSeed(mixSeed(this.seed, s.index), s.step);
-        sparseAdamUpdate(s.p.bf16, s.d, g, s.m, s.v, { lr, beta1, beta2, eps, bc1, bc2, seed });
-      } else {
-        sparseAdamUpdate(s.p.f32, s.d, g, s.m, s.v, { lr, beta1, beta2, eps, bc1, bc2 });
-      }
+      const h = { lr, beta1, beta2, eps, bc1, bc2, seed: s.p.dtype === 'bf16' ? mixSeed(mixSeed(this.seed, s.index), s.step) : undefined };
+      const p = s.p.dtype === 'bf16' ? s.p.bf16 : s.p.f32;
+      this.blocks(g, s.d, (ids, values) => sparseAdamUpdate(p, s.d, { ids, values }, s.m, s.v, h));
     }
   }
 
@@ -139,13 +145,24 @@ export class SparseAdam implements Optimizer {
     let total = 0;
     for (const s of this.states) {
       const g = this.coalesce(s); // duplicates must be summed before squaring
-      if (g) total += sumOfSquares(g.values);
+      if (g) this.blocks(g, s.d, (_, values) => (total += sumOfSquares(values)));
     }
     return total;
   }
 
   scaleGrads(f: number): void {
-    for (const s of this.states) for (const c of s.p.sparseGrad ?? []) scaleInPlace(c.values, f);
+    for (const s of this.states) for (const c of s.p.sparseGrad ?? []) scaleInPlace(c.factors ? c.factors.coef : c.values, f);
+  }
+
+  /** Calls fn on the chunk's rows: all at once, or ROW_BLOCK at a time formed from its factors. */
+  private blocks(g: RowSparseGrad, d: number, fn: (ids: Int32Array, values: Float32Array) => void): void {
+    if (!g.factors) return fn(g.ids, g.values);
+    const U = g.ids.length;
+    if (this.scratch.length < Math.min(U, ROW_BLOCK) * d) this.scratch = new Float32Array(Math.min(U, ROW_BLOCK) * d);
+    for (let i0 = 0; i0 < U; i0 += ROW_BLOCK) {
+      const i1 = Math.min(U, i0 + ROW_BLOCK);
+      fn(g.ids.subarray(i0, i1), rowGradValues(g, d, i0, i1, this.scratch));
+    }
   }
 
   zeroGrad(): void {

@@ -4,7 +4,10 @@
 //               (BatchNorm statistics; int64 counters 8 bytes)
 //   gradients   fp32 and dense, except the tensors with row-sparse gradients (the PEER expert
 //               tables u, v): they hold the rows retrieved in one optimizer step (expected distinct
-//               rows of accum*B*S*lookups draws from N) plus an int32 index per row
+//               rows of accum*B*S*lookups draws from N) plus an int32 index per row; bf16 tables
+//               keep factored gradients instead (per pick a coefficient and its index entries, plus
+//               a copy of the [B*S, d] input or output gradient), formed into rows only when
+//               accumulating several micro-batches
 //   optimizer   AdamW first and second moments: fp32, or bf16 for the row-sparse tables when the
 //               kind says so (peer.bf16Moments)
 //   activations what backward keeps for one micro-batch of B*S tokens, layer by layer (see
@@ -87,7 +90,9 @@ export function estimateMemory(model: ModelConfig | ModelSpec, train: Pick<Train
     const N = t.shape[0];
     const rows = Math.min(N, Math.ceil(expectedDistinct(N, train.accum * T * t.lookupsPerToken)));
     tableParams += n;
-    tableGradBytes += sparse ? rows * ((n / N) * F32 + 4) : n * F32;
+    const d = n / N, picks = T * t.lookupsPerToken;
+    const factored = t.bf16 && train.accum === 1;
+    tableGradBytes += !sparse ? n * F32 : factored ? picks * (F32 + 4 + 4) + rows * 8 + T * d * F32 : rows * (d * F32 + 4);
     tableMomentBytes += n * 2 * (t.bf16Moments ? BF16 : F32);
     if (t.bf16) bf16TableParams += n;
   }

@@ -18,10 +18,25 @@ import { isGradEnabled, backward as runBackward } from './autograd.js';
 
 export type DType = 'f32' | 'i32' | 'bf16';
 
-/** A row-sparse gradient: values[i*d .. i*d+d) belongs to row ids[i]. */
+/**
+ * A row-sparse gradient: values[i*d .. i*d+d) belongs to row ids[i]. A factored chunk (PEER's
+ * bf16 tables) leaves values empty and keeps what the rows are made of instead, 4 bytes per pick
+ * rather than per weight: row i = sum over p in [offsets[i], offsets[i+1]) of
+ * coef[order[p]] * src[floor(order[p] / per)] (the peerRowGrad kernel); ids are then unique and
+ * ascending. Consumers form rows with ops/optim.ts rowGradValues, a block at a time.
+ */
 export interface RowSparseGrad {
   ids: Int32Array;
   values: Float32Array;
+  factors?: RowGradFactors;
+}
+
+export interface RowGradFactors {
+  offsets: Int32Array;
+  order: Int32Array;
+  coef: Float32Array;
+  src: Float32Array;
+  per: number;
 }
 export type Storage = Float32Array | Int32Array | Uint16Array;
 

@@ -36,6 +36,17 @@ export function adamwUpdate(p: Float32Array, g: Float32Array, m: Float32Array, v
 }
 
 /**
+ * Rows [i0, i1) of a row-sparse gradient chunk as a [(i1-i0), d] array: a view of values, or for a
+ * factored chunk the rows formed into out (or a fresh array).
+ */
+export function rowGradValues(c: RowSparseGrad, d: number, i0 = 0, i1 = c.ids.length, out?: Float32Array): Float32Array {
+  if (!c.factors) return c.values.subarray(i0 * d, i1 * d);
+  const f = c.factors, o = out ? out.subarray(0, (i1 - i0) * d) : new Float32Array((i1 - i0) * d);
+  backend().peerRowGrad(i1 - i0, d, f.per, f.offsets.subarray(i0, i1 + 1), f.order, f.coef, f.src, o);
+  return o;
+}
+
+/**
  * Sums row-sparse gradient chunks of a [rows, d] table into one chunk with unique ascending ids
  * (duplicate ids, within and across chunks, added up). Fresh arrays; the chunks are not modified.
  */

@@ -79,6 +79,12 @@ export interface PeerExpertOptions {
    * [N, d] array exists. The tables must then be leaves. Null or absent: dense [N, d] gradients.
    */
   rowGrads?: RowGradPool | null;
+  /**
+   * With rowGrads: emit factored chunks (tensor.ts RowSparseGrad.factors: the coalesced index,
+   * the per-pick coefficients and copies of x / dy) instead of [U, d] rows, so no gradient row is
+   * stored; the optimizer forms them a block at a time. Backward then runs token-major.
+   */
+  factoredRowGrads?: boolean;
 }
 
 /**
@@ -122,6 +128,14 @@ export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | 
     const U = K.peerCoalesce(n, N, idc, uniq, offsets, order);
     const rowIds = uniq.subarray(0, U).slice();
     const gx = u ? new Float32Array(T * d) : null, gscores = new Float32Array(n);
+    if (pool && o.factoredRowGrads) {
+      const cv = new Float32Array(n), cu = u ? new Float32Array(n) : null;
+      K.peerBackward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, g, a, gy, gx, gscores, cu, cv);
+      const index = { offsets: offsets.subarray(0, U + 1), order };
+      if (v.requiresGrad) (v.sparseGrad ??= []).push({ ids: rowIds, values: new Float32Array(0), factors: { ...index, coef: cv, src: gy.slice(), per: hk } });
+      if (u && cu && u.requiresGrad) (u.sparseGrad ??= []).push({ ids: rowIds, values: new Float32Array(0), factors: { ...index, coef: cu, src: xc.f32.slice(), per: hk } });
+      return u ? [gx, gscores, null, null] : [null, gscores, null];
+    }
     const rows = (t: Tensor) => (pool ? pool.take(t, U * d) : new Float32Array(U * d));
     const gvRows = v.requiresGrad ? rows(v) : null;
     const guRows = u && u.requiresGrad ? rows(u) : null;
