@@ -13,6 +13,7 @@
  * other op expects float32 and refuses it (`.f32` throws).
  */
 import { backend } from '../backend/index.js';
+import { bf16BitsToF32 } from '../io/tensor_dtypes.js';
 import type { Node } from './autograd.js';
 import { isGradEnabled, backward as runBackward } from './autograd.js';
 
@@ -144,7 +145,7 @@ export class Tensor {
   /** Copy of the elements in row-major order. */
   toArray(): number[] {
     const c = this.contiguous();
-    if (c.dtype === 'bf16') return Array.from(c.bf16, (h) => new Float32Array(new Uint32Array([h << 16]).buffer)[0]);
+    if (c.dtype === 'bf16') return Array.from(c.bf16, bf16BitsToF32);
     return Array.from(c.dtype === 'f32' ? c.f32 : c.i32);
   }
 

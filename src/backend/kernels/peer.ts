@@ -113,7 +113,7 @@ export interface PeerKernels {
    * float's bits and keeps the upper 16, key = lowbias32(seed ^ lowbias32(r)); this rounds up with
    * probability (x - lower) / ulp, i.e. E[round(x)] = x up to the 2^-16 granularity of R. Inf and
    * NaN round to nearest. seed (uint32) is required then; callers derive it from (run seed, table,
-   * step) so a resumed run draws the same bits. lowbias32 is the hash of ../ref/random.ts.
+   * step) so a resumed run draws the same bits. lowbias32 is the hash of ../ref/math.ts.
    */
   sparseAdam(U: number, d: number, ids: I32, g: F32, p: F32 | U16, m: F32 | U16, v: F32 | U16,
     lr: number, beta1: number, beta2: number, eps: number, bc1: number, bc2: number, seed?: number): void;

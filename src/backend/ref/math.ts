@@ -51,3 +51,12 @@ export function ranksBefore(a: number, ia: number, b: number, ib: number): boole
   if (an || bn) return an && (!bn || ia < ib);
   return a > b || (a === b && ia < ib);
 }
+
+/** The lowbias32 integer hash (uint32 -> uint32) of the counter-based random kernels. */
+export function lowbias32(x: number): number {
+  x = (x ^ (x >>> 16)) >>> 0;
+  x = Math.imul(x, 0x7feb352d) >>> 0;
+  x = (x ^ (x >>> 15)) >>> 0;
+  x = Math.imul(x, 0x846ca68b) >>> 0;
+  return (x ^ (x >>> 16)) >>> 0;
+}

@@ -1,13 +1,6 @@
 /** Counter-based random fills (the same numbers as the native kernels, for any thread count). */
 import type { F32 } from '../kernels.js';
-
-export function lowbias32(x: number): number {
-  x = (x ^ (x >>> 16)) >>> 0;
-  x = Math.imul(x, 0x7feb352d) >>> 0;
-  x = (x ^ (x >>> 15)) >>> 0;
-  x = Math.imul(x, 0x846ca68b) >>> 0;
-  return (x ^ (x >>> 16)) >>> 0;
-}
+import { lowbias32 } from './math.js';
 
 /**
  * out[i] = mean + std * sqrt(-2 ln u1) cos(2 pi u2), u1 = (h(2i) + 0.5) / 2^32,

@@ -3,7 +3,7 @@
 import type { F32, I32, U16 } from '../kernels.js';
 import { need, dim, len } from './check.js';
 import { bf16BitsToF32, f32ToBf16Bits } from '../../io/safetensors.js';
-import { lowbias32 } from './random.js';
+import { lowbias32 } from './math.js';
 
 const bits = new DataView(new ArrayBuffer(4));
 
@@ -11,7 +11,7 @@ const bits = new DataView(new ArrayBuffer(4));
  * float32 -> bfloat16 bits with stochastic rounding: adds lowbias32(key + c) & 0xffff to the
  * float's bits and truncates (Inf and NaN round to nearest). Contract in ../kernels/peer.ts.
  */
-export function f32ToBf16Stochastic(x: number, key: number, c: number): number {
+function f32ToBf16Stochastic(x: number, key: number, c: number): number {
   bits.setFloat32(0, x);
   const u = bits.getUint32(0);
   if ((u & 0x7f800000) >>> 0 === 0x7f800000) return f32ToBf16Bits(x);

@@ -7,6 +7,7 @@ import { backend } from '../../backend/index.js';
 import { Rng } from '../../util/random.js';
 import { Tensor } from '../tensor.js';
 import { mul } from './elementwise.js';
+import { f32ToBf16Bits } from '../../io/tensor_dtypes.js';
 
 /**
  * In-place normal fill of a contiguous float tensor (weight initialisation; never recorded):
@@ -30,11 +31,7 @@ export function fillNormal(t: Tensor, seed: number, mean: number, std: number): 
 /** out[i] = bfloat16 bits of x[i], rounded to nearest even (NaN stays a quiet NaN). */
 export function roundToBf16(x: Float32Array, out: Uint16Array): void {
   if (out.length !== x.length) throw new Error(`roundToBf16: ${x.length} values into ${out.length}`);
-  const b = new Uint32Array(x.buffer, x.byteOffset, x.length);
-  for (let i = 0; i < b.length; i++) {
-    const u = b[i];
-    out[i] = (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
-  }
+  for (let i = 0; i < x.length; i++) out[i] = f32ToBf16Bits(x[i]);
 }
 
 /**
