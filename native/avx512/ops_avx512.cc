@@ -10,8 +10,7 @@
 //   log: x = 2^e m, m in [sqrt(1/2), sqrt(2)), log(1+f) = f - f^2/2 + f^3 P7(f).
 //   tanh: |x| < 0.625: x + x^3 P4(x^2); else sign(x)(1 - 2/(e^{2|x|} + 1)).
 //   Phi: upper tail Q(a) = e^{-a^2/2} t R11(t), t = 1/(1 + 0.4a), a^2/2 carried as hi + lo.
-// Kernels not listed in overrideTable() (dropout, maskedFill, colMax, argmax, transpose, colSumRows)
-// keep their AVX2 versions, which this CPU runs as well.
+// transpose (a memory-bound shuffle) keeps its AVX2 version, which this CPU runs as well.
 #define MOELAB_AVX2_TU  // an ISA translation unit: no N-API, no STL (see ops_simd.h)
 #include "ops_simd.h"
 
@@ -365,6 +364,143 @@ double sumSquares(const float* x, int64_t n) {
   return s;
 }
 
+// ------------------------------------------------------------------ masks, dropout
+void maskedFill(const float* x, const uint8_t* mask, float v, float* out, int64_t n) {
+  V vv = set1(v);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512i mi = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mask + i)));
+    st(out + i, sel(_mm512_test_epi32_mask(mi, mi), vv, ld(x + i)));
+  }
+  for (; i < n; i++) out[i] = mask[i] ? v : x[i];
+}
+
+inline __m512i hash16(__m512i x) {
+  x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+  x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
+  x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
+  x = _mm512_mullo_epi32(x, _mm512_set1_epi32((int)0x846ca68bu));
+  return _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+}
+
+void dropout(uint64_t thr, float scale, uint32_t seed, uint32_t start, const float* x, float* out, uint8_t* mask,
+             int64_t n) {
+  const bool all = thr == 0, none = thr > 0xffffffffull;
+  const __m512i lim = _mm512_set1_epi32((int)(uint32_t)thr);
+  const __m512i sd = _mm512_set1_epi32((int)seed);
+  const V sc = set1(scale);
+  __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)start),
+                                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512i h = hash16(_mm512_xor_si512(hash16(idx), sd));
+    M keep = all ? (M)0xffff : none ? (M)0 : _mm512_cmpge_epu32_mask(h, lim);  // keep iff h >= thr
+    st(out + i, _mm512_maskz_mul_ps(keep, ld(x + i), sc));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(mask + i), _mm_maskz_mov_epi8(keep, _mm_set1_epi8(1)));
+    idx = _mm512_add_epi32(idx, _mm512_set1_epi32(16));
+  }
+  for (; i < n; i++) {
+    uint32_t h = hash32(hash32(start + (uint32_t)i) ^ seed);
+    bool keep = (uint64_t)h >= thr;
+    mask[i] = keep ? 1 : 0;
+    out[i] = keep ? x[i] * scale : 0.0f;
+  }
+}
+
+// ------------------------------------------------------------------ column sums, max, argmax
+// acc[j] += sum_i x[i*stride + j], 16 rows at a time in 64-column slabs summed in float registers,
+// then added into the double accumulators (as the AVX2 version, at twice the width).
+inline void flushd(double* acc, V f, M m) {
+  const __mmask8 m0 = (__mmask8)(m & 0xff), m1 = (__mmask8)(m >> 8);
+  _mm512_mask_storeu_pd(acc, m0, _mm512_add_pd(_mm512_maskz_loadu_pd(m0, acc), lo8(f)));
+  _mm512_mask_storeu_pd(acc + 8, m1, _mm512_add_pd(_mm512_maskz_loadu_pd(m1, acc + 8), hi8(f)));
+}
+
+void colSumRows(double* acc, const float* x, int64_t stride, int64_t rows, int64_t n) {
+  for (int64_t i0 = 0; i0 < rows; i0 += 16) {
+    const int64_t i1 = i0 + 16 < rows ? i0 + 16 : rows;
+    const float* x0 = x + i0 * stride;
+    int64_t j = 0;
+    for (; j + 64 <= n; j += 64) {
+      V f0 = zero(), f1 = f0, f2 = f0, f3 = f0;
+      const float* p = x0 + j;
+      for (int64_t i = i0; i < i1; i++, p += stride) {
+        f0 = _mm512_add_ps(f0, ld(p));
+        f1 = _mm512_add_ps(f1, ld(p + 16));
+        f2 = _mm512_add_ps(f2, ld(p + 32));
+        f3 = _mm512_add_ps(f3, ld(p + 48));
+      }
+      flushd(acc + j, f0, 0xffff);
+      flushd(acc + j + 16, f1, 0xffff);
+      flushd(acc + j + 32, f2, 0xffff);
+      flushd(acc + j + 48, f3, 0xffff);
+    }
+    for (; j < n; j += 16) {
+      const M m = tailMask(n - j);
+      V f = zero();
+      const float* p = x0 + j;
+      for (int64_t i = i0; i < i1; i++, p += stride) f = _mm512_add_ps(f, ldm(p, m));
+      flushd(acc + j, f, m);
+    }
+  }
+}
+
+// lanes where v should replace best: v > best, or v is NaN and best is not
+inline M better(V v, V best) {
+  return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+         (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+}
+inline bool betterS(float v, float best) { return v > best || (v != v && best == best); }
+
+void colMax(float* best, int32_t* arg, const float* x, int64_t n, int32_t i) {
+  const __m512i iv = _mm512_set1_epi32(i);
+  for (int64_t j = 0; j < n; j += 16) {
+    const M t = tailMask(n - j);
+    V v = ldm(x + j, t), b = ldm(best + j, t);
+    const M u = better(v, b) & t;
+    _mm512_mask_storeu_ps(best + j, u, v);
+    _mm512_mask_storeu_epi32(arg + j, u, iv);
+  }
+}
+
+int64_t argmax(const float* x, int64_t n, float* maxOut) {
+  float best = x[0];
+  int64_t arg = 0, i = 1;
+  if (n >= 32) {
+    V bv = ld(x);
+    __m512i bi = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), cur = bi;
+    const __m512i step = _mm512_set1_epi32(16);
+    for (i = 16; i + 16 <= n; i += 16) {
+      cur = _mm512_add_epi32(cur, step);
+      V v = ld(x + i);
+      const M u = better(v, bv);
+      bv = sel(u, v, bv);
+      bi = _mm512_mask_mov_epi32(bi, u, cur);
+    }
+    alignas(64) float lv[16];
+    alignas(64) int32_t li[16];
+    _mm512_store_ps(lv, bv);
+    _mm512_store_si512(reinterpret_cast<__m512i*>(li), bi);
+    best = lv[0];
+    arg = li[0];
+    for (int l = 1; l < 16; l++) {
+      bool take = betterS(lv[l], best) || ((lv[l] == best || (lv[l] != lv[l] && best != best)) && li[l] < arg);
+      if (take) {
+        best = lv[l];
+        arg = li[l];
+      }
+    }
+  }
+  for (; i < n; i++) {
+    if (betterS(x[i], best)) {
+      best = x[i];
+      arg = i;
+    }
+  }
+  *maxOut = best;
+  return arg;
+}
+
 // ------------------------------------------------------------------ reductions
 double sum(const float* x, int64_t n) {
   __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
@@ -618,6 +754,11 @@ void overrideTable(OpsTable* t) {
   t->layerNormRows = layerNormRows;
   t->layerNormBackwardRows = layerNormBackwardRows;
   t->adamw = adamw;
+  t->maskedFill = maskedFill;
+  t->dropout = dropout;
+  t->colSumRows = colSumRows;
+  t->colMax = colMax;
+  t->argmax = argmax;
 }
 
 }  // namespace avx512
