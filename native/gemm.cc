@@ -23,6 +23,8 @@
 
 #include "cpu.h"
 #include "args.h"
+#include "op_codes.h"
+#include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
 
@@ -72,6 +74,8 @@ thread_local ThreadBufs tbufs;
 
 // ------------------------------------------------------------------ one GEMM problem
 
+enum class Epilogue { None, Forward, Backward };
+
 // C[m,n] = alpha * op(A) @ op(B) + beta * C + bias, op(A)(i,p) = a[i*rsa + p*csa],
 // op(B)(p,j) = b[p*rsb + j*csb].
 struct Prob {
@@ -84,7 +88,28 @@ struct Prob {
   int64_t m, n, k;
   float alpha, beta;
   const float* bias;
+  // Optional unary epilogue on the finished C (see gemmUnary): Forward writes aux = f(C) and leaves
+  // C as the pre-activation; Backward replaces C by C * f'(aux).
+  Epilogue epi = Epilogue::None;
+  UnaryOp act = UnaryOp::Neg;
+  float* aux = nullptr;
+  int64_t ldaux = 0;
 };
+
+// Applies P's epilogue to the finished block C[m0:m1, n0:n1], row by row through the elementwise
+// row kernels of the active ISA (the same code, and so the same numbers, as unary/unaryBackward).
+void epilogueBlock(const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (P.epi == Epilogue::None || n1 <= n0) return;
+  const simd::OpsTable& K = ops::kernels();
+  for (int64_t i = m0; i < m1; i++) {
+    float* cr = P.c + i * P.ldc + n0;
+    float* ar = P.aux + i * P.ldaux + n0;
+    if (P.epi == Epilogue::Forward)
+      K.unary(P.act, cr, ar, n1 - n0);
+    else
+      K.unaryBackward(P.act, ar, nullptr, cr, cr, n1 - n0);
+  }
+}
 
 // Products this small skip packing: below ~1k multiply-adds, or with a C of at most 8 elements
 // (dot-product shapes, where a packed micro-tile would be mostly padding). Everything else takes
@@ -178,8 +203,10 @@ inline int64_t balancedBlock(int64_t total, int64_t maxBlock, int64_t unit) {
 
 // The Goto loop nest over C[m0:m1, n0:n1] for the depth range [k0, k1), on the calling thread.
 // If k0 > 0 the block accumulates (beta 1, no bias): used by the split-k path.
+// With `epi`, P's epilogue runs on each micro-tile right after its last depth block, while the tile
+// is still in L1 (c must then be P.c and [k0, k1) all of P's depth).
 void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t k0,
-               int64_t k1, float* c, int64_t ldc, float beta, const float* bias) {
+               int64_t k1, float* c, int64_t ldc, float beta, const float* bias, bool epi = false) {
   const int64_t MR = ks.mr, NR = ks.nr;
   const int64_t KC = balancedBlock(k1 - k0, ks.kc, 8);
   const int64_t MC = balancedBlock(m1 - m0, ks.mc, MR);
@@ -198,6 +225,7 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
       const int64_t kc = std::min(KC, k1 - pc);
       const float bet = pc == k0 ? beta : 1.f;
       const float* bi = pc == k0 ? bias : nullptr;
+      const bool lastK = epi && pc + kc >= k1;
       const float* bsrc = P.b + pc * P.rsb + jc * P.csb;
       if (eagerB) ks.packB(kc, nc, bsrc, P.rsb, P.csb, pb);
       for (int64_t ic = m0; ic < m1; ic += MC) {
@@ -230,6 +258,7 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
               ks.kernel(kc, pa + ir * kc, bp, tmp, NR, P.alpha, 0.f, nullptr);
               mergeTile(tmp, NR, cp, ldc, mr, nr, bet, bb);
             }
+            if (lastK) epilogueBlock(P, ic + ir, ic + ir + mr, jc + jr, jc + jr + nr);
           }
         }
       }
@@ -239,12 +268,17 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
 
 void runBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   if (m0 >= m1 || n0 >= n1) return;
-  if (P.k == 0) return scaleBlock(P, m0, m1, n0, n1);
-  if (isDirect(P)) {
-    if (P.m * P.n <= 8 && m0 == 0 && n0 == 0 && m1 == P.m && n1 == P.n) return tinyC(P);
-    return directBlock(P, m0, m1, n0, n1);
+  if (P.k == 0) {
+    scaleBlock(P, m0, m1, n0, n1);
+  } else if (isDirect(P)) {
+    if (P.m * P.n <= 8 && m0 == 0 && n0 == 0 && m1 == P.m && n1 == P.n)
+      tinyC(P);
+    else
+      directBlock(P, m0, m1, n0, n1);
+  } else {
+    return gotoBlock(ks, P, m0, m1, n0, n1, 0, P.k, P.c, P.ldc, P.beta, P.bias, true);
   }
-  gotoBlock(ks, P, m0, m1, n0, n1, 0, P.k, P.c, P.ldc, P.beta, P.bias);
+  epilogueBlock(P, m0, m1, n0, n1);
 }
 
 // ------------------------------------------------------------------ work planning
@@ -365,6 +399,7 @@ void runSplitK(const KernelSet& ks, const Prob& P, int T) {
         for (int64_t j = 0; j < P.n; j++) cr[j] += wr[j];
       }
     }
+    epilogueBlock(P, i0, i1, 0, P.n);
   });
 }
 
@@ -522,6 +557,69 @@ Napi::Value GemmNapi(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 MOELAB_EXPORT(gemm, GemmNapi);
+
+// Unary ops whose derivative gemmUnary's backward can form from the pre-activation alone (the
+// others, exp/tanh/sigmoid/sqrt, take theirs from the output, which the backward does not get).
+bool derivFromInput(UnaryOp op) {
+  return op != UnaryOp::Exp && op != UnaryOp::Tanh && op != UnaryOp::Sigmoid && op != UnaryOp::Sqrt;
+}
+
+// gemmUnary(op, backward, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, aux, ldaux)
+Napi::Value GemmUnaryNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "gemmUnary";
+  Napi::Env env = info.Env();
+  needArgs(info, 18, fn);
+  int64_t opc = dimArg(info, 0, fn, "op");
+  if (opc >= (int64_t)UnaryOp::Count) fail(env, fn, "unknown unary op code " + std::to_string(opc));
+  const UnaryOp op = (UnaryOp)opc;
+  const bool backward = boolArg(info, 1, fn, "backward");
+  if (backward && !derivFromInput(op))
+    fail(env, fn, std::string("the backward epilogue needs f'(x) from x alone; '") + kUnaryOpNames[opc] +
+                      "' takes it from its output: use gemm and unaryBackward instead");
+  bool tA = boolArg(info, 2, fn, "transA"), tB = boolArg(info, 3, fn, "transB");
+  int64_t m = dimArg(info, 4, fn, "m"), n = dimArg(info, 5, fn, "n"), k = dimArg(info, 6, fn, "k");
+  double alpha = numArg(info, 7, fn, "alpha");
+  auto a = f32Arg(info, 8, fn, "a");
+  int64_t lda = dimArg(info, 9, fn, "lda");
+  auto b = f32Arg(info, 10, fn, "b");
+  int64_t ldb = dimArg(info, 11, fn, "ldb");
+  double beta = numArg(info, 12, fn, "beta");
+  auto c = f32Arg(info, 13, fn, "c");
+  int64_t ldc = dimArg(info, 14, fn, "ldc");
+  auto bias = f32OptArg(info, 15, fn, "bias");
+  auto aux = f32Arg(info, 16, fn, "aux");
+  int64_t ldaux = dimArg(info, 17, fn, "ldaux");
+
+  int64_t extA = tA ? matExtent(env, fn, "a", k, m, lda) : matExtent(env, fn, "a", m, k, lda);
+  int64_t extB = tB ? matExtent(env, fn, "b", n, k, ldb) : matExtent(env, fn, "b", k, n, ldb);
+  int64_t extC = matExtent(env, fn, "c", m, n, ldc);
+  int64_t extX = matExtent(env, fn, "aux", m, n, ldaux);
+  needLen(env, a, extA, fn, "a");
+  needLen(env, b, extB, fn, "b");
+  needLen(env, c, extC, fn, "c");
+  needLen(env, aux, extX, fn, "aux");
+  if (bias.data) needLen(env, bias, n, fn, "bias");
+  auto cs = slice(c, 0, extC), xs = slice(aux, 0, extX);
+  noOverlap(env, fn, cs, "c", slice(a, 0, extA), "a");
+  noOverlap(env, fn, cs, "c", slice(b, 0, extB), "b");
+  noOverlap(env, fn, cs, "c", xs, "aux");
+  if (bias.data) noOverlap(env, fn, cs, "c", slice(bias, 0, n), "bias");
+  if (!backward) {  // aux is written too
+    noOverlap(env, fn, xs, "aux", slice(a, 0, extA), "a");
+    noOverlap(env, fn, xs, "aux", slice(b, 0, extB), "b");
+    if (bias.data) noOverlap(env, fn, xs, "aux", slice(bias, 0, n), "bias");
+  }
+  if (m == 0 || n == 0) return env.Undefined();
+
+  Prob P = makeProb(tA, tB, m, n, k, (float)alpha, a.data, lda, b.data, ldb, (float)beta, c.data, ldc, bias.data);
+  P.epi = backward ? Epilogue::Backward : Epilogue::Forward;
+  P.act = op;
+  P.aux = aux.data;
+  P.ldaux = ldaux;
+  runProblems(std::vector<Prob>{P});
+  return env.Undefined();
+}
+MOELAB_EXPORT(gemmUnary, GemmUnaryNapi);
 
 // gemmBatched(batch, transA, transB, m, n, k, alpha, a, strideA, lda, b, strideB, ldb, beta, c, strideC, ldc)
 Napi::Value GemmBatchedNapi(const Napi::CallbackInfo& info) {

@@ -51,6 +51,18 @@ export interface Kernels extends PeerKernels, RoutingKernels {
   gemm(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
     a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null): void;
 
+  /**
+   * gemm() with a unary epilogue (UnaryOp code `op`, f) applied to each finished output tile while it
+   * is still in cache. With R = alpha * op(A) @ op(B) + beta * C (+ bias), aux [m,n] with row stride ldaux:
+   *   backward false:  C = R (the pre-activation, kept for the backward) and aux = f(R)   (aux written)
+   *   backward true:   C = R * f'(aux)   (aux read: the pre-activation saved by the forward)
+   * The backward form needs f' from the input alone, so exp, tanh, sigmoid and sqrt are refused.
+   * aux must not overlap C (nor, when written, A, B or bias).
+   */
+  gemmUnary(op: number, backward: boolean, transA: boolean, transB: boolean, m: number, n: number, k: number,
+    alpha: number, a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null,
+    aux: F32, ldaux: number): void;
+
   /** `batch` independent GEMMs as in gemm(); matrix i of A starts at a[i*strideA], same for B and C. */
   gemmBatched(batch: number, transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
     a: F32, strideA: number, lda: number, b: F32, strideB: number, ldb: number,
@@ -249,7 +261,7 @@ export interface Kernels extends PeerKernels, RoutingKernels {
 /** Every kernel name outside the PEER and routing families, checked by the compiler against Kernels (see KERNEL_NAMES). */
 const CORE_KERNEL_NAMES: Record<Exclude<keyof Kernels, 'name' | keyof PeerKernels | keyof RoutingKernels>, true> = {
   cpuInfo: true, getThreads: true, setThreads: true,
-  gemm: true, gemmBatched: true, gemmGroupedRows: true, gemmGroupedK: true,
+  gemm: true, gemmUnary: true, gemmBatched: true, gemmGroupedRows: true, gemmGroupedK: true,
   copyStrided: true, binary: true, binaryScalar: true, unary: true, unaryBackward: true, axpy: true, fill: true,
   sumSquares: true, maskedFill: true, dropout: true,
   reduce: true, sumInto: true, softmax: true, softmaxBackward: true,

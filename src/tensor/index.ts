@@ -4,6 +4,7 @@ export { backward, noGrad, isGradEnabled } from './autograd.js';
 export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/matmul.js';
+export * from './ops/ffn.js';
 export * from './ops/nn.js';
 export * from './ops/indexing.js';
 export * from './ops/random.js';
