@@ -32,8 +32,12 @@ void packA(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float
       for (int64_t q = 0; q < kEven; q++) {
         const float* s0 = s + 2 * q * cs;
         const float* s1 = s0 + cs;
-        for (int64_t r = 0; r < mr; r++) d[q * MR + r] = pairBits(s0[r], s1[r]);
-        for (int64_t r = mr; r < MR; r++) d[q * MR + r] = 0;
+        if (mr == MR) {  // constant trip count: vectorized
+          for (int r = 0; r < MR; r++) d[q * MR + r] = pairBits(s0[r], s1[r]);
+        } else {
+          for (int64_t r = 0; r < mr; r++) d[q * MR + r] = pairBits(s0[r], s1[r]);
+          for (int64_t r = mr; r < MR; r++) d[q * MR + r] = 0;
+        }
       }
       if (kq > kEven) {
         const float* s0 = s + 2 * kEven * cs;
