@@ -11,6 +11,7 @@
 // (small m*n, large k) can instead be split along k, with a reduction of per-thread partial sums.
 // Work below kParallelMin stays on the calling thread, and tiny products skip packing entirely.
 #include "gemm.h"
+#include "gemm_api.h"
 
 #include <algorithm>
 #include <atomic>
@@ -209,10 +210,11 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
                int64_t k1, float* c, int64_t ldc, float beta, const float* bias, bool epi = false) {
   const int64_t MR = ks.mr, NR = ks.nr;
   const int64_t KC = balancedBlock(k1 - k0, ks.kc, 8);
+  const int64_t kslots = ks.kpack == 2 ? (KC + 1) / 2 : KC;  // packed 32-bit slots per sliver step
   const int64_t MC = balancedBlock(m1 - m0, ks.mc, MR);
   const int64_t NC = balancedBlock(n1 - n0, ks.nc, NR);
-  float* pa = tbufs.a.get((size_t)(MC * KC + 64));
-  float* pb = tbufs.b.get((size_t)(NC * KC + 64));
+  float* pa = tbufs.a.get((size_t)(MC * kslots + 64));
+  float* pb = tbufs.b.get((size_t)(NC * kslots + 64));
   alignas(64) float tmp[16 * 32];
   // Row-contiguous B is packed a whole block up front, in one streaming pass over its rows (fast
   // when B comes from memory, as expert weights usually do). Transposed B is packed one sliver at
@@ -222,7 +224,7 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
   for (int64_t jc = n0; jc < n1; jc += NC) {
     const int64_t nc = std::min(NC, n1 - jc);
     for (int64_t pc = k0; pc < k1; pc += KC) {
-      const int64_t kc = std::min(KC, k1 - pc);
+      const int64_t kc = std::min(KC, k1 - pc), kcs = ks.kpack == 2 ? (kc + 1) / 2 : kc;
       const float bet = pc == k0 ? beta : 1.f;
       const float* bi = pc == k0 ? bias : nullptr;
       const bool lastK = epi && pc + kc >= k1;
@@ -235,13 +237,13 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
         const int64_t tilesM = (mc + MR - 1) / MR;
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min(NR, nc - jr);
-          float* bp = pb + jr * kc;
+          float* bp = pb + jr * kcs;
           if (packingB) ks.packB(kc, nr, bsrc + jr * P.csb, P.rsb, P.csb, bp);
           const float* bb = bi ? bi + jc + jr : nullptr;
           // While this B sliver is in use, pull the next one toward L1 a slice per micro-tile
           // (it otherwise arrives from L3 at the start of the next column of tiles).
-          const float* bn = !packingB && jr + NR < nc ? bp + NR * kc : nullptr;
-          const int64_t bnLines = NR * kc / 16, bnPer = (bnLines + tilesM - 1) / tilesM;
+          const float* bn = !packingB && jr + NR < nc ? bp + NR * kcs : nullptr;
+          const int64_t bnLines = NR * kcs / 16, bnPer = (bnLines + tilesM - 1) / tilesM;
           int64_t bnAt = 0;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t mr = std::min(MR, mc - ir);
@@ -251,11 +253,11 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
             }
             float* cp = c + (ic + ir) * ldc + jc + jr;
             if (mr == MR && nr == NR) {
-              ks.kernel(kc, pa + ir * kc, bp, cp, ldc, P.alpha, bet, bb);
+              ks.kernel(kc, pa + ir * kcs, bp, cp, ldc, P.alpha, bet, bb);
             } else if (nr == NR && ks.kernelRows[mr]) {
-              ks.kernelRows[mr](kc, pa + ir * kc, bp, cp, ldc, P.alpha, bet, bb);
+              ks.kernelRows[mr](kc, pa + ir * kcs, bp, cp, ldc, P.alpha, bet, bb);
             } else {
-              ks.kernel(kc, pa + ir * kc, bp, tmp, NR, P.alpha, 0.f, nullptr);
+              ks.kernel(kc, pa + ir * kcs, bp, tmp, NR, P.alpha, 0.f, nullptr);
               mergeTile(tmp, NR, cp, ldc, mr, nr, bet, bb);
             }
             if (lastK) epilogueBlock(P, ic + ir, ic + ir + mr, jc + jr, jc + jr + nr);
@@ -404,8 +406,8 @@ void runSplitK(const KernelSet& ks, const Prob& P, int T) {
 }
 
 // Plans and runs a set of independent problems (their C blocks are disjoint).
-void runProblems(const std::vector<Prob>& probs, int maxThreads = 0) {
-  const KernelSet& ks = kernels();
+void runProblems(const std::vector<Prob>& probs, int maxThreads = 0, const KernelSet* set = nullptr) {
+  const KernelSet& ks = set ? *set : kernels();
   if (probs.size() == 1 && isDirect(probs[0])) {  // tiny: no planning, no pool
     const Prob& P = probs[0];
     return runBlock(ks, P, 0, P.m, 0, P.n);
@@ -522,9 +524,10 @@ void outputsDisjoint(const Napi::Env& env, const char* fn, const char* name, int
 
 // ------------------------------------------------------------------ N-API entry points
 
+}  // namespace
+
 // gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias)
-Napi::Value GemmNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "gemm";
+Napi::Value gemmBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
   Napi::Env env = info.Env();
   needArgs(info, 14, fn);
   bool tA = boolArg(info, 0, fn, "transA"), tB = boolArg(info, 1, fn, "transB");
@@ -553,11 +556,15 @@ Napi::Value GemmNapi(const Napi::CallbackInfo& info) {
   if (m == 0 || n == 0) return env.Undefined();
 
   runProblems(std::vector<Prob>{
-      makeProb(tA, tB, m, n, k, (float)alpha, a.data, lda, b.data, ldb, (float)beta, c.data, ldc, bias.data)});
+      makeProb(tA, tB, m, n, k, (float)alpha, a.data, lda, b.data, ldb, (float)beta, c.data, ldc, bias.data)}, 0, ks);
   return env.Undefined();
 }
+
+namespace {
+Napi::Value GemmNapi(const Napi::CallbackInfo& info) { return gemmBody(info, "gemm", nullptr); }
 MOELAB_EXPORT(gemm, GemmNapi);
 
+<<<<<<< HEAD
 // Unary ops whose derivative gemmUnary's backward can form from the pre-activation alone (the
 // others, exp/tanh/sigmoid/sqrt, take theirs from the output, which the backward does not get).
 bool derivFromInput(UnaryOp op) {
@@ -620,10 +627,12 @@ Napi::Value GemmUnaryNapi(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 MOELAB_EXPORT(gemmUnary, GemmUnaryNapi);
+=======
+}  // namespace
+>>>>>>> h-bf16
 
 // gemmBatched(batch, transA, transB, m, n, k, alpha, a, strideA, lda, b, strideB, ldb, beta, c, strideC, ldc)
-Napi::Value GemmBatchedNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "gemmBatched";
+Napi::Value gemmBatchedBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
   Napi::Env env = info.Env();
   needArgs(info, 17, fn);
   int64_t batch = dimArg(info, 0, fn, "batch");
@@ -657,14 +666,18 @@ Napi::Value GemmBatchedNapi(const Napi::CallbackInfo& info) {
   for (int64_t i = 0; i < batch; i++)
     probs[(size_t)i] = makeProb(tA, tB, m, n, k, (float)alpha, a.data + i * sA, lda, b.data + i * sB, ldb,
                                 (float)beta, c.data + i * sC, ldc, nullptr);
-  runProblems(probs);
+  runProblems(probs, 0, ks);
   return env.Undefined();
 }
+
+namespace {
+Napi::Value GemmBatchedNapi(const Napi::CallbackInfo& info) { return gemmBatchedBody(info, "gemmBatched", nullptr); }
 MOELAB_EXPORT(gemmBatched, GemmBatchedNapi);
 
+}  // namespace
+
 // gemmGroupedRows(G, offsets, transB, n, k, alpha, a, lda, b, strideB, ldb, beta, c, ldc, bias)
-Napi::Value GemmGroupedRowsNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "gemmGroupedRows";
+Napi::Value gemmGroupedRowsBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
   Napi::Env env = info.Env();
   needArgs(info, 15, fn);
   int64_t G = dimArg(info, 0, fn, "G");
@@ -718,14 +731,18 @@ Napi::Value GemmGroupedRowsNapi(const Napi::CallbackInfo& info) {
     P.bias = bias.data ? bias.data + g * n : nullptr;
     probs.push_back(P);
   }
-  runProblems(probs);
+  runProblems(probs, 0, ks);
   return env.Undefined();
 }
+
+namespace {
+Napi::Value GemmGroupedRowsNapi(const Napi::CallbackInfo& info) { return gemmGroupedRowsBody(info, "gemmGroupedRows", nullptr); }
 MOELAB_EXPORT(gemmGroupedRows, GemmGroupedRowsNapi);
 
+}  // namespace
+
 // gemmGroupedK(G, offsets, m, n, alpha, a, lda, b, ldb, beta, c, strideC, ldc)
-Napi::Value GemmGroupedKNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "gemmGroupedK";
+Napi::Value gemmGroupedKBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
   Napi::Env env = info.Env();
   needArgs(info, 13, fn);
   int64_t G = dimArg(info, 0, fn, "G");
@@ -773,9 +790,12 @@ Napi::Value GemmGroupedKNapi(const Napi::CallbackInfo& info) {
     P.alpha = (float)alpha, P.beta = (float)beta;
     P.bias = nullptr;
   }
-  runProblems(probs);
+  runProblems(probs, 0, ks);
   return env.Undefined();
 }
+
+namespace {
+Napi::Value GemmGroupedKNapi(const Napi::CallbackInfo& info) { return gemmGroupedKBody(info, "gemmGroupedK", nullptr); }
 MOELAB_EXPORT(gemmGroupedK, GemmGroupedKNapi);
 
 }  // namespace

@@ -12,6 +12,7 @@ export * from './ops/moe.js';
 export * from './ops/router_loss.js';
 export * from './ops/routing.js';
 export * from './runtime.js';
+export * from './precision.js';
 export * from './ops/peer.js';
 export * from './ops/batchnorm.js';
 export { adviseHugePages } from './memory.js';

@@ -51,3 +51,14 @@ export function ranksBefore(a: number, ia: number, b: number, ib: number): boole
   if (an || bn) return an && (!bn || ia < ib);
   return a > b || (a === b && ia < ib);
 }
+
+/** lowbias32 integer hash: x ^= x>>>16; x *= 0x7feb352d; x ^= x>>>15; x *= 0x846ca68b; x ^= x>>>16 (mod 2^32). */
+export function hash32(x: number): number {
+  x >>>= 0;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d);
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b);
+  x ^= x >>> 16;
+  return x >>> 0;
+}

@@ -7,6 +7,7 @@
  */
 import { backend, BinaryOp, ReduceOp, UnaryOp } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
+import { matmulPrecision } from '../precision.js';
 
 /** The routing of one forward pass: which slots each expert processes, in expert order. */
 export interface Route {
@@ -142,6 +143,10 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
     throw new Error(`expertMix: expert weights w1 [${w1.shape.join(', ')}], w2 [${w2.shape.join(', ')}] do not fit x [${x.shape.join(', ')}]`);
   }
   const kern = backend();
+  // Under bf16 precision the expert GEMMs (both layers, forward and backward) take bf16 operands with
+  // fp32 accumulation; the bias gradients (column sums) stay fp32 reductions.
+  const bf16 = matmulPrecision() === 'bf16';
+  const gemmRows = bf16 ? kern.gemmGroupedRowsBf16 : kern.gemmGroupedRows, gemmK = bf16 ? kern.gemmGroupedKBf16 : kern.gemmGroupedK;
   const xc = x.contiguous(), gc = gates.contiguous();
   const X = xc.f32, W1 = w1.f32, B1 = b1.f32, W2 = w2.f32, B2 = b2.f32, gflat = gc.f32;
   const { tok, slots, offsets } = r;
@@ -152,7 +157,7 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
   const xs = pool.take(N * d);
   kern.indexSelect(N, d, X, tok, xs);
   const hpre = pool.take(N * h);
-  kern.gemmGroupedRows(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, B1);
+  gemmRows(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, B1);
   const act = pool.take(N * h);
   kern.unary(UnaryOp.gelu_erf, hpre, act);
   // fc2's input: the activations, or with expert dropout their masked and rescaled copy
@@ -163,7 +168,7 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
     kern.dropout(drop.p, drop.seed, act, fc2In, mask);
   }
   const ys = pool.take(N * d);
-  kern.gemmGroupedRows(E, offsets, false, d, h, 1, fc2In, h, W2, h * d, d, 0, ys, d, B2);
+  gemmRows(E, offsets, false, d, h, 1, fc2In, h, W2, h * d, d, 0, ys, d, B2);
   const rowShape = Int32Array.of(N, d), rowStrides = Int32Array.of(d, 1), gateStrides = Int32Array.of(1, 0);
   const scaled = pool.take(N * d);
   kern.binary(BinaryOp.mul, rowShape, ys, 0, rowStrides, gs, 0, gateStrides, scaled);
@@ -190,11 +195,11 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
     const gb2 = b2.requiresGrad ? new Float32Array(E * d) : null;
     if (gb2) kern.gemmGroupedK(E, offsets, 1, d, 1, ones, 1, gY, d, 0, gb2, d, d);
     const gw2 = w2.requiresGrad ? new Float32Array(E * h * d) : null;
-    if (gw2) kern.gemmGroupedK(E, offsets, h, d, 1, fc2In, h, gY, d, 0, gw2, h * d, d);
+    if (gw2) gemmK(E, offsets, h, d, 1, fc2In, h, gY, d, 0, gw2, h * d, d);
     let gw1: Float32Array | null = null, gb1: Float32Array | null = null, gx: Float32Array | null = null;
     if (w1.requiresGrad || b1.requiresGrad || xc.requiresGrad) {
       let gAct = pool.take(N * h);
-      kern.gemmGroupedRows(E, offsets, true, h, d, 1, gY, d, W2, h * d, d, 0, gAct, h, null);
+      gemmRows(E, offsets, true, h, d, 1, gY, d, W2, h * d, d, 0, gAct, h, null);
       if (drop) {
         const masked = pool.take(N * h);
         kern.dropout(drop.p, drop.seed, gAct, masked, mask!); // same seed: same mask and scale as the forward
@@ -210,11 +215,11 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
       }
       if (w1.requiresGrad) {
         gw1 = new Float32Array(E * d * h);
-        kern.gemmGroupedK(E, offsets, d, h, 1, xs, d, gH, h, 0, gw1, d * h, h);
+        gemmK(E, offsets, d, h, 1, xs, d, gH, h, 0, gw1, d * h, h);
       }
       if (xc.requiresGrad) {
         const gxs = gScaled; // reuse: no longer needed
-        kern.gemmGroupedRows(E, offsets, true, d, h, 1, gH, h, W1, d * h, h, 0, gxs, d, null);
+        gemmRows(E, offsets, true, d, h, 1, gH, h, W1, d * h, h, 0, gxs, d, null);
         gx = new Float32Array(T * d);
         kern.indexAdd(N, d, tok, gxs, gx);
       }
