@@ -564,16 +564,16 @@ namespace {
 Napi::Value GemmNapi(const Napi::CallbackInfo& info) { return gemmBody(info, "gemm", nullptr); }
 MOELAB_EXPORT(gemm, GemmNapi);
 
-<<<<<<< HEAD
 // Unary ops whose derivative gemmUnary's backward can form from the pre-activation alone (the
 // others, exp/tanh/sigmoid/sqrt, take theirs from the output, which the backward does not get).
 bool derivFromInput(UnaryOp op) {
   return op != UnaryOp::Exp && op != UnaryOp::Tanh && op != UnaryOp::Sigmoid && op != UnaryOp::Sqrt;
 }
 
+}  // namespace
+
 // gemmUnary(op, backward, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, aux, ldaux)
-Napi::Value GemmUnaryNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "gemmUnary";
+Napi::Value gemmUnaryBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
   Napi::Env env = info.Env();
   needArgs(info, 18, fn);
   int64_t opc = dimArg(info, 0, fn, "op");
@@ -623,13 +623,14 @@ Napi::Value GemmUnaryNapi(const Napi::CallbackInfo& info) {
   P.act = op;
   P.aux = aux.data;
   P.ldaux = ldaux;
-  runProblems(std::vector<Prob>{P});
+  runProblems(std::vector<Prob>{P}, 0, ks);
   return env.Undefined();
 }
+
+namespace {
+Napi::Value GemmUnaryNapi(const Napi::CallbackInfo& info) { return gemmUnaryBody(info, "gemmUnary", nullptr); }
 MOELAB_EXPORT(gemmUnary, GemmUnaryNapi);
-=======
 }  // namespace
->>>>>>> h-bf16
 
 // gemmBatched(batch, transA, transB, m, n, k, alpha, a, strideA, lda, b, strideB, ldb, beta, c, strideC, ldc)
 Napi::Value gemmBatchedBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {

@@ -53,6 +53,11 @@ Napi::Value GemmBf16Napi(const Napi::CallbackInfo& info) {
 }
 MOELAB_EXPORT(gemmBf16, GemmBf16Napi);
 
+Napi::Value GemmUnaryBf16Napi(const Napi::CallbackInfo& info) {
+  return gemmUnaryBody(info, "gemmUnaryBf16", &needBf16(info.Env(), "gemmUnaryBf16"));
+}
+MOELAB_EXPORT(gemmUnaryBf16, GemmUnaryBf16Napi);
+
 Napi::Value GemmGroupedRowsBf16Napi(const Napi::CallbackInfo& info) {
   return gemmGroupedRowsBody(info, "gemmGroupedRowsBf16", &needBf16(info.Env(), "gemmGroupedRowsBf16"));
 }

@@ -3,7 +3,7 @@
 // and fp32 again once the precision is restored.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nativeKernels } from '../src/backend/index.js';
+import { nativeKernels, ref, UnaryOp } from '../src/backend/index.js';
 import * as T from '../src/tensor/index.js';
 import { tensor, type Tensor } from '../src/tensor/index.js';
 import { randn } from './util.js';
@@ -69,4 +69,26 @@ test('expertMix: both expert layers forward and backward in bf16', { skip: !HAS_
   const f = run('fp32', inputs, fn, 8), b = run('bf16', inputs, fn, 8);
   // gb2 = column sums of the output gradient, which no bf16 GEMM touches
   compare(['y', 'gx', 'ggates', 'gw1', 'gb1', 'gw2', 'gb2'], f, b, ['gb2']);
+});
+
+test('mlpGelu (GELU fused into the GEMMs): all five GEMMs in bf16, bias gradient of fc2 stays fp32', { skip: !HAS_BF16 }, () => {
+  const inputs = [leaf([2, 19, 24], 1), leaf([56, 24], 2, 0.3), leaf([56], 3, 0.1), leaf([24, 56], 4, 0.3), leaf([24], 5, 0.1)];
+  const fn = (x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) => T.mlpGelu(x, w1, b1, w2, b2);
+  const f = run('fp32', inputs, fn, 7), b = run('bf16', inputs, fn, 7);
+  compare(['y', 'gx', 'gw1', 'gb1', 'gw2', 'gb2'], f, b, ['gb2']);
+});
+
+test('gemmUnaryBf16: native equals the reference (round operands, fp32 GEMM, fp32 epilogue) within the bf16 GEMM bound', { skip: !HAS_BF16 }, () => {
+  const nat = nativeKernels();
+  const m = 37, n = 45, k = 70;
+  const a = randn(m * k, 11), w = randn(n * k, 12, 0.2), bias = randn(n, 13, 0.1), r = randn(m * n, 14);
+  for (const backward of [false, true]) {
+    const c1 = new Float32Array(m * n), c2 = new Float32Array(m * n);
+    const x1 = backward ? randn(m * n, 15) : new Float32Array(m * n), x2 = Float32Array.from(x1);
+    const A = backward ? r : a, B = backward ? randn(n * n, 16, 0.2) : w, kk = backward ? n : k;
+    nat.gemmUnaryBf16(UnaryOp.gelu_erf, backward, false, !backward, m, n, kk, 1, A, kk, B, kk, 0, c1, n, backward ? null : bias, x1, n);
+    ref.gemmUnaryBf16(UnaryOp.gelu_erf, backward, false, !backward, m, n, kk, 1, A, kk, B, kk, 0, c2, n, backward ? null : bias, x2, n);
+    assert.ok(relErr(c1, c2) < 1e-5, `backward=${backward}: c differs by ${relErr(c1, c2)}`);
+    if (!backward) assert.ok(relErr(x1, x2) < 1e-5, `aux differs by ${relErr(x1, x2)}`);
+  }
 });

@@ -24,6 +24,11 @@ export interface Bf16Kernels {
   gemmBf16(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
     a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null): void;
 
+  /** gemmUnary() (the GEMM with a unary epilogue) with A and B rounded to bf16 and fp32 accumulation; the epilogue is fp32. */
+  gemmUnaryBf16(op: number, backward: boolean, transA: boolean, transB: boolean, m: number, n: number, k: number,
+    alpha: number, a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number,
+    bias: F32 | null, aux: F32, ldaux: number): void;
+
   /** gemmGroupedRows() with A and B rounded to bf16 and fp32 accumulation. */
   gemmGroupedRowsBf16(G: number, offsets: I32, transB: boolean, n: number, k: number, alpha: number,
     a: F32, lda: number, b: F32, strideB: number, ldb: number, beta: number, c: F32, ldc: number,
@@ -52,6 +57,6 @@ export interface Bf16Kernels {
 
 /** Every bf16 kernel name, checked by the compiler against Bf16Kernels. */
 export const BF16_KERNEL_NAMES: Record<keyof Bf16Kernels, true> = {
-  gemmBf16: true, gemmGroupedRowsBf16: true, gemmGroupedKBf16: true,
+  gemmBf16: true, gemmUnaryBf16: true, gemmGroupedRowsBf16: true, gemmGroupedKBf16: true,
   f32ToBf16: true, f32ToBf16Stochastic: true, bf16ToF32: true,
 };

@@ -4,7 +4,7 @@
 import type { F32, I32 } from '../kernels.js';
 import type { U16 } from '../kernels/peer.js';
 import { len, need } from './check.js';
-import { gemm, gemmGroupedK, gemmGroupedRows } from './gemm.js';
+import { gemm, gemmGroupedK, gemmGroupedRows, gemmUnary } from './gemm.js';
 import { hash32 } from './math.js';
 
 const f = new Float32Array(1);
@@ -43,6 +43,13 @@ function rounded(x: F32): F32 {
 export function gemmBf16(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
   a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null): void {
   gemm(transA, transB, m, n, k, alpha, rounded(a), lda, rounded(b), ldb, beta, c, ldc, bias);
+}
+
+/** See Bf16Kernels.gemmUnaryBf16. */
+export function gemmUnaryBf16(op: number, backward: boolean, transA: boolean, transB: boolean, m: number, n: number, k: number,
+  alpha: number, a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number,
+  bias: F32 | null, aux: F32, ldaux: number): void {
+  gemmUnary(op, backward, transA, transB, m, n, k, alpha, rounded(a), lda, rounded(b), ldb, beta, c, ldc, bias, aux, ldaux);
 }
 
 /** See Bf16Kernels.gemmGroupedRowsBf16. */

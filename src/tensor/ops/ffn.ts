@@ -1,6 +1,7 @@
 /** The dense GELU feed-forward as one op, with GELU fused into the GEMMs on both passes. */
 import { backend, ReduceOp, UnaryOp } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
+import { matmulPrecision } from '../precision.js';
 
 /**
  * y = gelu(x W1^T + b1) W2^T + b2, GELU the exact erf form 0.5h(1 + erf(h/sqrt2)) (torch's F.gelu).
@@ -12,6 +13,8 @@ import { Tensor, attach } from '../tensor.js';
  *   d(h) comes out directly. Unfused, a separate pass reads d(a) and h and writes d(h).
  * Trade-off: h is kept (not recomputed) for gelu'(h), because recomputing it costs fc1's whole GEMM;
  * a is kept for fc2's weight gradient. That is the same 2 x T x hidden floats the unfused pair holds.
+ * Under matmulPrecision() 'bf16' all five GEMMs round their operands to bf16 and accumulate in fp32;
+ * the bias, GELU and its derivative stay fp32.
  */
 export function mlpGelu(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2: Tensor | null): Tensor {
   const d = w1.shape[1], hidden = w1.shape[0], out = w2.shape[0];
@@ -25,10 +28,12 @@ export function mlpGelu(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2
   const M = x.size / d;
   const X = xc.f32, W1 = w1c.f32, W2 = w2c.f32;
   const kern = backend();
+  const bf16 = matmulPrecision() === 'bf16';
+  const gemm = bf16 ? kern.gemmBf16 : kern.gemm, gemmUnary = bf16 ? kern.gemmUnaryBf16 : kern.gemmUnary;
   const h = new Float32Array(M * hidden), a = new Float32Array(M * hidden);
-  kern.gemmUnary(UnaryOp.gelu_erf, false, false, true, M, hidden, d, 1, X, d, W1, d, 0, h, hidden, b1 ? b1.f32 : null, a, hidden);
+  gemmUnary(UnaryOp.gelu_erf, false, false, true, M, hidden, d, 1, X, d, W1, d, 0, h, hidden, b1 ? b1.f32 : null, a, hidden);
   const y = new Float32Array(M * out);
-  kern.gemm(false, true, M, out, hidden, 1, a, hidden, W2, hidden, 0, y, out, b2 ? b2.f32 : null);
+  gemm(false, true, M, out, hidden, 1, a, hidden, W2, hidden, 0, y, out, b2 ? b2.f32 : null);
   const inputs = [xc, w1c, w2c, ...(b1 ? [b1] : []), ...(b2 ? [b2] : [])];
   return attach(new Tensor(y, [...x.shape.slice(0, -1), out]), inputs, (g) => {
     const need1 = xc.requiresGrad || w1c.requiresGrad || (b1 !== null && b1.requiresGrad);
@@ -36,7 +41,7 @@ export function mlpGelu(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2
     let gb1: Float32Array | null = null, gb2: Float32Array | null = null;
     if (w2c.requiresGrad) {
       gw2 = new Float32Array(out * hidden);
-      kern.gemm(true, false, out, hidden, M, 1, g, out, a, hidden, 0, gw2, hidden, null); // g^T @ a
+      gemm(true, false, out, hidden, M, 1, g, out, a, hidden, 0, gw2, hidden, null); // g^T @ a
     }
     if (b2 && b2.requiresGrad) {
       gb2 = new Float32Array(out);
@@ -44,14 +49,14 @@ export function mlpGelu(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2
     }
     if (need1) {
       const gh = new Float32Array(M * hidden); // (g @ W2) * gelu'(h)
-      kern.gemmUnary(UnaryOp.gelu_erf, true, false, false, M, hidden, out, 1, g, out, W2, hidden, 0, gh, hidden, null, h, hidden);
+      gemmUnary(UnaryOp.gelu_erf, true, false, false, M, hidden, out, 1, g, out, W2, hidden, 0, gh, hidden, null, h, hidden);
       if (xc.requiresGrad) {
         gx = new Float32Array(M * d);
-        kern.gemm(false, false, M, d, hidden, 1, gh, hidden, W1, d, 0, gx, d, null); // gh @ W1
+        gemm(false, false, M, d, hidden, 1, gh, hidden, W1, d, 0, gx, d, null); // gh @ W1
       }
       if (w1c.requiresGrad) {
         gw1 = new Float32Array(hidden * d);
-        kern.gemm(true, false, hidden, d, M, 1, gh, hidden, X, d, 0, gw1, d, null); // gh^T @ x
+        gemm(true, false, hidden, d, M, 1, gh, hidden, X, d, 0, gw1, d, null); // gh^T @ x
       }
       if (b1 && b1.requiresGrad) {
         gb1 = new Float32Array(hidden);
