@@ -8,10 +8,15 @@
  *
  * Memory: a node is released (its closure, and with it every buffer it saved for backward) right
  * after it runs, and each gradient is dropped once its consumer has used it, so peak memory during
- * backward is the saved activations still waiting plus the gradients in flight.
+ * backward is the saved activations still waiting plus the gradients in flight. Dropped gradients go
+ * back to the buffer pool at once (a backward may read gout only during its call); inside a step
+ * scope so does the storage of each op output once its own node has run, since every consumer of a
+ * tensor (and of its views) comes later in topological order and so has already run. A gradient a
+ * leaf adopts as `.grad` escapes the scope (the trainer releases it after zeroGrad).
  */
 import { backend } from '../backend/index.js';
 import { Tensor } from './tensor.js';
+import { alloc, release, escape, inStepScope, ownsStorage } from './pool.js';
 
 export interface Node {
   name: string;
@@ -74,34 +79,58 @@ export function backward(root: Tensor, seed?: Float32Array): void {
   if (g0.length !== root.size) throw new Error(`backward(): seed has ${g0.length} elements, tensor ${root.size}`);
   grads.set(root, g0);
 
+  const recycle = inStepScope();
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i];
     const g = grads.get(t);
     grads.delete(t);
-    if (!g) continue;
     const node = t.node;
+    if (!g) {
+      if (node && recycle && ownsStorage(t.data as Float32Array, t)) release(t.data as Float32Array);
+      continue;
+    }
     if (!node) {
       // A leaf: accumulate into .grad (a fresh array is adopted, an existing one summed into).
-      if (t.grad) k.axpy(1, g, t.grad.f32);
-      else t.grad = new Tensor(g, t.shape);
+      if (t.grad) {
+        k.axpy(1, g, t.grad.f32);
+        release(g);
+      } else {
+        escape(g);
+        t.grad = new Tensor(g, t.shape);
+      }
       continue;
     }
     if (!node.backward) throw new Error(`backward(): graph through '${node.name}' was already freed (backward called twice?)`);
     const gins = node.backward(g);
     node.backward = null; // frees everything the op saved
     const handed = new Set<Float32Array>();
+    let gStored = false;
     node.inputs.forEach((inp, j) => {
       let gi = gins[j];
       if (!gi || !inp.requiresGrad) return;
       if (gi.length !== inp.size) throw new Error(`backward(): op '${node.name}' returned a gradient of ${gi.length} elements for an input of ${inp.size}`);
-      if (handed.has(gi)) gi = gi.slice(); // the same array for two inputs: each needs its own
+      if (handed.has(gi)) gi = copyOf(gi); // the same array for two inputs: each needs its own
       handed.add(gi);
       const prev = grads.get(inp);
-      if (prev) k.axpy(1, gi, prev);
-      else grads.set(inp, gi);
+      if (prev) {
+        k.axpy(1, gi, prev);
+        if (gi !== g) release(gi);
+      } else {
+        grads.set(inp, gi);
+        if (gi === g) gStored = true;
+      }
     });
+    // g is consumed unless the op passed it through as an input's gradient (add, reshape, ...)
+    if (!gStored) release(g);
+    if (recycle && ownsStorage(t.data as Float32Array, t) && !gins.includes(t.data as Float32Array)) release(t.data as Float32Array);
     // Keep the (now empty) node so a second backward through it fails loudly, but drop the
     // references that would keep inputs' storage alive.
     node.inputs = [];
   }
+}
+
+function copyOf(a: Float32Array): Float32Array {
+  const c = alloc(a.length);
+  c.set(a);
+  return c;
 }
