@@ -30,7 +30,8 @@
  * scopes is dropped when a scope closes. `clearPool()` drops every free buffer.
  *
  * Switches: MOELAB_POOL=0 turns pooling off (every alloc is fresh: the A/B baseline);
- * MOELAB_POOL_DEBUG=1 fills buffers with NaN when they are handed out dirty and when released, and
+ * MOELAB_POOL_DEBUG=1 fills buffers with NaN when they are handed out dirty (pooled or not, in a scope
+ * or not: the whole test suite then checks every op writes all of its output) and when released, and
  * makes a tensor whose storage was released throw on access (see Tensor.f32), so a use after release
  * or a kernel that reads an output it should only write shows up at once.
  */
@@ -151,7 +152,8 @@ function take(n: number, scope: Scope | null, zero: boolean): Float32Array {
  */
 export function alloc(n: number): Float32Array {
   const scope = scopes.length ? scopes[scopes.length - 1] : null;
-  if (!enabled || !scope || n < MIN_POOLED) return new Float32Array(n);
+  // debug: even a fresh array is handed out as garbage, so every op's tests check it writes all of it
+  if (!enabled || !scope || n < MIN_POOLED) return debug ? new Float32Array(n).fill(NaN) : new Float32Array(n);
   return take(n, scope, false);
 }
 
@@ -164,7 +166,7 @@ export function allocZeroed(n: number): Float32Array {
 
 /** An op-private temporary, contents undefined; pooled in or out of a scope. The op must release it and never let it escape. */
 export function scratch(n: number): Float32Array {
-  if (!enabled || n < MIN_POOLED) return new Float32Array(n);
+  if (!enabled || n < MIN_POOLED) return debug ? new Float32Array(n).fill(NaN) : new Float32Array(n);
   return take(n, scopes.length ? scopes[scopes.length - 1] : null, false);
 }
 
@@ -220,7 +222,11 @@ export function inStepScope(): boolean {
  */
 export function claim(data: Float32Array | Int32Array, t: object): number {
   const e = registry.get(data.buffer as ArrayBuffer);
-  if (!e || !e.live) return 0;
+  if (!e) return 0;
+  if (!e.live) {
+    if (debug) throw new Error(USE_AFTER_RELEASE);
+    return 0;
+  }
   e.owner ??= t;
   return e.gen;
 }
@@ -231,11 +237,13 @@ export function ownsStorage(data: Float32Array | Int32Array, t: object): boolean
   return !!e && e.live && e.owner === t;
 }
 
+const USE_AFTER_RELEASE = 'buffer pool: this tensor\'s storage was released (used after its training step, or after backward consumed it); copy what you need to keep';
+
 /** Debug check: throws when storage taken at generation `gen` has since been released. */
 export function checkLive(data: Float32Array | Int32Array, gen: number): void {
   const e = registry.get(data.buffer as ArrayBuffer);
   if (e && (!e.live || e.gen !== gen)) {
-    throw new Error('buffer pool: this tensor\'s storage was released (used after its training step or after backward consumed it); copy what you need to keep');
+    throw new Error(USE_AFTER_RELEASE);
   }
 }
 
