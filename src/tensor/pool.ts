@@ -25,9 +25,12 @@
  * Size classes: a request of n >= MIN_POOLED elements is served from the class rounded up to 8 steps
  * per power of two (n <= cap < n * 9/8), as a length-n view, so varying sizes (MoE capacity drops)
  * still hit while a buffer wastes under 12.5%. Smaller requests are not pooled (they cost no pages).
- * Memory bound: pooled bytes = live + free; free never exceeds the largest live total seen (a step's
- * peak, which is what the step needs anyway), and a class no scope took in the last STALE_SCOPES
- * scopes is dropped when a scope closes. `clearPool()` drops every free buffer.
+ * Memory bound: a new buffer is made only when its class has no free one, so the buffers of a class
+ * (live + free) never outnumber the most that were live at once: the pool holds at most
+ * sum over classes of (peak live count x class size), i.e. what one step needs with the sizes rounded
+ * up by < 12.5%, and nothing more in steady state. A class no scope took in the last STALE_SCOPES
+ * scopes (another model, a one-off size) is dropped when a scope closes; `clearPool()` drops every
+ * free buffer at once.
  *
  * Switches: MOELAB_POOL=0 turns pooling off (every alloc is fresh: the A/B baseline);
  * MOELAB_POOL_DEBUG=1 fills buffers with NaN when they are handed out dirty (pooled or not, in a scope
@@ -60,7 +63,7 @@ export interface PoolStats {
   /** Hand-outs that allocated a new buffer. */
   misses: number;
   releases: number;
-  /** Released buffers dropped (over the free-memory bound, or a stale class). */
+  /** Free buffers dropped because their class went stale. */
   dropped: number;
   liveBytes: number;
   freeBytes: number;
@@ -75,8 +78,6 @@ const scopes: Scope[] = [];
 let scopeSerial = 0;
 let enabled = process.env.MOELAB_POOL !== '0';
 let debug = process.env.MOELAB_POOL_DEBUG === '1';
-/** Largest live total ever (bounds the free memory; unaffected by resetPoolStats). */
-let liveHighWater = 0;
 const st: PoolStats = { hits: 0, misses: 0, releases: 0, dropped: 0, liveBytes: 0, freeBytes: 0, peakLiveBytes: 0 };
 
 /** Turns pooling and the debug checks on or off at run time (defaults: MOELAB_POOL, MOELAB_POOL_DEBUG). */
@@ -139,7 +140,6 @@ function take(n: number, scope: Scope | null, zero: boolean): Float32Array {
   scope?.live.add(entry);
   st.liveBytes += full.byteLength;
   if (st.liveBytes > st.peakLiveBytes) st.peakLiveBytes = st.liveBytes;
-  if (st.liveBytes > liveHighWater) liveHighWater = st.liveBytes;
   const view = cap === n ? full : full.subarray(0, n);
   if (zero) view.fill(0);
   else if (debug) full.fill(NaN);
@@ -192,10 +192,6 @@ export function release(...bufs: (Float32Array | null | undefined)[]): void {
     const bytes = e.full.byteLength;
     st.liveBytes -= bytes;
     if (debug) e.full.fill(NaN);
-    if (st.freeBytes + bytes > Math.max(liveHighWater, 64 << 20)) {
-      st.dropped++;
-      continue;
-    }
     let list = free.get(e.full.length);
     if (!list) free.set(e.full.length, (list = []));
     list.push(e.full);
