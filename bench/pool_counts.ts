@@ -47,8 +47,7 @@ function run(pool: boolean): Record<string, unknown> {
     firstStep: span(0, 1),
     [`steps ${half + 1}..${steps}`]: span(half, steps),
     [`steps ${steps + 1}..${2 * steps}`]: span(steps, 2 * steps),
-    peakLiveMiB: +(poolStats().peakLiveBytes / 2 ** 20).toFixed(1),
-    freeMiB: +(poolStats().freeBytes / 2 ** 20).toFixed(1),
+    ...(pool ? { peakLiveMiB: +(poolStats().peakLiveBytes / 2 ** 20).toFixed(1), freeMiB: +(poolStats().freeBytes / 2 ** 20).toFixed(1) } : {}),
   };
 }
 

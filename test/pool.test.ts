@@ -2,7 +2,7 @@
 // same as without it, and allocating nothing new in steady state).
 import { describe, it, beforeEach, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfig, buildTraining, trainStep } from '../src/index.js';
+import { loadConfig, buildTraining, trainStep, validationLoss } from '../src/index.js';
 import { Tensor, tensor, linear, gelu, sumAll, configurePool, poolStats, resetPoolStats, clearPool, stepScope } from '../src/tensor/index.js';
 import { alloc, allocZeroed, scratch, release, sizeClass, MIN_POOLED, poolEnabled, poolDebug } from '../src/tensor/pool.js';
 import { getTokenizer } from '../src/data/tokenizer.js';
@@ -204,5 +204,27 @@ describe('buffer pool: training', () => {
       assert.ok(r.misses[0] > 10, `${preset}: first step fills the pool (${r.misses[0]} misses)`);
       assert.deepEqual(r.misses.slice(1), [0, 0, 0, 0, 0], `${preset}: misses per step ${r.misses}`);
     }
+  });
+
+  it('validation (noGrad) reuses buffers batch to batch and gives the same loss as without the pool', () => {
+    const cfg = loadConfig({ preset: 'tiny', overrides: { 'model.d': 32, 'model.layers': 2, 'model.heads': 2, 'model.seq': 32 } });
+    const { model } = buildTraining(cfg);
+    const rng = new Rng(5, 1);
+    const batches = Array.from({ length: 3 }, () => {
+      const x = new Int32Array(4 * 32), y = new Int32Array(4 * 32);
+      for (let i = 0; i < x.length; i++) { x[i] = rng.int(256); y[i] = rng.int(256); }
+      return { x, y, batch: 4, seq: 32 };
+    });
+    configurePool({ enabled: false });
+    const off = validationLoss(model, batches);
+    configurePool({ enabled: true });
+    clearPool();
+    resetPoolStats();
+    const on = validationLoss(model, batches.slice(0, 1));
+    const firstMisses = poolStats().misses;
+    assert.ok(firstMisses > 0);
+    assert.equal(validationLoss(model, batches), off);
+    assert.equal(poolStats().misses, firstMisses, 'later batches took no new buffers');
+    assert.ok(Number.isFinite(on));
   });
 });
