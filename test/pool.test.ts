@@ -3,7 +3,7 @@
 import { describe, it, beforeEach, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig, buildTraining, trainStep, validationLoss } from '../src/index.js';
-import { Tensor, tensor, linear, gelu, sumAll, configurePool, poolStats, resetPoolStats, clearPool, stepScope } from '../src/tensor/index.js';
+import { Tensor, tensor, linear, gelu, add, sumAll, configurePool, poolStats, resetPoolStats, clearPool, stepScope } from '../src/tensor/index.js';
 import { alloc, allocZeroed, scratch, release, sizeClass, MIN_POOLED, poolEnabled, poolDebug } from '../src/tensor/pool.js';
 import { getTokenizer } from '../src/data/tokenizer.js';
 import { Rng } from '../src/util/random.js';
@@ -90,6 +90,38 @@ describe('buffer pool: hand-out and release', () => {
     sumAll(gelu(h)).backward();
     assert.deepEqual(h.f32, before);
     assert.ok(w.grad);
+  });
+});
+
+describe('autograd: shared gradients (copy on write)', () => {
+  const leaf = (v: number) => tensor(new Float32Array(N).fill(v), [N], { requiresGrad: true });
+
+  it("add's backward hands g to both inputs without a copy: 3 hand-outs for sum(gelu(a) + gelu(b))", () => {
+    const a = leaf(0.5), b = leaf(-0.25);
+    stepScope(() => {
+      const s = sumAll(add(gelu(a), gelu(b)));
+      resetPoolStats();
+      s.backward();
+      const st = poolStats();
+      assert.equal(st.hits + st.misses, 3); // sum's spread and the two gelu gradients; add copies nothing
+    });
+    assert.ok(a.grad && b.grad && a.grad.data.buffer !== b.grad.data.buffer);
+  });
+
+  it('leaves sharing one gradient each get their own array, and add(x, x) doubles', () => {
+    for (const scoped of [false, true]) {
+      const a = leaf(1), b = leaf(2), x = leaf(3);
+      const run = () => {
+        sumAll(add(a, b)).backward();
+        sumAll(add(x, x)).backward();
+      };
+      if (scoped) stepScope(run);
+      else run();
+      assert.notEqual(a.grad!.data, b.grad!.data);
+      a.grad!.f32[0] = 7; // writing one must not change the other
+      assert.equal(b.grad!.f32[0], 1);
+      assert.ok(x.grad!.f32.every((v) => v === 2));
+    }
   });
 });
 

@@ -52,12 +52,6 @@ function reduced(tmp: Float32Array, outShape: readonly number[], shape: readonly
   return r;
 }
 
-function copyOf(a: Float32Array): Float32Array {
-  const c = alloc(a.length);
-  c.set(a);
-  return c;
-}
-
 function gradTensor(g: Float32Array, shape: readonly number[]): Tensor {
   return new Tensor(g, shape);
 }
@@ -77,7 +71,7 @@ function binary(name: BinName, a: Tensor | number, b: Tensor | number): Tensor {
     switch (name) {
       case 'add':
         ga = ta.requiresGrad ? reduceToShape(g, shape, ta.shape) : null;
-        gb = tb.requiresGrad ? reduceToShape(ga === g ? copyOf(g) : g, shape, tb.shape) : null;
+        gb = tb.requiresGrad ? reduceToShape(g, shape, tb.shape) : null; // may be g for both: the engine shares it
         break;
       case 'mul':
         if (ta.requiresGrad) ga = reduced(rawBinary(BinaryOp.mul, gt, tb, shape), shape, ta.shape);
