@@ -210,7 +210,7 @@ function trainRun(preset: string, over: Record<string, unknown>, steps: number, 
 }
 
 const MODELS: [string, string, Record<string, unknown>][] = [
-  ['dense', 'tiny', { 'model.dropout': 0.1 }],
+  ['dense (dropout, 2 micro-batches)', 'tiny', { 'model.dropout': 0.1, 'train.accum': 2 }],
   ['MoE (dropless)', 'tiny-moe', {}],
   ['MoE (capacity drops, jitter)', 'tiny-moe', { 'model.ffn.capacityFactor': 1, 'model.ffn.jitter': 0.1 }],
   ['PEER', 'tiny-peer', { 'model.ffn.bn': true }],
