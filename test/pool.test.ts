@@ -3,7 +3,7 @@
 import { describe, it, beforeEach, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig, buildTraining, trainStep, validationLoss } from '../src/index.js';
-import { Tensor, tensor, linear, gelu, add, sumAll, configurePool, poolStats, resetPoolStats, clearPool, stepScope } from '../src/tensor/index.js';
+import { Tensor, tensor, linear, gelu, add, mul, slice, sumAll, configurePool, poolStats, resetPoolStats, clearPool, stepScope } from '../src/tensor/index.js';
 import { alloc, allocZeroed, scratch, release, sizeClass, MIN_POOLED, poolEnabled, poolDebug } from '../src/tensor/pool.js';
 import { getTokenizer } from '../src/data/tokenizer.js';
 import { Rng } from '../src/util/random.js';
@@ -106,6 +106,22 @@ describe('autograd: shared gradients (copy on write)', () => {
       assert.equal(st.hits + st.misses, 3); // sum's spread and the two gelu gradients; add copies nothing
     });
     assert.ok(a.grad && b.grad && a.grad.data.buffer !== b.grad.data.buffer);
+  });
+
+  it('a slice over the whole axis passes g through (no hand-out); a partial one zero-fills the rest', () => {
+    const x = tensor(Float32Array.from({ length: 4 * N }, (_, i) => i % 7), [4, N], { requiresGrad: true });
+    const w = tensor(Float32Array.from({ length: 4 * N }, (_, i) => (i % 5) - 2), [4, N]);
+    stepScope(() => {
+      const s = sumAll(mul(slice(x, 0, 0, 4), w));
+      resetPoolStats();
+      s.backward();
+      assert.equal(poolStats().hits + poolStats().misses, 2); // sum's spread and mul's x gradient only
+    });
+    assert.deepEqual(x.grad!.f32, w.f32);
+    x.grad = null;
+    sumAll(mul(slice(x, 0, 1, 3), slice(w, 0, 1, 3).contiguous())).backward();
+    const want = w.f32.map((v, i) => (i >= N && i < 3 * N ? v : 0));
+    assert.deepEqual(x.grad!.f32, want);
   });
 
   it('leaves sharing one gradient each get their own array, and add(x, x) doubles', () => {

@@ -262,6 +262,8 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const shape = x.shape.slice();
   shape[axis] = end - start;
   const out = new Tensor(x.data, shape, { strides: x.strides, offset: x.offset + start * x.strides[axis] });
+  // the whole axis: g is already x's gradient (no zero-fill and copy)
+  if (start === 0 && end === x.shape[axis]) return attach(out, [x], (g) => [g], 'slice');
   return attach(out, [x], (g) => {
     const gx = allocZeroed(x.size); // only the slice's window is written
     const xs = contiguousStrides(x.shape);
