@@ -3,7 +3,7 @@
  * minor page faults per training step, over the first `steps` steps and over `2 * steps` steps, with
  * the pool on and off (MOELAB_POOL semantics via configurePool, in one process).
  *
- *   node dist/bench/pool_counts.js dense-d256 20
+ *   node dist/bench/pool_counts.js dense-d256 20 [on,off]
  *
  * Prints one JSON line per mode: misses and page faults in steps (steps/2, steps] and
  * (steps, 2*steps] (steady state), and per step.
@@ -13,7 +13,7 @@ import { configurePool, poolStats, clearPool } from '../src/tensor/index.js';
 import { getTokenizer } from '../src/data/tokenizer.js';
 import { Rng } from '../src/util/random.js';
 
-const [preset = 'dense-d256', stepsArg = '20'] = process.argv.slice(2);
+const [preset = 'dense-d256', stepsArg = '20', modes = 'on,off'] = process.argv.slice(2);
 const steps = Number(stepsArg);
 
 function run(pool: boolean): Record<string, unknown> {
@@ -51,4 +51,5 @@ function run(pool: boolean): Record<string, unknown> {
   };
 }
 
-for (const pool of [true, false]) console.log(JSON.stringify(run(pool)));
+// one mode per process (e.g. 'on' or 'off') to compare peak RSS: process.resourceUsage().maxRSS
+for (const m of modes.split(',')) console.log(JSON.stringify({ ...run(m === 'on'), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }));
