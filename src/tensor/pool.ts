@@ -27,8 +27,9 @@
  * still hit while a buffer wastes under 12.5%. Smaller requests are not pooled (they cost no pages).
  * Memory bound: a new buffer is made only when its class has no free one, so the buffers of a class
  * (live + free) never outnumber the most that were live at once: the pool holds at most
- * sum over classes of (peak live count x class size), i.e. what one step needs with the sizes rounded
- * up by < 12.5%, and nothing more in steady state. A class no scope took in the last STALE_SCOPES
+ * sum over classes of (peak live count x class size): per class, what the step's busiest moment held
+ * (sizes rounded up by < 12.5%), and it does not grow in steady state (measured: peak RSS is lower
+ * than without the pool, whose garbage waits for the GC). A class no scope took in the last STALE_SCOPES
  * scopes (another model, a one-off size) is dropped when a scope closes; `clearPool()` drops every
  * free buffer at once.
  *
