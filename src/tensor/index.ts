@@ -16,4 +16,5 @@ export * from './precision.js';
 export * from './ops/peer.js';
 export * from './ops/batchnorm.js';
 export { adviseHugePages } from './memory.js';
+export { stepScope, poolStats, resetPoolStats, configurePool, clearPool, release, type PoolStats } from './pool.js';
 export * from './ops/optim.js';

@@ -2,6 +2,7 @@
 import { backend, ReduceOp, UnaryOp } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
 import { matmulPrecision } from '../precision.js';
+import { alloc, release, scratch } from '../pool.js';
 
 /**
  * y = gelu(x W1^T + b1) W2^T + b2, GELU the exact erf form 0.5h(1 + erf(h/sqrt2)) (torch's F.gelu).
@@ -30,39 +31,43 @@ export function mlpGelu(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2
   const kern = backend();
   const bf16 = matmulPrecision() === 'bf16';
   const gemm = bf16 ? kern.gemmBf16 : kern.gemm, gemmUnary = bf16 ? kern.gemmUnaryBf16 : kern.gemmUnary;
-  const h = new Float32Array(M * hidden), a = new Float32Array(M * hidden);
+  const h = scratch(M * hidden), a = scratch(M * hidden); // saved for backward, released after it
   gemmUnary(UnaryOp.gelu_erf, false, false, true, M, hidden, d, 1, X, d, W1, d, 0, h, hidden, b1 ? b1.f32 : null, a, hidden);
-  const y = new Float32Array(M * out);
+  const y = alloc(M * out);
   gemm(false, true, M, out, hidden, 1, a, hidden, W2, hidden, 0, y, out, b2 ? b2.f32 : null);
   const inputs = [xc, w1c, w2c, ...(b1 ? [b1] : []), ...(b2 ? [b2] : [])];
-  return attach(new Tensor(y, [...x.shape.slice(0, -1), out]), inputs, (g) => {
+  const result = attach(new Tensor(y, [...x.shape.slice(0, -1), out]), inputs, (g) => {
     const need1 = xc.requiresGrad || w1c.requiresGrad || (b1 !== null && b1.requiresGrad);
     let gx: Float32Array | null = null, gw1: Float32Array | null = null, gw2: Float32Array | null = null;
     let gb1: Float32Array | null = null, gb2: Float32Array | null = null;
     if (w2c.requiresGrad) {
-      gw2 = new Float32Array(out * hidden);
+      gw2 = alloc(out * hidden);
       gemm(true, false, out, hidden, M, 1, g, out, a, hidden, 0, gw2, hidden, null); // g^T @ a
     }
     if (b2 && b2.requiresGrad) {
-      gb2 = new Float32Array(out);
+      gb2 = alloc(out);
       kern.reduce(ReduceOp.sum, 1, M, out, g, gb2, null);
     }
     if (need1) {
-      const gh = new Float32Array(M * hidden); // (g @ W2) * gelu'(h)
+      const gh = scratch(M * hidden); // (g @ W2) * gelu'(h)
       gemmUnary(UnaryOp.gelu_erf, true, false, false, M, hidden, out, 1, g, out, W2, hidden, 0, gh, hidden, null, h, hidden);
       if (xc.requiresGrad) {
-        gx = new Float32Array(M * d);
+        gx = alloc(M * d);
         gemm(false, false, M, d, hidden, 1, gh, hidden, W1, d, 0, gx, d, null); // gh @ W1
       }
       if (w1c.requiresGrad) {
-        gw1 = new Float32Array(hidden * d);
+        gw1 = alloc(hidden * d);
         gemm(true, false, hidden, d, M, 1, gh, hidden, X, d, 0, gw1, d, null); // gh^T @ x
       }
       if (b1 && b1.requiresGrad) {
-        gb1 = new Float32Array(hidden);
+        gb1 = alloc(hidden);
         kern.reduce(ReduceOp.sum, 1, M, hidden, gh, gb1, null);
       }
+      release(gh);
     }
+    release(h, a);
     return [gx, gw1, gw2, ...(b1 ? [gb1] : []), ...(b2 ? [gb2] : [])];
   }, 'mlpGelu');
+  if (!result.node) release(h, a); // no graph recorded: nothing will read them again
+  return result;
 }
