@@ -32,6 +32,7 @@ const CpuFeatures& cpuFeatures() {
     c.avx512dq = zmm && (b & (1u << 17));
     c.avx512bw = zmm && (b & (1u << 30));
     c.avx512vl = zmm && (b & (1u << 31));
+    if (__get_cpuid_count(7, 1, &a, &b, &cx, &d)) c.avx512bf16 = c.avx512f && (a & (1u << 5));
     return c;
   }();
   return f;
@@ -56,6 +57,8 @@ Isa activeIsa() {
   return isa;
 }
 
+bool bf16Available() { return activeIsa() == Isa::Avx512 && cpuFeatures().avx512bf16; }
+
 const char* isaName(Isa i) {
   switch (i) {
     case Isa::Avx512: return "avx512";
@@ -72,6 +75,7 @@ static Napi::Value CpuInfoNapi(const Napi::CallbackInfo& info) {
   o.Set("avx2", c.avx2);
   o.Set("fma", c.fma);
   o.Set("avx512f", c.avx512f);
+  o.Set("bf16", bf16Available());
   return o;
 }
 MOELAB_EXPORT(cpuInfo, CpuInfoNapi);

@@ -11,6 +11,7 @@
 // (small m*n, large k) can instead be split along k, with a reduction of per-thread partial sums.
 // Work below kParallelMin stays on the calling thread, and tiny products skip packing entirely.
 #include "gemm.h"
+#include "gemm_api.h"
 
 #include <algorithm>
 #include <atomic>
@@ -23,6 +24,8 @@
 
 #include "cpu.h"
 #include "args.h"
+#include "op_codes.h"
+#include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
 
@@ -72,6 +75,8 @@ thread_local ThreadBufs tbufs;
 
 // ------------------------------------------------------------------ one GEMM problem
 
+enum class Epilogue { None, Forward, Backward };
+
 // C[m,n] = alpha * op(A) @ op(B) + beta * C + bias, op(A)(i,p) = a[i*rsa + p*csa],
 // op(B)(p,j) = b[p*rsb + j*csb].
 struct Prob {
@@ -84,7 +89,28 @@ struct Prob {
   int64_t m, n, k;
   float alpha, beta;
   const float* bias;
+  // Optional unary epilogue on the finished C (see gemmUnary): Forward writes aux = f(C) and leaves
+  // C as the pre-activation; Backward replaces C by C * f'(aux).
+  Epilogue epi = Epilogue::None;
+  UnaryOp act = UnaryOp::Neg;
+  float* aux = nullptr;
+  int64_t ldaux = 0;
 };
+
+// Applies P's epilogue to the finished block C[m0:m1, n0:n1], row by row through the elementwise
+// row kernels of the active ISA (the same code, and so the same numbers, as unary/unaryBackward).
+void epilogueBlock(const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (P.epi == Epilogue::None || n1 <= n0) return;
+  const simd::OpsTable& K = ops::kernels();
+  for (int64_t i = m0; i < m1; i++) {
+    float* cr = P.c + i * P.ldc + n0;
+    float* ar = P.aux + i * P.ldaux + n0;
+    if (P.epi == Epilogue::Forward)
+      K.unary(P.act, cr, ar, n1 - n0);
+    else
+      K.unaryBackward(P.act, ar, nullptr, cr, cr, n1 - n0);
+  }
+}
 
 // Products this small skip packing: below ~1k multiply-adds, or with a C of at most 8 elements
 // (dot-product shapes, where a packed micro-tile would be mostly padding). Everything else takes
@@ -178,14 +204,17 @@ inline int64_t balancedBlock(int64_t total, int64_t maxBlock, int64_t unit) {
 
 // The Goto loop nest over C[m0:m1, n0:n1] for the depth range [k0, k1), on the calling thread.
 // If k0 > 0 the block accumulates (beta 1, no bias): used by the split-k path.
+// With `epi`, P's epilogue runs on each micro-tile right after its last depth block, while the tile
+// is still in L1 (c must then be P.c and [k0, k1) all of P's depth).
 void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t k0,
-               int64_t k1, float* c, int64_t ldc, float beta, const float* bias) {
+               int64_t k1, float* c, int64_t ldc, float beta, const float* bias, bool epi = false) {
   const int64_t MR = ks.mr, NR = ks.nr;
   const int64_t KC = balancedBlock(k1 - k0, ks.kc, 8);
+  const int64_t kslots = ks.kpack == 2 ? (KC + 1) / 2 : KC;  // packed 32-bit slots per sliver step
   const int64_t MC = balancedBlock(m1 - m0, ks.mc, MR);
   const int64_t NC = balancedBlock(n1 - n0, ks.nc, NR);
-  float* pa = tbufs.a.get((size_t)(MC * KC + 64));
-  float* pb = tbufs.b.get((size_t)(NC * KC + 64));
+  float* pa = tbufs.a.get((size_t)(MC * kslots + 64));
+  float* pb = tbufs.b.get((size_t)(NC * kslots + 64));
   alignas(64) float tmp[16 * 32];
   // Row-contiguous B is packed a whole block up front, in one streaming pass over its rows (fast
   // when B comes from memory, as expert weights usually do). Transposed B is packed one sliver at
@@ -195,9 +224,10 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
   for (int64_t jc = n0; jc < n1; jc += NC) {
     const int64_t nc = std::min(NC, n1 - jc);
     for (int64_t pc = k0; pc < k1; pc += KC) {
-      const int64_t kc = std::min(KC, k1 - pc);
+      const int64_t kc = std::min(KC, k1 - pc), kcs = ks.kpack == 2 ? (kc + 1) / 2 : kc;
       const float bet = pc == k0 ? beta : 1.f;
       const float* bi = pc == k0 ? bias : nullptr;
+      const bool lastK = epi && pc + kc >= k1;
       const float* bsrc = P.b + pc * P.rsb + jc * P.csb;
       if (eagerB) ks.packB(kc, nc, bsrc, P.rsb, P.csb, pb);
       for (int64_t ic = m0; ic < m1; ic += MC) {
@@ -207,13 +237,13 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
         const int64_t tilesM = (mc + MR - 1) / MR;
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min(NR, nc - jr);
-          float* bp = pb + jr * kc;
+          float* bp = pb + jr * kcs;
           if (packingB) ks.packB(kc, nr, bsrc + jr * P.csb, P.rsb, P.csb, bp);
           const float* bb = bi ? bi + jc + jr : nullptr;
           // While this B sliver is in use, pull the next one toward L1 a slice per micro-tile
           // (it otherwise arrives from L3 at the start of the next column of tiles).
-          const float* bn = !packingB && jr + NR < nc ? bp + NR * kc : nullptr;
-          const int64_t bnLines = NR * kc / 16, bnPer = (bnLines + tilesM - 1) / tilesM;
+          const float* bn = !packingB && jr + NR < nc ? bp + NR * kcs : nullptr;
+          const int64_t bnLines = NR * kcs / 16, bnPer = (bnLines + tilesM - 1) / tilesM;
           int64_t bnAt = 0;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t mr = std::min(MR, mc - ir);
@@ -223,13 +253,14 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
             }
             float* cp = c + (ic + ir) * ldc + jc + jr;
             if (mr == MR && nr == NR) {
-              ks.kernel(kc, pa + ir * kc, bp, cp, ldc, P.alpha, bet, bb);
+              ks.kernel(kc, pa + ir * kcs, bp, cp, ldc, P.alpha, bet, bb);
             } else if (nr == NR && ks.kernelRows[mr]) {
-              ks.kernelRows[mr](kc, pa + ir * kc, bp, cp, ldc, P.alpha, bet, bb);
+              ks.kernelRows[mr](kc, pa + ir * kcs, bp, cp, ldc, P.alpha, bet, bb);
             } else {
-              ks.kernel(kc, pa + ir * kc, bp, tmp, NR, P.alpha, 0.f, nullptr);
+              ks.kernel(kc, pa + ir * kcs, bp, tmp, NR, P.alpha, 0.f, nullptr);
               mergeTile(tmp, NR, cp, ldc, mr, nr, bet, bb);
             }
+            if (lastK) epilogueBlock(P, ic + ir, ic + ir + mr, jc + jr, jc + jr + nr);
           }
         }
       }
@@ -239,12 +270,17 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
 
 void runBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   if (m0 >= m1 || n0 >= n1) return;
-  if (P.k == 0) return scaleBlock(P, m0, m1, n0, n1);
-  if (isDirect(P)) {
-    if (P.m * P.n <= 8 && m0 == 0 && n0 == 0 && m1 == P.m && n1 == P.n) return tinyC(P);
-    return directBlock(P, m0, m1, n0, n1);
+  if (P.k == 0) {
+    scaleBlock(P, m0, m1, n0, n1);
+  } else if (isDirect(P)) {
+    if (P.m * P.n <= 8 && m0 == 0 && n0 == 0 && m1 == P.m && n1 == P.n)
+      tinyC(P);
+    else
+      directBlock(P, m0, m1, n0, n1);
+  } else {
+    return gotoBlock(ks, P, m0, m1, n0, n1, 0, P.k, P.c, P.ldc, P.beta, P.bias, true);
   }
-  gotoBlock(ks, P, m0, m1, n0, n1, 0, P.k, P.c, P.ldc, P.beta, P.bias);
+  epilogueBlock(P, m0, m1, n0, n1);
 }
 
 // ------------------------------------------------------------------ work planning
@@ -365,12 +401,13 @@ void runSplitK(const KernelSet& ks, const Prob& P, int T) {
         for (int64_t j = 0; j < P.n; j++) cr[j] += wr[j];
       }
     }
+    epilogueBlock(P, i0, i1, 0, P.n);
   });
 }
 
 // Plans and runs a set of independent problems (their C blocks are disjoint).
-void runProblems(const std::vector<Prob>& probs, int maxThreads = 0) {
-  const KernelSet& ks = kernels();
+void runProblems(const std::vector<Prob>& probs, int maxThreads = 0, const KernelSet* set = nullptr) {
+  const KernelSet& ks = set ? *set : kernels();
   if (probs.size() == 1 && isDirect(probs[0])) {  // tiny: no planning, no pool
     const Prob& P = probs[0];
     return runBlock(ks, P, 0, P.m, 0, P.n);
@@ -487,9 +524,10 @@ void outputsDisjoint(const Napi::Env& env, const char* fn, const char* name, int
 
 // ------------------------------------------------------------------ N-API entry points
 
+}  // namespace
+
 // gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias)
-Napi::Value GemmNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "gemm";
+Napi::Value gemmBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
   Napi::Env env = info.Env();
   needArgs(info, 14, fn);
   bool tA = boolArg(info, 0, fn, "transA"), tB = boolArg(info, 1, fn, "transB");
@@ -518,14 +556,84 @@ Napi::Value GemmNapi(const Napi::CallbackInfo& info) {
   if (m == 0 || n == 0) return env.Undefined();
 
   runProblems(std::vector<Prob>{
-      makeProb(tA, tB, m, n, k, (float)alpha, a.data, lda, b.data, ldb, (float)beta, c.data, ldc, bias.data)});
+      makeProb(tA, tB, m, n, k, (float)alpha, a.data, lda, b.data, ldb, (float)beta, c.data, ldc, bias.data)}, 0, ks);
   return env.Undefined();
 }
+
+namespace {
+Napi::Value GemmNapi(const Napi::CallbackInfo& info) { return gemmBody(info, "gemm", nullptr); }
 MOELAB_EXPORT(gemm, GemmNapi);
 
+// Unary ops whose derivative gemmUnary's backward can form from the pre-activation alone (the
+// others, exp/tanh/sigmoid/sqrt, take theirs from the output, which the backward does not get).
+bool derivFromInput(UnaryOp op) {
+  return op != UnaryOp::Exp && op != UnaryOp::Tanh && op != UnaryOp::Sigmoid && op != UnaryOp::Sqrt;
+}
+
+}  // namespace
+
+// gemmUnary(op, backward, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, aux, ldaux)
+Napi::Value gemmUnaryBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
+  Napi::Env env = info.Env();
+  needArgs(info, 18, fn);
+  int64_t opc = dimArg(info, 0, fn, "op");
+  if (opc >= (int64_t)UnaryOp::Count) fail(env, fn, "unknown unary op code " + std::to_string(opc));
+  const UnaryOp op = (UnaryOp)opc;
+  const bool backward = boolArg(info, 1, fn, "backward");
+  if (backward && !derivFromInput(op))
+    fail(env, fn, std::string("the backward epilogue needs f'(x) from x alone; '") + kUnaryOpNames[opc] +
+                      "' takes it from its output: use gemm and unaryBackward instead");
+  bool tA = boolArg(info, 2, fn, "transA"), tB = boolArg(info, 3, fn, "transB");
+  int64_t m = dimArg(info, 4, fn, "m"), n = dimArg(info, 5, fn, "n"), k = dimArg(info, 6, fn, "k");
+  double alpha = numArg(info, 7, fn, "alpha");
+  auto a = f32Arg(info, 8, fn, "a");
+  int64_t lda = dimArg(info, 9, fn, "lda");
+  auto b = f32Arg(info, 10, fn, "b");
+  int64_t ldb = dimArg(info, 11, fn, "ldb");
+  double beta = numArg(info, 12, fn, "beta");
+  auto c = f32Arg(info, 13, fn, "c");
+  int64_t ldc = dimArg(info, 14, fn, "ldc");
+  auto bias = f32OptArg(info, 15, fn, "bias");
+  auto aux = f32Arg(info, 16, fn, "aux");
+  int64_t ldaux = dimArg(info, 17, fn, "ldaux");
+
+  int64_t extA = tA ? matExtent(env, fn, "a", k, m, lda) : matExtent(env, fn, "a", m, k, lda);
+  int64_t extB = tB ? matExtent(env, fn, "b", n, k, ldb) : matExtent(env, fn, "b", k, n, ldb);
+  int64_t extC = matExtent(env, fn, "c", m, n, ldc);
+  int64_t extX = matExtent(env, fn, "aux", m, n, ldaux);
+  needLen(env, a, extA, fn, "a");
+  needLen(env, b, extB, fn, "b");
+  needLen(env, c, extC, fn, "c");
+  needLen(env, aux, extX, fn, "aux");
+  if (bias.data) needLen(env, bias, n, fn, "bias");
+  auto cs = slice(c, 0, extC), xs = slice(aux, 0, extX);
+  noOverlap(env, fn, cs, "c", slice(a, 0, extA), "a");
+  noOverlap(env, fn, cs, "c", slice(b, 0, extB), "b");
+  noOverlap(env, fn, cs, "c", xs, "aux");
+  if (bias.data) noOverlap(env, fn, cs, "c", slice(bias, 0, n), "bias");
+  if (!backward) {  // aux is written too
+    noOverlap(env, fn, xs, "aux", slice(a, 0, extA), "a");
+    noOverlap(env, fn, xs, "aux", slice(b, 0, extB), "b");
+    if (bias.data) noOverlap(env, fn, xs, "aux", slice(bias, 0, n), "bias");
+  }
+  if (m == 0 || n == 0) return env.Undefined();
+
+  Prob P = makeProb(tA, tB, m, n, k, (float)alpha, a.data, lda, b.data, ldb, (float)beta, c.data, ldc, bias.data);
+  P.epi = backward ? Epilogue::Backward : Epilogue::Forward;
+  P.act = op;
+  P.aux = aux.data;
+  P.ldaux = ldaux;
+  runProblems(std::vector<Prob>{P}, 0, ks);
+  return env.Undefined();
+}
+
+namespace {
+Napi::Value GemmUnaryNapi(const Napi::CallbackInfo& info) { return gemmUnaryBody(info, "gemmUnary", nullptr); }
+MOELAB_EXPORT(gemmUnary, GemmUnaryNapi);
+}  // namespace
+
 // gemmBatched(batch, transA, transB, m, n, k, alpha, a, strideA, lda, b, strideB, ldb, beta, c, strideC, ldc)
-Napi::Value GemmBatchedNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "gemmBatched";
+Napi::Value gemmBatchedBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
   Napi::Env env = info.Env();
   needArgs(info, 17, fn);
   int64_t batch = dimArg(info, 0, fn, "batch");
@@ -559,14 +667,18 @@ Napi::Value GemmBatchedNapi(const Napi::CallbackInfo& info) {
   for (int64_t i = 0; i < batch; i++)
     probs[(size_t)i] = makeProb(tA, tB, m, n, k, (float)alpha, a.data + i * sA, lda, b.data + i * sB, ldb,
                                 (float)beta, c.data + i * sC, ldc, nullptr);
-  runProblems(probs);
+  runProblems(probs, 0, ks);
   return env.Undefined();
 }
+
+namespace {
+Napi::Value GemmBatchedNapi(const Napi::CallbackInfo& info) { return gemmBatchedBody(info, "gemmBatched", nullptr); }
 MOELAB_EXPORT(gemmBatched, GemmBatchedNapi);
 
+}  // namespace
+
 // gemmGroupedRows(G, offsets, transB, n, k, alpha, a, lda, b, strideB, ldb, beta, c, ldc, bias)
-Napi::Value GemmGroupedRowsNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "gemmGroupedRows";
+Napi::Value gemmGroupedRowsBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
   Napi::Env env = info.Env();
   needArgs(info, 15, fn);
   int64_t G = dimArg(info, 0, fn, "G");
@@ -620,14 +732,18 @@ Napi::Value GemmGroupedRowsNapi(const Napi::CallbackInfo& info) {
     P.bias = bias.data ? bias.data + g * n : nullptr;
     probs.push_back(P);
   }
-  runProblems(probs);
+  runProblems(probs, 0, ks);
   return env.Undefined();
 }
+
+namespace {
+Napi::Value GemmGroupedRowsNapi(const Napi::CallbackInfo& info) { return gemmGroupedRowsBody(info, "gemmGroupedRows", nullptr); }
 MOELAB_EXPORT(gemmGroupedRows, GemmGroupedRowsNapi);
 
+}  // namespace
+
 // gemmGroupedK(G, offsets, m, n, alpha, a, lda, b, ldb, beta, c, strideC, ldc)
-Napi::Value GemmGroupedKNapi(const Napi::CallbackInfo& info) {
-  const char* fn = "gemmGroupedK";
+Napi::Value gemmGroupedKBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
   Napi::Env env = info.Env();
   needArgs(info, 13, fn);
   int64_t G = dimArg(info, 0, fn, "G");
@@ -675,9 +791,12 @@ Napi::Value GemmGroupedKNapi(const Napi::CallbackInfo& info) {
     P.alpha = (float)alpha, P.beta = (float)beta;
     P.bias = nullptr;
   }
-  runProblems(probs);
+  runProblems(probs, 0, ks);
   return env.Undefined();
 }
+
+namespace {
+Napi::Value GemmGroupedKNapi(const Napi::CallbackInfo& info) { return gemmGroupedKBody(info, "gemmGroupedK", nullptr); }
 MOELAB_EXPORT(gemmGroupedK, GemmGroupedKNapi);
 
 }  // namespace

@@ -43,6 +43,9 @@ struct KernelSet {
   MicroKernelFn kernelRows[17];
   PackAFn packA;
   PackBFn packB;
+  // k elements per packed 32-bit slot: 0 or 1 for fp32 panels, 2 for bf16 pairs (a kc-deep sliver
+  // then holds ceil(kc/2) groups of MR or NR slots; see gemm_bf16.h).
+  int kpack;
 };
 
 // Per-ISA kernel sets (defined in generic/gemm_generic.cc, avx2/gemm_avx2.cc, avx512/gemm_avx512.cc).
@@ -50,6 +53,8 @@ struct KernelSet {
 void genericKernelSet(KernelSet* ks);
 void avx2KernelSet(KernelSet* ks);
 void avx512KernelSet(KernelSet* ks);
+// bf16 operands, fp32 accumulation (avx512bf16/gemm_bf16_avx512.cc): only when bf16Available().
+void avx512Bf16KernelSet(KernelSet* ks);
 
 }  // namespace gemmk
 }  // namespace moelab

@@ -5,14 +5,16 @@
 // lse per query is written. Backward: per key block of BC keys, over the query blocks at or below
 // the diagonal: recompute S, P = 2^(S*sc - lse*log2 e), dV += P^T dO, dP = dO V^T,
 // dS = scale * P (dP - D) with D = rowsum(dO * O), dK += dS^T Q, dQ += dS K.
-// The causal upper triangle is skipped at 6-row x 8-column granularity inside every tile GEMM.
+// The causal upper triangle is skipped at 6-row (AVX2) or 8-row (AVX-512) x 8-column granularity
+// inside every tile GEMM.
 //
 // Threads take whole heads from a shared counter while there are at least as many heads as threads;
 // the remainder (heads % threads) is split by query blocks (forward) or key blocks with private
 // dQ accumulators summed afterwards (backward). Q, K, V, dO rows are read in place from qkv/gout
 // (packed with zero padding only when hd % 8 != 0); K and V are packed transposed into per-thread
 // scratch that is reused across calls. This file validates, packs, threads and dispatches; the tile
-// kernels are AVX2 (avx2/attention_avx2.cc) or the portable versions below (MOELAB_ISA=generic).
+// kernels are AVX-512 (avx512/attention_avx512.cc), AVX2 (avx2/attention_avx2.cc) or the portable
+// versions below (MOELAB_ISA=generic).
 #include "cpu.h"
 #include "args.h"
 #include "registry.h"
@@ -37,6 +39,13 @@ void attnSoftmaxTileAvx2(int rows, int n, float* S, int64_t lds, int diag, float
 void attnBwdTileAvx2(int rows, int n, float* S, float* dP, int64_t ld, int diag, float sc, float dsScale,
                      const float* lse, const float* D);
 void attnTransposeAvx2(int rows, int cols, const float* src, int64_t lds, float* dst, int64_t ldd);
+// avx512/attention_avx512.cc (the transpose stays AVX2: it is a small, memory-bound copy)
+void attnGemmAvx512(int m, int n, int k, const float* A, int64_t lda, bool transA, const float* B, int64_t ldb,
+                    float* C, int64_t ldc, const float* cscale, bool acc, int tri, int diag);
+void attnSoftmaxTileAvx512(int rows, int n, float* S, int64_t lds, int diag, float sc, float* m, float* l,
+                           float* alpha);
+void attnBwdTileAvx512(int rows, int n, float* S, float* dP, int64_t ld, int diag, float sc, float dsScale,
+                       const float* lse, const float* D);
 
 namespace {
 
@@ -126,9 +135,10 @@ struct TileKernels {
 };
 
 const TileKernels& tileKernels() {
+  static const TileKernels avx512{attnGemmAvx512, attnSoftmaxTileAvx512, attnBwdTileAvx512, attnTransposeAvx2};
   static const TileKernels avx2{attnGemmAvx2, attnSoftmaxTileAvx2, attnBwdTileAvx2, attnTransposeAvx2};
   static const TileKernels generic{gemmGeneric, softmaxTileGeneric, bwdTileGeneric, transposeGeneric};
-  return activeIsa() >= Isa::Avx2 ? avx2 : generic;
+  return activeIsa() == Isa::Avx512 ? avx512 : activeIsa() == Isa::Avx2 ? avx2 : generic;
 }
 
 // ------------------------------------------------------------------ forward

@@ -23,7 +23,14 @@ namespace moelab {
 namespace ops {
 
 const simd::OpsTable& kernels() {
-  static const simd::OpsTable* t = activeIsa() == Isa::Generic ? &simd::generic::table : &simd::avx2::table;
+  static const simd::OpsTable avx512 = [] {
+    simd::OpsTable t = simd::avx2::table;
+    if (activeIsa() == Isa::Avx512) simd::avx512::overrideTable(&t);
+    return t;
+  }();
+  static const simd::OpsTable* t = activeIsa() == Isa::Generic ? &simd::generic::table
+                                   : activeIsa() == Isa::Avx2  ? &simd::avx2::table
+                                                               : &avx512;
   return *t;
 }
 

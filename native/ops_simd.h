@@ -2,10 +2,11 @@
 //
 // Part 1 (always): plain function declarations, implemented twice with identical signatures:
 //   simd::avx2::*  in native/avx2/ops_avx2.cc (compiled with -mavx2 -mfma; reached only after a
-//                  cpuid check), and simd::generic::* in the baseline ops_*.cc files.
+//                  cpuid check), and simd::generic::* in the baseline ops_*.cc files. On AVX-512
+//                  CPUs simd::avx512::overrideTable swaps in the AVX-512 versions it has.
 //   The baseline N-API code validates, splits work across threads and calls through OpsTable.
-// Part 2 (baseline files only, not the AVX2 TU): shared argument-validation helpers, defined in
-//   ops_elementwise.cc. The AVX2 TU defines MOELAB_AVX2_TU so it sees no N-API or STL code.
+// Part 2 (baseline files only, not the ISA TUs): shared argument-validation helpers, defined in
+//   ops_elementwise.cc. The ISA TUs define MOELAB_AVX2_TU so they see no N-API or STL code.
 #pragma once
 #include <cstdint>
 
@@ -57,6 +58,10 @@ struct OpsTable {
 
 namespace avx2 {
 extern const OpsTable table;
+}
+namespace avx512 {
+// Replaces the entries of t (the AVX2 table) that have AVX-512 versions (native/avx512/ops_avx512.cc).
+void overrideTable(OpsTable* t);
 }
 namespace generic {
 extern const OpsTable table;

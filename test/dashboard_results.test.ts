@@ -171,7 +171,7 @@ describe('PEER statistics: coverage and evenness of expert use', () => {
     const { body } = await getJson('/api/routing?run=peer-run');
     assert.equal(body.kind, 'peer');
     assert.equal(body.load.length, 0); // no heatmap for up to millions of single-neuron experts
-    for (const k of ['peerUsedFraction', 'peerUniqueExperts', 'peerUsageEvenness']) {
+    for (const k of ['peerUsedFraction', 'peerUniqueExperts', 'peerUsageEvenness', 'peerUsageKL']) {
       assert.deepEqual(body.scalars[k].map((p: any) => `${p.step} ${p.layer}`), ['2 layer0', '2 layer1', '4 layer0', '4 layer1'], k);
     }
     for (const p of body.scalars.peerUsedFraction) assert.ok(p.value > 0 && p.value <= 1);

@@ -1,7 +1,7 @@
 // Native attention kernels against the reference: forward/backward on odd shapes, backward against
 // finite differences of the reference forward (run in float64), KV-cache decoding against full
-// attention, thread-count independence, bad arguments, and the portable (MOELAB_ISA=generic) path
-// in a child process.
+// attention, thread-count independence, bad arguments, and the lower ISA tiers (MOELAB_ISA=generic,
+// and avx2 on an AVX-512 CPU) in child processes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -181,22 +181,26 @@ test('attention: empty and degenerate sizes', () => {
   assertClose(lse, lr, 1e-6, 1e-6, 'lse with hd=0');
 });
 
-test('portable path (MOELAB_ISA=generic) passes the native checks', { skip: isChild }, () => {
-  const file = fileURLToPath(import.meta.url);
-  // A plain run of this file with TAP output (NODE_TEST_CONTEXT would switch the child to the
-  // parent runner's binary protocol).
-  const env: NodeJS.ProcessEnv = { ...process.env, MOELAB_ISA: 'generic', MOELAB_TEST_CHILD: '1' };
-  delete env.NODE_TEST_CONTEXT;
-  const r = spawnSync(process.execPath, ['--test-reporter=tap', file], {
-    env,
-    encoding: 'utf8',
-    timeout: 120_000,
+for (const isa of ['generic', 'avx2']) {
+  // avx2 only where it is a lower tier than the parent's (an AVX-512 CPU)
+  const skip = isChild || (isa === 'avx2' && nat.cpuInfo().isa !== 'avx512');
+  test(`lower ISA tier (MOELAB_ISA=${isa}) passes the native checks`, { skip }, () => {
+    const file = fileURLToPath(import.meta.url);
+    // A plain run of this file with TAP output (NODE_TEST_CONTEXT would switch the child to the
+    // parent runner's binary protocol).
+    const env: NodeJS.ProcessEnv = { ...process.env, MOELAB_ISA: isa, MOELAB_TEST_CHILD: '1' };
+    delete env.NODE_TEST_CONTEXT;
+    const r = spawnSync(process.execPath, ['--test-reporter=tap', file], {
+      env,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    assert.equal(r.status, 0, `child failed:\n${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /# pass [1-9]/, 'child ran no tests');
+    assert.match(r.stdout, /# fail 0/);
   });
-  assert.equal(r.status, 0, `child failed:\n${r.stdout}\n${r.stderr}`);
-  assert.match(r.stdout, /# pass [1-9]/, 'child ran no tests');
-  assert.match(r.stdout, /# fail 0/);
-});
+}
 
-test('child runs the generic ISA', { skip: !isChild }, () => {
-  assert.equal(nat.cpuInfo().isa, 'generic');
+test('child runs the ISA it was given', { skip: !isChild }, () => {
+  assert.equal(nat.cpuInfo().isa, process.env.MOELAB_ISA);
 });

@@ -1,8 +1,9 @@
 // Elementwise, reduction, norm, loss and optimizer kernels: the reference checked against
 // independent formulas (finite differences in float64, known values), then native == ref on
 // random inputs over odd sizes, broadcasting, strides, extreme values, in-place use and bad
-// arguments. With MOELAB_TEST_ISA_CHILD unset, the native checks are also re-run once in a child
-// process under MOELAB_ISA=generic so the portable C++ path is covered.
+// arguments. With MOELAB_TEST_ISA_CHILD unset, the native checks are also re-run in child processes
+// under MOELAB_ISA=generic (the portable C++ path) and, on an AVX-512 CPU, MOELAB_ISA=avx2, so every
+// tier this CPU can run is covered (the parent runs the best one).
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -200,7 +201,7 @@ describe('reference oracle', { skip: CHILD }, () => {
 let native: Kernels | null = null;
 try { native = nativeKernels(); } catch { native = null; }
 
-const SIZES = [1, 7, 33, 257, 70001]; // 70001 crosses the threading grain
+const SIZES = [1, 7, 23, 33, 257, 70001]; // 70001 crosses the threading grain; 23 leaves a 7-lane AVX-512 tail
 const EXTREMES = [0, -0, 1, -1, 1e-40, -1e-40, 1e-8, -1e-8, 0.624, 0.626, -0.7518, 9, -9, 20, -20, 50, -50,
   87, -87, 88.7, 89, -103, -110, 1e30, -1e30, Infinity, -Infinity, NaN];
 
@@ -218,7 +219,7 @@ function permuteStrides(dims: number[], perm: number[]): Int32Array {
 function nativeSuite(N: Kernels, label: string): void {
   describe(`native (${label}) == reference`, () => {
     test('isa', () => {
-      if (CHILD) assert.equal(N.cpuInfo().isa, 'generic');
+      if (CHILD) assert.equal(N.cpuInfo().isa, process.env.MOELAB_ISA);
     });
 
     test('binary: every op, broadcasting (stride 0), transposed operands, offsets, rank 0 and empty', () => {
@@ -437,7 +438,7 @@ function nativeSuite(N: Kernels, label: string): void {
     });
 
     test('softmax / log_softmax and backward over row shapes, huge logits, -inf masks', () => {
-      for (const [rows, n] of [[1, 1], [1, 7], [7, 33], [33, 257], [257, 1], [64, 256], [2048, 64]]) {
+      for (const [rows, n] of [[1, 1], [1, 7], [3, 23], [7, 33], [33, 257], [257, 1], [64, 256], [2048, 64]]) {
         const x = randn(rows * n, 38, 3);
         if (rows * n > 10) { x[3] = -Infinity; x[5] = 1e4; x[9] = -1e4; }
         const gy = randn(rows * n, 39);
@@ -460,7 +461,7 @@ function nativeSuite(N: Kernels, label: string): void {
     });
 
     test('crossEntropy and backward: shapes, ignored rows, large logits, masked vocab', () => {
-      for (const [rows, V] of [[1, 1], [7, 33], [257, 7], [33, 257], [2048, 256], [3, 5000]]) {
+      for (const [rows, V] of [[1, 1], [3, 23], [7, 33], [257, 7], [33, 257], [2048, 256], [3, 5000]]) {
         const logits = randn(rows * V, 40, rows === 3 ? 100 : 3);
         const t = randint(rows, V, 41);
         for (let r = 0; r < rows; r += 3) t[r] = -1;
@@ -478,7 +479,7 @@ function nativeSuite(N: Kernels, label: string): void {
     });
 
     test('layerNorm and backward (gw, gb accumulate)', () => {
-      for (const [rows, d] of [[1, 1], [1, 7], [7, 33], [257, 1], [33, 257], [2048, 256], [5, 1029]]) {
+      for (const [rows, d] of [[1, 1], [1, 7], [3, 23], [7, 33], [257, 1], [33, 257], [2048, 256], [5, 1029]]) {
         const x = randn(rows * d, 43, 2), w = randn(d, 44), b = randn(d, 45), gy = randn(rows * d, 46);
         for (let i = 0; i < d; i++) x[i] += 100; // a row with a large mean
         const out = () => [new Float32Array(rows * d), new Float32Array(rows), new Float32Array(rows)];
@@ -629,15 +630,18 @@ describe('native argument validation', { skip: !native || CHILD }, () => {
   });
 });
 
-test('native checks pass on the portable path (MOELAB_ISA=generic child)', { skip: !native || CHILD }, () => {
-  const file = fileURLToPath(import.meta.url);
-  const env: NodeJS.ProcessEnv = { ...process.env, MOELAB_ISA: 'generic', MOELAB_TEST_ISA_CHILD: '1' };
-  delete env.NODE_TEST_CONTEXT; // else the child reports to this runner's private channel, not stdout
-  const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', file], {
-    env,
-    encoding: 'utf8',
-    timeout: 60000,
+for (const isa of ['generic', 'avx2']) {
+  const skip = !native || CHILD || (isa === 'avx2' && native.cpuInfo().isa !== 'avx512');
+  test(`native checks pass on a lower ISA tier (MOELAB_ISA=${isa} child)`, { skip }, () => {
+    const file = fileURLToPath(import.meta.url);
+    const env: NodeJS.ProcessEnv = { ...process.env, MOELAB_ISA: isa, MOELAB_TEST_ISA_CHILD: '1' };
+    delete env.NODE_TEST_CONTEXT; // else the child reports to this runner's private channel, not stdout
+    const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', file], {
+      env,
+      encoding: 'utf8',
+      timeout: 60000,
+    });
+    assert.equal(r.status, 0, `${isa}-ISA child failed:\n${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /# pass [1-9]/);
   });
-  assert.equal(r.status, 0, `generic-ISA child failed:\n${r.stdout}\n${r.stderr}`);
-  assert.match(r.stdout, /# pass [1-9]/);
-});
+}

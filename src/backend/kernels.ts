@@ -12,16 +12,20 @@
  *   lengths, index ranges and aliasing and throws a JS error instead of touching bad memory.
  * - Indices are Int32Array. Masks are Uint8Array (0 or 1).
  *
- * The contract is split by family (PEER in kernels/peer.ts, MoE routing in kernels/routing.ts) and
+ * The contract is split by family (PEER in kernels/peer.ts, MoE routing in kernels/routing.ts, bf16
+ * mixed precision in kernels/bf16.ts) and
  * joined into the one `Kernels` interface; KERNEL_NAMES lists every kernel at runtime (the addon is checked against it).
  */
 import type { PeerKernels } from './kernels/peer.js';
 import { PEER_KERNEL_NAMES } from './kernels/peer.js';
 import type { RoutingKernels } from './kernels/routing.js';
 import { ROUTING_KERNEL_NAMES } from './kernels/routing.js';
+import type { Bf16Kernels } from './kernels/bf16.js';
+import { BF16_KERNEL_NAMES } from './kernels/bf16.js';
 
 export type { PeerKernels, U16 } from './kernels/peer.js';
 export type { RoutingKernels } from './kernels/routing.js';
+export type { Bf16Kernels } from './kernels/bf16.js';
 export type F32 = Float32Array;
 export type I32 = Int32Array;
 export type U8 = Uint8Array;
@@ -33,9 +37,11 @@ export interface CpuInfo {
   avx2: boolean;
   fma: boolean;
   avx512f: boolean;
+  /** The bf16 kernels run here (native: AVX512_BF16 and the avx512 tier; the reference: always). */
+  bf16: boolean;
 }
 
-export interface Kernels extends PeerKernels, RoutingKernels {
+export interface Kernels extends PeerKernels, RoutingKernels, Bf16Kernels {
   readonly name: 'native' | 'ref';
   cpuInfo(): CpuInfo;
   getThreads(): number;
@@ -50,6 +56,18 @@ export interface Kernels extends PeerKernels, RoutingKernels {
    */
   gemm(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
     a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null): void;
+
+  /**
+   * gemm() with a unary epilogue (UnaryOp code `op`, f) applied to each finished output tile while it
+   * is still in cache. With R = alpha * op(A) @ op(B) + beta * C (+ bias), aux [m,n] with row stride ldaux:
+   *   backward false:  C = R (the pre-activation, kept for the backward) and aux = f(R)   (aux written)
+   *   backward true:   C = R * f'(aux)   (aux read: the pre-activation saved by the forward)
+   * The backward form needs f' from the input alone, so exp, tanh, sigmoid and sqrt are refused.
+   * aux must not overlap C (nor, when written, A, B or bias).
+   */
+  gemmUnary(op: number, backward: boolean, transA: boolean, transB: boolean, m: number, n: number, k: number,
+    alpha: number, a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null,
+    aux: F32, ldaux: number): void;
 
   /** `batch` independent GEMMs as in gemm(); matrix i of A starts at a[i*strideA], same for B and C. */
   gemmBatched(batch: number, transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
@@ -247,9 +265,9 @@ export interface Kernels extends PeerKernels, RoutingKernels {
 }
 
 /** Every kernel name outside the PEER and routing families, checked by the compiler against Kernels (see KERNEL_NAMES). */
-const CORE_KERNEL_NAMES: Record<Exclude<keyof Kernels, 'name' | keyof PeerKernels | keyof RoutingKernels>, true> = {
+const CORE_KERNEL_NAMES: Record<Exclude<keyof Kernels, 'name' | keyof PeerKernels | keyof RoutingKernels | keyof Bf16Kernels>, true> = {
   cpuInfo: true, getThreads: true, setThreads: true,
-  gemm: true, gemmBatched: true, gemmGroupedRows: true, gemmGroupedK: true,
+  gemm: true, gemmUnary: true, gemmBatched: true, gemmGroupedRows: true, gemmGroupedK: true,
   copyStrided: true, binary: true, binaryScalar: true, unary: true, unaryBackward: true, axpy: true, fill: true,
   sumSquares: true, maskedFill: true, dropout: true,
   reduce: true, sumInto: true, softmax: true, softmaxBackward: true,
@@ -268,4 +286,5 @@ export type KernelName = Exclude<keyof Kernels, 'name'>;
  * listing one that does not exist) does not compile. The native addon must export each of these.
  */
 export const KERNEL_NAMES: readonly KernelName[] = Object.freeze(
-  [...Object.keys(CORE_KERNEL_NAMES), ...Object.keys(PEER_KERNEL_NAMES), ...Object.keys(ROUTING_KERNEL_NAMES)] as KernelName[]);
+  [...Object.keys(CORE_KERNEL_NAMES), ...Object.keys(PEER_KERNEL_NAMES), ...Object.keys(ROUTING_KERNEL_NAMES),
+    ...Object.keys(BF16_KERNEL_NAMES)] as KernelName[]);

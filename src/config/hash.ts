@@ -7,7 +7,9 @@
 //   train.threads     compute threads
 //   train.logEvery    how often a line is printed
 //   train.saveEvery   how often a checkpoint is written
-// Data paths enter as the (absolute) paths, not the files' contents.
+// Data paths enter as the (absolute) paths, not the files' contents. Fields added after hashes were
+// first published enter only when they differ from the value every earlier config implied
+// (train.precision 'fp32'), so existing run folders keep their names.
 import { createHash } from 'node:crypto';
 import type { Config } from './schema.js';
 
@@ -26,6 +28,8 @@ export function canonicalJson(value: unknown): string {
 /** The config without the fields listed in NON_IDENTITY_FIELDS. */
 export function configIdentity(cfg: Config): Record<string, unknown> {
   const out = JSON.parse(JSON.stringify(cfg)) as Record<string, unknown>;
+  const train = out.train as Record<string, unknown> | undefined;
+  if (train && train.precision === 'fp32') delete train.precision;
   for (const path of NON_IDENTITY_FIELDS) {
     const parts = path.split('.');
     let o: unknown = out;

@@ -57,7 +57,16 @@ export interface TrainConfig {
   logEvery: number;
   seed: number;
   threads?: number;
+  /**
+   * Arithmetic of the matrix products: 'fp32', or 'bf16' (mixed precision: the GEMMs of linear
+   * layers take operands rounded to bf16 and accumulate in fp32; weights, optimizer state, norms,
+   * softmax, attention, loss and routing stay fp32). bf16 needs a CPU with AVX512_BF16.
+   */
+  precision: Precision;
 }
+
+export const PRECISIONS = ['fp32', 'bf16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
 
 export interface DataConfig {
   /** Absolute paths (resolved by config/load.ts: relative to the config file, else the cwd). */
@@ -79,7 +88,7 @@ export interface Config {
 
 const modelKeys = ['vocab', 'd', 'layers', 'heads', 'seq', 'dropout', 'lnEps', 'ffn'] as const;
 const trainKeys = ['batch', 'steps', 'lr', 'minLr', 'warmup', 'schedule', 'weightDecay', 'beta1', 'beta2', 'eps', 'clip', 'accum',
-  'evalEvery', 'evalBatches', 'saveEvery', 'logEvery', 'seed', 'threads'] as const;
+  'evalEvery', 'evalBatches', 'saveEvery', 'logEvery', 'seed', 'threads', 'precision'] as const;
 
 /** model: validated, feed-forward derived defaults still open (configSchema fills them). */
 export const modelSchema = z
@@ -132,6 +141,8 @@ export const trainSchema = z
     seed: nonNegInt.default(0),
     /** Compute threads (default: the backend's choice). */
     threads: posInt.optional(),
+    /** 'fp32' or 'bf16' mixed precision (GEMM operands in bf16, fp32 accumulation; needs AVX512_BF16). */
+    precision: z.enum(PRECISIONS).default('fp32'),
   })
   .strict()
   .superRefine((t, ctx) => {

@@ -1,5 +1,5 @@
-/** The dense feed-forward block: x -> fc2(gelu(fc1(x))), d -> hidden -> d. */
-import { Tensor, gelu } from '../tensor/index.js';
+/** The dense feed-forward block: x -> fc2(gelu(fc1(x))), d -> hidden -> d, as one fused op (mlpGelu). */
+import { Tensor, mlpGelu } from '../tensor/index.js';
 import { FeedForward } from './ffn.js';
 import { Linear } from './layers.js';
 
@@ -12,6 +12,7 @@ export class MLP extends FeedForward {
     this.fc2 = this.child('fc2', new Linear(hidden, d));
   }
   forward(x: Tensor): Tensor {
-    return this.fc2.forward(gelu(this.fc1.forward(x))); // [T, d] -> [T, hidden] -> [T, d]
+    // [T, d] -> [T, hidden] -> [T, d]; GELU runs in the epilogues of fc1's GEMM and of d(hidden)'s
+    return mlpGelu(x, this.fc1.weight, this.fc1.bias, this.fc2.weight, this.fc2.bias);
   }
 }

@@ -2,8 +2,9 @@
  * Tensors: a typed-array storage plus shape, strides and offset.
  *
  * Ownership: a tensor owns its storage unless it is a view (reshape/transpose/slice of another
- * tensor), in which case both share it. Ops always return fresh contiguous storage, except the
- * view ops, which return views. Kernels need contiguous inputs; `contiguous()` copies only views
+ * tensor), in which case both share it. Ops return contiguous storage of their own from the buffer
+ * pool (pool.ts: fresh outside a training step's scope, recycled inside one), except the view ops,
+ * which return views. Kernels need contiguous inputs; `contiguous()` copies only views
  * that are not already laid out row-major.
  *
  * Gradients live in `grad` as a contiguous Float32Array-backed tensor of the same logical shape.
@@ -16,6 +17,7 @@ import { backend } from '../backend/index.js';
 import { bf16BitsToF32 } from '../io/tensor_dtypes.js';
 import type { Node } from './autograd.js';
 import { isGradEnabled, backward as runBackward } from './autograd.js';
+import { alloc, allocZeroed, claim, checkLive, poolDebug } from './pool.js';
 
 export type DType = 'f32' | 'i32' | 'bf16';
 
@@ -81,6 +83,8 @@ export class Tensor {
   sparseGrad: RowSparseGrad[] | null = null;
   /** Name used by modules and checkpoints (parameters only). */
   name = '';
+  /** Generation of pooled storage when this tensor was built (0: not pooled); see pool.ts. */
+  private readonly poolGen: number;
 
   constructor(data: Storage, shape: readonly number[], opts: { strides?: readonly number[]; offset?: number; requiresGrad?: boolean } = {}) {
     checkShape(shape);
@@ -90,6 +94,7 @@ export class Tensor {
     this.offset = opts.offset ?? 0;
     this.dtype = data instanceof Int32Array ? 'i32' : data instanceof Uint16Array ? 'bf16' : 'f32';
     this.requiresGrad = opts.requiresGrad ?? false;
+    this.poolGen = data instanceof Uint16Array ? 0 : claim(data, this); // bf16 storage is never pooled
     if (!opts.strides && this.offset + numel(shape) > data.length) {
       throw new Error(`storage of ${data.length} elements too small for shape [${shape.join(', ')}]`);
     }
@@ -116,6 +121,7 @@ export class Tensor {
   /** The contiguous element range as a typed-array view (throws for non-contiguous views). */
   get f32(): Float32Array {
     if (this.dtype !== 'f32') throw new Error('expected a float32 tensor');
+    if (this.poolGen && poolDebug()) checkLive(this.data as Float32Array | Int32Array, this.poolGen);
     if (!this.isContiguous) throw new Error('tensor is not contiguous; call contiguous() first');
     const d = this.data as Float32Array;
     return this.offset === 0 && d.length === this.size ? d : d.subarray(this.offset, this.offset + this.size);
@@ -139,6 +145,7 @@ export class Tensor {
   /** Scalar value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) throw new Error(`item() needs one element, tensor has shape [${this.shape.join(', ')}]`);
+    if (this.poolGen && poolDebug()) checkLive(this.data as Float32Array | Int32Array, this.poolGen);
     return this.data[this.offset];
   }
 
@@ -241,7 +248,7 @@ function copyToContiguous(x: Tensor): Tensor {
     }
     return new Tensor(out, x.shape);
   }
-  const out = new Float32Array(x.size);
+  const out = alloc(x.size);
   backend().copyStrided(Int32Array.from(x.shape), x.data as Float32Array, x.offset, Int32Array.from(x.strides),
     out, 0, Int32Array.from(contiguousStrides(x.shape)));
   // The gradient of a copy is the gradient itself: both are contiguous in the same logical shape.
@@ -270,7 +277,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
     const inv = new Array<number>(perm.length);
     perm.forEach((p, i) => (inv[p] = i));
     const gs = contiguousStrides(out.shape);
-    const gx = new Float32Array(x.size);
+    const gx = alloc(x.size);
     backend().copyStrided(Int32Array.from(x.shape), g, 0, Int32Array.from(inv.map((i) => gs[i])),
       gx, 0, Int32Array.from(contiguousStrides(x.shape)));
     return [gx];
@@ -286,8 +293,10 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const shape = x.shape.slice();
   shape[axis] = end - start;
   const out = new Tensor(x.data, shape, { strides: x.strides, offset: x.offset + start * x.strides[axis] });
+  // the whole axis: g is already x's gradient (no zero-fill and copy)
+  if (start === 0 && end === x.shape[axis]) return attach(out, [x], (g) => [g], 'slice');
   return attach(out, [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = allocZeroed(x.size); // only the slice's window is written
     const xs = contiguousStrides(x.shape);
     backend().copyStrided(Int32Array.from(shape), g, 0, Int32Array.from(contiguousStrides(shape)),
       gx, start * xs[axis], Int32Array.from(xs));

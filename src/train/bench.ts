@@ -4,7 +4,7 @@
  * steps, peak RSS and achieved GFLOP/s under the reference's FLOP convention, as one JSON object.
  */
 import type { Config } from '../config/schema.js';
-import { computeInfo, setComputeThreads } from '../tensor/index.js';
+import { computeInfo, setComputeThreads, setMatmulPrecision } from '../tensor/index.js';
 import { countModel } from '../spec/count.js';
 import { getTokenizer } from '../data/tokenizer.js';
 import { loadCorpus } from '../data/corpus.js';
@@ -28,6 +28,15 @@ const median = (xs: number[]): number => {
 };
 
 export function benchTrain(o: BenchTrainOptions): Record<string, unknown> {
+  const prev = setMatmulPrecision(o.config.train.precision);
+  try {
+    return benchSteps(o);
+  } finally {
+    setMatmulPrecision(prev);
+  }
+}
+
+function benchSteps(o: BenchTrainOptions): Record<string, unknown> {
   const cfg = o.config, mc = cfg.model, tc = cfg.train;
   if (tc.threads) setComputeThreads(tc.threads);
   checkTrainingMemory(cfg);
@@ -82,6 +91,7 @@ export function benchTrain(o: BenchTrainOptions): Record<string, unknown> {
     timed_steps: o.steps,
     loss_first: round4(losses[0]),
     loss_last: round4(losses[losses.length - 1]),
+    precision: tc.precision,
     ...computeInfo(),
   };
 }

@@ -11,7 +11,7 @@
  */
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { setComputeThreads } from '../tensor/index.js';
+import { setComputeThreads, setMatmulPrecision } from '../tensor/index.js';
 import { BatchSampler, fixedValBatches, type SamplerState } from '../data/loader.js';
 import { countModel } from '../spec/count.js';
 import type { GPT } from '../nn/gpt.js';
@@ -72,17 +72,22 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const cfg = opts.config, tc = cfg.train, mc = cfg.model;
   const dir = resolve(opts.dir);
   if (tc.threads) setComputeThreads(tc.threads);
-  const provenance = currentProvenance(tc.seed);
-
-  const data = loadTrainingData(cfg);
-  const memory = checkTrainingMemory(cfg);
-  // The run folder's single writer from here on: a second trainer (or a sweep worker) on the same
-  // folder is refused with the holder's name; a half-finished save of a killed writer is completed.
-  const writer = openRunWriter(dir, { resume: Boolean(opts.resume), command: opts.command });
+  // Refused here, before any file is touched, on a CPU that cannot run bf16 GEMMs.
+  const prevPrecision = setMatmulPrecision(tc.precision);
   try {
-    return await trainLocked(opts, writer, data, memory, provenance);
+    const provenance = currentProvenance(tc.seed);
+    const data = loadTrainingData(cfg);
+    const memory = checkTrainingMemory(cfg);
+    // The run folder's single writer from here on: a second trainer (or a sweep worker) on the same
+    // folder is refused with the holder's name; a half-finished save of a killed writer is completed.
+    const writer = openRunWriter(dir, { resume: Boolean(opts.resume), command: opts.command });
+    try {
+      return await trainLocked(opts, writer, data, memory, provenance);
+    } finally {
+      writer.release();
+    }
   } finally {
-    writer.release();
+    setMatmulPrecision(prevPrecision);
   }
 }
 

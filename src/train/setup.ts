@@ -10,7 +10,7 @@ import { splitTokens, checkSplit, type Batch } from '../data/loader.js';
 import { estimateMemory, checkFits, MemoryRefusedError } from '../spec/memory.js';
 import { buildModel } from '../nn/build.js';
 import type { GPT } from '../nn/gpt.js';
-import { Tensor, noGrad } from '../tensor/index.js';
+import { Tensor, noGrad, stepScope } from '../tensor/index.js';
 import { buildOptimizers, type OptimizerSet } from './optimizers.js';
 
 export interface TrainingData {
@@ -53,9 +53,9 @@ export function validationLoss(model: GPT, batches: Batch[]): number {
   try {
     return noGrad(() => {
       let total = 0;
+      // one pool scope per batch: each batch reuses the previous one's buffers (only a number leaves it)
       for (const b of batches) {
-        const { loss } = model.forward(new Tensor(b.x, [b.batch, b.seq]), new Tensor(b.y, [b.batch * b.seq]));
-        total += loss!.item();
+        total += stepScope(() => model.forward(new Tensor(b.x, [b.batch, b.seq]), new Tensor(b.y, [b.batch * b.seq])).loss!.item());
       }
       return total / batches.length;
     });

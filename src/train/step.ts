@@ -9,11 +9,15 @@
  * the key (step, micro-batch) set here, so a resumed run replays exactly what an uninterrupted run
  * would have drawn. Data order is the caller's (`nextBatch`), whose state the trainer checkpoints.
  *
+ * Memory: the step runs in a buffer-pool step scope (tensor/pool.ts), so its activations, gradients
+ * and temporaries reuse the previous step's buffers; the parameter gradients the optimizer dropped go
+ * back to the pool after zeroGrad. Nothing the step builds outlives it (it returns plain numbers).
+ *
  * The NaN guard runs before the optimizer touches anything: a non-finite loss or gradient norm
  * throws `TrainingDiverged` and leaves the parameters and optimizer moments as the previous step
  * left them (gradients dropped), so a checkpoint taken afterwards is still the last good state.
  */
-import { Tensor, add } from '../tensor/index.js';
+import { Tensor, add, stepScope, release } from '../tensor/index.js';
 import type { GPT } from '../nn/gpt.js';
 import { FeedForward } from '../nn/ffn.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -53,6 +57,10 @@ export interface StepResult {
 }
 
 export function trainStep(s: StepInputs, step: number): StepResult {
+  return stepScope(() => pooledStep(s, step));
+}
+
+function pooledStep(s: StepInputs, step: number): StepResult {
   const { model, optimizer, train: tc } = s;
   const lr = learningRate(tc, step);
   const t0 = performance.now();
@@ -86,7 +94,9 @@ export function trainStep(s: StepInputs, step: number): StepResult {
   const clipped = tc.clip > 0 && gradNorm > tc.clip;
   if (clipped) optimizer.scaleGrads(tc.clip / gradNorm);
   optimizer.step(lr);
+  const params = model.parameters(), grads = params.map((p) => p.grad);
   optimizer.zeroGrad();
+  grads.forEach((g, i) => { if (g && params[i].grad !== g) release(g.f32); });
   for (const m of model.modules()) if (m instanceof FeedForward) m.afterStep(); // e.g. loss-free balancing bias
   const t2 = performance.now();
   return {

@@ -5,7 +5,7 @@
 // rounded to float32 first, as the native side does. Bad sizes throw RangeError like the native side.
 import type { F32, I32, U8 } from '../kernels.js';
 import { BinaryOp, UnaryOp } from '../kernels.js';
-import { geluErf, geluErfGrad } from './math.js';
+import { geluErf, geluErfGrad, hash32 } from './math.js';
 import { need } from './check.js';
 
 /**
@@ -166,17 +166,6 @@ export function maskedFill(x: F32, mask: U8, value: number, out: F32): void {
   need(mask.length >= n, 'maskedFill', `mask has ${mask.length} elements, needs ${n}`);
   const v = Math.fround(value);
   for (let i = 0; i < n; i++) out[i] = mask[i] ? v : x[i];
-}
-
-/** lowbias32 integer hash: x ^= x>>>16; x *= 0x7feb352d; x ^= x>>>15; x *= 0x846ca68b; x ^= x>>>16 (mod 2^32). */
-function hash32(x: number): number {
-  x >>>= 0;
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x7feb352d);
-  x ^= x >>> 15;
-  x = Math.imul(x, 0x846ca68b);
-  x ^= x >>> 16;
-  return x >>> 0;
 }
 
 /**

@@ -2,6 +2,8 @@
 // line by line. Sums are accumulated in double precision, so the reference is at least as
 // accurate as any float32 kernel it is compared with.
 import type { F32, I32 } from '../kernels.js';
+import { UnaryOp } from '../op_codes.js';
+import { unary, unaryBackward } from './elementwise.js';
 
 /**
  * One strided GEMM on sub-arrays starting at aOff/bOff/cOff:
@@ -33,6 +35,27 @@ function gemmAt(transA: boolean, transB: boolean, m: number, n: number, k: numbe
 export function gemm(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
   a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null): void {
   gemmAt(transA, transB, m, n, k, alpha, a, 0, lda, b, 0, ldb, beta, c, 0, ldc, bias, 0);
+}
+
+/**
+ * gemm() then a unary epilogue on each row of C (see Kernels.gemmUnary): forward writes
+ * aux = f(C) and keeps C; backward sets C = C * f'(aux).
+ */
+export function gemmUnary(op: number, backward: boolean, transA: boolean, transB: boolean, m: number, n: number,
+  k: number, alpha: number, a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number,
+  bias: F32 | null, aux: F32, ldaux: number): void {
+  if (backward && (op === UnaryOp.exp || op === UnaryOp.tanh || op === UnaryOp.sigmoid || op === UnaryOp.sqrt)) {
+    throw new RangeError(`gemmUnary: the backward epilogue needs f'(x) from x alone; op ${op} takes it from its output`);
+  }
+  if (m > 0 && n > 0 && aux.length < (m - 1) * ldaux + n) {
+    throw new RangeError(`gemmUnary: 'aux' has ${aux.length} elements, needs ${(m - 1) * ldaux + n}`);
+  }
+  gemmAt(transA, transB, m, n, k, alpha, a, 0, lda, b, 0, ldb, beta, c, 0, ldc, bias, 0);
+  for (let i = 0; i < m; i++) {
+    const cr = c.subarray(i * ldc, i * ldc + n), ar = aux.subarray(i * ldaux, i * ldaux + n);
+    if (backward) unaryBackward(op, ar, ar, cr, cr);
+    else unary(op, cr, ar);
+  }
 }
 
 /** `batch` independent GEMMs; matrix i of A/B/C starts at i*strideA / i*strideB / i*strideC. */

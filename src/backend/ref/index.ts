@@ -18,12 +18,13 @@ import * as peerRows from './peer_rows.js';
 import * as batchnorm from './batchnorm.js';
 import * as sparseAdam from './sparse_adam.js';
 import * as routing from './routing.js';
+import * as bf16 from './bf16.js';
 
 let refThreads = 1;
 
 export const ref: Kernels = {
   name: 'ref',
-  cpuInfo: () => ({ isa: 'js', avx2: false, fma: false, avx512f: false }),
+  cpuInfo: () => ({ isa: 'js', avx2: false, fma: false, avx512f: false, bf16: true }),
   getThreads: () => refThreads,
   setThreads: (n: number) => { refThreads = n; },
   ...gemm,
@@ -41,4 +42,5 @@ export const ref: Kernels = {
   ...batchnorm,
   ...sparseAdam,
   ...routing,
+  ...bf16,
 };

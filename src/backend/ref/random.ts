@@ -1,6 +1,6 @@
 /** Counter-based random fills (the same numbers as the native kernels, for any thread count). */
 import type { F32 } from '../kernels.js';
-import { lowbias32 } from './math.js';
+import { hash32 as lowbias32 } from './math.js';
 
 /**
  * out[i] = mean + std * sqrt(-2 ln u1) cos(2 pi u2), u1 = (h(2i) + 0.5) / 2^32,

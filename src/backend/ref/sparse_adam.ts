@@ -3,7 +3,7 @@
 import type { F32, I32, U16 } from '../kernels.js';
 import { need, dim, len } from './check.js';
 import { bf16BitsToF32, f32ToBf16Bits } from '../../io/safetensors.js';
-import { lowbias32 } from './math.js';
+import { hash32 as lowbias32 } from './math.js';
 
 const bits = new DataView(new ArrayBuffer(4));
 

@@ -13,6 +13,8 @@ const TITLES = {
   peerUsedFraction: 'experts used (fraction of N)',
   peerUniqueExperts: 'distinct experts used',
   peerUsageEvenness: 'expert usage evenness (entropy / max; 1 = even)',
+  peerUsageKL: 'expert usage KL from uniform (nats; 0 = even)',
+  peerRetrievals: 'expert retrievals counted',
 };
 const ORDER = Object.keys(TITLES);
 

@@ -1,6 +1,7 @@
 /** BatchNorm over the rows of a [T, C] tensor (torch.nn.BatchNorm1d), with explicit running statistics. */
 import { backend } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
+import { alloc } from '../pool.js';
 
 /** Running statistics of a BatchNorm, [C] each. */
 export interface BatchNormStats {
@@ -37,13 +38,13 @@ export function batchNorm(x: Tensor, weight: Tensor, bias: Tensor, running: Batc
   const T = x.shape[0];
   if (training && T < 2) throw new Error(`batchNorm: expected more than 1 value per channel when training, got [${T}, ${C}]`);
   const xc = x.contiguous();
-  const y = new Float32Array(T * C), mean = new Float32Array(C), rstd = new Float32Array(C);
+  const y = alloc(T * C), mean = alloc(C), rstd = alloc(C);
   // the kernel updates running statistics in place, so it gets copies (read only in eval)
   const rm = training ? running.mean.f32.slice() : running.mean.f32, rv = training ? running.var.f32.slice() : running.var.f32;
   const K = backend();
   K.peerBatchNorm(T, C, training, eps, momentum, xc.f32, weight.f32, bias.f32, rm, rv, y, mean, rstd);
   const out = attach(new Tensor(y, [T, C]), [xc, weight, bias], (gy) => {
-    const gx = new Float32Array(T * C), gw = new Float32Array(C), gb = new Float32Array(C);
+    const gx = alloc(T * C), gw = alloc(C), gb = alloc(C);
     K.peerBatchNormBackward(T, C, training, xc.f32, weight.f32, mean, rstd, gy, gx, gw, gb);
     return [gx, gw, gb];
   }, 'batchNorm');

@@ -4,6 +4,7 @@
  */
 import { backend, BinaryOp, UnaryOp, type UnaryOpName } from '../../backend/index.js';
 import { Tensor, attach, numel, contiguousStrides } from '../tensor.js';
+import { alloc, allocZeroed, release } from '../pool.js';
 
 function broadcastShapes(a: readonly number[], b: readonly number[]): number[] {
   const n = Math.max(a.length, b.length);
@@ -27,7 +28,7 @@ function alignedStrides(t: { shape: readonly number[]; strides: readonly number[
 /** Sums a gradient of shape outShape down to `shape` (the inverse of broadcasting). */
 function reduceToShape(g: Float32Array, outShape: readonly number[], shape: readonly number[]): Float32Array {
   if (numel(outShape) === numel(shape) && outShape.length >= shape.length) return g;
-  const dst = new Float32Array(numel(shape));
+  const dst = allocZeroed(numel(shape)); // sumInto accumulates
   const st = alignedStrides({ shape, strides: contiguousStrides(shape) }, outShape);
   backend().sumInto(Int32Array.from(outShape), g, dst, 0, st);
   return dst;
@@ -38,10 +39,17 @@ function needF32(t: Tensor, op: string): void {
 }
 
 function rawBinary(op: number, a: Tensor, b: Tensor, shape: readonly number[]): Float32Array {
-  const out = new Float32Array(numel(shape));
+  const out = alloc(numel(shape));
   backend().binary(op, Int32Array.from(shape), a.data as Float32Array, a.offset, alignedStrides(a, shape),
     b.data as Float32Array, b.offset, alignedStrides(b, shape), out);
   return out;
+}
+
+/** reduceToShape of a temporary: the temporary goes back to the pool once it has been summed. */
+function reduced(tmp: Float32Array, outShape: readonly number[], shape: readonly number[]): Float32Array {
+  const r = reduceToShape(tmp, outShape, shape);
+  if (r !== tmp) release(tmp);
+  return r;
 }
 
 function gradTensor(g: Float32Array, shape: readonly number[]): Tensor {
@@ -63,11 +71,11 @@ function binary(name: BinName, a: Tensor | number, b: Tensor | number): Tensor {
     switch (name) {
       case 'add':
         ga = ta.requiresGrad ? reduceToShape(g, shape, ta.shape) : null;
-        gb = tb.requiresGrad ? reduceToShape(ga === g ? g.slice() : g, shape, tb.shape) : null;
+        gb = tb.requiresGrad ? reduceToShape(g, shape, tb.shape) : null; // may be g for both: the engine shares it
         break;
       case 'mul':
-        if (ta.requiresGrad) ga = reduceToShape(rawBinary(BinaryOp.mul, gt, tb, shape), shape, ta.shape);
-        if (tb.requiresGrad) gb = reduceToShape(rawBinary(BinaryOp.mul, gt, ta, shape), shape, tb.shape);
+        if (ta.requiresGrad) ga = reduced(rawBinary(BinaryOp.mul, gt, tb, shape), shape, ta.shape);
+        if (tb.requiresGrad) gb = reduced(rawBinary(BinaryOp.mul, gt, ta, shape), shape, tb.shape);
         break;
     }
     return [ga, gb];
@@ -82,11 +90,11 @@ export const mul = (a: Tensor | number, b: Tensor | number): Tensor => binary('m
 function unary(name: UnaryOpName, x: Tensor): Tensor {
   needF32(x, name);
   const xc = x.contiguous();
-  const out = new Float32Array(xc.size);
+  const out = alloc(xc.size);
   backend().unary(UnaryOp[name], xc.f32, out);
   const y = new Tensor(out, x.shape);
   return attach(y, [xc], (g) => {
-    const gx = new Float32Array(xc.size);
+    const gx = alloc(xc.size);
     backend().unaryBackward(UnaryOp[name], xc.f32, out, g, gx);
     return [gx];
   }, name);

@@ -1,10 +1,13 @@
 /** The affine map of Linear layers on the native GEMM (weight used transposed in place, never copied). */
 import { backend, ReduceOp } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
+import { matmulPrecision } from '../precision.js';
+import { alloc } from '../pool.js';
 
 /**
  * Affine map as in torch.nn.Linear: y = x W^T + b. x: [..., in], w: [out, in], b: [out] or null.
- * The bias add is fused into the GEMM's store.
+ * The bias add is fused into the GEMM's store. Under matmulPrecision() 'bf16' the three GEMMs
+ * (forward, input and weight gradients) round their operands to bf16 and accumulate in fp32.
  */
 export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   const inF = w.shape[1], outF = w.shape[0];
@@ -12,24 +15,25 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   if (b && (b.ndim !== 1 || b.shape[0] !== outF)) throw new Error(`linear: bias [${b.shape.join(', ')}] does not match weight [${w.shape.join(', ')}]`);
   const xc = x.contiguous(), wc = w.contiguous();
   const M = x.size / inF;
-  const y = new Float32Array(M * outF);
+  const y = alloc(M * outF);
   const kern = backend();
+  const gemm = matmulPrecision() === 'bf16' ? kern.gemmBf16 : kern.gemm;
   const X = xc.f32, W = wc.f32;
-  kern.gemm(false, true, M, outF, inF, 1, X, inF, W, inF, 0, y, outF, b ? b.f32 : null);
+  gemm(false, true, M, outF, inF, 1, X, inF, W, inF, 0, y, outF, b ? b.f32 : null);
   const shape = [...x.shape.slice(0, -1), outF];
   const inputs = b ? [xc, wc, b] : [xc, wc];
   return attach(new Tensor(y, shape), inputs, (g) => {
     let gx: Float32Array | null = null, gw: Float32Array | null = null, gb: Float32Array | null = null;
     if (xc.requiresGrad) {
-      gx = new Float32Array(M * inF);
-      kern.gemm(false, false, M, inF, outF, 1, g, outF, W, inF, 0, gx, inF, null); // g @ W
+      gx = alloc(M * inF);
+      gemm(false, false, M, inF, outF, 1, g, outF, W, inF, 0, gx, inF, null); // g @ W
     }
     if (wc.requiresGrad) {
-      gw = new Float32Array(outF * inF);
-      kern.gemm(true, false, outF, inF, M, 1, g, outF, X, inF, 0, gw, inF, null); // g^T @ x
+      gw = alloc(outF * inF);
+      gemm(true, false, outF, inF, M, 1, g, outF, X, inF, 0, gw, inF, null); // g^T @ x
     }
     if (b && b.requiresGrad) {
-      gb = new Float32Array(outF);
+      gb = alloc(outF);
       kern.reduce(ReduceOp.sum, 1, M, outF, g, gb, null);
     }
     return b ? [gx, gw, gb] : [gx, gw];

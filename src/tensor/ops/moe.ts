@@ -2,11 +2,14 @@
  * Mixture-of-Experts dispatch ops (MegaBlocks style): the routing plan, the expert computation as
  * one composite autograd op, and top-k gate renormalisation.
  *
- * Ownership: every op returns fresh arrays it never touches again, except the activations expertMix
- * saves for its backward, which come from (and go back to) a ScratchPool and never leave the op.
+ * Ownership: every op returns arrays it never touches again (from the buffer pool, see pool.ts).
+ * The activations expertMix saves for its backward and its temporaries are pool scratch buffers that
+ * never leave the op: released once backward has used them (at once when no graph is recorded).
  */
 import { backend, BinaryOp, ReduceOp, UnaryOp } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
+import { matmulPrecision } from '../precision.js';
+import { alloc, allocZeroed, release, scratch } from '../pool.js';
 
 /** The routing of one forward pass: which slots each expert processes, in expert order. */
 export interface Route {
@@ -65,46 +68,6 @@ export function planRoute(idx: Int32Array, T: number, k: number, E: number, capa
 }
 
 /**
- * Recycled scratch buffers for expertMix's activations and backward temporaries. A fresh
- * multi-megabyte Float32Array costs zero-filling and page faults on first touch (about 3 ms per
- * 8 MB here), and one MoE step needs tens of MB of them, so buffers that never leave the op are
- * reused: forward temporaries at the end of the forward, saved activations once the backward has
- * used them (or at once when no graph is recorded). A taken buffer holds stale data; every use
- * overwrites it completely. Buffers handed to autograd (gradients, outputs) are never pooled.
- */
-export class ScratchPool {
-  private readonly free = new Map<number, Float32Array[]>();
-  private bytes = 0;
-  constructor(readonly maxBytes = 512 * 2 ** 20) {}
-
-  take(n: number): Float32Array {
-    const b = this.free.get(n)?.pop();
-    if (!b) return new Float32Array(n);
-    this.bytes -= b.byteLength;
-    return b;
-  }
-
-  give(...bufs: Float32Array[]): void {
-    for (const b of bufs) {
-      if (this.bytes + b.byteLength > this.maxBytes) continue; // let the GC have it
-      let list = this.free.get(b.length);
-      if (!list) this.free.set(b.length, (list = []));
-      list.push(b);
-      this.bytes += b.byteLength;
-    }
-  }
-
-  /** Drops every pooled buffer. */
-  clear(): void {
-    this.free.clear();
-    this.bytes = 0;
-  }
-}
-
-/** The pool shared by all MoE layers (layers run one at a time, so they can share temporaries). */
-export const moeScratch = new ScratchPool();
-
-/**
  * The expert computation as one autograd op: for every kept slot p of the route (token t, expert e,
  * gate g = gates[slot]),
  *   out[t] += g * (gelu_erf(x[t] W1_e + b1_e) W2_e + b2_e).
@@ -120,18 +83,15 @@ export const moeScratch = new ScratchPool();
  * fc2 (+bias), gate scale, scatter-add to tokens. Backward (hand written): the same grouped GEMMs
  * with transposed B for input gradients, grouped-K GEMMs for weight and bias gradients.
  * The gathered rows, pre-activations, activations and expert outputs are saved for backward in
- * `pool` buffers and returned to it once backward has run (at once when no graph is recorded).
+ * scratch buffers and released once backward has run (at once when no graph is recorded).
  */
 export interface ExpertMixOptions {
-  /** Scratch buffers for the saved activations (default the shared moeScratch). */
-  pool?: ScratchPool;
   /** Expert dropout on the activations: p in [0, 1), seed a uint32 (p = 0: none). */
   dropout?: { p: number; seed: number };
 }
 
 export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, r: Route,
   opts: ExpertMixOptions = {}): Tensor {
-  const pool = opts.pool ?? moeScratch;
   const drop = opts.dropout && opts.dropout.p > 0 ? opts.dropout : null;
   if (drop && !(drop.p < 1)) throw new Error(`expertMix: dropout p must be in [0, 1), got ${drop.p}`);
   if (drop && !(Number.isInteger(drop.seed) && drop.seed >= 0 && drop.seed < 2 ** 32)) throw new Error(`expertMix: dropout seed must be a uint32, got ${drop.seed}`);
@@ -142,91 +102,96 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
     throw new Error(`expertMix: expert weights w1 [${w1.shape.join(', ')}], w2 [${w2.shape.join(', ')}] do not fit x [${x.shape.join(', ')}]`);
   }
   const kern = backend();
+  // Under bf16 precision the expert GEMMs (both layers, forward and backward) take bf16 operands with
+  // fp32 accumulation; the bias gradients (column sums) stay fp32 reductions.
+  const bf16 = matmulPrecision() === 'bf16';
+  const gemmRows = bf16 ? kern.gemmGroupedRowsBf16 : kern.gemmGroupedRows, gemmK = bf16 ? kern.gemmGroupedKBf16 : kern.gemmGroupedK;
   const xc = x.contiguous(), gc = gates.contiguous();
   const X = xc.f32, W1 = w1.f32, B1 = b1.f32, W2 = w2.f32, B2 = b2.f32, gflat = gc.f32;
   const { tok, slots, offsets } = r;
   const N = tok.length;
-  const gs = new Float32Array(N); // gate of each kept slot
+  const gs = scratch(N); // gate of each kept slot
   for (let p = 0; p < N; p++) gs[p] = gflat[slots[p]];
 
-  const xs = pool.take(N * d);
+  const xs = scratch(N * d);
   kern.indexSelect(N, d, X, tok, xs);
-  const hpre = pool.take(N * h);
-  kern.gemmGroupedRows(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, B1);
-  const act = pool.take(N * h);
+  const hpre = scratch(N * h);
+  gemmRows(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, B1);
+  const act = scratch(N * h);
   kern.unary(UnaryOp.gelu_erf, hpre, act);
   // fc2's input: the activations, or with expert dropout their masked and rescaled copy
   let fc2In = act, mask: Uint8Array | null = null;
   if (drop) {
     mask = new Uint8Array(N * h);
-    fc2In = pool.take(N * h);
+    fc2In = scratch(N * h);
     kern.dropout(drop.p, drop.seed, act, fc2In, mask);
   }
-  const ys = pool.take(N * d);
-  kern.gemmGroupedRows(E, offsets, false, d, h, 1, fc2In, h, W2, h * d, d, 0, ys, d, B2);
+  const ys = scratch(N * d);
+  gemmRows(E, offsets, false, d, h, 1, fc2In, h, W2, h * d, d, 0, ys, d, B2);
   const rowShape = Int32Array.of(N, d), rowStrides = Int32Array.of(d, 1), gateStrides = Int32Array.of(1, 0);
-  const scaled = pool.take(N * d);
+  const scaled = scratch(N * d);
   kern.binary(BinaryOp.mul, rowShape, ys, 0, rowStrides, gs, 0, gateStrides, scaled);
-  const out = new Float32Array(T * d);
+  const out = allocZeroed(T * d); // indexAdd accumulates
   kern.indexAdd(N, d, tok, scaled, out);
-  pool.give(scaled);
+  release(scaled);
 
   const y = attach(new Tensor(out, [T, d]), [xc, gc, w1, b1, w2, b2], (gout) => {
-    const gScaled = pool.take(N * d); // d loss / d (gate * y) per slot
+    const gScaled = scratch(N * d); // d loss / d (gate * y) per slot
     kern.indexSelect(N, d, gout, tok, gScaled);
-    const tmp = pool.take(N * d);
+    const tmp = scratch(N * d);
     let gGates: Float32Array | null = null;
     if (gc.requiresGrad) {
       // d loss / d gate = <gout[t], y_slot>
       kern.binary(BinaryOp.mul, rowShape, gScaled, 0, rowStrides, ys, 0, rowStrides, tmp);
-      const dots = new Float32Array(N);
+      const dots = scratch(N);
       kern.reduce(ReduceOp.sum, N, d, 1, tmp, dots, null);
-      gGates = new Float32Array(r.gateCount);
+      gGates = allocZeroed(r.gateCount); // dropped slots keep 0
       for (let p = 0; p < N; p++) gGates[slots[p]] = dots[p];
+      release(dots);
     }
     const gY = tmp; // d loss / d y = gate * gScaled
     kern.binary(BinaryOp.mul, rowShape, gScaled, 0, rowStrides, gs, 0, gateStrides, gY);
-    const ones = new Float32Array(N).fill(1); // bias gradients = per-group column sums = ones^T @ rows
-    const gb2 = b2.requiresGrad ? new Float32Array(E * d) : null;
+    const ones = scratch(N).fill(1); // bias gradients = per-group column sums = ones^T @ rows
+    const gb2 = b2.requiresGrad ? alloc(E * d) : null; // beta 0: written, empty groups included
     if (gb2) kern.gemmGroupedK(E, offsets, 1, d, 1, ones, 1, gY, d, 0, gb2, d, d);
-    const gw2 = w2.requiresGrad ? new Float32Array(E * h * d) : null;
-    if (gw2) kern.gemmGroupedK(E, offsets, h, d, 1, fc2In, h, gY, d, 0, gw2, h * d, d);
+    const gw2 = w2.requiresGrad ? alloc(E * h * d) : null;
+    if (gw2) gemmK(E, offsets, h, d, 1, fc2In, h, gY, d, 0, gw2, h * d, d);
     let gw1: Float32Array | null = null, gb1: Float32Array | null = null, gx: Float32Array | null = null;
     if (w1.requiresGrad || b1.requiresGrad || xc.requiresGrad) {
-      let gAct = pool.take(N * h);
-      kern.gemmGroupedRows(E, offsets, true, h, d, 1, gY, d, W2, h * d, d, 0, gAct, h, null);
+      let gAct = scratch(N * h);
+      gemmRows(E, offsets, true, h, d, 1, gY, d, W2, h * d, d, 0, gAct, h, null);
       if (drop) {
-        const masked = pool.take(N * h);
+        const masked = scratch(N * h);
         kern.dropout(drop.p, drop.seed, gAct, masked, mask!); // same seed: same mask and scale as the forward
-        pool.give(gAct);
+        release(gAct);
         gAct = masked;
       }
-      const gH = pool.take(N * h);
+      const gH = scratch(N * h);
       kern.unaryBackward(UnaryOp.gelu_erf, hpre, act, gAct, gH);
-      pool.give(gAct);
+      release(gAct);
       if (b1.requiresGrad) {
-        gb1 = new Float32Array(E * h);
+        gb1 = alloc(E * h);
         kern.gemmGroupedK(E, offsets, 1, h, 1, ones, 1, gH, h, 0, gb1, h, h);
       }
       if (w1.requiresGrad) {
-        gw1 = new Float32Array(E * d * h);
-        kern.gemmGroupedK(E, offsets, d, h, 1, xs, d, gH, h, 0, gw1, d * h, h);
+        gw1 = alloc(E * d * h);
+        gemmK(E, offsets, d, h, 1, xs, d, gH, h, 0, gw1, d * h, h);
       }
       if (xc.requiresGrad) {
         const gxs = gScaled; // reuse: no longer needed
-        kern.gemmGroupedRows(E, offsets, true, d, h, 1, gH, h, W1, d * h, h, 0, gxs, d, null);
-        gx = new Float32Array(T * d);
+        gemmRows(E, offsets, true, d, h, 1, gH, h, W1, d * h, h, 0, gxs, d, null);
+        gx = allocZeroed(T * d); // indexAdd accumulates
         kern.indexAdd(N, d, tok, gxs, gx);
       }
-      pool.give(gH);
+      release(gH);
     }
-    pool.give(gScaled, tmp, xs, hpre, act, ys);
-    if (drop) pool.give(fc2In);
+    release(gScaled, tmp, xs, hpre, act, ys, gs, ones);
+    if (drop) release(fc2In);
     return [gx, gGates, gw1, gb1, gw2, gb2];
   }, 'expertMix');
   if (!y.node) {
-    pool.give(xs, hpre, act, ys); // no graph recorded: nothing will read them again
-    if (drop) pool.give(fc2In);
+    release(xs, hpre, act, ys, gs); // no graph recorded: nothing will read them again
+    if (drop) release(fc2In);
   }
   return y;
 }
@@ -241,7 +206,7 @@ export function renormalizeRows(v: Tensor): Tensor {
   const [T, k] = v.shape;
   const vc = v.contiguous();
   const V = vc.f32;
-  const out = new Float32Array(T * k), inv = new Float32Array(T);
+  const out = alloc(T * k), inv = alloc(T);
   for (let t = 0; t < T; t++) {
     let s = 0;
     for (let j = 0; j < k; j++) s += V[t * k + j];
@@ -249,7 +214,7 @@ export function renormalizeRows(v: Tensor): Tensor {
     for (let j = 0; j < k; j++) out[t * k + j] = V[t * k + j] / s;
   }
   return attach(new Tensor(out, [T, k]), [vc], (g) => {
-    const gv = new Float32Array(T * k);
+    const gv = alloc(T * k);
     for (let t = 0; t < T; t++) {
       let dot = 0;
       for (let j = 0; j < k; j++) dot += g[t * k + j] * out[t * k + j];

@@ -2,6 +2,7 @@
 import { backend } from '../../backend/index.js';
 import { isGradEnabled } from '../autograd.js';
 import { Tensor, attach } from '../tensor.js';
+import { alloc, allocZeroed, release, scratch } from '../pool.js';
 
 /** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * w + b (biased variance). */
 export function layerNorm(x: Tensor, w: Tensor, b: Tensor, eps = 1e-5): Tensor {
@@ -9,12 +10,13 @@ export function layerNorm(x: Tensor, w: Tensor, b: Tensor, eps = 1e-5): Tensor {
   if (w.size !== d || b.size !== d) throw new Error(`layerNorm: weight/bias must have ${d} elements`);
   const xc = x.contiguous();
   const rows = x.size / d;
-  const y = new Float32Array(x.size), mean = new Float32Array(rows), rstd = new Float32Array(rows);
+  const y = alloc(x.size), mean = alloc(rows), rstd = alloc(rows);
   const k = backend();
   k.layerNorm(rows, d, eps, xc.f32, w.f32, b.f32, y, mean, rstd);
   return attach(new Tensor(y, x.shape), [xc, w, b], (g) => {
-    const gx = new Float32Array(x.size), gw = new Float32Array(d), gb = new Float32Array(d);
+    const gx = alloc(x.size), gw = allocZeroed(d), gb = allocZeroed(d); // gw, gb accumulate
     k.layerNormBackward(rows, d, xc.f32, w.f32, mean, rstd, g, gx, gw, gb);
+    release(mean, rstd);
     return [gx, gw, gb];
   }, 'layerNorm');
 }
@@ -34,16 +36,18 @@ function lossRows(fn: string, logits: Tensor, targets: Tensor): { N: number; V: 
  */
 export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   const { N, V, lc, t } = lossRows('crossEntropy', logits, targets);
-  const losses = new Float32Array(N), lse = new Float32Array(N);
+  const losses = scratch(N), lse = alloc(N);
   const k = backend();
   k.crossEntropy(N, V, lc.f32, t, losses, lse);
   let count = 0, total = 0;
   for (let i = 0; i < N; i++) if (t[i] >= 0) { count++; total += losses[i]; }
+  release(losses);
   const mean = count ? total / count : 0;
   return attach(new Tensor(Float32Array.of(mean), []), [lc], (g) => {
-    const gLoss = new Float32Array(N).fill(count ? g[0] / count : 0);
-    const gl = new Float32Array(N * V);
+    const gLoss = scratch(N).fill(count ? g[0] / count : 0);
+    const gl = alloc(N * V);
     k.crossEntropyBackward(N, V, lc.f32, t, lse, gLoss, gl);
+    release(gLoss, lse);
     return [gl];
   }, 'crossEntropy');
 }
@@ -68,15 +72,16 @@ export function tokenLogProbs(logits: Tensor, targets: Tensor, mask?: Float32Arr
       else if (m[i] !== 1) throw new Error(`tokenLogProbs: mask entries must be 0 (excluded) or 1, got ${m[i]} at row ${i}`);
     }
   }
-  const out = new Float32Array(N), lse = new Float32Array(N);
+  const out = alloc(N), lse = alloc(N);
   const k = backend();
   k.crossEntropy(N, V, lc.f32, t, out, lse);
   for (let i = 0; i < N; i++) out[i] = out[i] === 0 ? 0 : -out[i]; // no -0 for excluded rows
   return attach(new Tensor(out, logits.shape.slice(0, -1)), [lc], (g) => {
-    const gLoss = new Float32Array(N);
+    const gLoss = scratch(N);
     for (let i = 0; i < N; i++) gLoss[i] = -g[i];
-    const gl = new Float32Array(N * V);
+    const gl = alloc(N * V);
     k.crossEntropyBackward(N, V, lc.f32, t, lse, gLoss, gl);
+    release(gLoss, lse);
     return [gl];
   }, 'tokenLogProbs');
 }
@@ -93,12 +98,13 @@ export function causalAttention(qkv: Tensor, heads: number): Tensor {
   const hd = d / heads;
   const scale = 1 / Math.sqrt(hd);
   const qc = qkv.contiguous();
-  const out = new Float32Array(B * S * d), lse = new Float32Array(B * heads * S);
+  const out = alloc(B * S * d), lse = alloc(B * heads * S);
   const k = backend();
   k.attention(B, S, heads, hd, scale, qc.f32, out, lse);
   return attach(new Tensor(out, [B, S, d]), [qc], (g) => {
-    const gqkv = new Float32Array(qc.size);
+    const gqkv = alloc(qc.size);
     k.attentionBackward(B, S, heads, hd, scale, qc.f32, out, lse, g, gqkv);
+    release(lse);
     return [gqkv];
   }, 'attention');
 }
@@ -119,7 +125,7 @@ export function cachedAttention(qkv: Tensor, heads: number, kCache: Float32Array
   if (vCache.length !== kCache.length || !Number.isInteger(maxLen)) throw new Error(`cachedAttention: caches must both be [maxLen, ${d}]`);
   if (!(Number.isInteger(pos0) && pos0 >= 0) || pos0 + n > maxLen) throw new Error(`KV cache full: ${pos0 + n} > ${maxLen} positions`);
   const rows = qkv.contiguous().f32;
-  const q = new Float32Array(n * d);
+  const q = scratch(n * d);
   for (let i = 0; i < n; i++) {
     const r = i * d3;
     q.set(rows.subarray(r, r + d), i * d);
@@ -127,8 +133,9 @@ export function cachedAttention(qkv: Tensor, heads: number, kCache: Float32Array
     vCache.set(rows.subarray(r + 2 * d, r + d3), (pos0 + i) * d);
   }
   const hd = d / heads;
-  const out = new Float32Array(n * d);
+  const out = alloc(n * d);
   backend().attentionKV(n, heads, hd, pos0, 1 / Math.sqrt(hd), q, kCache, vCache, out);
+  release(q);
   return new Tensor(out, [n, d]);
 }
 
@@ -138,11 +145,11 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   const [, d] = table.shape;
   const ic = ids.contiguous();
   const n = ic.size;
-  const out = new Float32Array(n * d);
+  const out = alloc(n * d);
   const k = backend();
   k.indexSelect(n, d, table.f32, ic.i32, out);
   return attach(new Tensor(out, [...ids.shape, d]), [table], (g) => {
-    const gt = new Float32Array(table.size);
+    const gt = allocZeroed(table.size); // indexAdd accumulates
     k.indexAdd(n, d, ic.i32, g, gt);
     return [gt];
   }, 'embedding');
@@ -156,11 +163,11 @@ export function dropout(x: Tensor, p: number, seed: number, training = true): Te
   if (!training || p === 0) return x;
   if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
   const xc = x.contiguous();
-  const out = new Float32Array(x.size), mask = new Uint8Array(x.size);
+  const out = alloc(x.size), mask = new Uint8Array(x.size);
   const k = backend();
   k.dropout(p, seed >>> 0, xc.f32, out, mask);
   return attach(new Tensor(out, x.shape), [xc], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = alloc(x.size);
     k.dropout(p, seed >>> 0, g, gx, mask); // same seed, same mask, same scaling
     return [gx];
   }, 'dropout');

@@ -5,6 +5,7 @@
  */
 import { backend, BinaryOp } from '../../backend/index.js';
 import type { RowSparseGrad } from '../tensor.js';
+import { release, scratch } from '../pool.js';
 
 /** sum_i x[i]^2, accumulated in double precision (gradient norms). */
 export function sumOfSquares(x: Float32Array): number {
@@ -56,7 +57,7 @@ export function coalesceRows(chunks: readonly RowSparseGrad[], rows: number, d: 
     if (c.values.length !== c.ids.length * d) throw new Error(`coalesceRows: a chunk of ${c.ids.length} ids has ${c.values.length} values, expected ${c.ids.length * d}`);
     n += c.ids.length;
   }
-  const ids = new Int32Array(n), vals = new Float32Array(n * d);
+  const ids = new Int32Array(n), vals = scratch(n * d);
   let o = 0;
   for (const c of chunks) {
     ids.set(c.ids, o);
@@ -68,6 +69,7 @@ export function coalesceRows(chunks: readonly RowSparseGrad[], rows: number, d: 
   const U = K.peerCoalesce(n, rows, ids, uniq, offsets, order);
   const out = new Float32Array(U * d);
   K.peerRowGrad(U, d, 1, offsets, order, null, vals, out);
+  release(vals);
   return { ids: uniq.slice(0, U), values: out };
 }
 

@@ -7,6 +7,7 @@
 import { backend, PeerAct, type PeerActName } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
 import { adviseHugePages } from '../memory.js';
+import { alloc, allocZeroed, release, scratch } from '../pool.js';
 
 export interface PeerRetrieval {
   /** Expert ids, int32 [T, h*k] (head j's picks at columns j*k .. j*k+k), no gradient. */
@@ -33,11 +34,11 @@ export function peerRetrieve(q: Tensor, keys: Tensor, heads: number, k: number):
   if (!(Number.isInteger(k) && k >= 1 && k <= nSub)) throw new Error(`peerRetrieve: k must be an integer in [1, nSub = ${nSub}], got ${k}`);
   const T = q.shape[0], n = T * heads * k;
   const qc = q.contiguous();
-  const ids = new Int32Array(n), scores = new Float32Array(n);
+  const ids = new Int32Array(n), scores = alloc(n);
   const K = backend();
   K.peerRetrieve(T, heads, nSub, half, k, qc.f32, keys.f32, ids, scores);
   const s = attach(new Tensor(scores, [T, heads * k]), [qc, keys], (gs) => {
-    const gq = new Float32Array(qc.size), gkeys = new Float32Array(keys.size);
+    const gq = alloc(qc.size), gkeys = allocZeroed(keys.size); // gkeys accumulates
     K.peerRetrieveBackward(T, heads, nSub, half, k, qc.f32, keys.f32, ids, gs, gq, gkeys);
     return [gq, gkeys];
   }, 'peerRetrieve');
@@ -118,7 +119,7 @@ export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | 
   const act = PeerAct[o.activation];
   const xc = x.contiguous(), sc = scores.contiguous(), idc = ids.contiguous().i32;
   const n = T * hk;
-  const g = new Float32Array(n), a = u ? new Float32Array(n) : null, y = new Float32Array(T * d);
+  const g = alloc(n), a = u ? alloc(n) : null, y = alloc(T * d);
   const K = backend();
   const uD = u ? tableData(u) : null, vD = tableData(v);
   K.peerForward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, sc.f32, g, a, y);
@@ -127,8 +128,9 @@ export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | 
     const uniq = new Int32Array(n), offsets = new Int32Array(n + 1), order = new Int32Array(n);
     const U = K.peerCoalesce(n, N, idc, uniq, offsets, order);
     const rowIds = uniq.subarray(0, U).slice();
-    const gx = u ? new Float32Array(T * d) : null, gscores = new Float32Array(n);
+    const gx = u ? alloc(T * d) : null, gscores = alloc(n);
     if (pool && o.factoredRowGrads) {
+      // fresh (unpooled) arrays: the chunk keeps them until the optimizer step
       const cv = new Float32Array(n), cu = u ? new Float32Array(n) : null;
       K.peerBackward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, g, a, gy, gx, gscores, cu, cv);
       const index = { offsets: offsets.subarray(0, U + 1), order };
@@ -136,16 +138,17 @@ export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | 
       if (u && cu && u.requiresGrad) (u.sparseGrad ??= []).push({ ids: rowIds, values: new Float32Array(0), factors: { ...index, coef: cu, src: xc.f32.slice(), per: hk } });
       return u ? [gx, gscores, null, null] : [null, gscores, null];
     }
-    const rows = (t: Tensor) => (pool ? pool.take(t, U * d) : new Float32Array(U * d));
+    const rows = (t: Tensor) => (pool ? pool.take(t, U * d) : scratch(U * d));
     const gvRows = v.requiresGrad ? rows(v) : null;
     const guRows = u && u.requiresGrad ? rows(u) : null;
     if (2 * U <= n) {
       K.peerBackwardRows(T, d, N, hk, k, act, xc.f32, uD, vD, idc, g, a, gy, U, uniq, offsets, order, gx, gscores, guRows, gvRows);
     } else {
-      const cv = new Float32Array(n), cu = u ? new Float32Array(n) : null;
+      const cv = scratch(n), cu = u ? scratch(n) : null;
       K.peerBackward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, g, a, gy, gx, gscores, cu, cv);
       if (gvRows) K.peerRowGrad(U, d, hk, offsets, order, cv, gy, gvRows);
       if (guRows) K.peerRowGrad(U, d, hk, offsets, order, cu, xc.f32, guRows);
+      release(cv, cu);
     }
     const emit = (t: Tensor, r: Float32Array | null): Float32Array | null => {
       if (!r) return null;
@@ -153,11 +156,13 @@ export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | 
         (t.sparseGrad ??= []).push({ ids: rowIds, values: r });
         return null;
       }
-      const dense = new Float32Array(N * d);
+      const dense = allocZeroed(N * d); // rows nobody picked stay 0
       for (let i = 0; i < U; i++) dense.set(r.subarray(i * d, i * d + d), rowIds[i] * d);
+      release(r);
       return dense;
     };
     const gv = emit(v, gvRows);
+    release(g, a);
     return u ? [gx, gscores, gv, emit(u, guRows)] : [null, gscores, gv];
   }, 'peerExperts');
 }

@@ -6,6 +6,7 @@
 import { backend } from '../../backend/index.js';
 import { Rng } from '../../util/random.js';
 import { Tensor } from '../tensor.js';
+import { alloc } from '../pool.js';
 import { mul } from './elementwise.js';
 import { f32ToBf16Bits } from '../../io/tensor_dtypes.js';
 
@@ -41,6 +42,6 @@ export function roundToBf16(x: Float32Array, out: Uint16Array): void {
  */
 export function jitter(x: Tensor, eps: number, seed: number): Tensor {
   if (!(eps >= 0 && eps < 1)) throw new Error(`jitter: eps must be in [0, 1), got ${eps}`);
-  const noise = new Rng(seed).fillUniform(new Float32Array(x.size), 1 - eps, 1 + eps);
+  const noise = new Rng(seed).fillUniform(alloc(x.size), 1 - eps, 1 + eps);
   return mul(x, new Tensor(noise, x.shape));
 }

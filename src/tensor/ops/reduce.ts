@@ -1,6 +1,7 @@
 /** Reductions over one axis, and softmax / log-softmax over the last axis. */
 import { backend, ReduceOp } from '../../backend/index.js';
 import { Tensor, attach, numel } from '../tensor.js';
+import { alloc } from '../pool.js';
 
 function splitAt(shape: readonly number[], axis: number): [number, number, number] {
   return [numel(shape.slice(0, axis)), shape[axis], numel(shape.slice(axis + 1))];
@@ -14,7 +15,7 @@ function normAxis(x: Tensor, axis: number): number {
 
 /** Broadcasts g ([outer, inner]) back over the reduced axis: gx[o, i, j] = g[o, j] * s. */
 function spread(g: Float32Array, outer: number, n: number, inner: number, s: number): Float32Array {
-  const gx = new Float32Array(outer * n * inner);
+  const gx = alloc(outer * n * inner); // every element written
   backend().copyStrided(Int32Array.of(outer, n, inner), g, 0, Int32Array.of(inner, 0, 1), gx, 0, Int32Array.of(n * inner, inner, 1));
   if (s !== 1) backend().binaryScalar(2 /* mul */, gx, s, gx);
   return gx;
@@ -32,7 +33,7 @@ export function sum(x: Tensor, axis: number, keepdim = false): Tensor {
   const a = normAxis(x, axis);
   const xc = x.contiguous();
   const [outer, n, inner] = splitAt(x.shape, a);
-  const out = new Float32Array(outer * inner);
+  const out = alloc(outer * inner);
   backend().reduce(ReduceOp.sum, outer, n, inner, xc.f32, out, null);
   return attach(new Tensor(out, outShape(x, a, keepdim)), [xc], (g) => [spread(g, outer, n, inner, 1)], 'sum');
 }
@@ -42,7 +43,7 @@ export function mean(x: Tensor, axis: number, keepdim = false): Tensor {
   const a = normAxis(x, axis);
   const xc = x.contiguous();
   const [outer, n, inner] = splitAt(x.shape, a);
-  const out = new Float32Array(outer * inner);
+  const out = alloc(outer * inner);
   backend().reduce(ReduceOp.sum, outer, n, inner, xc.f32, out, null);
   backend().binaryScalar(2, out, 1 / n, out);
   return attach(new Tensor(out, outShape(x, a, keepdim)), [xc], (g) => [spread(g, outer, n, inner, 1 / n)], 'mean');
@@ -62,10 +63,10 @@ function softmaxImpl(x: Tensor, log: boolean): Tensor {
   const xc = x.contiguous();
   const n = x.shape[x.ndim - 1];
   const rows = x.size / n;
-  const y = new Float32Array(x.size);
+  const y = alloc(x.size);
   backend().softmax(rows, n, xc.f32, y, log);
   return attach(new Tensor(y, x.shape), [xc], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = alloc(x.size);
     backend().softmaxBackward(rows, n, y, g, gx, log);
     return [gx];
   }, log ? 'logSoftmax' : 'softmax');

@@ -4,6 +4,7 @@
  */
 import { backend } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
+import { alloc } from '../pool.js';
 
 /** Values of the router losses of one forward pass (unweighted). */
 export interface RouterLossValues {
@@ -43,7 +44,7 @@ export function balanceLoss(p: Tensor, counts: Int32Array): Tensor {
     for (let e = 0; e < E; e++) balance += c[row + e] * P[t * E + e];
   }
   return attach(new Tensor(Float32Array.of(balance), []), [pc], (g) => {
-    const gp = new Float32Array(T * E);
+    const gp = alloc(T * E); // every element written
     for (let t = 0; t < T; t++) {
       const row = ((t / S) | 0) * E;
       for (let e = 0; e < E; e++) gp[t * E + e] = g[0] * c[row + e];
@@ -73,7 +74,7 @@ export function zLoss(logits: Tensor): Tensor {
   }
   z = T ? z / T : 0;
   return attach(new Tensor(Float32Array.of(z), []), [lc], (g) => {
-    const probs = new Float32Array(T * E);
+    const probs = alloc(T * E);
     backend().softmax(T, E, L, probs, false);
     for (let t = 0; t < T; t++) {
       const a = (2 * g[0] * lse[t]) / T;

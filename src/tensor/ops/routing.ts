@@ -6,6 +6,7 @@
  */
 import { backend } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
+import { alloc, allocZeroed, release, scratch } from '../pool.js';
 import { gather } from './indexing.js';
 import type { Route } from './moe.js';
 
@@ -20,10 +21,12 @@ export function biasedTopk(scores: Tensor, bias: Float32Array, k: number): { val
   if (bias.length !== E) throw new Error(`biasedTopk: bias has ${bias.length} entries for ${E} experts`);
   if (!(Number.isInteger(k) && k >= 1 && k <= E)) throw new Error(`biasedTopk: k=${k} must be in [1, ${E}]`);
   const S = scores.contiguous().f32;
-  const sel = new Float32Array(T * E);
+  const sel = scratch(T * E);
   for (let t = 0; t < T; t++) for (let e = 0; e < E; e++) sel[t * E + e] = S[t * E + e] + bias[e];
   const idx = new Int32Array(T * k);
-  backend().topk(T, E, k, sel, new Float32Array(T * k), idx);
+  const vals = scratch(T * k);
+  backend().topk(T, E, k, sel, vals, idx);
+  release(sel, vals);
   const indices = new Tensor(idx, [T, k]);
   return { values: gather(scores, indices), indices };
 }
@@ -52,13 +55,13 @@ export function expertChoiceRoute(scores: Tensor, C: number): { route: Route; ga
   if (!(Number.isInteger(C) && C >= 0 && C <= T)) throw new Error(`expertChoiceRoute: capacity C=${C} must be an integer in [0, T=${T}]`);
   const sc = scores.contiguous();
   const n = E * C;
-  const tok = new Int32Array(n), vals = new Float32Array(n);
+  const tok = new Int32Array(n), vals = alloc(n);
   backend().expertChoice(T, E, C, sc.f32, tok, vals);
   const slots = new Int32Array(n), offsets = new Int32Array(E + 1), counts = new Int32Array(E).fill(C);
   for (let s = 0; s < n; s++) slots[s] = s;
   for (let e = 0; e <= E; e++) offsets[e] = e * C;
   const gates = attach(new Tensor(vals, [E, C]), [sc], (g) => {
-    const gs = new Float32Array(T * E);
+    const gs = allocZeroed(T * E); // accumulated below
     for (let e = 0; e < E; e++) for (let c = 0; c < C; c++) gs[tok[e * C + c] * E + e] += g[e * C + c];
     return [gs];
   }, 'expertChoiceRoute');

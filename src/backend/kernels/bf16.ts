@@ -1,0 +1,62 @@
+/**
+ * The bf16 family of the kernel contract: mixed-precision GEMMs and fp32 <-> bf16 conversions. Part
+ * of `Kernels` (../kernels.ts), with its conventions (raw typed arrays, explicit sizes, row-major).
+ *
+ * bf16 is the top 16 bits of an fp32 (8 exponent bits, 7 stored mantissa bits), held in a
+ * Uint16Array. Rounding to nearest even has relative error <= 2^-8 for normal values.
+ *
+ * The bf16 GEMMs have exactly the fp32 contract of gemm / gemmGroupedRows / gemmGroupedK, except that
+ * every element of A and B is first rounded to bf16 (nearest even) and products are accumulated in
+ * fp32; alpha, beta, bias and C stay fp32. Callers keep fp32 arrays (master weights stay fp32). Error
+ * bound per output, with S = sum_p |op(A)_ip| |op(B)_pj|:
+ *   |C_ij - exact_ij| <= (2^-7 + 2^-16) * S  +  (k + 2) * 2^-24 * S
+ * (operand rounding: (1 + e1)(1 + e2) - 1 with |e| <= 2^-8; then fp32 summation). The native kernels
+ * may compute products under ~1k multiply-adds in fp32 on unrounded operands, which is within that bound,
+ * and they treat bf16 subnormals as zero (vdpbf16ps), which adds at most 2^-126 * |other operand| per term.
+ * Native: AVX512_BF16 only; on other CPUs (or MOELAB_ISA below avx512) they throw an Error, see
+ * CpuInfo.bf16. The reference implements them everywhere.
+ */
+import type { F32, I32 } from '../kernels.js';
+import type { U16 } from './peer.js';
+
+export interface Bf16Kernels {
+  /** gemm() with A and B rounded to bf16 and fp32 accumulation (see the family doc for the bound). */
+  gemmBf16(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+    a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null): void;
+
+  /** gemmUnary() (the GEMM with a unary epilogue) with A and B rounded to bf16 and fp32 accumulation; the epilogue is fp32. */
+  gemmUnaryBf16(op: number, backward: boolean, transA: boolean, transB: boolean, m: number, n: number, k: number,
+    alpha: number, a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number,
+    bias: F32 | null, aux: F32, ldaux: number): void;
+
+  /** gemmGroupedRows() with A and B rounded to bf16 and fp32 accumulation. */
+  gemmGroupedRowsBf16(G: number, offsets: I32, transB: boolean, n: number, k: number, alpha: number,
+    a: F32, lda: number, b: F32, strideB: number, ldb: number, beta: number, c: F32, ldc: number,
+    bias: F32 | null): void;
+
+  /** gemmGroupedK() with A and B rounded to bf16 and fp32 accumulation. */
+  gemmGroupedKBf16(G: number, offsets: I32, m: number, n: number, alpha: number,
+    a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, strideC: number, ldc: number): void;
+
+  /**
+   * out[i] = bf16 bits of x[i] rounded to nearest even, for i < out.length (u = fp32 bits of x[i]):
+   *   NaN -> (u >>> 16) | 0x40 (stays a quiet NaN);  otherwise (u + 0x7fff + ((u >>> 16) & 1)) >>> 16.
+   */
+  f32ToBf16(x: F32, out: U16): void;
+
+  /**
+   * Stochastic rounding, for i < out.length (< 2^32): r_i = lowbias32(lowbias32(i) ^ seed) & 0xffff
+   * (lowbias32 as in dropout), out[i] = (u + r_i) >>> 16; NaN as in f32ToBf16, +-Inf unchanged.
+   * Rounds up with probability (x - lower) / ulp, so the expected result is x. seed is a uint32.
+   */
+  f32ToBf16Stochastic(x: F32, seed: number, out: U16): void;
+
+  /** out[i] = the fp32 value of bf16 bits x[i] (exact: x[i] << 16), for i < out.length. */
+  bf16ToF32(x: U16, out: F32): void;
+}
+
+/** Every bf16 kernel name, checked by the compiler against Bf16Kernels. */
+export const BF16_KERNEL_NAMES: Record<keyof Bf16Kernels, true> = {
+  gemmBf16: true, gemmUnaryBf16: true, gemmGroupedRowsBf16: true, gemmGroupedKBf16: true,
+  f32ToBf16: true, f32ToBf16Stochastic: true, bf16ToF32: true,
+};

@@ -1,0 +1,85 @@
+// Reference bf16 kernels: bit-exact roundings (the native conversions must match them bit for bit)
+// and the bf16 GEMMs as "round every operand, then the fp32 reference GEMM" (which sums in double,
+// so it is the exact product of the rounded operands up to one final rounding).
+import type { F32, I32 } from '../kernels.js';
+import type { U16 } from '../kernels/peer.js';
+import { len, need } from './check.js';
+import { gemm, gemmGroupedK, gemmGroupedRows, gemmUnary } from './gemm.js';
+import { hash32 } from './math.js';
+
+const f = new Float32Array(1);
+const u = new Uint32Array(f.buffer);
+
+/** bf16 bits of x, round to nearest even (NaN stays a quiet NaN). */
+function roundNearest(x: number): number {
+  f[0] = x;
+  const b = u[0];
+  if ((b & 0x7fffffff) > 0x7f800000) return (b >>> 16) | 0x40;
+  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** bf16 bits of x, stochastic rounding with 16 random bits r. */
+function roundStochastic(x: number, r: number): number {
+  f[0] = x;
+  const b = u[0];
+  if ((b & 0x7fffffff) > 0x7f800000) return (b >>> 16) | 0x40;
+  if ((b & 0x7f800000) === 0x7f800000) return b >>> 16;
+  return ((b + (r & 0xffff)) >>> 16) & 0xffff;
+}
+
+function widen(h: number): number {
+  u[0] = (h & 0xffff) << 16;
+  return f[0];
+}
+
+/** A copy of x with every element rounded to bf16 (nearest even) and widened back. */
+function rounded(x: F32): F32 {
+  const y = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) y[i] = widen(roundNearest(x[i]));
+  return y;
+}
+
+/** See Bf16Kernels.gemmBf16. */
+export function gemmBf16(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+  a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null): void {
+  gemm(transA, transB, m, n, k, alpha, rounded(a), lda, rounded(b), ldb, beta, c, ldc, bias);
+}
+
+/** See Bf16Kernels.gemmUnaryBf16. */
+export function gemmUnaryBf16(op: number, backward: boolean, transA: boolean, transB: boolean, m: number, n: number, k: number,
+  alpha: number, a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number,
+  bias: F32 | null, aux: F32, ldaux: number): void {
+  gemmUnary(op, backward, transA, transB, m, n, k, alpha, rounded(a), lda, rounded(b), ldb, beta, c, ldc, bias, aux, ldaux);
+}
+
+/** See Bf16Kernels.gemmGroupedRowsBf16. */
+export function gemmGroupedRowsBf16(G: number, offsets: I32, transB: boolean, n: number, k: number, alpha: number,
+  a: F32, lda: number, b: F32, strideB: number, ldb: number, beta: number, c: F32, ldc: number,
+  bias: F32 | null): void {
+  gemmGroupedRows(G, offsets, transB, n, k, alpha, rounded(a), lda, rounded(b), strideB, ldb, beta, c, ldc, bias);
+}
+
+/** See Bf16Kernels.gemmGroupedKBf16. */
+export function gemmGroupedKBf16(G: number, offsets: I32, m: number, n: number, alpha: number,
+  a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, strideC: number, ldc: number): void {
+  gemmGroupedK(G, offsets, m, n, alpha, rounded(a), lda, rounded(b), ldb, beta, c, strideC, ldc);
+}
+
+/** See Bf16Kernels.f32ToBf16. */
+export function f32ToBf16(x: F32, out: U16): void {
+  len('f32ToBf16', 'x', x, out.length);
+  for (let i = 0; i < out.length; i++) out[i] = roundNearest(x[i]);
+}
+
+/** See Bf16Kernels.f32ToBf16Stochastic. */
+export function f32ToBf16Stochastic(x: F32, seed: number, out: U16): void {
+  need(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, 'f32ToBf16Stochastic', `seed must be an integer in [0, 2^32), got ${seed}`);
+  len('f32ToBf16Stochastic', 'x', x, out.length);
+  for (let i = 0; i < out.length; i++) out[i] = roundStochastic(x[i], hash32(hash32(i) ^ seed));
+}
+
+/** See Bf16Kernels.bf16ToF32. */
+export function bf16ToF32(x: U16, out: F32): void {
+  len('bf16ToF32', 'x', x, out.length);
+  for (let i = 0; i < out.length; i++) out[i] = widen(x[i]);
+}

@@ -1,0 +1,34 @@
+// The arithmetic of the matrix products the ops run (train.precision): 'fp32', or 'bf16' mixed
+// precision, where linear() multiplies operands rounded to bf16 with fp32 accumulation (the kernels'
+// gemmBf16) while every tensor, gradient and master weight stays fp32. A process-wide setting, like
+// the thread count: the trainer sets it for a run and restores the previous one afterwards.
+import { backend } from '../backend/index.js';
+
+export type MatmulPrecision = 'fp32' | 'bf16';
+
+let current: MatmulPrecision = 'fp32';
+
+export function matmulPrecision(): MatmulPrecision {
+  return current;
+}
+
+/**
+ * Selects the matmul arithmetic; returns the previous setting. 'bf16' is refused (with what to do)
+ * when the kernels cannot run it: the native backend needs AVX512_BF16 and the avx512 tier. It is
+ * not emulated there: emulation does the fp32 multiply-adds plus conversions, so it is slower than fp32.
+ */
+export function setMatmulPrecision(p: MatmulPrecision): MatmulPrecision {
+  if (p !== 'fp32' && p !== 'bf16') throw new RangeError(`matmul precision must be 'fp32' or 'bf16', got ${JSON.stringify(p)}`);
+  if (p === 'bf16') {
+    const info = backend().cpuInfo();
+    if (!info.bf16) {
+      throw new Error(`train.precision "bf16" needs a CPU with AVX512_BF16 instructions (bf16 dot products, e.g. AMD Zen 4/5, ` +
+        `Intel Cooper Lake or Sapphire Rapids and later) running moelab's avx512 kernels; this process runs the ` +
+        `${info.isa} kernels${info.avx512f ? ' (MOELAB_ISA may have lowered the tier, or the CPU lacks AVX512_BF16)' : ''}. ` +
+        'Train with train.precision "fp32" (the default) on this machine.');
+    }
+  }
+  const prev = current;
+  current = p;
+  return prev;
+}
