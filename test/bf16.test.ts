@@ -169,6 +169,32 @@ if (HAS_BF16 && !CHILD) {
     runGemm(nat, { tA: true, tB: false, m: 5, n: 40, k: 20000, alpha: 1, beta: 0, pad: 0, bias: false }, 77, [1, 2]);
   });
 
+  test('native gemmBf16 on bf16-exact operands equals the exact product bit for bit (every packing path and edge)', () => {
+    // Small integers are exact in bf16 and every partial sum (< 2^24) is exact in fp32, so any packing
+    // slip (a swapped pair, a lane of the wrong row, a missing zero pad) shows as a wrong integer.
+    // Shapes cross the 12-row / 32-column sliver edges, odd depths, the 16-pair chunks of the
+    // transposing packers (depth tails 1..31 past a chunk) and several depth blocks (kc = 768).
+    const r = rng(9);
+    const ints = (n: number) => Float32Array.from({ length: n }, () => Math.floor(r() * 17) - 8);
+    const shapes: Array<[number, number, number]> = [[13, 33, 17], [12, 32, 32], [25, 65, 31], [11, 31, 33], [37, 70, 63],
+      [100, 97, 65], [24, 64, 47], [49, 40, 1001], [12, 33, 1537], [2, 300, 95], [300, 2, 49]];
+    const old = nat.getThreads();
+    for (const [m, n, k] of shapes)
+      for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]])
+        for (const pad of [0, 5]) {
+          const lda = (tA ? m : k) + pad, ldb = (tB ? k : n) + pad;
+          const a = ints((tA ? k : m) * lda), b = ints((tB ? n : k) * ldb);
+          const want = new Float32Array(m * n), got = new Float32Array(m * n).fill(NaN);
+          nat.gemm(tA, tB, m, n, k, 1, a, lda, b, ldb, 0, want, n, null);
+          for (const t of [1, 2]) {
+            nat.setThreads(t);
+            nat.gemmBf16(tA, tB, m, n, k, 1, a, lda, b, ldb, 0, got, n, null);
+            assert.deepEqual(got, want, `${m}x${n}x${k} tA=${tA} tB=${tB} pad=${pad} threads=${t}`);
+          }
+        }
+    nat.setThreads(old);
+  });
+
   test('native gemmBf16 on the dense-d256 shapes (T = 2048: forward, input and weight gradients), sampled entries', () => {
     const T = 2048, d = 256, h = 1024;
     const cases: Gemm[] = [
