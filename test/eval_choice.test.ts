@@ -72,6 +72,48 @@ describe('scoreChoices', () => {
     assert.ok(Math.abs(l.logLik - blocks) <= 1e-5 * Math.abs(blocks), `${l.logLik} vs ${blocks}`);
   });
 
+  test('shared context: all choices in one cached forward equal one row per choice (nothing cut)', () => {
+    const reqs = [
+      { context: 'Q: é?', continuations: [' a', ' bb', ' ccc', 'd', ' e f g h', ' é'] }, // 'd': one token, no branch
+      { context: 'x', continuations: ['y', 'z'] },
+      { context: 'same same', continuations: [' tie', ' tie'] },
+    ];
+    const rows = scoreChoices(model, tok, reqs, { kvCache: false });
+    const shared = scoreChoices(model, tok, reqs);
+    reqs.forEach((r, i) => r.continuations.forEach((_, k) => {
+      const a = rows[i][k], b = shared[i][k];
+      assert.ok(Math.abs(a.logLik - b.logLik) <= 1e-5 * Math.max(1, Math.abs(a.logLik)), `req ${i} choice ${k}: ${b.logLik} vs ${a.logLik}`);
+      assert.deepEqual({ ...b, logLik: 0 }, { ...a, logLik: 0 });
+    }));
+    assert.equal(shared[2][0].logLik, shared[2][1].logLik, 'identical choices tie exactly');
+  });
+
+  test('shared context cut once for the longest choice equals brute force on (cut context + choice)', () => {
+    // 21 context bytes, longest continuation 6 tokens: 16 + 1 - 6 = 11 context bytes are read by every
+    // choice; 'é' (2 bytes) straddles that cut, so it moves one byte right (10 bytes read)
+    const ctx = 'abcdefghéjklmnopqrs';
+    const conts = [' s', ' tu', ' vwxyz', ' é'];
+    const [got] = scoreChoices(model, tok, [{ context: ctx, continuations: conts }]);
+    const cut = 'jklmnopqrs';
+    assert.equal(Buffer.byteLength(cut), 10);
+    got.forEach((s, k) => {
+      assert.equal(s.context, cut, 'every choice reports the one cut context it read');
+      assert.equal(s.truncated, true);
+      const [[brute]] = scoreChoices(model, tok, [{ context: cut, continuations: [conts[k]] }], { kvCache: false });
+      const direct = directLL(model, bytes(cut + conts[k]), 0, Buffer.byteLength(cut));
+      assert.equal(brute.truncated, false);
+      assert.ok(Math.abs(s.logLik - brute.logLik) <= 1e-5 * Math.abs(brute.logLik), `choice ${k}: ${s.logLik} vs brute ${brute.logLik}`);
+      assert.ok(Math.abs(s.logLik - direct) <= 1e-5 * Math.abs(direct), `choice ${k}: ${s.logLik} vs direct ${direct}`);
+    });
+    // without the split character the cut keeps exactly seq + 1 - n_max bytes; kvCache: false cuts per choice
+    const [plain] = scoreChoices(model, tok, [{ context: 'abcdefghijklmnopqrst', continuations: [' s', ' vwxyz'] }]);
+    assert.equal(plain[0].context, 'jklmnopqrst');
+    const [harness] = scoreChoices(model, tok, [{ context: 'abcdefghijklmnopqrst', continuations: [' s', ' vwxyz'] }], { kvCache: false });
+    assert.ok(Math.abs(harness[1].logLik - plain[1].logLik) <= 1e-5 * Math.abs(plain[1].logLik), 'the longest choice reads the same context either way');
+    const perChoice = directLL(model, bytes('abcdefghijklmnopqrst s'), 22 - 1 - 16, 20);
+    assert.ok(Math.abs(harness[0].logLik - perChoice) <= 1e-5 * Math.abs(perChoice), 'kvCache: false keeps the harness per-choice cut');
+  });
+
   test('trailing context whitespace moves to the continuation; an empty context reads "\\n"', () => {
     const [[m]] = scoreChoices(model, tok, [{ context: 'Answer: ', continuations: ['x'] }]);
     assert.equal(m.context, 'Answer:');

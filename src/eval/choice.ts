@@ -12,9 +12,21 @@
  * is scored in blocks of seq targets, each read with the seq tokens before its last target (so every
  * continuation token is scored once, with as much context as the window allows).
  *
- * Batching. Where every choice fits the window (nothing cut), the context is computed once into a
- * KV cache and each continuation is scored from it (GPT.forwardCached / cachedTokenLogProbs).
- * Otherwise each request's choices are rows of one forward, and whole requests are packed into one
+ * Shared context (the default; `kvCache: false` turns it off). A request with several choices whose
+ * longest continuation (n_max tokens) fits the window is scored from one context computed once into
+ * a KV cache: all its continuations are then rows of one forward (GPT.cachedBranchLogProbs), each
+ * attending to the cached context and to its own earlier tokens. When context + longest
+ * continuation exceed the window, the context is cut from the left ONCE, to its last seq + 1 - n_max
+ * tokens (moved 1-3 tokens further right if the cut would split a UTF-8 character, so the logged
+ * context string is exactly what was read), and every choice reads that same cut context; every
+ * choice of such a request is counted as truncated and reports the cut context string. This is the
+ * only difference from lm-evaluation-harness: the harness cuts per choice (choice k keeps the last
+ * seq + 1 - n_k context tokens), so a choice shorter than the longest keeps n_max - n_k more context
+ * tokens there. The longest choice, and every request where nothing is cut, score identically.
+ * `kvCache: false` is the harness's per-choice behaviour exactly.
+ *
+ * Rows. Otherwise (one choice, a continuation longer than the window, or kvCache: false) each
+ * request's choices are rows of one forward, and whole requests are packed into one
  * forward while rows x longest row stays within `batchTokens`, longest requests first; rows are
  * right-padded and padding is masked out (causal attention: it cannot reach earlier positions). Caveat: an MoE with a capacity limit at evaluation
  * (`evalCapacityFactor` > 0) drops tokens per batch, so its scores then depend on the batching.
@@ -44,7 +56,7 @@ export interface ChoiceScore {
 export interface ScoreOptions {
   /** Bound on rows x padded length of one forward (default 4096); one request always fits alone. */
   batchTokens?: number;
-  /** Share the context through a KV cache where every choice fits the window (default true). */
+  /** Share each request's (possibly cut) context among its choices through a KV cache (default true; see the header). */
   kvCache?: boolean;
 }
 
@@ -62,7 +74,7 @@ interface Encoded {
   scores: Omit<ChoiceScore, 'logLik'>[];
   ctx: Int32Array;
   conts: Int32Array[];
-  /** Every choice fits the window whole (one row each, nothing cut): the context can be shared. */
+  /** The longest continuation fits the window: the context can be shared (cut if need be). */
   shareable: boolean;
 }
 
@@ -79,7 +91,6 @@ function encodeRequest(tok: Tokenizer, req: ChoiceRequest, seq: number, index: n
   const rows: Omit<Row, 'req'>[] = [];
   const scores: Omit<ChoiceScore, 'logLik'>[] = [];
   const conts: Int32Array[] = [];
-  let shareable = true;
   req.continuations.forEach((c, choice) => {
     const cont = moved + c;
     const whole = tok.encode(prefix + context + cont);
@@ -90,7 +101,6 @@ function encodeRequest(tok: Tokenizer, req: ChoiceRequest, seq: number, index: n
     all.set(ctxIds);
     all.set(whole.subarray(ctxIds.length), ctxIds.length);
     conts.push(all.slice(ctxIds.length));
-    if (all.length - 1 > seq) shareable = false;
     // blocks of at most seq continuation targets; each read with the seq tokens before its last target
     let truncated = false;
     for (let f = all.length - n; f < all.length; f += seq) {
@@ -102,7 +112,7 @@ function encodeRequest(tok: Tokenizer, req: ChoiceRequest, seq: number, index: n
     }
     scores.push({ context: prefix + context, continuation: cont, tokens: n, truncated });
   });
-  return { rows, scores, ctx: Int32Array.from(ctxIds), conts, shareable };
+  return { rows, scores, ctx: Int32Array.from(ctxIds), conts, shareable: Math.max(...conts.map((c) => c.length)) <= seq };
 }
 
 /** Per request, per continuation: the summed log-likelihood and what was scored. */
@@ -120,7 +130,11 @@ export function scoreChoices(model: GPT, tok: Tokenizer, requests: ChoiceRequest
   model.eval();
   try {
     const cache = shared.length ? model.newCache(seq) : null;
-    for (const g of shared) scoreShared(model, g.ctx, g.conts, g.scores, cache!);
+    for (const g of shared) {
+      const cut = sharedContext(tok, g.ctx, g.conts, seq);
+      if (cut) for (const sc of g.scores) Object.assign(sc, { context: cut.text, truncated: true });
+      scoreShared(model, cut ? cut.ids : g.ctx, g.conts, g.scores, cache!);
+    }
     noGrad(() => {
       for (let i = 0; i < order.length;) {
         const len = order[i].len; // longest first: the first group of a pack sets its width
@@ -138,9 +152,22 @@ export function scoreChoices(model: GPT, tok: Tokenizer, requests: ChoiceRequest
 }
 
 /**
- * The context once into a KV cache, then each continuation from the cached state: the first
- * continuation token's log-prob comes from the context's last logits (log-softmax in float64), the
- * rest from cachedTokenLogProbs; the cache is rewound to the context between choices.
+ * The context tokens every choice reads: all of them when context + longest continuation fit the
+ * window, else the last seq + 1 - n_max, moved right (at most 3 tokens) past a split UTF-8 character.
+ */
+function sharedContext(tok: Tokenizer, ctx: Int32Array, conts: Int32Array[], seq: number): { ids: Int32Array; text: string } | null {
+  const keep = seq + 1 - Math.max(...conts.map((c) => c.length));
+  if (keep >= ctx.length) return null;
+  let from = ctx.length - keep;
+  let text = tok.decode(ctx.subarray(from));
+  for (let extra = 0; extra < 3 && text.startsWith('\uFFFD') && from + 1 < ctx.length; extra++) text = tok.decode(ctx.subarray(++from));
+  return { ids: ctx.slice(from), text };
+}
+
+/**
+ * The context once into a KV cache, then every continuation as a branch of one cached forward: the
+ * first continuation token's log-prob comes from the context's last logits (log-softmax in float64),
+ * the rest from cachedBranchLogProbs.
  */
 function scoreShared(model: GPT, ctx: Int32Array, conts: Int32Array[], scores: ChoiceScore[], cache: KVCache): void {
   cache.len = 0;
@@ -150,13 +177,10 @@ function scoreShared(model: GPT, ctx: Int32Array, conts: Int32Array[], scores: C
   let z = 0;
   for (const v of logits) z += Math.exp(v - max);
   const lse = max + Math.log(z);
-  const L = cache.len;
+  const rest = model.cachedBranchLogProbs(conts.map((c) => ({ ids: c.subarray(0, c.length - 1), targets: c.subarray(1) })), cache);
   conts.forEach((c, k) => {
     let s = logits[c[0]] - lse;
-    if (c.length > 1) {
-      cache.len = L;
-      for (const v of model.cachedTokenLogProbs(c.subarray(0, c.length - 1), c.subarray(1), cache)) s += v;
-    }
+    for (const v of rest[k]) s += v;
     scores[k].logLik = s;
   });
 }

@@ -184,10 +184,14 @@ export class GPT extends Module {
     const [B, S] = idx.shape;
     if (targets.dtype !== 'i32' || targets.size !== B * S) throw new Error(`GPT.tokenLogProbs: targets must be int32 with ${B * S} elements (idx is [${B}, ${S}])`);
     if (isGradEnabled()) return reshape(tokenLogProbs(this.head(hidden), targets, mask), [B, S]);
-    const N = B * S, d = this.shape.d, V = this.shape.vocabSize;
-    const h = reshape(hidden, [N, d]), t = targets.contiguous().i32;
     const m = mask instanceof Tensor ? mask.contiguous().f32 : mask;
-    if (m && m.length !== N) throw new Error(`GPT.tokenLogProbs: mask has ${m.length} entries, expected ${N}`);
+    if (m && m.length !== B * S) throw new Error(`GPT.tokenLogProbs: mask has ${m.length} entries, expected ${B * S}`);
+    return new Tensor(this.chunkedLogProbs(reshape(hidden, [B * S, this.shape.d]), targets.contiguous().i32, m), [B, S]);
+  }
+
+  /** log p(t[i] | row i) from final hidden states [N, d], the logits formed a chunk of rows at a time (no graph). */
+  private chunkedLogProbs(h: Tensor, t: Int32Array, m?: Float32Array): Float32Array {
+    const N = h.shape[0], V = this.shape.vocabSize;
     const out = new Float32Array(N);
     const rows = Math.max(1, Math.floor(LOGIT_CHUNK_ELEMS / V));
     for (let r0 = 0; r0 < N; r0 += rows) {
@@ -195,7 +199,7 @@ export class GPT extends Module {
       const lp = tokenLogProbs(this.head(slice(h, 0, r0, r1)), new Tensor(t.subarray(r0, r1), [r1 - r0]), m?.subarray(r0, r1));
       out.set(lp.f32, r0);
     }
-    return new Tensor(out, [B, S]);
+    return out;
   }
 
   newCache(maxLen = this.shape.seq): KVCache {
@@ -238,16 +242,45 @@ export class GPT extends Module {
   }
 
   /**
-   * Like forwardCached, but returns log p(targets[i] | cached prefix, ids[..i]) for every position
-   * [n] (scoring continuations of a shared, cached context).
+   * Scores several continuations ("branches") of the cached prefix in one forward. Branch r's tokens
+   * ids_r sit at positions P .. P+n_r-1 (P = cache.len) and attend to the P cached positions and to
+   * their own earlier tokens, never to another branch's, so each result equals scoring the branch
+   * alone after the prefix:  out_r[i] = log p(targets_r[i] | prefix, ids_r[0..i]).
+   * All branches' tokens are packed (no padding) through every per-token layer; attention runs per
+   * branch against the prefix. The cache keeps its length P (its rows past P are scratch).
    */
-  cachedTokenLogProbs(ids: Int32Array, targets: Int32Array, cache: KVCache): Float32Array {
-    if (targets.length !== ids.length) throw new Error(`GPT.cachedTokenLogProbs: ${targets.length} targets for ${ids.length} ids`);
-    return noGrad(() => {
-      const x = this.cachedTrunk(ids, cache);
-      const h = reshape(this.ln_f.forward(x), [ids.length, this.shape.d]);
-      return tokenLogProbs(this.head(h), new Tensor(targets, [targets.length])).f32.slice();
+  cachedBranchLogProbs(branches: { ids: Int32Array; targets: Int32Array }[], cache: KVCache): Float32Array[] {
+    const P = cache.len, { d, heads } = this.shape;
+    let N = 0;
+    branches.forEach((b, r) => {
+      if (b.targets.length !== b.ids.length) throw new Error(`GPT.cachedBranchLogProbs: branch ${r} has ${b.targets.length} targets for ${b.ids.length} ids`);
+      if (P + b.ids.length > cache.maxLen) throw new Error(`KV cache full: ${P + b.ids.length} > ${cache.maxLen} positions`);
+      N += b.ids.length;
     });
+    if (N === 0) return branches.map(() => new Float32Array(0));
+    const ids = new Int32Array(N), pos = new Int32Array(N), tg = new Int32Array(N), off: number[] = [];
+    for (const b of branches) {
+      const o = off.length ? off[off.length - 1] + branches[off.length - 1].ids.length : 0;
+      off.push(o);
+      ids.set(b.ids, o);
+      tg.set(b.targets, o);
+      for (let i = 0; i < b.ids.length; i++) pos[o + i] = P + i;
+    }
+    const out = noGrad(() => {
+      let x = add(this.tok.forward(new Tensor(ids, [N])), this.pos.forward(new Tensor(pos, [N]))); // [N, d]
+      this.blocks.items.forEach((b, li) => {
+        const qkv = b.attn.qkv.forward(b.ln1.forward(x)); // [N, 3d]
+        const att = new Float32Array(N * d);
+        branches.forEach((br, r) => {
+          const n = br.ids.length;
+          if (n) att.set(cachedAttention(slice(qkv, 0, off[r], off[r] + n), heads, cache.k[li], cache.v[li], P).f32, off[r] * d);
+        });
+        x = add(x, b.attn.proj.forward(new Tensor(att, [N, d])));
+        x = add(x, b.ffn.forward(b.ln2.forward(x)));
+      });
+      return this.chunkedLogProbs(this.ln_f.forward(x), tg);
+    });
+    return branches.map((b, r) => out.slice(off[r], off[r] + b.ids.length));
   }
 }
 
