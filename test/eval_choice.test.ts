@@ -114,6 +114,16 @@ describe('scoreChoices', () => {
     assert.ok(Math.abs(harness[0].logLik - perChoice) <= 1e-5 * Math.abs(perChoice), 'kvCache: false keeps the harness per-choice cut');
   });
 
+  test('many long branches (attention in several groups) equal one row per choice', () => {
+    const wide = tinyModel(320);
+    const conts = Array.from({ length: 30 }, (_, k) => ` choice number ${k} ${'x'.repeat(k % 5)}`);
+    const reqs = [{ context: 'Pick one of these choices:', continuations: conts }];
+    const [rows] = scoreChoices(wide, tok, reqs, { kvCache: false });
+    const [shared] = scoreChoices(wide, tok, reqs);
+    assert.ok(conts.reduce((a, c) => a + Buffer.byteLength(c) - 1, 0) > 2 * 256, 'more branch tokens than two attention groups');
+    rows.forEach((a, k) => assert.ok(Math.abs(a.logLik - shared[k].logLik) <= 1e-5 * Math.abs(a.logLik), `choice ${k}: ${shared[k].logLik} vs ${a.logLik}`));
+  });
+
   test('trailing context whitespace moves to the continuation; an empty context reads "\\n"', () => {
     const [[m]] = scoreChoices(model, tok, [{ context: 'Answer: ', continuations: ['x'] }]);
     assert.equal(m.context, 'Answer:');

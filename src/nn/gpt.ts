@@ -12,7 +12,7 @@
  */
 import {
   Tensor, add, crossEntropy, tokenLogProbs, dropout, linear, noGrad, isGradEnabled, slice, reshape, cachedAttention,
-  fillNormal,
+  fillNormal, branchAttention,
 } from '../tensor/index.js';
 import { Module, ModuleList } from './module.js';
 import { Embedding, LayerNorm } from './layers.js';
@@ -76,6 +76,9 @@ function siteSeed(seed: number, key: RandomKey, site: number): number {
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;
 }
+
+/** Branch tokens per branchAttention call in cachedBranchLogProbs (its scores are [tokens, prefix + tokens] per head). */
+const BRANCH_GROUP_TOKENS = 256;
 
 /** Rows of logits per chunk when log-probs are computed without a graph (bounds the [rows, V] temporary). */
 const LOGIT_CHUNK_ELEMS = 2 ** 22;
@@ -246,8 +249,8 @@ export class GPT extends Module {
    * ids_r sit at positions P .. P+n_r-1 (P = cache.len) and attend to the P cached positions and to
    * their own earlier tokens, never to another branch's, so each result equals scoring the branch
    * alone after the prefix:  out_r[i] = log p(targets_r[i] | prefix, ids_r[0..i]).
-   * All branches' tokens are packed (no padding) through every per-token layer; attention runs per
-   * branch against the prefix. The cache keeps its length P (its rows past P are scratch).
+   * All branches' tokens are packed (no padding) through every per-token layer; attention
+   * (branchAttention) takes groups of branches at once. The cache is read only.
    */
   cachedBranchLogProbs(branches: { ids: Int32Array; targets: Int32Array }[], cache: KVCache): Float32Array[] {
     const P = cache.len, { d, heads } = this.shape;
@@ -266,15 +269,24 @@ export class GPT extends Module {
       tg.set(b.targets, o);
       for (let i = 0; i < b.ids.length; i++) pos[o + i] = P + i;
     }
+    // attention in groups of consecutive branches of at most BRANCH_GROUP_TOKENS tokens (its cost has an N^2 part)
+    const end = (r: number): number => off[r] + branches[r].ids.length;
+    const groups: [number, number][] = [];
+    for (let r = 0; r < branches.length; r++) {
+      const g = groups[groups.length - 1];
+      if (g && end(r) - off[g[0]] <= BRANCH_GROUP_TOKENS) g[1] = r + 1;
+      else groups.push([r, r + 1]);
+    }
     const out = noGrad(() => {
       let x = add(this.tok.forward(new Tensor(ids, [N])), this.pos.forward(new Tensor(pos, [N]))); // [N, d]
       this.blocks.items.forEach((b, li) => {
         const qkv = b.attn.qkv.forward(b.ln1.forward(x)); // [N, 3d]
         const att = new Float32Array(N * d);
-        branches.forEach((br, r) => {
-          const n = br.ids.length;
-          if (n) att.set(cachedAttention(slice(qkv, 0, off[r], off[r] + n), heads, cache.k[li], cache.v[li], P).f32, off[r] * d);
-        });
+        for (const [r0, r1] of groups) {
+          const starts = Int32Array.from({ length: r1 - r0 + 1 }, (_, i) => (i < r1 - r0 ? off[r0 + i] : end(r1 - 1)) - off[r0]);
+          const a = branchAttention(slice(qkv, 0, off[r0], end(r1 - 1)), heads, cache.k[li], cache.v[li], P, starts);
+          att.set(a.f32, off[r0] * d);
+        }
         x = add(x, b.attn.proj.forward(new Tensor(att, [N, d])));
         x = add(x, b.ffn.forward(b.ln2.forward(x)));
       });
