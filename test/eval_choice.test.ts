@@ -79,11 +79,14 @@ describe('scoreChoices', () => {
       { context: 'same same', continuations: [' tie', ' tie'] },
     ];
     const rows = scoreChoices(model, tok, reqs, { kvCache: false });
-    const shared = scoreChoices(model, tok, reqs);
+    const shared = scoreChoices(model, tok, reqs); // all three requests in one prefill and one branch forward
+    const alone = scoreChoices(model, tok, reqs, { batchTokens: 1 }); // one request per forward
     reqs.forEach((r, i) => r.continuations.forEach((_, k) => {
-      const a = rows[i][k], b = shared[i][k];
-      assert.ok(Math.abs(a.logLik - b.logLik) <= 1e-5 * Math.max(1, Math.abs(a.logLik)), `req ${i} choice ${k}: ${b.logLik} vs ${a.logLik}`);
-      assert.deepEqual({ ...b, logLik: 0 }, { ...a, logLik: 0 });
+      const a = rows[i][k];
+      for (const b of [shared[i][k], alone[i][k]]) {
+        assert.ok(Math.abs(a.logLik - b.logLik) <= 1e-5 * Math.max(1, Math.abs(a.logLik)), `req ${i} choice ${k}: ${b.logLik} vs ${a.logLik}`);
+        assert.deepEqual({ ...b, logLik: 0 }, { ...a, logLik: 0 });
+      }
     }));
     assert.equal(shared[2][0].logLik, shared[2][1].logLik, 'identical choices tie exactly');
   });

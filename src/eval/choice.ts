@@ -15,7 +15,10 @@
  * Shared context (the default; `kvCache: false` turns it off). A request with several choices whose
  * longest continuation (n_max tokens) fits the window is scored from one context computed once into
  * a KV cache: all its continuations are then rows of one forward (GPT.cachedBranchLogProbs), each
- * attending to the cached context and to its own earlier tokens. When context + longest
+ * attending to the cached context and to its own earlier tokens. Several requests go together:
+ * their contexts, longest first, fill their caches in one padded forward (GPT.forwardCachedBatch)
+ * while requests x longest context stays within `batchTokens`, and all their continuations are
+ * scored in one branch forward. When context + longest
  * continuation exceed the window, the context is cut from the left ONCE, to its last seq + 1 - n_max
  * tokens (moved 1-3 tokens further right if the cut would split a UTF-8 character, so the logged
  * context string is exactly what was read), and every choice reads that same cut context; every
@@ -54,7 +57,10 @@ export interface ChoiceScore {
 }
 
 export interface ScoreOptions {
-  /** Bound on rows x padded length of one forward (default 4096); one request always fits alone. */
+  /**
+   * Bound on rows x padded length of one forward (default 4096 for the row path, 1024 for the shared
+   * contexts' prefill, measured fastest there at seq 256); one request always fits alone.
+   */
   batchTokens?: number;
   /** Share each request's (possibly cut) context among its choices through a KV cache (default true; see the header). */
   kvCache?: boolean;
@@ -117,7 +123,7 @@ function encodeRequest(tok: Tokenizer, req: ChoiceRequest, seq: number, index: n
 
 /** Per request, per continuation: the summed log-likelihood and what was scored. */
 export function scoreChoices(model: GPT, tok: Tokenizer, requests: ChoiceRequest[], o: ScoreOptions = {}): ChoiceScore[][] {
-  const budget = o.batchTokens ?? 4096;
+  const budget = o.batchTokens ?? 4096, sharedBudget = o.batchTokens ?? 1024;
   if (!(Number.isSafeInteger(budget) && budget >= 1)) throw new RangeError(`batchTokens must be a positive integer, got ${budget}`);
   const seq = model.shape.seq;
   const groups = requests.map((r, i) => {
@@ -125,15 +131,24 @@ export function scoreChoices(model: GPT, tok: Tokenizer, requests: ChoiceRequest
     return { ...e, req: i, rows: e.rows.map((row) => ({ ...row, req: i })), scores: e.scores.map((s) => ({ ...s, logLik: 0 })), len: Math.max(...e.rows.map((row) => row.input.length)) };
   });
   const shared = o.kvCache === false ? [] : groups.filter((g) => g.shareable && g.conts.length > 1);
-  const order = groups.filter((g) => !shared.includes(g)).sort((a, b) => b.len - a.len || a.req - b.req);
+  const isShared = new Set(shared);
+  const order = groups.filter((g) => !isShared.has(g)).sort((a, b) => b.len - a.len || a.req - b.req);
   const wasTraining = model.training;
   model.eval();
   try {
-    const cache = shared.length ? model.newCache(seq) : null;
-    for (const g of shared) {
+    // shared requests, longest context first, in batches of requests x longest context <= sharedBudget
+    const items: SharedItem[] = shared.map((g) => {
       const cut = sharedContext(tok, g.ctx, g.conts, seq);
       if (cut) for (const sc of g.scores) Object.assign(sc, { context: cut.text, truncated: true });
-      scoreShared(model, cut ? cut.ids : g.ctx, g.conts, g.scores, cache!);
+      return { ctx: cut ? cut.ids : g.ctx, conts: g.conts, scores: g.scores };
+    }).sort((a, b) => b.ctx.length - a.ctx.length);
+    const caches: KVCache[] = [];
+    for (let i = 0; i < items.length;) {
+      let j = i + 1;
+      while (j < items.length && (j - i + 1) * items[i].ctx.length <= sharedBudget) j++;
+      while (caches.length < j - i) caches.push(model.newCache(seq));
+      scoreShared(model, items.slice(i, j), caches.slice(0, j - i));
+      i = j;
     }
     noGrad(() => {
       for (let i = 0; i < order.length;) {
@@ -164,24 +179,34 @@ function sharedContext(tok: Tokenizer, ctx: Int32Array, conts: Int32Array[], seq
   return { ids: ctx.slice(from), text };
 }
 
+interface SharedItem {
+  ctx: Int32Array; // the (cut) context every choice reads
+  conts: Int32Array[];
+  scores: ChoiceScore[];
+}
+
 /**
- * The context once into a KV cache, then every continuation as a branch of one cached forward: the
- * first continuation token's log-prob comes from the context's last logits (log-softmax in float64),
- * the rest from cachedBranchLogProbs.
+ * A batch of requests: their contexts in one prefill forward into their KV caches, then every
+ * continuation of every request as a branch of one cached forward. The first continuation token's
+ * log-prob comes from its context's last logits (log-softmax in float64), the rest from
+ * cachedBranchLogProbs.
  */
-function scoreShared(model: GPT, ctx: Int32Array, conts: Int32Array[], scores: ChoiceScore[], cache: KVCache): void {
-  cache.len = 0;
-  const logits = model.forwardCached(ctx, cache);
-  let max = -Infinity;
-  for (const v of logits) if (v > max) max = v;
-  let z = 0;
-  for (const v of logits) z += Math.exp(v - max);
-  const lse = max + Math.log(z);
-  const rest = model.cachedBranchLogProbs(conts.map((c) => ({ ids: c.subarray(0, c.length - 1), targets: c.subarray(1) })), cache);
-  conts.forEach((c, k) => {
-    let s = logits[c[0]] - lse;
-    for (const v of rest[k]) s += v;
-    scores[k].logLik = s;
+function scoreShared(model: GPT, batch: SharedItem[], caches: KVCache[]): void {
+  const logits = model.forwardCachedBatch(batch.map((b) => b.ctx), caches);
+  const rest = model.cachedBranchLogProbs(batch.flatMap((b, j) => b.conts.map((c) => ({ ids: c.subarray(0, c.length - 1), targets: c.subarray(1), cache: caches[j] }))));
+  let r = 0;
+  batch.forEach((b, j) => {
+    const lg = logits[j];
+    let max = -Infinity;
+    for (const v of lg) if (v > max) max = v;
+    let z = 0;
+    for (const v of lg) z += Math.exp(v - max);
+    const lse = max + Math.log(z);
+    b.conts.forEach((c, k) => {
+      let s = lg[c[0]] - lse;
+      for (const v of rest[r++]) s += v;
+      b.scores[k].logLik = s;
+    });
   });
 }
 

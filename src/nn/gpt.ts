@@ -12,7 +12,7 @@
  */
 import {
   Tensor, add, crossEntropy, tokenLogProbs, dropout, linear, noGrad, isGradEnabled, slice, reshape, cachedAttention,
-  fillNormal, branchAttention,
+  fillNormal, branchAttention, causalAttention,
 } from '../tensor/index.js';
 import { Module, ModuleList } from './module.js';
 import { Embedding, LayerNorm } from './layers.js';
@@ -56,6 +56,13 @@ export interface KVCache {
   v: Float32Array[];
   len: number;
   maxLen: number;
+}
+
+/** A continuation of a cached prefix: its tokens, their next tokens, and the cache holding the prefix. */
+export interface CachedBranch {
+  ids: Int32Array;
+  targets: Int32Array;
+  cache: KVCache;
 }
 
 /** The random key of one forward: training step and micro-batch within it. */
@@ -245,36 +252,79 @@ export class GPT extends Module {
   }
 
   /**
-   * Scores several continuations ("branches") of the cached prefix in one forward. Branch r's tokens
-   * ids_r sit at positions P .. P+n_r-1 (P = cache.len) and attend to the P cached positions and to
-   * their own earlier tokens, never to another branch's, so each result equals scoring the branch
-   * alone after the prefix:  out_r[i] = log p(targets_r[i] | prefix, ids_r[0..i]).
-   * All branches' tokens are packed (no padding) through every per-token layer; attention
-   * (branchAttention) takes groups of branches at once. The cache is read only.
+   * Prefill: B sequences (lengths may differ; right-padded to the longest) in one forward from
+   * position 0, each one's keys/values written into its own cache (cache.len = its length); returns
+   * each one's last-position logits [V]. Padding follows every real token, so causal attention keeps
+   * it out of the real positions' results (an MoE's capacity limit at evaluation would count it).
    */
-  cachedBranchLogProbs(branches: { ids: Int32Array; targets: Int32Array }[], cache: KVCache): Float32Array[] {
-    const P = cache.len, { d, heads } = this.shape;
+  forwardCachedBatch(seqs: Int32Array[], caches: KVCache[]): Float32Array[] {
+    const { d, heads } = this.shape, B = seqs.length;
+    if (caches.length !== B) throw new Error(`GPT.forwardCachedBatch: ${caches.length} caches for ${B} sequences`);
+    if (B === 0) return [];
+    const S = Math.max(...seqs.map((q) => q.length));
+    seqs.forEach((q, g) => {
+      if (q.length === 0) throw new Error(`GPT.forwardCachedBatch: sequence ${g} is empty`);
+      if (q.length > caches[g].maxLen) throw new Error(`KV cache full: ${q.length} > ${caches[g].maxLen} positions`);
+    });
+    const ids = new Int32Array(B * S);
+    seqs.forEach((q, g) => ids.set(q, g * S));
+    return noGrad(() => {
+      let x = add(this.tok.forward(new Tensor(ids, [B, S])), slice(this.pos.weight, 0, 0, S)); // [B, S, d]; validates S
+      this.blocks.items.forEach((b, li) => {
+        const qkv = b.attn.qkv.forward(b.ln1.forward(x)); // [B, S, 3d]
+        const rows = qkv.contiguous().f32;
+        seqs.forEach((q, g) => {
+          for (let t = 0; t < q.length; t++) {
+            const r = (g * S + t) * 3 * d;
+            caches[g].k[li].set(rows.subarray(r + d, r + 2 * d), t * d);
+            caches[g].v[li].set(rows.subarray(r + 2 * d, r + 3 * d), t * d);
+          }
+        });
+        x = add(x, b.attn.proj.forward(causalAttention(qkv, heads)));
+        x = add(x, reshape(b.ffn.forward(reshape(b.ln2.forward(x), [B * S, d]), undefined, S), [B, S, d]));
+      });
+      const h = x.contiguous().f32, last = new Float32Array(B * d);
+      seqs.forEach((q, g) => {
+        last.set(h.subarray((g * S + q.length - 1) * d, (g * S + q.length) * d), g * d);
+        caches[g].len = q.length;
+      });
+      const logits = this.head(this.ln_f.forward(new Tensor(last, [B, d]))).f32;
+      return seqs.map((_, g) => logits.slice(g * this.shape.vocabSize, (g + 1) * this.shape.vocabSize));
+    });
+  }
+
+  /**
+   * Scores continuations ("branches") of cached prefixes in one forward. Branch r's tokens ids_r sit
+   * at positions P .. P+n_r-1 (P = its cache's len) and attend to the P cached positions and to
+   * their own earlier tokens, never to another branch's, so each result equals scoring the branch
+   * alone after its prefix:  out_r[i] = log p(targets_r[i] | prefix, ids_r[0..i]).
+   * All branches' tokens are packed (no padding) through every per-token layer; attention
+   * (branchAttention) takes consecutive branches of one cache at once. Caches are read only.
+   */
+  cachedBranchLogProbs(branches: CachedBranch[]): Float32Array[] {
+    const { d, heads } = this.shape;
     let N = 0;
     branches.forEach((b, r) => {
       if (b.targets.length !== b.ids.length) throw new Error(`GPT.cachedBranchLogProbs: branch ${r} has ${b.targets.length} targets for ${b.ids.length} ids`);
-      if (P + b.ids.length > cache.maxLen) throw new Error(`KV cache full: ${P + b.ids.length} > ${cache.maxLen} positions`);
+      if (b.cache.len + b.ids.length > b.cache.maxLen) throw new Error(`KV cache full: ${b.cache.len + b.ids.length} > ${b.cache.maxLen} positions`);
       N += b.ids.length;
     });
     if (N === 0) return branches.map(() => new Float32Array(0));
     const ids = new Int32Array(N), pos = new Int32Array(N), tg = new Int32Array(N), off: number[] = [];
+    let o = 0;
     for (const b of branches) {
-      const o = off.length ? off[off.length - 1] + branches[off.length - 1].ids.length : 0;
       off.push(o);
       ids.set(b.ids, o);
       tg.set(b.targets, o);
-      for (let i = 0; i < b.ids.length; i++) pos[o + i] = P + i;
+      for (let i = 0; i < b.ids.length; i++) pos[o + i] = b.cache.len + i;
+      o += b.ids.length;
     }
-    // attention in groups of consecutive branches of at most BRANCH_GROUP_TOKENS tokens (its cost has an N^2 part)
-    const end = (r: number): number => off[r] + branches[r].ids.length;
+    off.push(N);
+    // attention groups: consecutive branches of one cache, at most BRANCH_GROUP_TOKENS tokens (the cost has an N^2 part)
     const groups: [number, number][] = [];
     for (let r = 0; r < branches.length; r++) {
       const g = groups[groups.length - 1];
-      if (g && end(r) - off[g[0]] <= BRANCH_GROUP_TOKENS) g[1] = r + 1;
+      if (g && branches[g[0]].cache === branches[r].cache && off[r + 1] - off[g[0]] <= BRANCH_GROUP_TOKENS) g[1] = r + 1;
       else groups.push([r, r + 1]);
     }
     const out = noGrad(() => {
@@ -283,16 +333,16 @@ export class GPT extends Module {
         const qkv = b.attn.qkv.forward(b.ln1.forward(x)); // [N, 3d]
         const att = new Float32Array(N * d);
         for (const [r0, r1] of groups) {
-          const starts = Int32Array.from({ length: r1 - r0 + 1 }, (_, i) => (i < r1 - r0 ? off[r0 + i] : end(r1 - 1)) - off[r0]);
-          const a = branchAttention(slice(qkv, 0, off[r0], end(r1 - 1)), heads, cache.k[li], cache.v[li], P, starts);
-          att.set(a.f32, off[r0] * d);
+          const { cache } = branches[r0];
+          const starts = Int32Array.from(off.slice(r0, r1 + 1), (v) => v - off[r0]);
+          att.set(branchAttention(slice(qkv, 0, off[r0], off[r1]), heads, cache.k[li], cache.v[li], cache.len, starts).f32, off[r0] * d);
         }
         x = add(x, b.attn.proj.forward(new Tensor(att, [N, d])));
         x = add(x, b.ffn.forward(b.ln2.forward(x)));
       });
       return this.chunkedLogProbs(this.ln_f.forward(x), tg);
     });
-    return branches.map((b, r) => out.slice(off[r], off[r] + b.ids.length));
+    return branches.map((_, r) => out.slice(off[r], off[r + 1]));
   }
 }
 
