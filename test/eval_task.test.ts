@@ -92,7 +92,16 @@ describe('evaluateTask', () => {
       assert.equal(s.prediction.acc, lls.indexOf(Math.max(...lls)));
       assert.ok(s.choices.every((c) => c.continuation.startsWith(' ')), 'continuations carry the target delimiter');
       if (!s.truncated) assert.ok(/^Q\d:/.test(s.context) && s.context.split('\n\n').length === 3, s.context);
+      // a cut sample logs the cut context every choice read: seq + 1 - longest continuation bytes
+      else assert.equal(Buffer.byteLength(s.context), 64 + 1 - Math.max(...s.choices.map((c) => c.tokens)), s.context);
     }
+    // re-scoring a cut sample's logged strings (nothing cut now) gives its logged numbers
+    const cutSample = samples.find((x) => x.truncated)!;
+    const rescored = scoreChoices(model, tok, [{ context: cutSample.context, continuations: cutSample.choices.map((c) => c.continuation) }])[0];
+    rescored.forEach((c, k) => {
+      assert.equal(c.truncated, false);
+      assert.ok(Math.abs(c.logLik - cutSample.choices[k].logLik) <= 1e-5 * Math.abs(c.logLik));
+    });
     // re-scoring a logged sample's exact strings gives its logged numbers
     const s0 = samples[4];
     const again = scoreChoices(model, tok, [{ context: s0.context, continuations: s0.choices.map((c) => c.continuation) }])[0];
