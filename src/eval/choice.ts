@@ -7,10 +7,11 @@
  *  - an empty context is replaced by "\n" (the harness uses its end-of-text token; we have none);
  *  - the model reads (context + continuation) without its last token and the log-probs of the
  *    continuation tokens are summed: ll = sum_t log p(cont_t | everything before it).
- * Longer than the window: the input keeps its last `seq` tokens (truncated from the left, as the
- * harness does) and the request is counted as truncated. A continuation of more than `seq` tokens
- * is scored in blocks of seq targets, each read with the seq tokens before its last target (so every
- * continuation token is scored once, with as much context as the window allows).
+ * Rows, longer than the window: the input keeps its last `seq` tokens (truncated from the left per
+ * choice, as the harness does) and the request is counted as truncated. A continuation of more
+ * than `seq` tokens is scored in blocks of seq targets, each read with the seq tokens before its
+ * last target (so every continuation token is scored once, with as much context as the window
+ * allows).
  *
  * Shared context (the default; `kvCache: false` turns it off). A request with several choices whose
  * longest continuation (n_max tokens) fits the window is scored from one context computed once into
@@ -18,25 +19,27 @@
  * attending to the cached context and to its own earlier tokens. Several requests go together:
  * their contexts, longest first, fill their caches in one padded forward (GPT.forwardCachedBatch)
  * while requests x longest context stays within `batchTokens`, and all their continuations are
- * scored in one branch forward. When context + longest
- * continuation exceed the window, the context is cut from the left ONCE, to its last seq + 1 - n_max
- * tokens (moved 1-3 tokens further right if the cut would split a UTF-8 character, so the logged
- * context string is exactly what was read), and every choice reads that same cut context; every
- * choice of such a request is counted as truncated and reports the cut context string. This is the
- * only difference from lm-evaluation-harness: the harness cuts per choice (choice k keeps the last
- * seq + 1 - n_k context tokens), so a choice shorter than the longest keeps n_max - n_k more context
- * tokens there. The longest choice, and every request where nothing is cut, score identically.
+ * scored in one branch forward. When context + longest continuation exceed the window, the context
+ * is cut from the left ONCE, to its last seq + 1 - n_max tokens (moved 1-3 tokens further right if
+ * the cut would split a UTF-8 character, so the logged context string is exactly what was read),
+ * and every choice reads that same cut context; every choice of such a request is counted as
+ * truncated and reports the cut context string. This is the only difference from
+ * lm-evaluation-harness: the harness cuts per choice (choice k keeps the last seq + 1 - n_k context
+ * tokens), so a choice shorter than the longest keeps n_max - n_k more context tokens there. The
+ * longest choice, and every request where nothing is cut, score identically.
  * `kvCache: false` is the harness's per-choice behaviour exactly.
  *
  * Rows. Otherwise (one choice, a continuation longer than the window, or kvCache: false) each
  * request's choices are rows of one forward, and whole requests are packed into one
  * forward while rows x longest row stays within `batchTokens`, longest requests first; rows are
- * right-padded and padding is masked out (causal attention: it cannot reach earlier positions). Caveat: an MoE with a capacity limit at evaluation
- * (`evalCapacityFactor` > 0) drops tokens per batch, so its scores then depend on the batching.
+ * right-padded and padding is masked out (causal attention: it cannot reach earlier positions).
+ * Caveat (both paths): an MoE with a capacity limit at evaluation (`evalCapacityFactor` > 0) drops
+ * tokens per batch, and one routing by expert choice at evaluation picks tokens per batch, so its
+ * scores then depend on the batching (padding included); token-choice routing does not.
  */
 import type { GPT, KVCache } from '../nn/gpt.js';
 import type { Tokenizer } from '../data/tokenizer.js';
-import { Tensor, noGrad } from '../tensor/index.js';
+import { Tensor, noGrad, stepScope } from '../tensor/index.js';
 
 export interface ChoiceRequest {
   context: string;
@@ -147,7 +150,8 @@ export function scoreChoices(model: GPT, tok: Tokenizer, requests: ChoiceRequest
       let j = i + 1;
       while (j < items.length && (j - i + 1) * items[i].ctx.length <= sharedBudget) j++;
       while (caches.length < j - i) caches.push(model.newCache(seq));
-      scoreShared(model, items.slice(i, j), caches.slice(0, j - i));
+      // a pool scope: the next batch reuses this one's buffers (no fresh pages); only numbers leave it
+      stepScope(() => scoreShared(model, items.slice(i, j), caches.slice(0, j - i)));
       i = j;
     }
     noGrad(() => {
@@ -156,7 +160,7 @@ export function scoreChoices(model: GPT, tok: Tokenizer, requests: ChoiceRequest
         const pack: Row[] = [...order[i].rows];
         let j = i + 1;
         while (j < order.length && (pack.length + order[j].rows.length) * len <= budget) pack.push(...order[j++].rows);
-        forwardRows(model, pack, len, groups);
+        stepScope(() => forwardRows(model, pack, len, groups));
         i = j;
       }
     });
