@@ -18,8 +18,8 @@
  * a KV cache: all its continuations are then rows of one forward (GPT.cachedBranchLogProbs), each
  * attending to the cached context and to its own earlier tokens. Several requests go together:
  * their contexts, longest first, fill their caches in one padded forward (GPT.forwardCachedBatch)
- * while requests x longest context stays within `batchTokens`, and all their continuations are
- * scored in one branch forward. When context + longest continuation exceed the window, the context
+ * while requests x longest context stays within `batchTokens`, and their continuations are scored
+ * in branch forwards of at most `batchTokens` tokens. When context + longest continuation exceed the window, the context
  * is cut from the left ONCE, to its last seq + 1 - n_max tokens (moved 1-3 tokens further right if
  * the cut would split a UTF-8 character, so the logged context string is exactly what was read),
  * and every choice reads that same cut context; every choice of such a request is counted as
@@ -37,7 +37,7 @@
  * tokens per batch, and one routing by expert choice at evaluation picks tokens per batch, so its
  * scores then depend on the batching (padding included); token-choice routing does not.
  */
-import type { GPT, KVCache } from '../nn/gpt.js';
+import type { GPT, KVCache, CachedBranch } from '../nn/gpt.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { Tensor, noGrad, stepScope } from '../tensor/index.js';
 
@@ -150,8 +150,7 @@ export function scoreChoices(model: GPT, tok: Tokenizer, requests: ChoiceRequest
       let j = i + 1;
       while (j < items.length && (j - i + 1) * items[i].ctx.length <= sharedBudget) j++;
       while (caches.length < j - i) caches.push(model.newCache(seq));
-      // a pool scope: the next batch reuses this one's buffers (no fresh pages); only numbers leave it
-      stepScope(() => scoreShared(model, items.slice(i, j), caches.slice(0, j - i)));
+      scoreShared(model, items.slice(i, j), caches.slice(0, j - i), sharedBudget);
       i = j;
     }
     noGrad(() => {
@@ -190,14 +189,23 @@ interface SharedItem {
 }
 
 /**
- * A batch of requests: their contexts in one prefill forward into their KV caches, then every
- * continuation of every request as a branch of one cached forward. The first continuation token's
+ * A batch of requests: their contexts in one prefill forward into their KV caches, then their
+ * continuations as branches of cached forwards of at most `budget` tokens. The first continuation token's
  * log-prob comes from its context's last logits (log-softmax in float64), the rest from
  * cachedBranchLogProbs.
  */
-function scoreShared(model: GPT, batch: SharedItem[], caches: KVCache[]): void {
-  const logits = model.forwardCachedBatch(batch.map((b) => b.ctx), caches);
-  const rest = model.cachedBranchLogProbs(batch.flatMap((b, j) => b.conts.map((c) => ({ ids: c.subarray(0, c.length - 1), targets: c.subarray(1), cache: caches[j] }))));
+function scoreShared(model: GPT, batch: SharedItem[], caches: KVCache[], budget: number): void {
+  const logits = stepScope(() => model.forwardCachedBatch(batch.map((b) => b.ctx), caches));
+  const branches: CachedBranch[] = batch.flatMap((b, j) => b.conts.map((c) => ({ ids: c.subarray(0, c.length - 1), targets: c.subarray(1), cache: caches[j] })));
+  // branch forwards of at most `budget` tokens (a longer branch alone), each in a pool scope, so
+  // memory stays bounded and same-sized buffers are reused (fresh pages cost more than the math)
+  const rest: Float32Array[] = [];
+  for (let i = 0; i < branches.length;) {
+    let j = i + 1, n = branches[i].ids.length;
+    while (j < branches.length && n + branches[j].ids.length <= budget) n += branches[j++].ids.length;
+    rest.push(...stepScope(() => model.cachedBranchLogProbs(branches.slice(i, j))));
+    i = j;
+  }
   let r = 0;
   batch.forEach((b, j) => {
     const lg = logits[j];
