@@ -120,11 +120,16 @@ describe('scoreChoices', () => {
   test('many long branches (attention in several groups) equal one row per choice', () => {
     const wide = tinyModel(320);
     const conts = Array.from({ length: 30 }, (_, k) => ` choice number ${k} ${'x'.repeat(k % 5)}`);
-    const reqs = [{ context: 'Pick one of these choices:', continuations: conts }];
-    const [rows] = scoreChoices(wide, tok, reqs, { kvCache: false });
-    const [shared] = scoreChoices(wide, tok, reqs);
+    // the second request's branches are long (>= 32 tokens on average): attention runs branch by branch
+    const long = [' the first of three rather long continuations here', ' a second, equally long continuation of the context', ' and a third one, the longest continuation of all three'];
+    const reqs = [{ context: 'Pick one of these choices:', continuations: conts }, { context: 'Long ones:', continuations: long }];
+    const rows = scoreChoices(wide, tok, reqs, { kvCache: false });
     assert.ok(conts.reduce((a, c) => a + Buffer.byteLength(c) - 1, 0) > 2 * 256, 'more branch tokens than two attention groups');
-    rows.forEach((a, k) => assert.ok(Math.abs(a.logLik - shared[k].logLik) <= 1e-5 * Math.abs(a.logLik), `choice ${k}: ${shared[k].logLik} vs ${a.logLik}`));
+    assert.ok(long.every((c) => Buffer.byteLength(c) > 40));
+    for (const batchTokens of [undefined, 64]) { // 64: several branch forwards per batch
+      const shared = scoreChoices(wide, tok, reqs, { batchTokens });
+      rows.forEach((r, i) => r.forEach((a, k) => assert.ok(Math.abs(a.logLik - shared[i][k].logLik) <= 1e-5 * Math.abs(a.logLik), `req ${i} choice ${k}: ${shared[i][k].logLik} vs ${a.logLik}`)));
+    }
   });
 
   test('trailing context whitespace moves to the continuation; an empty context reads "\\n"', () => {
