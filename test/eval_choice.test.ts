@@ -9,6 +9,7 @@ import { getTokenizer } from '../src/data/tokenizer.js';
 import { scoreChoices } from '../src/eval/choice.js';
 import { itemMetrics, predict, summarize } from '../src/eval/mc_metrics.js';
 import { tinyModel } from './eval_util.js';
+import { loadConfig, buildModel } from '../src/index.js';
 
 const tok = getTokenizer('bytes');
 
@@ -130,6 +131,23 @@ describe('scoreChoices', () => {
       const shared = scoreChoices(wide, tok, reqs, { batchTokens });
       rows.forEach((r, i) => r.forEach((a, k) => assert.ok(Math.abs(a.logLik - shared[i][k].logLik) <= 1e-5 * Math.abs(a.logLik), `req ${i} choice ${k}: ${shared[i][k].logLik} vs ${a.logLik}`)));
     }
+  });
+
+  test('an MoE (token choice, no capacity limit at eval) scores the same shared or row by row', () => {
+    const config = loadConfig({ preset: 'tiny-moe', overrides: { 'model.d': 32, 'model.layers': 2, 'model.heads': 2, 'model.seq': 32 } });
+    const moe = buildModel(config.model, 4);
+    const reqs = [
+      { context: 'A context long enough to be cut once for these choices.', continuations: [' one', ' two words', ' three more words'] },
+      { context: 'Short:', continuations: [' a', ' bb'] },
+    ];
+    const rows = scoreChoices(moe, tok, reqs, { kvCache: false });
+    const shared = scoreChoices(moe, tok, reqs);
+    const brute = shared.map((r, i) => r.map((s, k) => scoreChoices(moe, tok, [{ context: s.context, continuations: [reqs[i].continuations[k]] }], { kvCache: false })[0][0]));
+    shared.forEach((r, i) => r.forEach((s, k) => {
+      const want = s.truncated ? brute[i][k] : rows[i][k];
+      assert.ok(Math.abs(s.logLik - want.logLik) <= 1e-5 * Math.abs(want.logLik), `req ${i} choice ${k}: ${s.logLik} vs ${want.logLik}`);
+    }));
+    assert.ok(shared[0][0].truncated && !shared[1][0].truncated);
   });
 
   test('trailing context whitespace moves to the continuation; an empty context reads "\\n"', () => {
