@@ -9,6 +9,7 @@ import { getTokenizer } from '../src/data/tokenizer.js';
 import { scoreChoices } from '../src/eval/choice.js';
 import { itemMetrics, predict, summarize } from '../src/eval/mc_metrics.js';
 import { tinyModel } from './eval_util.js';
+import { loadConfig, buildModel } from '../src/index.js';
 
 const tok = getTokenizer('bytes');
 
@@ -70,6 +71,83 @@ describe('scoreChoices', () => {
     }
     assert.equal(l.tokens, whole.length - 2);
     assert.ok(Math.abs(l.logLik - blocks) <= 1e-5 * Math.abs(blocks), `${l.logLik} vs ${blocks}`);
+  });
+
+  test('shared context: all choices in one cached forward equal one row per choice (nothing cut)', () => {
+    const reqs = [
+      { context: 'Q: é?', continuations: [' a', ' bb', ' ccc', 'd', ' e f g h', ' é'] }, // 'd': one token, no branch
+      { context: 'x', continuations: ['y', 'z'] },
+      { context: 'same same', continuations: [' tie', ' tie'] },
+    ];
+    const rows = scoreChoices(model, tok, reqs, { kvCache: false });
+    const shared = scoreChoices(model, tok, reqs); // all three requests in one prefill and one branch forward
+    const alone = scoreChoices(model, tok, reqs, { batchTokens: 1 }); // one request per forward
+    reqs.forEach((r, i) => r.continuations.forEach((_, k) => {
+      const a = rows[i][k];
+      for (const b of [shared[i][k], alone[i][k]]) {
+        assert.ok(Math.abs(a.logLik - b.logLik) <= 1e-5 * Math.max(1, Math.abs(a.logLik)), `req ${i} choice ${k}: ${b.logLik} vs ${a.logLik}`);
+        assert.deepEqual({ ...b, logLik: 0 }, { ...a, logLik: 0 });
+      }
+    }));
+    assert.equal(shared[2][0].logLik, shared[2][1].logLik, 'identical choices tie exactly');
+  });
+
+  test('shared context cut once for the longest choice equals brute force on (cut context + choice)', () => {
+    // 21 context bytes, longest continuation 6 tokens: 16 + 1 - 6 = 11 context bytes are read by every
+    // choice; 'é' (2 bytes) straddles that cut, so it moves one byte right (10 bytes read)
+    const ctx = 'abcdefghéjklmnopqrs';
+    const conts = [' s', ' tu', ' vwxyz', ' é'];
+    const [got] = scoreChoices(model, tok, [{ context: ctx, continuations: conts }]);
+    const cut = 'jklmnopqrs';
+    assert.equal(Buffer.byteLength(cut), 10);
+    got.forEach((s, k) => {
+      assert.equal(s.context, cut, 'every choice reports the one cut context it read');
+      assert.equal(s.truncated, true);
+      const [[brute]] = scoreChoices(model, tok, [{ context: cut, continuations: [conts[k]] }], { kvCache: false });
+      const direct = directLL(model, bytes(cut + conts[k]), 0, Buffer.byteLength(cut));
+      assert.equal(brute.truncated, false);
+      assert.ok(Math.abs(s.logLik - brute.logLik) <= 1e-5 * Math.abs(brute.logLik), `choice ${k}: ${s.logLik} vs brute ${brute.logLik}`);
+      assert.ok(Math.abs(s.logLik - direct) <= 1e-5 * Math.abs(direct), `choice ${k}: ${s.logLik} vs direct ${direct}`);
+    });
+    // without the split character the cut keeps exactly seq + 1 - n_max bytes; kvCache: false cuts per choice
+    const [plain] = scoreChoices(model, tok, [{ context: 'abcdefghijklmnopqrst', continuations: [' s', ' vwxyz'] }]);
+    assert.equal(plain[0].context, 'jklmnopqrst');
+    const [harness] = scoreChoices(model, tok, [{ context: 'abcdefghijklmnopqrst', continuations: [' s', ' vwxyz'] }], { kvCache: false });
+    assert.ok(Math.abs(harness[1].logLik - plain[1].logLik) <= 1e-5 * Math.abs(plain[1].logLik), 'the longest choice reads the same context either way');
+    const perChoice = directLL(model, bytes('abcdefghijklmnopqrst s'), 22 - 1 - 16, 20);
+    assert.ok(Math.abs(harness[0].logLik - perChoice) <= 1e-5 * Math.abs(perChoice), 'kvCache: false keeps the harness per-choice cut');
+  });
+
+  test('many long branches (attention in several groups) equal one row per choice', () => {
+    const wide = tinyModel(320);
+    const conts = Array.from({ length: 30 }, (_, k) => ` choice number ${k} ${'x'.repeat(k % 5)}`);
+    // the second request's branches are long (>= 32 tokens on average): attention runs branch by branch
+    const long = [' the first of three rather long continuations here', ' a second, equally long continuation of the context', ' and a third one, the longest continuation of all three'];
+    const reqs = [{ context: 'Pick one of these choices:', continuations: conts }, { context: 'Long ones:', continuations: long }];
+    const rows = scoreChoices(wide, tok, reqs, { kvCache: false });
+    assert.ok(conts.reduce((a, c) => a + Buffer.byteLength(c) - 1, 0) > 2 * 256, 'more branch tokens than two attention groups');
+    assert.ok(long.every((c) => Buffer.byteLength(c) > 40));
+    for (const batchTokens of [undefined, 64]) { // 64: several branch forwards per batch
+      const shared = scoreChoices(wide, tok, reqs, { batchTokens });
+      rows.forEach((r, i) => r.forEach((a, k) => assert.ok(Math.abs(a.logLik - shared[i][k].logLik) <= 1e-5 * Math.abs(a.logLik), `req ${i} choice ${k}: ${shared[i][k].logLik} vs ${a.logLik}`)));
+    }
+  });
+
+  test('an MoE (token choice, no capacity limit at eval) scores the same shared or row by row', () => {
+    const config = loadConfig({ preset: 'tiny-moe', overrides: { 'model.d': 32, 'model.layers': 2, 'model.heads': 2, 'model.seq': 32 } });
+    const moe = buildModel(config.model, 4);
+    const reqs = [
+      { context: 'A context long enough to be cut once for these choices.', continuations: [' one', ' two words', ' three more words'] },
+      { context: 'Short:', continuations: [' a', ' bb'] },
+    ];
+    const rows = scoreChoices(moe, tok, reqs, { kvCache: false });
+    const shared = scoreChoices(moe, tok, reqs);
+    const brute = shared.map((r, i) => r.map((s, k) => scoreChoices(moe, tok, [{ context: s.context, continuations: [reqs[i].continuations[k]] }], { kvCache: false })[0][0]));
+    shared.forEach((r, i) => r.forEach((s, k) => {
+      const want = s.truncated ? brute[i][k] : rows[i][k];
+      assert.ok(Math.abs(s.logLik - want.logLik) <= 1e-5 * Math.abs(want.logLik), `req ${i} choice ${k}: ${s.logLik} vs ${want.logLik}`);
+    }));
+    assert.ok(shared[0][0].truncated && !shared[1][0].truncated);
   });
 
   test('trailing context whitespace moves to the continuation; an empty context reads "\\n"', () => {

@@ -8,7 +8,8 @@ import { parseTask, type TaskItem } from '../src/eval/task_format.js';
 import { drawShots, buildContext, DEFAULT_PROMPT } from '../src/eval/fewshot.js';
 import { evaluateTask, type SampleRecord } from '../src/eval/task_eval.js';
 import { scoreChoices } from '../src/eval/choice.js';
-import { builtinTask, BUILTIN_TASK_NAMES, splitSentences } from '../src/eval/builtin_tasks.js';
+import { builtinTask, BUILTIN_TASK_NAMES, splitSentences, shuffleTestItems } from '../src/eval/builtin_tasks.js';
+import { brownGenre } from '../src/eval/tasks/brown_genre.js';
 import { resolveTask } from '../src/eval/tasks.js';
 import { tinyModel } from './eval_util.js';
 
@@ -91,7 +92,16 @@ describe('evaluateTask', () => {
       assert.equal(s.prediction.acc, lls.indexOf(Math.max(...lls)));
       assert.ok(s.choices.every((c) => c.continuation.startsWith(' ')), 'continuations carry the target delimiter');
       if (!s.truncated) assert.ok(/^Q\d:/.test(s.context) && s.context.split('\n\n').length === 3, s.context);
+      // a cut sample logs the cut context every choice read: seq + 1 - longest continuation bytes
+      else assert.equal(Buffer.byteLength(s.context), 64 + 1 - Math.max(...s.choices.map((c) => c.tokens)), s.context);
     }
+    // re-scoring a cut sample's logged strings (nothing cut now) gives its logged numbers
+    const cutSample = samples.find((x) => x.truncated)!;
+    const rescored = scoreChoices(model, tok, [{ context: cutSample.context, continuations: cutSample.choices.map((c) => c.continuation) }])[0];
+    rescored.forEach((c, k) => {
+      assert.equal(c.truncated, false);
+      assert.ok(Math.abs(c.logLik - cutSample.choices[k].logLik) <= 1e-5 * Math.abs(c.logLik));
+    });
     // re-scoring a logged sample's exact strings gives its logged numbers
     const s0 = samples[4];
     const again = scoreChoices(model, tok, [{ context: s0.context, continuations: s0.choices.map((c) => c.continuation) }])[0];
@@ -145,5 +155,19 @@ describe('built-in tasks', () => {
     assert.deepEqual(new Set(brown.items.map((it) => it.gold)).size, 15);
     assert.deepEqual(BUILTIN_TASK_NAMES.slice(0, 4), ['next-sentence', 'last-word', 'word-polarity', 'brown-genre']);
     assert.deepEqual(splitSentences('He said "Go." Then he left!  Was it   so? yes.'), ['He said "Go."', 'Then he left!', 'Was it so? yes.']);
+  });
+
+  test('test items in a fixed shuffled order: the first 50 mix the classes; train items and the test set unchanged', () => {
+    const brown = builtinTask('brown-genre');
+    const test50 = brown.items.filter((i) => i.split === 'test').slice(0, 50);
+    assert.ok(new Set(test50.map((i) => i.gold)).size >= 10, `--limit 50 sees ${new Set(test50.map((i) => i.gold)).size} of 15 genres`);
+    // undoing the shuffle gives the construction order back: train items in place, test items permuted
+    const built = shuffleTestItems(brown.items); // a second shuffle of the same test list is a different order
+    assert.notDeepEqual(built.map((i) => i.context), brown.items.map((i) => i.context));
+    brown.items.forEach((it, k) => { if (it.split === 'train') assert.equal(built[k], it); });
+    assert.deepEqual(new Set(built.map((i) => i.context)), new Set(brown.items.map((i) => i.context)));
+    // built order is genre order: its first 50 test items hold at most 2 genres, so the shuffle matters
+    const raw = brownGenre().filter((i) => i.split === 'test').slice(0, 50);
+    assert.ok(new Set(raw.map((i) => i.gold)).size <= 2);
   });
 });

@@ -2,7 +2,10 @@
  * The registry of built-in multiple-choice tasks, generated deterministically (fixed seeds) from data
  * shipped in npm packages (or, for fortune-topic, a Debian package), so they need no files and give
  * the same items everywhere. Every 6th item (index % 6 == 0) is a train item (the shot pool), the
- * rest are test items. Each task's construction is documented in its file under tasks/:
+ * rest are test items. The test items are then put in a fixed shuffled order (seed TEST_ORDER_SEED,
+ * the same on every machine; train items keep their places), so `--limit N`, which takes the first N
+ * test items, sees a class-mixed sample rather than the first class or two of a class-ordered list.
+ * Each task's construction is documented in its file under tasks/:
  *
  *   next-sentence, last-word   tasks/moby.ts           Moby-Dick chapters 30-135     300 items, chance 25%
  *   word-polarity              tasks/word_polarity.ts  AFINN-165                     300 items, chance 50%
@@ -20,6 +23,8 @@ import { spam, SPAM_PACKAGE } from './tasks/spam.js';
 import { sotuParty, HELD_OUT_FROM, MIN_VAL_FRACTION } from './tasks/sotu_party.js';
 import { udhrLanguage } from './tasks/udhr_language.js';
 import { fortuneTopic, fortunesDir } from './tasks/fortune_topic.js';
+import { shuffle } from './tasks/common.js';
+import { Rng } from '../util/random.js';
 
 export { splitSentences, TaskUnavailableError } from './tasks/common.js';
 export { afinnWords } from './tasks/word_polarity.js';
@@ -55,8 +60,18 @@ export function isBuiltinTask(name: string): name is BuiltinTaskName {
   return (BUILTIN_TASK_NAMES as readonly string[]).includes(name);
 }
 
-/** A built-in task's items; throws TaskUnavailableError when its data is not on this machine. */
+/** Seed of the fixed order of every built-in task's test items. */
+export const TEST_ORDER_SEED = 20261202;
+
+/** The test items shuffled among the test items' places (Rng(TEST_ORDER_SEED, 7)); train items stay put. */
+export function shuffleTestItems(items: TaskItem[]): TaskItem[] {
+  const tests = shuffle(items.filter((it) => it.split === 'test'), new Rng(TEST_ORDER_SEED, 7));
+  let j = 0;
+  return items.map((it) => (it.split === 'test' ? tests[j++] : it));
+}
+
+/** A built-in task's items (test items in their fixed shuffled order); throws TaskUnavailableError when its data is not on this machine. */
 export function builtinTask(name: BuiltinTaskName, o: BuiltinTaskOptions = {}): Task {
   const e = REGISTRY[name];
-  return { name, source: e.source(o), items: e.build(o) };
+  return { name, source: e.source(o), items: shuffleTestItems(e.build(o)) };
 }

@@ -7,21 +7,39 @@
  *  - an empty context is replaced by "\n" (the harness uses its end-of-text token; we have none);
  *  - the model reads (context + continuation) without its last token and the log-probs of the
  *    continuation tokens are summed: ll = sum_t log p(cont_t | everything before it).
- * Longer than the window: the input keeps its last `seq` tokens (truncated from the left, as the
- * harness does) and the request is counted as truncated. A continuation of more than `seq` tokens
- * is scored in blocks of seq targets, each read with the seq tokens before its last target (so every
- * continuation token is scored once, with as much context as the window allows).
+ * Rows, longer than the window: the input keeps its last `seq` tokens (truncated from the left per
+ * choice, as the harness does) and the request is counted as truncated. A continuation of more
+ * than `seq` tokens is scored in blocks of seq targets, each read with the seq tokens before its
+ * last target (so every continuation token is scored once, with as much context as the window
+ * allows).
  *
- * Batching. Where every choice fits the window (nothing cut), the context is computed once into a
- * KV cache and each continuation is scored from it (GPT.forwardCached / cachedTokenLogProbs).
- * Otherwise each request's choices are rows of one forward, and whole requests are packed into one
+ * Shared context (the default; `kvCache: false` turns it off). A request with several choices whose
+ * longest continuation (n_max tokens) fits the window is scored from one context computed once into
+ * a KV cache: all its continuations are then rows of one forward (GPT.cachedBranchLogProbs), each
+ * attending to the cached context and to its own earlier tokens. Several requests go together:
+ * their contexts, longest first, fill their caches in one padded forward (GPT.forwardCachedBatch)
+ * while requests x longest context stays within `batchTokens`, and their continuations are scored
+ * in branch forwards of at most `batchTokens` tokens. When context + longest continuation exceed the window, the context
+ * is cut from the left ONCE, to its last seq + 1 - n_max tokens (moved 1-3 tokens further right if
+ * the cut would split a UTF-8 character, so the logged context string is exactly what was read),
+ * and every choice reads that same cut context; every choice of such a request is counted as
+ * truncated and reports the cut context string. This is the only difference from
+ * lm-evaluation-harness: the harness cuts per choice (choice k keeps the last seq + 1 - n_k context
+ * tokens), so a choice shorter than the longest keeps n_max - n_k more context tokens there. The
+ * longest choice, and every request where nothing is cut, score identically.
+ * `kvCache: false` is the harness's per-choice behaviour exactly.
+ *
+ * Rows. Otherwise (one choice, a continuation longer than the window, or kvCache: false) each
+ * request's choices are rows of one forward, and whole requests are packed into one
  * forward while rows x longest row stays within `batchTokens`, longest requests first; rows are
- * right-padded and padding is masked out (causal attention: it cannot reach earlier positions). Caveat: an MoE with a capacity limit at evaluation
- * (`evalCapacityFactor` > 0) drops tokens per batch, so its scores then depend on the batching.
+ * right-padded and padding is masked out (causal attention: it cannot reach earlier positions).
+ * Caveat (both paths): an MoE with a capacity limit at evaluation (`evalCapacityFactor` > 0) drops
+ * tokens per batch, and one routing by expert choice at evaluation picks tokens per batch, so its
+ * scores then depend on the batching (padding included); token-choice routing does not.
  */
-import type { GPT, KVCache } from '../nn/gpt.js';
+import type { GPT, KVCache, CachedBranch } from '../nn/gpt.js';
 import type { Tokenizer } from '../data/tokenizer.js';
-import { Tensor, noGrad } from '../tensor/index.js';
+import { Tensor, noGrad, stepScope } from '../tensor/index.js';
 
 export interface ChoiceRequest {
   context: string;
@@ -42,9 +60,12 @@ export interface ChoiceScore {
 }
 
 export interface ScoreOptions {
-  /** Bound on rows x padded length of one forward (default 4096); one request always fits alone. */
+  /**
+   * Bound on rows x padded length of one forward (default 4096 for the row path, 1024 for the shared
+   * contexts' prefill, measured fastest there at seq 256); one request always fits alone.
+   */
   batchTokens?: number;
-  /** Share the context through a KV cache where every choice fits the window (default true). */
+  /** Share each request's (possibly cut) context among its choices through a KV cache (default true; see the header). */
   kvCache?: boolean;
 }
 
@@ -62,7 +83,7 @@ interface Encoded {
   scores: Omit<ChoiceScore, 'logLik'>[];
   ctx: Int32Array;
   conts: Int32Array[];
-  /** Every choice fits the window whole (one row each, nothing cut): the context can be shared. */
+  /** The longest continuation fits the window: the context can be shared (cut if need be). */
   shareable: boolean;
 }
 
@@ -79,7 +100,6 @@ function encodeRequest(tok: Tokenizer, req: ChoiceRequest, seq: number, index: n
   const rows: Omit<Row, 'req'>[] = [];
   const scores: Omit<ChoiceScore, 'logLik'>[] = [];
   const conts: Int32Array[] = [];
-  let shareable = true;
   req.continuations.forEach((c, choice) => {
     const cont = moved + c;
     const whole = tok.encode(prefix + context + cont);
@@ -90,7 +110,6 @@ function encodeRequest(tok: Tokenizer, req: ChoiceRequest, seq: number, index: n
     all.set(ctxIds);
     all.set(whole.subarray(ctxIds.length), ctxIds.length);
     conts.push(all.slice(ctxIds.length));
-    if (all.length - 1 > seq) shareable = false;
     // blocks of at most seq continuation targets; each read with the seq tokens before its last target
     let truncated = false;
     for (let f = all.length - n; f < all.length; f += seq) {
@@ -102,12 +121,12 @@ function encodeRequest(tok: Tokenizer, req: ChoiceRequest, seq: number, index: n
     }
     scores.push({ context: prefix + context, continuation: cont, tokens: n, truncated });
   });
-  return { rows, scores, ctx: Int32Array.from(ctxIds), conts, shareable };
+  return { rows, scores, ctx: Int32Array.from(ctxIds), conts, shareable: Math.max(...conts.map((c) => c.length)) <= seq };
 }
 
 /** Per request, per continuation: the summed log-likelihood and what was scored. */
 export function scoreChoices(model: GPT, tok: Tokenizer, requests: ChoiceRequest[], o: ScoreOptions = {}): ChoiceScore[][] {
-  const budget = o.batchTokens ?? 4096;
+  const budget = o.batchTokens ?? 4096, sharedBudget = o.batchTokens ?? 1024;
   if (!(Number.isSafeInteger(budget) && budget >= 1)) throw new RangeError(`batchTokens must be a positive integer, got ${budget}`);
   const seq = model.shape.seq;
   const groups = requests.map((r, i) => {
@@ -115,19 +134,32 @@ export function scoreChoices(model: GPT, tok: Tokenizer, requests: ChoiceRequest
     return { ...e, req: i, rows: e.rows.map((row) => ({ ...row, req: i })), scores: e.scores.map((s) => ({ ...s, logLik: 0 })), len: Math.max(...e.rows.map((row) => row.input.length)) };
   });
   const shared = o.kvCache === false ? [] : groups.filter((g) => g.shareable && g.conts.length > 1);
-  const order = groups.filter((g) => !shared.includes(g)).sort((a, b) => b.len - a.len || a.req - b.req);
+  const isShared = new Set(shared);
+  const order = groups.filter((g) => !isShared.has(g)).sort((a, b) => b.len - a.len || a.req - b.req);
   const wasTraining = model.training;
   model.eval();
   try {
-    const cache = shared.length ? model.newCache(seq) : null;
-    for (const g of shared) scoreShared(model, g.ctx, g.conts, g.scores, cache!);
+    // shared requests, longest context first, in batches of requests x longest context <= sharedBudget
+    const items: SharedItem[] = shared.map((g) => {
+      const cut = sharedContext(tok, g.ctx, g.conts, seq);
+      if (cut) for (const sc of g.scores) Object.assign(sc, { context: cut.text, truncated: true });
+      return { ctx: cut ? cut.ids : g.ctx, conts: g.conts, scores: g.scores };
+    }).sort((a, b) => b.ctx.length - a.ctx.length);
+    const caches: KVCache[] = [];
+    for (let i = 0; i < items.length;) {
+      let j = i + 1;
+      while (j < items.length && (j - i + 1) * items[i].ctx.length <= sharedBudget) j++;
+      while (caches.length < j - i) caches.push(model.newCache(seq));
+      scoreShared(model, items.slice(i, j), caches.slice(0, j - i), sharedBudget);
+      i = j;
+    }
     noGrad(() => {
       for (let i = 0; i < order.length;) {
         const len = order[i].len; // longest first: the first group of a pack sets its width
         const pack: Row[] = [...order[i].rows];
         let j = i + 1;
         while (j < order.length && (pack.length + order[j].rows.length) * len <= budget) pack.push(...order[j++].rows);
-        forwardRows(model, pack, len, groups);
+        stepScope(() => forwardRows(model, pack, len, groups));
         i = j;
       }
     });
@@ -138,26 +170,55 @@ export function scoreChoices(model: GPT, tok: Tokenizer, requests: ChoiceRequest
 }
 
 /**
- * The context once into a KV cache, then each continuation from the cached state: the first
- * continuation token's log-prob comes from the context's last logits (log-softmax in float64), the
- * rest from cachedTokenLogProbs; the cache is rewound to the context between choices.
+ * The context tokens every choice reads: all of them when context + longest continuation fit the
+ * window, else the last seq + 1 - n_max, moved right (at most 3 tokens) past a split UTF-8 character.
  */
-function scoreShared(model: GPT, ctx: Int32Array, conts: Int32Array[], scores: ChoiceScore[], cache: KVCache): void {
-  cache.len = 0;
-  const logits = model.forwardCached(ctx, cache);
-  let max = -Infinity;
-  for (const v of logits) if (v > max) max = v;
-  let z = 0;
-  for (const v of logits) z += Math.exp(v - max);
-  const lse = max + Math.log(z);
-  const L = cache.len;
-  conts.forEach((c, k) => {
-    let s = logits[c[0]] - lse;
-    if (c.length > 1) {
-      cache.len = L;
-      for (const v of model.cachedTokenLogProbs(c.subarray(0, c.length - 1), c.subarray(1), cache)) s += v;
-    }
-    scores[k].logLik = s;
+function sharedContext(tok: Tokenizer, ctx: Int32Array, conts: Int32Array[], seq: number): { ids: Int32Array; text: string } | null {
+  const keep = seq + 1 - Math.max(...conts.map((c) => c.length));
+  if (keep >= ctx.length) return null;
+  let from = ctx.length - keep;
+  let text = tok.decode(ctx.subarray(from));
+  for (let extra = 0; extra < 3 && text.startsWith('\uFFFD') && from + 1 < ctx.length; extra++) text = tok.decode(ctx.subarray(++from));
+  return { ids: ctx.slice(from), text };
+}
+
+interface SharedItem {
+  ctx: Int32Array; // the (cut) context every choice reads
+  conts: Int32Array[];
+  scores: ChoiceScore[];
+}
+
+/**
+ * A batch of requests: their contexts in one prefill forward into their KV caches, then their
+ * continuations as branches of cached forwards of at most `budget` tokens. The first continuation token's
+ * log-prob comes from its context's last logits (log-softmax in float64), the rest from
+ * cachedBranchLogProbs.
+ */
+function scoreShared(model: GPT, batch: SharedItem[], caches: KVCache[], budget: number): void {
+  const logits = stepScope(() => model.forwardCachedBatch(batch.map((b) => b.ctx), caches));
+  const branches: CachedBranch[] = batch.flatMap((b, j) => b.conts.map((c) => ({ ids: c.subarray(0, c.length - 1), targets: c.subarray(1), cache: caches[j] })));
+  // branch forwards of at most `budget` tokens (a longer branch alone), each in a pool scope, so
+  // memory stays bounded and same-sized buffers are reused (fresh pages cost more than the math)
+  const rest: Float32Array[] = [];
+  for (let i = 0; i < branches.length;) {
+    let j = i + 1, n = branches[i].ids.length;
+    while (j < branches.length && n + branches[j].ids.length <= budget) n += branches[j++].ids.length;
+    rest.push(...stepScope(() => model.cachedBranchLogProbs(branches.slice(i, j))));
+    i = j;
+  }
+  let r = 0;
+  batch.forEach((b, j) => {
+    const lg = logits[j];
+    let max = -Infinity;
+    for (const v of lg) if (v > max) max = v;
+    let z = 0;
+    for (const v of lg) z += Math.exp(v - max);
+    const lse = max + Math.log(z);
+    b.conts.forEach((c, k) => {
+      let s = lg[c[0]] - lse;
+      for (const v of rest[r++]) s += v;
+      b.scores[k].logLik = s;
+    });
   });
 }
 

@@ -1,5 +1,6 @@
 // A task by name or path: an existing file is read as JSONL (task_format.ts); otherwise the name
-// must be a built-in task (builtin_tasks.ts).
+// must be a built-in task (builtin_tasks.ts). A file's items keep file order (so `--limit N` takes its
+// first N test lines); built-in tasks serve their test items in a fixed shuffled order.
 import { existsSync } from 'node:fs';
 import { loadTaskFile, TaskFormatError, type Task } from './task_format.js';
 import { builtinTask, isBuiltinTask, BUILTIN_TASK_NAMES, TaskUnavailableError, type BuiltinTaskOptions } from './builtin_tasks.js';

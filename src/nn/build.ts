@@ -33,13 +33,17 @@ function buildFfn(s: FfnSpec, c: BuildContext): FeedForward {
   return (BUILDERS[s.kind] as (s: FfnSpec, c: BuildContext) => FeedForward)(s, c);
 }
 
-export function buildModel(model: ModelConfig | ModelSpec, seed = 0): GPT {
+/**
+ * `init: false` skips initGPT's random draws (weights stay zero) for a caller that overwrites every
+ * parameter right away (loading a checkpoint); constructors' own draws (PEER keys) still happen.
+ */
+export function buildModel(model: ModelConfig | ModelSpec, seed = 0, o: { init?: boolean } = {}): GPT {
   const spec = specOf(model);
   const rng = new Rng(seed, 2); // stream 2: weight init (stream 1 is data sampling)
   const d = spec.d;
   const gpt = new GPT({
     vocabSize: spec.vocabSize, d, layers: spec.layers.length, heads: spec.heads, seq: spec.seq, dropout: spec.dropout, lnEps: spec.lnEps,
   }, (i) => buildFfn(spec.layers[i].ffn, { d, layer: i, seed, rng }), seed);
-  initGPT(gpt, rng);
+  if (o.init !== false) initGPT(gpt, rng);
   return gpt;
 }

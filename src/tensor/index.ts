@@ -6,6 +6,7 @@ export * from './ops/reduce.js';
 export * from './ops/matmul.js';
 export * from './ops/ffn.js';
 export * from './ops/nn.js';
+export * from './ops/branch_attention.js';
 export * from './ops/indexing.js';
 export * from './ops/random.js';
 export * from './ops/moe.js';

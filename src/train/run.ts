@@ -94,7 +94,7 @@ export function loadRunConfig(dir: string, o: { steps?: number; threads?: number
 export function openRun(dir: string): { model: GPT; config: Config; tokenizer: Tokenizer; step: number } {
   const config = loadRunConfig(dir);
   const ck = loadCheckpoint(dir, { expectConfig: config, expectModelShapes: modelTensorShapes(config.model), loadOptimizer: false });
-  const model = buildModel(config.model, config.train.seed);
+  const model = buildModel(config.model, config.train.seed, { init: false }); // loadWeights sets every tensor
   loadWeights(model, ck.model);
   model.eval();
   // the step of the checkpoint these weights are (what an evaluation of them is labelled with)

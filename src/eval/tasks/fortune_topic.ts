@@ -7,6 +7,8 @@
  * topic drawn at random (all when fewer), shuffled together. 300 items; chance 10%.
  * When the folder or any topic file is missing, the task is unavailable (TaskUnavailableError:
  * callers skip it with a notice), never half-built.
+ * Test items are served in a fixed shuffled order (builtin_tasks.ts shuffleTestItems), so --limit N
+ * takes a class-mixed sample.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -7,6 +7,8 @@
  *   last-word      LAMBADA-style: context = three consecutive sentences with the final word of the
  *                  last one removed; choices = that word and 3 other words (4+ letters) of the same
  *                  chapter, in random order.
+ * Test items are served in a fixed shuffled order (builtin_tasks.ts shuffleTestItems), so --limit N
+ * takes a class-mixed sample.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

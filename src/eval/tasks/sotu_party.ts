@@ -10,6 +10,8 @@
  * common.ts) of a Democratic (`_d`) or Republican (`_r`) speech. Context = `Speech: <the pair, cut
  * to 300 characters at a word end>\nParty:`, choices "Democratic" / "Republican". 150 of each party
  * drawn at random, shuffled together. 300 items; chance 50%.
+ * Test items are served in a fixed shuffled order (builtin_tasks.ts shuffleTestItems), so --limit N
+ * takes a class-mixed sample.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

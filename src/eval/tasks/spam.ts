@@ -7,6 +7,8 @@
  * `Subject: <subject>\nText: <first 300 characters of the body (after the header block), cut back
  * to a word end>\nSpam:`, choices "no" / "yes". 150 of each drawn at random, shuffled together.
  * 300 items; chance 50%.
+ * Test items are served in a fixed shuffled order (builtin_tasks.ts shuffleTestItems), so --limit N
+ * takes a class-mixed sample.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

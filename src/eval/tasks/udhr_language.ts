@@ -5,6 +5,8 @@
  * characters at a word end. Context = `Text: <paragraph>\nLanguage:`, choices = the ten English
  * language names in the order below. 30 of each language drawn at random, shuffled together.
  * 300 items; chance 10%.
+ * Test items are served in a fixed shuffled order (builtin_tasks.ts shuffleTestItems), so --limit N
+ * takes a class-mixed sample.
  */
 import { Rng } from '../../util/random.js';
 import { readDeclaration } from '../udhr.js';

