@@ -9,11 +9,10 @@
  */
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { loadConfig, buildTraining, trainStep } from '../src/index.js';
+import { loadConfig } from '../src/index.js';
+import { trainingSide } from './training_side.js';
 import { kernelsFromAddon, profiled, setBackend, type KernelStats } from '../src/backend/index.js';
 import { setMatmulPrecision, type MatmulPrecision } from '../src/tensor/index.js';
-import { getTokenizer } from '../src/data/tokenizer.js';
-import { Rng } from '../src/util/random.js';
 
 const [beforePath, afterPath, preset = 'dense-d256', precision = 'bf16', warmupArg = '3', stepsArg = '12'] = process.argv.slice(2);
 if (!beforePath || !afterPath) throw new Error('usage: addon_ab.js BEFORE.node AFTER.node [preset] [fp32|bf16] [warmup] [steps]');
@@ -29,19 +28,10 @@ const kernels = {
 const threads = Number(process.env.AB_THREADS ?? 2); // AB_THREADS=1: fewer cores contended on a shared host
 for (const s of sides) kernels[s].setThreads(threads);
 const cfg = loadConfig({ preset, overrides: { 'train.threads': threads } });
-const B = cfg.train.batch, S = cfg.model.seq, V = getTokenizer(cfg.model.vocab).vocabSize;
 
 function side(s: Side): () => number {
   setBackend(kernels[s]);
-  const { model, optimizer } = buildTraining(cfg);
-  const rng = new Rng(cfg.train.seed, 1);
-  const nextBatch = () => {
-    const x = new Int32Array(B * S), y = new Int32Array(B * S);
-    for (let i = 0; i < B * S; i++) { x[i] = rng.int(V); y[i] = rng.int(V); }
-    return { x, y, batch: B, seq: S };
-  };
-  let it = 0;
-  return () => trainStep({ model, optimizer, train: cfg.train, nextBatch }, it++).ms.total;
+  return trainingSide(cfg);
 }
 
 const run = { before: side('before'), after: side('after') };

@@ -7,6 +7,7 @@
  *   node dist/bench/bf16_gemm_ab.js [threads=2] [rounds=15]
  */
 import { nativeKernels } from '../src/backend/index.js';
+import { randomArray } from './random_array.js';
 
 const [threadsArg = '2', roundsArg = '15'] = process.argv.slice(2);
 const K = nativeKernels();
@@ -23,16 +24,6 @@ const SHAPES: [number, number, number, Trans, number, string][] = [
   [M, 256, 1024, 'NT', 4, 'fc2 fwd'], [M, 1024, 256, 'NN', 4, 'fc2 dX'], [256, 1024, M, 'TN', 4, 'fc2 dW'],
   [M, 257, 256, 'NT', 1, 'head fwd'], [M, 256, 257, 'NN', 1, 'head dX'], [257, 256, M, 'TN', 1, 'head dW'],
 ];
-
-function randomArray(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    a[i] = x / 4294967296 - 0.5;
-  }
-  return a;
-}
 
 const stat = process.env.AB_STAT === 'min' ? 0 : 0.5; // AB_STAT=min: the fastest round (robust on a loaded host)
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * stat + 0.5)];

@@ -7,33 +7,21 @@
  *
  *   node dist/bench/bf16_train_ab.js dense-d256 3 12
  */
-import { loadConfig, buildTraining, trainStep } from '../src/index.js';
+import { loadConfig } from '../src/index.js';
+import { trainingSide } from './training_side.js';
 import { nativeKernels, profiled, setBackend, type KernelStats } from '../src/backend/index.js';
 import { setMatmulPrecision } from '../src/tensor/index.js';
-import { getTokenizer } from '../src/data/tokenizer.js';
-import { Rng } from '../src/util/random.js';
 
 const [preset = 'dense-d256', warmupArg = '3', stepsArg = '12'] = process.argv.slice(2);
 const warmup = Number(warmupArg), steps = Number(stepsArg);
 const cfg = loadConfig({ preset, overrides: { 'train.threads': 2 } });
-const B = cfg.train.batch, S = cfg.model.seq, V = getTokenizer(cfg.model.vocab).vocabSize;
 const modes = ['fp32', 'bf16'] as const;
 type Mode = (typeof modes)[number];
 const nat = nativeKernels();
 const stats: Record<Mode, KernelStats> = { fp32: new Map(), bf16: new Map() };
 const kernels = { fp32: profiled(nat, stats.fp32), bf16: profiled(nat, stats.bf16) };
 
-function side(): () => number {
-  const { model, optimizer } = buildTraining(cfg);
-  const rng = new Rng(cfg.train.seed, 1);
-  const nextBatch = () => {
-    const x = new Int32Array(B * S), y = new Int32Array(B * S);
-    for (let i = 0; i < B * S; i++) { x[i] = rng.int(V); y[i] = rng.int(V); }
-    return { x, y, batch: B, seq: S };
-  };
-  let it = 0;
-  return () => trainStep({ model, optimizer, train: cfg.train, nextBatch }, it++).ms.total;
-}
+const side = (): (() => number) => trainingSide(cfg);
 
 const run = { fp32: side(), bf16: side() };
 const t: Record<Mode, number[]> = { fp32: [], bf16: [] };

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { nativeKernels, type Kernels } from '../src/backend/index.js';
+import { randomArray } from './random_array.js';
 
 export type Trans = 'NN' | 'NT' | 'TN';
 export interface GemmShape { m: number; n: number; k: number; trans: Trans }
@@ -57,16 +58,6 @@ function round(x: number): number {
 
 function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-function randomArray(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    a[i] = x / 4294967296 - 0.5;
-  }
-  return a;
 }
 
 /** Our gemm on one shape, with operands allocated once. */
