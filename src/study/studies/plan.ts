@@ -72,7 +72,10 @@ export interface StudyPlan {
 }
 
 export function defaultMeasure(cfg: Config): number {
-  const r = benchTrain({ config: cfg, warmup: 1, steps: 3 });
+  // The first steps of a model run far slower than its steady state (JIT tiers, the buffer pool
+  // and thread pool filling): with 1 warm-up step a small MoE measured 58 ms/step against 15 ms
+  // after 8, which shrank every study's budgets; 8 + 5 steps cost ~0.6 s per configuration.
+  const r = benchTrain({ config: cfg, warmup: 8, steps: 5 });
   return (r.step_ms as number) / 1000;
 }
 
