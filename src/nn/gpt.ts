@@ -230,20 +230,29 @@ export class GPT extends Module {
     };
   }
 
+  /**
+   * The blocks without a graph, attention supplied by the caller: x [..., d] (R rows in all) ->
+   * [..., d] before ln_f. attend(qkv [R, 3d] or [B, S, 3d], layer) returns the attention output
+   * (any shape with R x d elements). seqLen goes to the feed-forward (per-sequence routing).
+   */
+  private blocksWith(x: Tensor, attend: (qkv: Tensor, layer: number) => Tensor, seqLen?: number): Tensor {
+    const shape = x.shape, d = this.shape.d, R = x.size / d;
+    this.blocks.items.forEach((b, li) => {
+      const att = attend(b.attn.qkv.forward(b.ln1.forward(x)), li);
+      x = add(x, reshape(b.attn.proj.forward(att), shape));
+      x = add(x, reshape(b.ffn.forward(reshape(b.ln2.forward(x), [R, d]), undefined, seqLen), shape));
+    });
+    return x;
+  }
+
   /** Blocks over `ids` (one sequence) at positions cache.len.., appending their keys/values: [1, n, d] before ln_f. */
   private cachedTrunk(ids: Int32Array, cache: KVCache): Tensor {
-    const { d, heads } = this.shape;
     const n = ids.length, pos0 = cache.len;
     if (pos0 + n > cache.maxLen) throw new Error(`KV cache full: ${pos0 + n} > ${cache.maxLen} positions`);
-    let x = add(this.tok.forward(new Tensor(ids, [1, n])), slice(this.pos.weight, 0, pos0, pos0 + n)); // [1, n, d]
-    this.blocks.items.forEach((b, li) => {
-      const att = cachedAttention(b.attn.qkv.forward(b.ln1.forward(x)), heads, cache.k[li], cache.v[li], pos0); // [n, d]
-      x = add(x, reshape(b.attn.proj.forward(att), [1, n, d]));
-      const h = b.ffn.forward(reshape(b.ln2.forward(x), [n, d]));
-      x = add(x, reshape(h, [1, n, d]));
-    });
+    const x = add(this.tok.forward(new Tensor(ids, [1, n])), slice(this.pos.weight, 0, pos0, pos0 + n)); // [1, n, d]
+    const out = this.blocksWith(x, (qkv, li) => cachedAttention(qkv, this.shape.heads, cache.k[li], cache.v[li], pos0)); // attention [n, d]
     cache.len += n;
-    return x;
+    return out;
   }
 
   /**
@@ -277,9 +286,8 @@ export class GPT extends Module {
     const ids = new Int32Array(B * S);
     seqs.forEach((q, g) => ids.set(q, g * S));
     return noGrad(() => {
-      let x = add(this.tok.forward(new Tensor(ids, [B, S])), slice(this.pos.weight, 0, 0, S)); // [B, S, d]; validates S
-      this.blocks.items.forEach((b, li) => {
-        const qkv = b.attn.qkv.forward(b.ln1.forward(x)); // [B, S, 3d]
+      const x0 = add(this.tok.forward(new Tensor(ids, [B, S])), slice(this.pos.weight, 0, 0, S)); // [B, S, d]; validates S
+      const x = this.blocksWith(x0, (qkv, li) => { // qkv [B, S, 3d]
         const rows = qkv.contiguous().f32;
         seqs.forEach((q, g) => {
           for (let t = 0; t < q.length; t++) {
@@ -288,9 +296,8 @@ export class GPT extends Module {
             caches[g].v[li].set(rows.subarray(r + 2 * d, r + 3 * d), t * d);
           }
         });
-        x = add(x, b.attn.proj.forward(causalAttention(qkv, heads)));
-        x = add(x, reshape(b.ffn.forward(reshape(b.ln2.forward(x), [B * S, d]), undefined, S), [B, S, d]));
-      });
+        return causalAttention(qkv, heads);
+      }, S);
       const h = x.contiguous().f32, last = new Float32Array(B * d);
       seqs.forEach((q, g) => {
         last.set(h.subarray((g * S + q.length - 1) * d, (g * S + q.length) * d), g * d);
@@ -336,9 +343,8 @@ export class GPT extends Module {
       else groups.push([r, r + 1]);
     }
     const out = noGrad(() => {
-      let x = add(this.tok.forward(new Tensor(ids, [N])), this.pos.forward(new Tensor(pos, [N]))); // [N, d]
-      this.blocks.items.forEach((b, li) => {
-        const qkv = b.attn.qkv.forward(b.ln1.forward(x)); // [N, 3d]
+      const x0 = add(this.tok.forward(new Tensor(ids, [N])), this.pos.forward(new Tensor(pos, [N]))); // [N, d]
+      const x = this.blocksWith(x0, (qkv, li) => { // qkv [N, 3d]
         const att = new Float32Array(N * d);
         for (const [r0, r1] of groups) {
           const { cache } = branches[r0];
@@ -352,8 +358,7 @@ export class GPT extends Module {
             att.set(branchAttention(slice(qkv, 0, off[r0], off[r1]), heads, cache.k[li], cache.v[li], cache.len, starts).f32, off[r0] * d);
           }
         }
-        x = add(x, b.attn.proj.forward(new Tensor(att, [N, d])));
-        x = add(x, b.ffn.forward(b.ln2.forward(x)));
+        return new Tensor(att, [N, d]);
       });
       return this.chunkedLogProbs(this.ln_f.forward(x), tg);
     });
