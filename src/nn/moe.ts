@@ -33,7 +33,7 @@ import {
   Tensor, add, mul, softmax, sigmoid, topk, gather, zeros, planRoute, expertMix, renormalizeRows, jitter,
   biasedTopk, uniformChoice, expertChoiceRoute, balanceLoss, zLoss, type Route, type RouterLossValues,
 } from '../tensor/index.js';
-import type { MoeRoutingSpec } from '../spec/ffn/moe.js';
+import type { MoeDispatchKnobs, MoeRoutingSpec } from '../spec/ffn/moe.js';
 import { FeedForward, type FfnStats } from './ffn.js';
 import { Linear } from './layers.js';
 import { MLP } from './mlp.js';
@@ -42,7 +42,7 @@ import { RoutingStats } from './moe_stats.js';
 import { Rng } from '../util/random.js';
 import { routingChoices, type RoutingObserver } from './moe_choices.js';
 
-export interface MoEOptions extends Partial<MoeRoutingSpec> {
+export interface MoEOptions extends Partial<MoeRoutingSpec>, MoeDispatchKnobs {
   /** Coarse experts E (before granularity). */
   experts: number;
   /** Experts per token k (before granularity). */
@@ -53,18 +53,6 @@ export interface MoEOptions extends Partial<MoeRoutingSpec> {
   granularity: number;
   /** Always-active shared experts, each an MLP of width hidden/G. */
   sharedExperts: number;
-  /** Capacity factor in training: C = ceil(cf * T * k / E) slots per expert; <= 0 is dropless. */
-  capacityFactor: number;
-  /** Capacity factor when `!training` (for the eval routing: token choice's drops or expert choice's C). */
-  evalCapacityFactor: number;
-  /** Renormalise the k chosen gates to sum to 1 (the reference always does; token choice only). */
-  renormalize: boolean;
-  /** Multiplicative router-input jitter amplitude eps in training (0 = off). */
-  jitter: number;
-  /** Weight of the balancing loss in auxLoss(). */
-  auxCoef: number;
-  /** Weight of the router z-loss in auxLoss(). */
-  zCoef: number;
   /**
    * Expert dropout in training (Fedus et al. 2021): dropout at this rate on the routed experts'
    * hidden activations (expertMix); 0 or absent = off. Fine-tuning sets it (eval/finetune.ts).

@@ -69,7 +69,7 @@ const schema = z
   })
   .strict();
 
-export interface MoeFfnConfig {
+export interface MoeFfnConfig extends MoeRoutingSpec, MoeDispatchKnobs {
   type: 'moe';
   experts: number;
   topk: number;
@@ -78,18 +78,22 @@ export interface MoeFfnConfig {
   layers?: LayerList;
   granularity: number;
   sharedExperts: number;
+}
+
+/** Capacity, gate normalisation, jitter and loss weights: the same fields in the config, the spec and the layer. */
+export interface MoeDispatchKnobs {
+  /** Capacity factor in training: C = ceil(cf * T * k / E) slots per expert; <= 0 is dropless. */
   capacityFactor: number;
+  /** Capacity factor when `!training` (for the eval routing: token choice's drops or expert choice's C). */
   evalCapacityFactor: number;
+  /** Renormalise the k chosen gates to sum to 1 (the reference always does; token choice only). */
   renormalize: boolean;
+  /** Multiplicative router-input jitter amplitude eps in training (0 = off). */
   jitter: number;
+  /** Weight of the balancing loss in auxLoss(). */
   auxCoef: number;
+  /** Weight of the router z-loss in auxLoss(). */
   zCoef: number;
-  gate: MoeGate;
-  routing: MoeRouting;
-  evalRouting: MoeRouting;
-  balance: MoeBalance;
-  expertBias: boolean;
-  biasRate: number;
 }
 
 /** How a MoE layer routes and balances (the spec's and the layer's view of the config fields). */
@@ -102,7 +106,7 @@ export interface MoeRoutingSpec {
   biasRate: number;
 }
 
-export interface MoeFfnSpec extends MoeRoutingSpec {
+export interface MoeFfnSpec extends MoeRoutingSpec, MoeDispatchKnobs {
   kind: 'moe';
   /** Routed experts after granularity (E*G), each d -> hidden (expertHidden/G) -> d. */
   experts: number;
@@ -114,12 +118,6 @@ export interface MoeFfnSpec extends MoeRoutingSpec {
   granularity: number;
   /** The configured (coarse) sizes, before granularity. */
   coarse: { experts: number; topk: number; hidden: number };
-  capacityFactor: number;
-  evalCapacityFactor: number;
-  renormalize: boolean;
-  jitter: number;
-  auxCoef: number;
-  zCoef: number;
 }
 
 /** Expert assignments per token in training: k, or cf * k for expert choice (E * C over T tokens). */
