@@ -1,6 +1,6 @@
 // AVX-512 SGEMM: a 12x32 micro-kernel (24 zmm accumulators, 2 B loads and 12 broadcasts per k
 // step). Packing uses the portable loops from gemm.h, which the compiler vectorizes with AVX-512
-// here, except op(A)'s (packAColumns, packARowsSliver). Plain functions and intrinsics only (see gemm.h).
+// here, except transposed-order slivers (packAColumns, packRowsTransposed). Plain functions and intrinsics only (see gemm.h).
 #include <immintrin.h>
 
 #include "gemm.h"
@@ -76,13 +76,15 @@ void packAColumns(int64_t mc, int64_t kc, const float* a, int64_t cs, float* dst
 }
 
 // Rows of op(A) contiguous (activations, output gradients): a full sliver is 12 rows read along k,
-// written k-major (d[p*12 + r]). 16 depth steps at a time, each group of 4 rows is transposed in
-// 4x4 blocks per 128-bit lane, so a depth step's 4 values leave in one 16-byte store instead of 4
-// scalar ones (the portable loop's stride-12 scalar stores were a third of this path's cost).
+// written k-major (d[p*12 + r]); likewise a sliver of op(B) = W^T is 32 rows of W written
+// d[p*32 + j]. 16 depth steps at a time, each group of 4 rows is transposed in 4x4 blocks per
+// 128-bit lane, so a depth step's 4 values leave in one 16-byte store instead of 4 scalar ones
+// (the portable loops' strided scalar stores).
 // GCC 12 warns inside its own unpack / extract intrinsics (their unused pass-through operand is
 // _mm512_undefined_ps): a false positive.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+template <int W>
 inline void store4x4Lanes(float* d, int64_t at, __m512 r0, __m512 r1, __m512 r2, __m512 r3) {
   const __m512 t0 = _mm512_unpacklo_ps(r0, r1), t1 = _mm512_unpackhi_ps(r0, r1);
   const __m512 t2 = _mm512_unpacklo_ps(r2, r3), t3 = _mm512_unpackhi_ps(r2, r3);
@@ -90,39 +92,47 @@ inline void store4x4Lanes(float* d, int64_t at, __m512 r0, __m512 r1, __m512 r2,
                        _mm512_shuffle_ps(t1, t3, 0x44), _mm512_shuffle_ps(t1, t3, 0xEE)};
   // u[j] lane L holds depth step 4L + j of the 4 rows
   for (int j = 0; j < 4; j++) {
-    _mm_storeu_ps(d + (0 + j) * MR + at, _mm512_castps512_ps128(u[j]));
-    _mm_storeu_ps(d + (4 + j) * MR + at, _mm512_extractf32x4_ps(u[j], 1));
-    _mm_storeu_ps(d + (8 + j) * MR + at, _mm512_extractf32x4_ps(u[j], 2));
-    _mm_storeu_ps(d + (12 + j) * MR + at, _mm512_extractf32x4_ps(u[j], 3));
+    _mm_storeu_ps(d + (0 + j) * W + at, _mm512_castps512_ps128(u[j]));
+    _mm_storeu_ps(d + (4 + j) * W + at, _mm512_extractf32x4_ps(u[j], 1));
+    _mm_storeu_ps(d + (8 + j) * W + at, _mm512_extractf32x4_ps(u[j], 2));
+    _mm_storeu_ps(d + (12 + j) * W + at, _mm512_extractf32x4_ps(u[j], 3));
   }
 }
 
 #pragma GCC diagnostic pop
 
-void packARowsSliver(int64_t kc, const float* s, int64_t rs, float* d) {
+// W source rows s + r*ld, each read along k -> d[p*W + r] for p < kc.
+template <int W>
+void packRowsTransposed(int64_t kc, const float* s, int64_t ld, float* d) {
   int64_t p = 0;
   for (; p + 16 <= kc; p += 16) {
     const float* sp = s + p;
-    float* dp = d + p * MR;
-    for (int g = 0; g < MR; g += 4)
-      store4x4Lanes(dp, g, _mm512_loadu_ps(sp + g * rs), _mm512_loadu_ps(sp + (g + 1) * rs),
-                    _mm512_loadu_ps(sp + (g + 2) * rs), _mm512_loadu_ps(sp + (g + 3) * rs));
+    float* dp = d + p * W;
+    for (int g = 0; g < W; g += 4)
+      store4x4Lanes<W>(dp, g, _mm512_loadu_ps(sp + g * ld), _mm512_loadu_ps(sp + (g + 1) * ld),
+                       _mm512_loadu_ps(sp + (g + 2) * ld), _mm512_loadu_ps(sp + (g + 3) * ld));
   }
   for (; p < kc; p++)
-    for (int r = 0; r < MR; r++) d[p * MR + r] = s[r * rs + p];
+    for (int r = 0; r < W; r++) d[p * W + r] = s[r * ld + p];
 }
 
 void packA(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst) {
   if (rs == 1 && cs != 1) return packAColumns(mc, kc, a, cs, dst);
   if (cs == 1) {
     const int64_t whole = mc / MR * MR;
-    for (int64_t i0 = 0; i0 < whole; i0 += MR) packARowsSliver(kc, a + i0 * rs, rs, dst + i0 * kc);
+    for (int64_t i0 = 0; i0 < whole; i0 += MR) packRowsTransposed<MR>(kc, a + i0 * rs, rs, dst + i0 * kc);
     if (whole < mc) gemmPackAPortable<MR>(mc - whole, kc, a + whole * rs, rs, cs, dst + whole * kc);
     return;
   }
   gemmPackAPortable<MR>(mc, kc, a, rs, cs, dst);
 }
 void packB(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dst) {
+  if (rs == 1 && cs != 1) {  // columns of op(B) contiguous: a weight used transposed
+    const int64_t whole = nc / NR * NR;
+    for (int64_t j0 = 0; j0 < whole; j0 += NR) packRowsTransposed<NR>(kc, b + j0 * cs, cs, dst + j0 * kc);
+    if (whole < nc) gemmPackBPortable<NR>(kc, nc - whole, b + whole * cs, rs, cs, dst + whole * kc);
+    return;
+  }
   gemmPackBPortable<NR>(kc, nc, b, rs, cs, dst);
 }
 
