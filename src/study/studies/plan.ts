@@ -6,7 +6,7 @@
 //              + training (sizing.ts: the runs' steps plus a fixed cost per run)
 //              + the report's share (fit with bootstrap, plots, report.md; default 15 s + 2%).
 // Calibration: per distinct config (seeds share one), benchTrain's own timed trainStep calls
-// (1 warm-up, 3 timed, median) on random tokens, at the study's batch and context.
+// (8 warm-up, 5 timed, median) on random tokens, at the study's batch and context.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../../config/schema.js';
@@ -34,7 +34,7 @@ export interface PlanStudyOptions {
   dataPaths?: string[];
   /** Config overrides for every point (dotted keys), e.g. a smaller model for a quick try. */
   set?: Record<string, unknown>;
-  /** Seconds per optimizer step of a config (default: benchTrain, 1 warm-up + 3 timed steps). */
+  /** Seconds per optimizer step of a config (default: benchTrain, 8 warm-up + 5 timed steps). */
   measure?: (cfg: Config) => number;
   /** Fixed seconds per run besides its steps and final evaluation (default 1.5). */
   overheadSeconds?: number;
