@@ -20,6 +20,22 @@ describe('compute-matched comparison', () => {
     assert.deepEqual(denseFrontier([{ compute: 1e12, loss: 4 }, { compute: 3e12, loss: 4.2 }]), [{ compute: 1e12, loss: 4 }]);
   });
 
+  test('runs of one budget (computes within 1%) give one frontier point, the best of them', () => {
+    // two widths per isoFLOP budget, computes apart by step rounding: without merging, the pairs at
+    // 3e12 make a vertical segment and any loss below 1.9 would read as "3e12 FLOPs of dense"
+    const f = denseFrontier([{ compute: 1e12, loss: 2.5 }, { compute: 1.0004e12, loss: 2.6 }, { compute: 3e12, loss: 2 }, { compute: 3.001e12, loss: 1.9 },
+      { compute: 9e12, loss: 1.8 }, { compute: 9.002e12, loss: 1.7 }, { compute: 9.004e12, loss: 1.75 }]);
+    assert.deepEqual(f, [{ compute: 1e12, loss: 2.5 }, { compute: 3.001e12, loss: 1.9 }, { compute: 9.002e12, loss: 1.7 }]);
+    // the budget's first run off the frontier (beaten by a cheaper budget), its second one on it
+    assert.deepEqual(denseFrontier([{ compute: 1e12, loss: 2 }, { compute: 3e12, loss: 2.1 }, { compute: 3.01e12, loss: 1.5 }]),
+      [{ compute: 1e12, loss: 2 }, { compute: 3.01e12, loss: 1.5 }]);
+    // extrapolating below the range follows the last real segment: log-log slope between (3.001e12, 1.9) and (9.002e12, 1.7)
+    const m = denseComputeFor(f, 1.6)!;
+    const slope = Math.log(9.002e12 / 3.001e12) / Math.log(1.7 / 1.9);
+    close(m.compute, 9.002e12 * Math.exp(slope * Math.log(1.6 / 1.7)), 'extrapolated compute');
+    assert.equal(m.extrapolated, 'below-dense-range');
+  });
+
   test('multipliers by hand: log-log interpolation, extrapolation flagged', () => {
     // dense frontier (1e12, 4) -> (4e12, 2): in log-log a line of slope -1/2, L = 4 (C/1e12)^(-1/2),
     // so C(L) = 1e12 (4/L)^2. (3e12, 4.1) is off the frontier (worse than the cheaper 1e12 run).
