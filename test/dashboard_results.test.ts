@@ -65,18 +65,19 @@ describe('dashboard: sweeps', () => {
     assert.equal(body.missing, 1);
     assert.deepEqual(body.notes, []);
     // one point per config: the two seeds of dense N=3e6 at 1e16 FLOPs are averaged
-    const rows = new Map<string, { family: string; compute: number; loss: number[] }>();
+    const rows = new Map<string, { family: string; compute: number; loss: number[]; params: number }>();
     for (const r of sweep.results) {
       const key = `${r.family} ${r.paramsActive} ${r.trainingFlops}`;
-      const row = rows.get(key) ?? { family: r.family, compute: r.trainingFlops, loss: [] };
+      const row = rows.get(key) ?? { family: r.family, compute: r.trainingFlops, loss: [], params: r.paramsTotal };
       row.loss.push(r.valLoss);
       rows.set(key, row);
     }
     assert.equal(rows.size, sweep.results.length - 1);
-    const expected = [...rows.values()].map((r) => ({ family: r.family, compute: r.compute, loss: r.loss.reduce((a, b) => a + b, 0) / r.loss.length }))
+    const expected = [...rows.values()].map((r) => ({ family: r.family, compute: r.compute, loss: r.loss.reduce((a, b) => a + b, 0) / r.loss.length, params: r.params }))
       .sort((a, b) => a.family.localeCompare(b.family) || a.compute - b.compute);
-    assertClose(body.plots[0].spec, lossVsComputeSpec(expected));
-    const ms = sweep.comparison.multipliers.filter((m) => m.multiplier !== null).map((m) => ({ family: m.family, compute: m.compute, multiplier: m.multiplier! }));
+    // the dashed dense frontier is the one the multipliers were read from
+    assertClose(body.plots[0].spec, lossVsComputeSpec(expected, undefined, sweep.comparison.denseFrontier));
+    const ms = sweep.comparison.multipliers.filter((m) => m.multiplier !== null).map((m) => ({ family: m.family, compute: m.compute, multiplier: m.multiplier!, params: m.paramsTotal }));
     assert.equal(ms.length, 9);
     assert.deepEqual(body.plots[1].spec, computeMultiplierSpec(ms));
   });

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Resvg } from '@resvg/resvg-js';
 import {
-  lossVsComputeSpec, isoFlopSpec, lawVsPointsSpec, optimalSparsitySpec, computeMultiplierSpec,
+  lossVsComputeSpec, isoFlopSpec, lawVsPointsSpec, optimalSparsitySpec, computeMultiplierSpec, paramsLabel,
   specToSvg, svgToPng, pngSize,
 } from '../src/index.js';
 
@@ -40,6 +40,21 @@ test('loss vs compute: one line per family, one point per run, legend and log ax
   assert.equal(marks(svg, 'symbol').items, 6, 'one point per run');
   assert.ok(svg.includes('>dense<') && svg.includes('>moe-8x2<'), 'legend names the families');
   assert.ok(svg.includes('training compute (FLOPs)') && svg.includes('validation loss'));
+});
+
+test('loss vs compute of an isoFLOP sweep: one line per model (family and size), sizes as shapes, the dense frontier dashed', async () => {
+  // two sizes per family at three budgets: lines must join a model's budgets, never two sizes of one budget
+  const rows = [['dense', 1e5], ['dense', 4e5], ['moe', 3e5], ['moe', 1.2e6]].flatMap(([family, params], i) =>
+    [1e12, 3e12, 9e12].map((compute) => ({ family: family as string, params: params as number, compute, loss: 3 - i / 10 - Math.log10(compute) / 20 })));
+  const frontier = [{ compute: 1e12, loss: 2.3 }, { compute: 9e12, loss: 2.2 }];
+  const svg = await specToSvg(lossVsComputeSpec(rows, 'iso', frontier));
+  assertWellFormedXml(svg);
+  assert.equal(marks(svg, 'line').items, 5, 'four model lines and the frontier');
+  assert.equal(marks(svg, 'symbol').items, 12, 'one point per run');
+  for (const label of ['100k', '400k', '300k', '1.2M', 'total parameters', 'dense frontier']) assert.ok(svg.includes(`>${label}<`), label);
+  assert.equal(paramsLabel(124_736), '125k');
+  assert.equal(paramsLabel(1_369_088), '1.37M');
+  assert.equal(paramsLabel(2.15e9), '2.15B');
 });
 
 test('isoFLOP curves with fitted minima; fitted law vs points; optimal sparsity; compute multiplier', async () => {

@@ -12,7 +12,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { computeMultiplierSpec, isoFlopSpec, lawVsPointsSpec, lossVsComputeSpec, optimalSparsitySpec, type SparsityRow } from '../study/plot/specs.js';
-import { groupSeeds, type Comparison } from '../study/compare.js';
+import { denseFrontier, groupSeeds, type Comparison } from '../study/compare.js';
+import { isDenseFamily } from '../study/family.js';
 import type { SweepResult } from '../study/results.js';
 import { fitCurves, isoFlopData } from '../study/fit/analyse.js';
 import { getLaw } from '../study/fit/laws/index.js';
@@ -68,11 +69,12 @@ function sweepResults(json: unknown, notes: string[]): SweepResult[] {
   return ok;
 }
 
-/** Loss vs compute: one point per config (seeds averaged), one line per family. */
+/** Loss vs compute: one point per config (seeds averaged), one line per model, the dense frontier dashed. */
 export function lossVsComputePlot(results: readonly SweepResult[]): SweepPlot | null {
   if (!results.length) return null;
-  const rows = groupSeeds(results).map((p) => ({ family: p.family, compute: p.compute, loss: p.loss })).sort((a, b) => a.family.localeCompare(b.family) || a.compute - b.compute);
-  return { name: 'loss_vs_compute', file: 'results.json', spec: lossVsComputeSpec(rows) };
+  const points = groupSeeds(results);
+  const rows = points.map((p) => ({ family: p.family, compute: p.compute, loss: p.loss, params: p.paramsTotal })).sort((a, b) => a.family.localeCompare(b.family) || a.compute - b.compute);
+  return { name: 'loss_vs_compute', file: 'results.json', spec: lossVsComputeSpec(rows, undefined, denseFrontier(points.filter((p) => isDenseFamily(p.family)))) };
 }
 
 export function multiplierPlot(comparison: unknown, notes: string[]): SweepPlot | null {
@@ -82,7 +84,7 @@ export function multiplierPlot(comparison: unknown, notes: string[]): SweepPlot 
     return null;
   }
   const rows = (ms as Comparison['multipliers']).filter((m) => typeof m?.family === 'string' && num(m.compute)! > 0 && num(m.multiplier)! > 0)
-    .map((m) => ({ family: m.family, compute: m.compute, multiplier: m.multiplier! }));
+    .map((m) => ({ family: m.family, compute: m.compute, multiplier: m.multiplier!, params: num(m.paramsTotal) }));
   if (!rows.length) {
     notes.push('compare.json: no compute multipliers (it needs at least two dense points on the frontier and a sparse family)');
     return null;

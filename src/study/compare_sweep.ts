@@ -32,12 +32,12 @@ export interface ComparePlots {
 export async function writeComparePlots(dir: string, c: Comparison): Promise<ComparePlots> {
   const files: string[] = [];
   const images: ComparePlots['images'] = { lossVsCompute: null, multiplier: null };
-  const rows = c.families.flatMap((f) => f.points.map((p) => ({ family: f.family, compute: p.compute, loss: p.loss })));
+  const rows = c.families.flatMap((f) => f.points.map((p) => ({ family: f.family, compute: p.compute, loss: p.loss, params: p.paramsTotal })));
   if (rows.length) {
-    await writePlot(dir, LOSS_VS_COMPUTE, lossVsComputeSpec(rows, 'Validation loss vs training compute (mean over seeds)'), files);
+    await writePlot(dir, LOSS_VS_COMPUTE, lossVsComputeSpec(rows, 'Validation loss vs training compute (mean over seeds)', c.denseFrontier), files);
     images.lossVsCompute = `${LOSS_VS_COMPUTE}.png`;
   }
-  const mult = c.multipliers.filter((m) => m.multiplier !== null).map((m) => ({ family: m.family, compute: m.compute, multiplier: m.multiplier! }));
+  const mult = c.multipliers.filter((m) => m.multiplier !== null).map((m) => ({ family: m.family, compute: m.compute, multiplier: m.multiplier!, params: m.paramsTotal }));
   if (mult.length) {
     await writePlot(dir, COMPUTE_MULTIPLIER, computeMultiplierSpec(mult, 'Compute multiplier vs dense (> 1: fewer FLOPs for the same loss)'), files);
     images.multiplier = `${COMPUTE_MULTIPLIER}.png`;

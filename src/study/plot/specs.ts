@@ -12,19 +12,53 @@ const logX = (field: string, title: string) => ({ field, type: 'quantitative' as
 // Loss varies over a small range: a log axis 'niced' to whole decades would flatten it.
 const logY = (field: string, title: string) => ({ field, type: 'quantitative' as const, title, scale: { type: 'log' as const, nice: false } });
 
-export interface ComputeLossRow { family: string; compute: number; loss: number }
+export interface ComputeLossRow {
+  family: string;
+  compute: number;
+  loss: number;
+  /** Total parameters: when given, one line per model (family and size) instead of per family, as in an isoFLOP sweep. */
+  params?: number;
+}
 
-/** Loss against training compute, one colour per model family, log-log. */
-export function lossVsComputeSpec(rows: readonly ComputeLossRow[], title = 'Loss vs training compute'): TopLevelSpec {
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, ...SIZE, config: CONFIG,
-    data: { values: rows.map((r) => ({ ...r })) },
-    encoding: { x: logX('compute', 'training compute (FLOPs)'), y: logY('loss', 'validation loss'), color: { field: 'family', type: 'nominal', title: 'family' } },
+/** 124.7k, 1.37M: short parameter counts for legends. */
+export function paramsLabel(n: number): string {
+  if (n >= 1e9) return `${Number((n / 1e9).toPrecision(3))}B`;
+  if (n >= 1e6) return `${Number((n / 1e6).toPrecision(3))}M`;
+  if (n >= 1e3) return `${Number((n / 1e3).toPrecision(3))}k`;
+  return String(n);
+}
+
+/** One line per model: rows of a family with the same total parameters, or the whole family without params. */
+function modelFields<T extends { family: string; params?: number }>(r: T): T & { model: string; size: string } {
+  const size = r.params === undefined ? 'n/a' : paramsLabel(r.params);
+  return { ...r, model: r.params === undefined ? r.family : `${r.family} ${size}`, size };
+}
+
+/**
+ * Loss against training compute, log-log: one colour per model family, one line per model (shape
+ * = its total parameters) when rows carry params, and the dense frontier (the lower envelope the
+ * compute multipliers are read from) dashed when given.
+ */
+export function lossVsComputeSpec(rows: readonly ComputeLossRow[], title = 'Loss vs training compute', frontier: readonly { compute: number; loss: number }[] = []): TopLevelSpec {
+  const sized = rows.some((r) => r.params !== undefined);
+  const x = logX('compute', 'training compute (FLOPs)'), y = logY('loss', 'validation loss');
+  const color = { field: 'family', type: 'nominal', title: 'family' };
+  const layers: object[] = [{
+    data: { values: rows.map(modelFields) },
+    encoding: { x, y, color, detail: { field: 'model', type: 'nominal' } },
     layer: [
       { mark: { type: 'line' } },
-      { mark: { type: 'point', filled: true, size: 50 } },
+      { mark: { type: 'point', filled: true, size: 50 }, ...(sized ? { encoding: { shape: { field: 'size', type: 'nominal', title: 'total parameters' } } } : {}) },
     ],
-  } as TopLevelSpec;
+  }];
+  if (frontier.length) {
+    layers.push({
+      data: { values: frontier.map((p) => ({ ...p, frontier: 'dense frontier' })) },
+      mark: { type: 'line', strokeDash: [6, 4], color: 'gray', strokeWidth: 1 },
+      encoding: { x, y, strokeDash: { field: 'frontier', type: 'nominal', title: '', scale: { range: [[6, 4]] } } },
+    });
+  }
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, ...SIZE, config: CONFIG, layer: layers } as TopLevelSpec;
 }
 
 export interface IsoFlopRow { budget: number; params: number; loss: number }
@@ -79,17 +113,21 @@ export function optimalSparsitySpec(rows: readonly SparsityRow[], title = 'Optim
   } as TopLevelSpec;
 }
 
-export interface MultiplierRow { family: string; compute: number; multiplier: number }
+export interface MultiplierRow { family: string; compute: number; multiplier: number; /** Total parameters: one line per model when given. */ params?: number }
 
 /** Compute multiplier (dense compute for the same loss / the run's compute) against budget, with a rule at 1. */
 export function computeMultiplierSpec(rows: readonly MultiplierRow[], title = 'Compute multiplier vs budget'): TopLevelSpec {
+  const sized = rows.some((r) => r.params !== undefined);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, ...SIZE, config: CONFIG,
     layer: [
       {
-        data: { values: rows.map((r) => ({ ...r })) },
-        encoding: { x: logX('compute', 'training compute (FLOPs)'), y: logY('multiplier', 'compute multiplier vs dense'), color: { field: 'family', type: 'nominal', title: 'family' } },
-        layer: [{ mark: { type: 'line' } }, { mark: { type: 'point', filled: true, size: 50 } }],
+        data: { values: rows.map(modelFields) },
+        encoding: { x: logX('compute', 'training compute (FLOPs)'), y: logY('multiplier', 'compute multiplier vs dense'), color: { field: 'family', type: 'nominal', title: 'family' }, detail: { field: 'model', type: 'nominal' } },
+        layer: [
+          { mark: { type: 'line' } },
+          { mark: { type: 'point', filled: true, size: 50 }, ...(sized ? { encoding: { shape: { field: 'size', type: 'nominal', title: 'total parameters' } } } : {}) },
+        ],
       },
       // Same field as the runs, so the shared y scale's domain includes 1.
       { data: { values: [{ multiplier: 1 }] }, mark: { type: 'rule', strokeDash: [4, 4], color: 'gray' }, encoding: { y: { field: 'multiplier', type: 'quantitative' } } },
