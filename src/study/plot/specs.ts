@@ -115,6 +115,15 @@ export function optimalSparsitySpec(rows: readonly SparsityRow[], title = 'Optim
 
 export interface MultiplierRow { family: string; compute: number; multiplier: number; /** Total parameters: one line per model when given. */ params?: number }
 
+// Multipliers span less than a decade or two: a log axis labels only its decades and 2..9, which can
+// leave nothing labelled above 1. These are labelled instead, within the data's range.
+const MULTIPLIER_TICKS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 20, 50, 100];
+function multiplierTicks(rows: readonly MultiplierRow[]): number[] {
+  const ms = [1, ...rows.map((r) => r.multiplier)];
+  const lo = Math.min(...ms), hi = Math.max(...ms);
+  return MULTIPLIER_TICKS.filter((t) => t >= lo && t <= hi);
+}
+
 /** Compute multiplier (dense compute for the same loss / the run's compute) against budget, with a rule at 1. */
 export function computeMultiplierSpec(rows: readonly MultiplierRow[], title = 'Compute multiplier vs budget'): TopLevelSpec {
   const sized = rows.some((r) => r.params !== undefined);
@@ -123,7 +132,7 @@ export function computeMultiplierSpec(rows: readonly MultiplierRow[], title = 'C
     layer: [
       {
         data: { values: rows.map(modelFields) },
-        encoding: { x: logX('compute', 'training compute (FLOPs)'), y: logY('multiplier', 'compute multiplier vs dense'), color: { field: 'family', type: 'nominal', title: 'family' }, detail: { field: 'model', type: 'nominal' } },
+        encoding: { x: logX('compute', 'training compute (FLOPs)'), y: { ...logY('multiplier', 'compute multiplier vs dense'), axis: { values: multiplierTicks(rows) } }, color: { field: 'family', type: 'nominal', title: 'family' }, detail: { field: 'model', type: 'nominal' } },
         layer: [
           { mark: { type: 'line' } },
           { mark: { type: 'point', filled: true, size: 50 }, ...(sized ? { encoding: { shape: { field: 'size', type: 'nominal', title: 'total parameters' } } } : {}) },
