@@ -134,12 +134,12 @@ describe('dashboard in Chromium', { timeout: 120_000 }, () => {
     await page.waitForSelector('#sweeps [data-sweep="study"][data-plots="4"]', { timeout: 20_000 });
     const marks = (plot: string, mark: string) => page.locator(`#sweeps [data-sweep="study"] [data-plot="${plot}"] svg g.mark-${mark}.role-mark > *`).count(); // data marks, not the legend's
     assert.equal(await marks('loss_vs_compute', 'symbol'), 18); // 9 configs x 2 families (two seeds drawn as their mean)
-    assert.equal(await marks('loss_vs_compute', 'line'), 2);
+    assert.equal(await marks('loss_vs_compute', 'line'), 3 + 3 + 1); // one line per model (3 sizes x 2 families) and the dense frontier
     assert.equal(await marks('compute_multiplier', 'symbol'), 9);
     assert.equal(await marks('compute_multiplier', 'rule'), 1);
     assert.equal(await marks('fit_vs_points', 'symbol'), 19);
     assert.ok((await marks('fit_vs_points', 'line')) >= 1);
-    assert.equal(await marks('isoflop', 'symbol'), 19 + 3); // runs on 3 budgets + the fit's 3 minima
+    assert.equal(await marks('isoflop', 'symbol'), 18 + 3); // 3 sizes x 2 sparsities x 3 budgets (seeds averaged) + the fit's 3 minima
     await page.waitForSelector('#results [data-file="study/results.json"] table');
     const head = await page.$$eval('#results [data-file="study/results.json"] th', (ths) => ths.map((t) => t.textContent));
     for (const c of ['family', 'valLoss', 'trainingFlops']) assert.ok(head.includes(c), `${c} in ${head}`);

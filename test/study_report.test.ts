@@ -54,7 +54,8 @@ describe('writeSweepReport', () => {
     // seeds are averaged with their spread
     assert.match(md, /\d\.\d{4} ± \d\.\d{4} \| 2 \|/);
     const links = imageLinks(md);
-    assert.deepEqual(links, ['loss_vs_compute.png', 'compute_multiplier.png', 'fit-abnar/fit_vs_points.png', 'fit-abnar/isoflop.png', 'fit-abnar/optimal_sparsity.png']);
+    // one size per family: no isoFLOP curve (a budget's dense and MoE runs are different sparsities, not one curve)
+    assert.deepEqual(links, ['loss_vs_compute.png', 'compute_multiplier.png', 'fit-abnar/fit_vs_points.png', 'fit-abnar/optimal_sparsity.png']);
     for (const l of links) {
       const png = readFileSync(join(out(), l));
       const { width, height } = pngSize(png);
@@ -110,4 +111,21 @@ test('isoFLOP curves of a chinchilla fit without an optimum (alpha < 0: bigger i
   const iso = isoFlopData(report, pts)!;
   assert.equal(iso.rows.length, 8);
   assert.deepEqual(iso.minima, []);
+});
+
+test('isoFLOP curves: one per budget and sparsity, seeds averaged, abnar minima per curve', () => {
+  // dense (S 0) and MoE (S 0.75) at two sizes each on two budgets, two seeds: without the split a
+  // budget's line would join dense and MoE sizes, and each seed pair would draw a vertical segment
+  const pts: Point[] = [];
+  for (const C of [1e12, 3e12]) for (const [N, S] of [[1e5, 0], [4e5, 0], [3e5, 0.75], [1.2e6, 0.75]]) for (const seed of [0, 1]) {
+    pts.push({ params: N, tokens: C / (6 * N * (1 - S)), sparsity: S, loss: 2 + seed / 10 + Math.log10(N) / 100 - Math.log10(C) / 50 });
+  }
+  const report = { law: 'abnar', fit: { params: { a: 1, b: 1, c: 0, d: 0, e: 1, alpha: 0.3, beta: 0.3, lambda: 0, delta: 0, gamma: 0 } } } as unknown as FitReport;
+  const iso = isoFlopData(report, pts)!;
+  assert.equal(iso.rows.length, 8, 'one row per budget, sparsity and size');
+  for (const r of iso.rows) assert.ok(Math.abs(r.loss - (2.05 + Math.log10(r.params) / 100 - Math.log10(r.budget) / 50)) < 1e-9, 'mean over the two seeds');
+  assert.deepEqual([...new Set(iso.rows.map((r) => r.sparsity))].sort(), [0, 0.75]);
+  // a/N^a + b/D^b with D = C/(6N(1-S)) has an interior optimum on every curve
+  assert.equal(iso.minima.length, 4);
+  assert.deepEqual(iso.minima.map((m) => m.sparsity).sort(), [0, 0, 0.75, 0.75]);
 });

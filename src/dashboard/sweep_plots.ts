@@ -143,7 +143,7 @@ export function fitPlots(fit: unknown, file: string, notes: string[]): SweepPlot
   const curves = fitCurves(law, report, points);
   const plots: SweepPlot[] = [{ name: 'fit_vs_points', file, spec: lawVsPointsSpec(curves.observed, curves.fitted, 'training compute (FLOPs)', `${law.name} fit vs points`) }];
   const iso = isoFlopData(report, points);
-  if (iso) plots.push({ name: 'isoflop', file, spec: isoFlopSpec(iso.rows, iso.minima, `IsoFLOP curves (diamonds: ${lawName} fit's minima)`) });
+  if (iso) plots.push({ name: 'isoflop', file, spec: isoFlopSpec(iso.rows, iso.minima, `IsoFLOP curves, ${lawName} fit`) });
   const sp = obj(f.optimalSparsity);
   if (sp && Array.isArray(sp.byCompute) && Array.isArray(sp.byParams)) {
     const rows: SparsityRow[] = [];

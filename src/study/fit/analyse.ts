@@ -91,9 +91,12 @@ export interface IsoFlopData { rows: IsoFlopRow[]; minima: IsoFlopRow[] }
 
 /**
  * Points on shared compute budgets (isoFLOP sweeps): runs whose compute lies within 5% of a
- * budget's first run form one curve; only budgets with at least 3 runs count. The minimum of each
- * curve comes from the fitted law (Chinchilla: the closed-form N*(C); Abnar: minimised over N at the
- * curve's sparsity when all its runs share one). Null when no budget has 3 runs.
+ * budget's first run share a budget, and its runs of one sparsity form one curve (a budget mixing
+ * dense and MoE runs is two curves: loss against total parameters means different things at
+ * different sparsities). Seeds of one size are one point, their mean loss. A curve needs two sizes,
+ * and a budget at least 3 runs. The minimum of each curve comes from the fitted law (Chinchilla: the
+ * closed-form N*(C), one per budget; Abnar: minimised over N at the curve's sparsity). Null when no
+ * curve qualifies.
  */
 export function isoFlopData(report: FitReport, points: readonly Point[]): IsoFlopData | null {
   const sorted = [...points].sort((a, b) => computeOf(a) - computeOf(b));
@@ -102,24 +105,39 @@ export function isoFlopData(report: FitReport, points: readonly Point[]): IsoFlo
     const g = groups[groups.length - 1];
     if (g && computeOf(p) <= computeOf(g[0]) * 1.05) g.push(p); else groups.push([p]);
   }
-  const curves = groups.filter((g) => g.length >= 3);
-  if (curves.length === 0) return null;
   const budgetOf = (g: Point[]) => Math.exp(g.reduce((s, p) => s + Math.log(computeOf(p)), 0) / g.length);
-  const rows = curves.flatMap((g) => g.map((p) => ({ budget: budgetOf(g), params: p.params, loss: p.loss })));
+  const rows: IsoFlopRow[] = [];
   const minima: IsoFlopRow[] = [];
-  for (const g of curves) {
+  const mixed = new Set(points.map((p) => Math.round(p.sparsity * 1e3))).size > 1;
+  for (const g of groups.filter((x) => x.length >= 3)) {
     const budget = budgetOf(g);
-    if (report.law === 'chinchilla') {
+    const bySparsity = new Map<number, Point[]>();
+    for (const p of g) {
+      const key = Math.round(p.sparsity * 1e3);
+      bySparsity.set(key, [...(bySparsity.get(key) ?? []), p]);
+    }
+    let drawn = false;
+    for (const curve of bySparsity.values()) {
+      const bySize = new Map<number, number[]>();
+      for (const p of curve) bySize.set(p.params, [...(bySize.get(p.params) ?? []), p.loss]);
+      if (bySize.size < 2) continue;
+      drawn = true;
+      const S = curve[0].sparsity;
+      for (const [params, ls] of bySize) rows.push({ budget, params, loss: ls.reduce((a, b) => a + b, 0) / ls.length, ...(mixed ? { sparsity: S } : {}) });
+      if (report.law === 'abnar') {
+        const ap = report.fit.params as unknown as AbnarParams;
+        const Ns = [...bySize.keys()];
+        const lo = Math.log(Math.min(...Ns) / 10), hi = Math.log(Math.max(...Ns) * 10);
+        const m = minimize1d((lnN) => abnarLoss(ap, Math.exp(lnN), budget / (6 * Math.exp(lnN) * (1 - S)), S), lo, hi, 100);
+        if (!m.atBoundary) minima.push({ budget, params: Math.exp(m.x), loss: m.value, ...(mixed ? { sparsity: S } : {}) });
+      }
+    }
+    if (drawn && report.law === 'chinchilla') {
       const cp = report.fit.params as unknown as ChinchillaParams;
       if (!(cp.alpha > 0 && cp.beta > 0)) continue; // no finite optimum: curves without minima
       const a = chinchillaOptimal(cp, budget);
       minima.push({ budget, params: a.params, loss: a.loss });
-    } else if (report.law === 'abnar' && new Set(g.map((p) => p.sparsity)).size === 1) {
-      const S = g[0].sparsity, ap = report.fit.params as unknown as AbnarParams;
-      const lo = Math.log(Math.min(...g.map((p) => p.params)) / 10), hi = Math.log(Math.max(...g.map((p) => p.params)) * 10);
-      const m = minimize1d((lnN) => abnarLoss(ap, Math.exp(lnN), budget / (6 * Math.exp(lnN) * (1 - S)), S), lo, hi, 100);
-      if (!m.atBoundary) minima.push({ budget, params: Math.exp(m.x), loss: m.value });
     }
   }
-  return { rows, minima };
+  return rows.length ? { rows, minima } : null;
 }

@@ -55,7 +55,7 @@ export async function writeFitOutputs(dir: string, law: Law, report: FitReport, 
   let md = fitMarkdown(report) + '\n![fitted law vs points](fit_vs_points.png)\n';
   const iso = isoFlopData(report, points);
   if (iso) {
-    await writePlot(dir, 'isoflop', isoFlopSpec(iso.rows, iso.minima, `IsoFLOP curves (diamonds: ${report.law} fit's minima)`), files);
+    await writePlot(dir, 'isoflop', isoFlopSpec(iso.rows, iso.minima, `IsoFLOP curves, ${report.law} fit`), files);
     md += '\n![isoFLOP curves](isoflop.png)\n';
   }
   if (analysis.allocation) md += '\n' + allocationMarkdown(analysis.allocation);

@@ -61,26 +61,43 @@ export function lossVsComputeSpec(rows: readonly ComputeLossRow[], title = 'Loss
   return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, ...SIZE, config: CONFIG, layer: layers } as TopLevelSpec;
 }
 
-export interface IsoFlopRow { budget: number; params: number; loss: number }
+export interface IsoFlopRow {
+  budget: number;
+  params: number;
+  loss: number;
+  /** When the sweep mixes sparsities: one curve per budget and sparsity (dashes tell sparsities apart). */
+  sparsity?: number;
+}
 
-/** IsoFLOP curves: loss against parameters, one curve per compute budget, fitted minima as diamonds. */
+/**
+ * IsoFLOP curves: loss against total parameters, one colour per compute budget (one curve per budget
+ * and sparsity when rows carry sparsity), the fitted law's minima as diamonds. The title says
+ * whether any minimum is drawn.
+ */
 export function isoFlopSpec(rows: readonly IsoFlopRow[], minima: readonly IsoFlopRow[], title = 'IsoFLOP curves'): TopLevelSpec {
   const label = (b: number) => `${b.toExponential(1)} FLOPs`;
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, ...SIZE, config: CONFIG,
+  const sLabel = (r: IsoFlopRow) => (r.sparsity === undefined ? 'n/a' : `S = ${Number(r.sparsity.toFixed(3))}`);
+  const split = rows.some((r) => r.sparsity !== undefined);
+  const x = logX('params', 'total parameters'), y = logY('loss', 'validation loss (mean over seeds)');
+  const color = { field: 'budgetLabel', type: 'nominal', title: 'budget' };
+  const withLabels = (r: IsoFlopRow) => ({ ...r, budgetLabel: label(r.budget), sparsityLabel: sLabel(r), curve: `${label(r.budget)} ${sLabel(r)}` });
+  const layers: object[] = [{
+    data: { values: rows.map(withLabels) },
+    encoding: { x, y, color, detail: { field: 'curve', type: 'nominal' } },
     layer: [
-      {
-        data: { values: rows.map((r) => ({ ...r, budgetLabel: label(r.budget), series: 'run' })) },
-        encoding: { x: logX('params', 'parameters'), y: logY('loss', 'validation loss'), color: { field: 'budgetLabel', type: 'nominal', title: 'budget' } },
-        layer: [{ mark: { type: 'line' } }, { mark: { type: 'point', filled: true, size: 40 } }],
-      },
-      {
-        data: { values: minima.map((r) => ({ ...r, budgetLabel: label(r.budget), series: 'fitted minimum' })) },
-        mark: { type: 'point', shape: 'diamond', filled: true, size: 160, stroke: 'black' },
-        encoding: { x: logX('params', 'parameters'), y: logY('loss', 'validation loss'), color: { field: 'budgetLabel', type: 'nominal' } },
-      },
+      { mark: { type: 'line' }, ...(split ? { encoding: { strokeDash: { field: 'sparsityLabel', type: 'nominal', title: 'sparsity' } } } : {}) },
+      { mark: { type: 'point', filled: true, size: 40 } },
     ],
-  } as TopLevelSpec;
+  }];
+  if (minima.length) {
+    layers.push({
+      data: { values: minima.map(withLabels) },
+      mark: { type: 'point', shape: 'diamond', filled: true, size: 160, stroke: 'black' },
+      encoding: { x, y, color },
+    });
+  }
+  const note = minima.length ? `${title} (diamonds: the fit's minima)` : `${title} (the fit has no minimum inside these curves)`;
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title: note, ...SIZE, config: CONFIG, layer: layers } as TopLevelSpec;
 }
 
 export interface SeriesRow { series: string; x: number; loss: number }
