@@ -79,7 +79,9 @@ export function isoFlopSpec(rows: readonly IsoFlopRow[], minima: readonly IsoFlo
   const sLabel = (r: IsoFlopRow) => (r.sparsity === undefined ? 'n/a' : `S = ${Number(r.sparsity.toFixed(3))}`);
   const split = rows.some((r) => r.sparsity !== undefined);
   const x = logX('params', 'total parameters'), y = logY('loss', 'validation loss (mean over seeds)');
-  const color = { field: 'budgetLabel', type: 'nominal', title: 'budget' };
+  // legend in budget order (labels sort as text otherwise: 1.0e+13 before 3.4e+12)
+  const order = [...new Set([...rows, ...minima].map((r) => r.budget))].sort((a, b) => a - b).map(label);
+  const color = { field: 'budgetLabel', type: 'nominal', title: 'budget', sort: [...new Set(order)] };
   const withLabels = (r: IsoFlopRow) => ({ ...r, budgetLabel: label(r.budget), sparsityLabel: sLabel(r), curve: `${label(r.budget)} ${sLabel(r)}` });
   const layers: object[] = [{
     data: { values: rows.map(withLabels) },
