@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import {
   getLaw, makeObjective, fitLaw, fitReport, internalFromParams, lawParams, huber,
   chinchillaOptimal, chinchillaLoss, abnarLoss, abnarOptimalSparsity, abnarSparsityForParams,
-  parsePointsCsv, pointsFromSweepResults, computeOf, isoFlopData, lawFromJson, type Point,
+  parsePointsCsv, pointsFromSweepResults, computeOf, isoFlopData, lawFromJson, poorlyIdentified, fitMarkdown, type Point,
 } from '../src/index.js';
 import { rng } from './util.js';
 
@@ -145,6 +145,24 @@ test('fitReport: seeded bootstrap intervals bracket the fit, R^2 near 1, extrapo
   }
   const c = fitReport(law, pts, { bootstrap: 6, seed: 6, starts: 3 });
   assert.notDeepEqual(a.params.map((p) => p.lo), c.params.map((p) => p.lo), 'another seed, other resamples');
+});
+
+test('poorly identified parameters: a positive interval over a factor 10, or one across 0 wider than 1', () => {
+  const params = [
+    { name: 'A', value: 400, lo: 300, hi: 600 }, // factor 2: identified
+    { name: 'B', value: 1600, lo: 150, hi: 6800 }, // factor 45
+    { name: 'alpha', value: 0.3, lo: 0.2, hi: 0.4 },
+    { name: 'beta', value: -0.07, lo: -0.14, hi: 4.6 }, // across 0, width 4.7
+    { name: 'gamma', value: 0.05, lo: -0.1, hi: 0.3 }, // across 0 but narrow
+    { name: 'E', value: 1.7, lo: NaN, hi: NaN }, // no bootstrap
+  ];
+  assert.deepEqual(poorlyIdentified({ params }), ['B', 'beta']);
+  // the report says so next to the table; a well-determined fit does not
+  const pts = chinchillaPoints(0.001, 3);
+  const good = fitReport(getLaw('chinchilla'), pts, { bootstrap: 6, seed: 5, starts: 3 });
+  assert.deepEqual(poorlyIdentified(good), []);
+  assert.doesNotMatch(fitMarkdown(good), /Poorly identified/);
+  assert.match(fitMarkdown({ ...good, params }), /Poorly identified by these points \(95% interval wider than a factor 10, or across 0 and wider than 1\): B, beta\./);
 });
 
 test('CSV points: columns by name, defaults, and errors that name the line and column', () => {

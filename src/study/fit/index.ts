@@ -13,5 +13,5 @@ export {
 } from './optimal.js';
 export { analyseFit, defaultBudgets, fitCurves, isoFlopData, type Analysis, type AnalyseOptions, type IsoFlopData } from './analyse.js';
 export { parsePointsCsv, pointsFromSweepResults, pointFromSweepEntry, readPointsFile, readSweepDir } from './read.js';
-export { fitMarkdown, allocationMarkdown, sparsityMarkdown } from './markdown.js';
+export { fitMarkdown, allocationMarkdown, sparsityMarkdown, poorlyIdentified } from './markdown.js';
 export { fitSummary, writeFitOutputs } from './outputs.js';

@@ -13,6 +13,18 @@ export function table(head: string[], rows: string[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
+export const POOR_RATIO = 10;
+export const POOR_WIDTH = 1;
+
+/**
+ * Parameters the bootstrap leaves undetermined: a positive interval spanning more than a factor
+ * POOR_RATIO, or one reaching 0 or below (exponents) wider than POOR_WIDTH. Empty without intervals.
+ */
+export function poorlyIdentified(r: Pick<FitReport, 'params'>): string[] {
+  return r.params.filter((p) => Number.isFinite(p.lo) && Number.isFinite(p.hi) &&
+    (p.lo > 0 ? p.hi / p.lo > POOR_RATIO : p.hi - p.lo > POOR_WIDTH)).map((p) => p.name);
+}
+
 export function fitMarkdown(r: FitReport): string {
   const out = [
     `## Fit: ${r.law}`,
@@ -28,6 +40,12 @@ export function fitMarkdown(r: FitReport): string {
     `R^2 on loss: ${sig(r.r2, 5)}.`,
     '',
   ];
+  const poor = poorlyIdentified(r);
+  if (poor.length) {
+    out.push(`Poorly identified by these points (95% interval wider than a factor ${POOR_RATIO}, or across 0 and wider than ${POOR_WIDTH}): ${poor.join(', ')}. ` +
+      'Tables derived from this fit (optimal allocation or sparsity) are consequences of one of many fits that explain the points about equally well: ' +
+      'read them as the law\'s extrapolation, not as measurements; more sizes, sparsities or budgets narrow them.', '');
+  }
   const x = r.extrapolation;
   if ('skipped' in x) out.push(`Extrapolation check skipped: ${x.skipped}.`);
   else {
