@@ -4,7 +4,7 @@
 // 1. Points that differ only by seed are one point: mean loss, mean training FLOPs.
 // 2. The dense frontier: dense points sorted by compute, keeping each one whose loss is below that
 //    of every cheaper dense point (the monotone lower envelope; a dense run beaten by a cheaper one
-//    is off the frontier). Runs of one budget (computes within 1%) count as one compute, so only
+//    is off the frontier). Runs of one budget (computes within 5%) count as one compute, so only
 //    the budget's best dense run is on it.
 // 3. For a sparse point of loss L and compute C: the dense compute C_d(L) is read off the frontier
 //    by linear interpolation of log C against log L between the two frontier points whose losses
@@ -88,24 +88,30 @@ export function groupSeeds(results: readonly SweepResult[]): ComparePoint[] {
 
 /**
  * Runs of one isoFLOP budget differ in compute by step rounding only (e.g. 3.390e12 and 3.391e12):
- * computes within this relative distance are one compute, where only the lowest loss is frontier.
- * Budgets of a sweep are a factor 2 or more apart.
+ * computes within this relative distance of a group's smallest are one budget. Budgets of a sweep
+ * are a factor 2 or more apart.
  */
-export const SAME_COMPUTE = 0.01;
+export const SAME_BUDGET = 0.05;
 
-/** The monotone lower envelope of (compute, loss) points, by increasing compute; one point per compute (SAME_COMPUTE). */
+/** Items grouped by budget (SAME_BUDGET), in increasing compute. */
+export function budgetGroups<T>(items: readonly T[], computeOf: (x: T) => number): T[][] {
+  const groups: T[][] = [];
+  for (const x of [...items].sort((a, b) => computeOf(a) - computeOf(b))) {
+    const g = groups[groups.length - 1];
+    if (g && computeOf(x) <= computeOf(g[0]) * (1 + SAME_BUDGET)) g.push(x); else groups.push([x]);
+  }
+  return groups;
+}
+
+/**
+ * The monotone lower envelope of (compute, loss) points, by increasing compute, over the best point
+ * of each budget: two points of one budget on it would make a vertical segment (any loss -> that compute).
+ */
 export function denseFrontier(points: readonly FrontierPoint[]): FrontierPoint[] {
-  const sorted = [...points].sort((a, b) => a.compute - b.compute || a.loss - b.loss);
   const out: FrontierPoint[] = [];
-  let anchor = -Infinity; // the smallest compute of the current same-compute group
-  for (const p of sorted) {
-    const last = out[out.length - 1];
-    const sameCompute = last !== undefined && p.compute <= anchor * (1 + SAME_COMPUTE);
-    if (!sameCompute) anchor = p.compute;
-    if (last && p.loss >= last.loss) continue;
-    // two frontier points at one compute would make a vertical segment (any loss -> that compute)
-    if (sameCompute && last.compute >= anchor) out[out.length - 1] = { compute: p.compute, loss: p.loss };
-    else out.push({ compute: p.compute, loss: p.loss });
+  for (const g of budgetGroups(points, (p) => p.compute)) {
+    const best = g.reduce((a, b) => (b.loss < a.loss ? b : a));
+    if (!out.length || best.loss < out[out.length - 1].loss) out.push({ compute: best.compute, loss: best.loss });
   }
   return out;
 }

@@ -6,6 +6,7 @@
 import type { Law } from './law.js';
 import { abnarLoss, abnarOptimalSparsity, abnarSparsityForParams, chinchillaOptimal, logBudgets, type AbnarParams, type Allocation, type ChinchillaParams, type SparsityOptimum } from './optimal.js';
 import { computeOf, type Point } from './points.js';
+import { budgetGroups } from '../compare.js';
 import { predictLoss, type FitReport } from './report.js';
 import type { IsoFlopRow, SeriesRow } from '../plot/specs.js';
 import { minimize1d } from './min1d.js';
@@ -91,7 +92,7 @@ export interface IsoFlopData { rows: IsoFlopRow[]; minima: IsoFlopRow[] }
 
 /**
  * Points on shared compute budgets (isoFLOP sweeps): runs whose compute lies within 5% of a
- * budget's first run share a budget, and its runs of one sparsity form one curve (a budget mixing
+ * budget's first run share a budget (budgetGroups), and its runs of one sparsity form one curve (a budget mixing
  * dense and MoE runs is two curves: loss against total parameters means different things at
  * different sparsities). Seeds of one size are one point, their mean loss. A curve needs two sizes,
  * and a budget at least 3 runs. The minimum of each curve comes from the fitted law (Chinchilla: the
@@ -99,12 +100,7 @@ export interface IsoFlopData { rows: IsoFlopRow[]; minima: IsoFlopRow[] }
  * curve qualifies.
  */
 export function isoFlopData(report: FitReport, points: readonly Point[]): IsoFlopData | null {
-  const sorted = [...points].sort((a, b) => computeOf(a) - computeOf(b));
-  const groups: Point[][] = [];
-  for (const p of sorted) {
-    const g = groups[groups.length - 1];
-    if (g && computeOf(p) <= computeOf(g[0]) * 1.05) g.push(p); else groups.push([p]);
-  }
+  const groups = budgetGroups(points, computeOf);
   const budgetOf = (g: Point[]) => Math.exp(g.reduce((s, p) => s + Math.log(computeOf(p)), 0) / g.length);
   const rows: IsoFlopRow[] = [];
   const minima: IsoFlopRow[] = [];

@@ -34,23 +34,24 @@ function modelFields<T extends { family: string; params?: number }>(r: T): T & {
   return { ...r, model: r.params === undefined ? r.family : `${r.family} ${size}`, size };
 }
 
+/** A line per model and its points, shaped by total parameters when rows carry them (encodings from the parent layer). */
+function modelMarks(rows: readonly { params?: number }[]): object[] {
+  const sized = rows.some((r) => r.params !== undefined);
+  return [
+    { mark: { type: 'line' } },
+    { mark: { type: 'point', filled: true, size: 50 }, ...(sized ? { encoding: { shape: { field: 'size', type: 'nominal', title: 'total parameters' } } } : {}) },
+  ];
+}
+
 /**
  * Loss against training compute, log-log: one colour per model family, one line per model (shape
  * = its total parameters) when rows carry params, and the dense frontier (the lower envelope the
  * compute multipliers are read from) dashed when given.
  */
 export function lossVsComputeSpec(rows: readonly ComputeLossRow[], title = 'Loss vs training compute', frontier: readonly { compute: number; loss: number }[] = []): TopLevelSpec {
-  const sized = rows.some((r) => r.params !== undefined);
   const x = logX('compute', 'training compute (FLOPs)'), y = logY('loss', 'validation loss');
   const color = { field: 'family', type: 'nominal', title: 'family' };
-  const layers: object[] = [{
-    data: { values: rows.map(modelFields) },
-    encoding: { x, y, color, detail: { field: 'model', type: 'nominal' } },
-    layer: [
-      { mark: { type: 'line' } },
-      { mark: { type: 'point', filled: true, size: 50 }, ...(sized ? { encoding: { shape: { field: 'size', type: 'nominal', title: 'total parameters' } } } : {}) },
-    ],
-  }];
+  const layers: object[] = [{ data: { values: rows.map(modelFields) }, encoding: { x, y, color, detail: { field: 'model', type: 'nominal' } }, layer: modelMarks(rows) }];
   if (frontier.length) {
     layers.push({
       data: { values: frontier.map((p) => ({ ...p, frontier: 'dense frontier' })) },
@@ -145,17 +146,13 @@ function multiplierTicks(rows: readonly MultiplierRow[]): number[] {
 
 /** Compute multiplier (dense compute for the same loss / the run's compute) against budget, with a rule at 1. */
 export function computeMultiplierSpec(rows: readonly MultiplierRow[], title = 'Compute multiplier vs budget'): TopLevelSpec {
-  const sized = rows.some((r) => r.params !== undefined);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, ...SIZE, config: CONFIG,
     layer: [
       {
         data: { values: rows.map(modelFields) },
         encoding: { x: logX('compute', 'training compute (FLOPs)'), y: { ...logY('multiplier', 'compute multiplier vs dense'), axis: { values: multiplierTicks(rows) } }, color: { field: 'family', type: 'nominal', title: 'family' }, detail: { field: 'model', type: 'nominal' } },
-        layer: [
-          { mark: { type: 'line' } },
-          { mark: { type: 'point', filled: true, size: 50 }, ...(sized ? { encoding: { shape: { field: 'size', type: 'nominal', title: 'total parameters' } } } : {}) },
-        ],
+        layer: modelMarks(rows),
       },
       // Same field as the runs, so the shared y scale's domain includes 1.
       { data: { values: [{ multiplier: 1 }] }, mark: { type: 'rule', strokeDash: [4, 4], color: 'gray' }, encoding: { y: { field: 'multiplier', type: 'quantitative' } } },
