@@ -204,8 +204,8 @@ inline int64_t balancedBlock(int64_t total, int64_t maxBlock, int64_t unit) {
 
 // The Goto loop nest over C[m0:m1, n0:n1] for the depth range [k0, k1), on the calling thread.
 // If k0 > 0 the block accumulates (beta 1, no bias): used by the split-k path.
-// With `epi`, P's epilogue runs on each micro-tile right after its last depth block, while the tile
-// is still in L1 (c must then be P.c and [k0, k1) all of P's depth).
+// With `epi`, P's epilogue runs on strips of mc rows x EPI_COLS columns right after their last
+// depth block, while the strip is still in L2 (c must then be P.c and [k0, k1) all of P's depth).
 void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t k0,
                int64_t k1, float* c, int64_t ldc, float beta, const float* bias, bool epi = false) {
   const int64_t MR = ks.mr, NR = ks.nr;

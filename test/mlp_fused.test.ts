@@ -33,6 +33,7 @@ test('gemmUnary matches the reference (forward and backward epilogues, odd shape
   let seed = 100;
   const shapes: Array<[number, number, number]> = [
     [1, 1, 1], [3, 2, 5], [13, 37, 29], [45, 67, 33], [100, 129, 70], [20, 40, 1600], [7, 300, 0], [250, 96, 64],
+    [200, 600, 400], // several row blocks, column strips of the epilogue (the last one partial) and depth blocks
   ];
   for (const [m, n, k] of shapes)
     for (const tA of [false, true])

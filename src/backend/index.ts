@@ -5,7 +5,7 @@
 import type { Kernels } from './kernels.js';
 import { loadNative, nativeLoadError, IncompleteAddonError } from './native.js';
 import { ref } from './ref/index.js';
-import { profiled, reportProfileAtExit } from './profile.js';
+import { profiled, reportProfileAtExit, resetProfile, type KernelStats } from './profile.js';
 
 export * from './kernels.js';
 export { ref };
@@ -13,16 +13,22 @@ export { kernelsFromAddon, IncompleteAddonError } from './native.js';
 export { profiled, type KernelStats } from './profile.js';
 
 let active: Kernels | null = null;
+let profileStats: KernelStats | null = null;
 
 export function backend(): Kernels {
   if (active) return active;
   active = pick();
   if (process.env.MOELAB_PROFILE) {
-    const stats = new Map();
-    active = profiled(active, stats);
-    reportProfileAtExit(active.name, stats);
+    profileStats = new Map();
+    active = profiled(active, profileStats);
+    reportProfileAtExit(active.name, profileStats);
   }
   return active;
+}
+
+/** Under MOELAB_PROFILE, starts the kernel table afresh (no-op otherwise). */
+export function restartKernelProfile(): void {
+  if (profileStats) resetProfile(profileStats);
 }
 
 function pick(): Kernels {

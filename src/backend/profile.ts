@@ -30,6 +30,14 @@ export function profiled(k: Kernels, stats: KernelStats = new Map()): Kernels {
   return out as unknown as Kernels;
 }
 
+/** Zeroes every counter (a benchmark calls it after its warm-up so the table covers the timed steps). */
+export function resetProfile(stats: KernelStats): void {
+  for (const s of stats.values()) {
+    s.calls = 0;
+    s.ms = 0;
+  }
+}
+
 /** Prints the kernels that ran, slowest first, to stderr when the process exits. */
 export function reportProfileAtExit(name: string, stats: KernelStats): void {
   process.on('exit', () => {

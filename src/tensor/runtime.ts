@@ -18,3 +18,6 @@ export function computeInfo(): ComputeInfo {
 export function setComputeThreads(n: number): void {
   backend().setThreads(n);
 }
+
+/** Under MOELAB_PROFILE=1, starts the kernel table afresh, e.g. after a benchmark's warm-up. */
+export { restartKernelProfile } from '../backend/index.js';

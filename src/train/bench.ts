@@ -4,7 +4,7 @@
  * steps, peak RSS and achieved GFLOP/s under the reference's FLOP convention, as one JSON object.
  */
 import type { Config } from '../config/schema.js';
-import { computeInfo, setComputeThreads, setMatmulPrecision } from '../tensor/index.js';
+import { computeInfo, restartKernelProfile, setComputeThreads, setMatmulPrecision } from '../tensor/index.js';
 import { countModel } from '../spec/count.js';
 import { getTokenizer } from '../data/tokenizer.js';
 import { loadCorpus } from '../data/corpus.js';
@@ -12,6 +12,7 @@ import { BatchSampler, splitTokens, type Batch } from '../data/loader.js';
 import { trainStep } from './step.js';
 import { buildTraining, checkTrainingMemory } from './setup.js';
 import { Rng } from '../util/random.js';
+
 
 export interface BenchTrainOptions {
   config: Config;
@@ -62,6 +63,7 @@ function benchSteps(o: BenchTrainOptions): Record<string, unknown> {
   // The benchmark's learning rate stays at train.lr (no warm-up): it times the real step, schedule aside.
   const constant = { ...tc, schedule: 'constant' as const, warmup: 0 };
   for (let it = 0; it < o.warmup + o.steps; it++) {
+    if (it === o.warmup) restartKernelProfile(); // MOELAB_PROFILE's table then covers the timed steps
     const r = trainStep({ model, optimizer, train: constant, nextBatch }, it);
     losses.push(r.loss);
     if (it >= o.warmup) {
