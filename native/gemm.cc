@@ -202,6 +202,8 @@ inline int64_t balancedBlock(int64_t total, int64_t maxBlock, int64_t unit) {
   return std::min(b, maxBlock);
 }
 
+constexpr int64_t EPI_COLS = 256;
+
 // The Goto loop nest over C[m0:m1, n0:n1] for the depth range [k0, k1), on the calling thread.
 // If k0 > 0 the block accumulates (beta 1, no bias): used by the split-k path.
 // With `epi`, P's epilogue runs on strips of mc rows x EPI_COLS columns right after their last
@@ -235,6 +237,7 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
         const int64_t mc = std::min(MC, m1 - ic);
         ks.packA(mc, kc, P.a + ic * P.rsa + pc * P.csa, P.rsa, P.csa, pa);
         const int64_t tilesM = (mc + MR - 1) / MR;
+        int64_t epiFrom = 0;  // first column of the strip still waiting for the epilogue
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min(NR, nc - jr);
           float* bp = pb + jr * kcs;
@@ -260,7 +263,13 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
               ks.kernel(kc, pa + ir * kcs, bp, tmp, NR, P.alpha, 0.f, nullptr);
               mergeTile(tmp, NR, cp, ldc, mr, nr, bet, bb);
             }
-            if (lastK) epilogueBlock(P, ic + ir, ic + ir + mr, jc + jr, jc + jr + nr);
+          }
+          // Strips of EPI_COLS columns get the epilogue once all their rows are final: long rows
+          // keep its vector loop busy (per 12x32 micro-tile it ran at half speed) and a strip of
+          // mc rows is still in L2.
+          if (lastK && (jr + nr - epiFrom >= EPI_COLS || jr + nr >= nc)) {
+            epilogueBlock(P, ic, ic + mc, jc + epiFrom, jc + jr + nr);
+            epiFrom = jr + nr;
           }
         }
       }
