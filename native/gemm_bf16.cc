@@ -32,21 +32,23 @@ const gemmk::KernelSet* bf16KernelSet() {
   return ks;
 }
 
-namespace {
-
-constexpr int64_t kGrainConvert = 1 << 15;
-
+// The bf16 kernel set, or a JS Error naming fn when this CPU (or MOELAB_ISA) cannot run it.
 const gemmk::KernelSet& needBf16(const Napi::Env& env, const char* fn) {
   const gemmk::KernelSet* ks = bf16KernelSet();
   if (!ks) {
     const bool hw = cpuFeatures().avx512bf16;
-    throw Napi::Error::New(env, std::string(fn) + ": bf16 GEMMs need a CPU with AVX512_BF16 instructions and the avx512 " +
+    throw Napi::Error::New(env, std::string(fn) + ": bf16 kernels need a CPU with AVX512_BF16 instructions and the avx512 " +
                                     "tier; " + (hw ? "this CPU has them, but MOELAB_ISA lowered the tier to " + std::string(isaName(activeIsa()))
                                                    : std::string("this CPU does not have them")) +
                                     ". Use fp32 (train.precision \"fp32\") here");
   }
   return *ks;
 }
+
+namespace {
+
+constexpr int64_t kGrainConvert = 1 << 15;
+
 
 Napi::Value GemmBf16Napi(const Napi::CallbackInfo& info) {
   return gemmBody(info, "gemmBf16", &needBf16(info.Env(), "gemmBf16"));

@@ -17,6 +17,8 @@
 // versions below (MOELAB_ISA=generic).
 #include "cpu.h"
 #include "args.h"
+#include "gemm.h"
+#include "gemm_bf16.h"
 #include "registry.h"
 #include "threadpool.h"
 
@@ -46,6 +48,9 @@ void attnSoftmaxTileAvx512(int rows, int n, float* S, int64_t lds, int diag, flo
                            float* alpha);
 void attnBwdTileAvx512(int rows, int n, float* S, float* dP, int64_t ld, int diag, float sc, float dsScale,
                        const float* lse, const float* D);
+
+// gemm_bf16.cc
+const gemmk::KernelSet& needBf16(const Napi::Env& env, const char* fn);
 
 namespace {
 
@@ -134,10 +139,65 @@ struct TileKernels {
   decltype(&transposeGeneric) transpose;
 };
 
-const TileKernels& tileKernels() {
+// The tile GEMM's contract (see gemmGeneric) with op(A) and B rounded to bf16 (nearest even) and
+// fp32 accumulation, on the bf16 GEMM's packing and 12x32 vdpbf16ps kernel: both operands are
+// packed whole into pair panels (zero padded), each 12-row group runs over its causal column and
+// depth range widened to whole 32-column slivers and whole pairs (the widening only adds entries of
+// A that the callers hold as zeros: masked probabilities and score gradients, or padding), and
+// finished tiles are merged into C with its init (C*cscale | C | 0). Only with bf16KernelSet().
+void gemmBf16Tile(int m, int n, int k, const float* A, int64_t lda, bool transA, const float* B, int64_t ldb,
+                  float* C, int64_t ldc, const float* cscale, bool acc, int tri, int diag) {
+  const gemmk::KernelSet& ks = *bf16KernelSet();
+  const int MR = ks.mr, NR = ks.nr, kq = (k + 1) / 2;
+  const int64_t aLen = (int64_t)(m + MR - 1) / MR * MR * kq, bLen = (int64_t)(n + NR - 1) / NR * NR * kq;
+  thread_local std::vector<float> panels;
+  if ((int64_t)panels.size() < aLen + bLen + 32) panels.resize((size_t)(aLen + bLen + 32));
+  float* pb = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(panels.data()) + 63) & ~uintptr_t(63));
+  float* pa = pb + bLen;  // bLen is a multiple of 16 floats, so pb's slivers stay 64-byte aligned
+  ks.packA(m, k, A, transA ? 1 : lda, transA ? lda : 1, pa);
+  ks.packB(k, n, B, ldb, 1, pb);
+  alignas(64) float tile[16 * 32];
+  for (int i0 = 0; i0 < m; i0 += MR) {
+    const int mr = std::min(MR, m - i0);
+    int nn = n, kb = 0, ke = k;
+    if (tri == 1) nn = std::clamp(roundup8(diag + i0 + mr), 0, n);
+    else if (tri == 2) ke = std::clamp(diag + i0 + mr, 0, k);
+    else if (tri == 3) kb = std::clamp(i0 - diag, 0, k);
+    kb &= ~1;
+    ke = std::min((ke + 1) & ~1, 2 * kq);
+    const int depth = std::max(0, ke - kb);
+    const float* ap = pa + (int64_t)(i0 / MR) * MR * kq + (int64_t)(kb / 2) * MR;
+    for (int j = 0; j < nn; j += NR) {
+      const int nr = std::min(NR, nn - j);
+      const float* bp = pb + (int64_t)(j / NR) * NR * kq + (int64_t)(kb / 2) * NR;
+      if (mr == MR && nr == NR && !cscale) {  // a whole tile straight into C
+        ks.kernel(depth, ap, bp, C + (int64_t)i0 * ldc + j, ldc, 1.0f, acc ? 1.0f : 0.0f, nullptr);
+        continue;
+      }
+      ks.kernel(depth, ap, bp, tile, NR, 1.0f, 0.0f, nullptr);
+      for (int r = 0; r < mr; r++) {
+        float* c = C + (int64_t)(i0 + r) * ldc + j;
+        const float* t = tile + r * NR;
+        if (cscale) {
+          const float cs = cscale[i0 + r];
+          for (int q = 0; q < nr; q++) c[q] = c[q] * cs + t[q];
+        } else if (acc) {
+          for (int q = 0; q < nr; q++) c[q] += t[q];
+        } else {
+          std::memcpy(c, t, sizeof(float) * nr);
+        }
+      }
+    }
+  }
+}
+
+// bf16: the active ISA's softmax, backward and transpose tiles with the bf16 tile GEMM.
+const TileKernels& tileKernels(bool bf16 = false) {
   static const TileKernels avx512{attnGemmAvx512, attnSoftmaxTileAvx512, attnBwdTileAvx512, attnTransposeAvx2};
+  static const TileKernels avx512bf16{gemmBf16Tile, attnSoftmaxTileAvx512, attnBwdTileAvx512, attnTransposeAvx2};
   static const TileKernels avx2{attnGemmAvx2, attnSoftmaxTileAvx2, attnBwdTileAvx2, attnTransposeAvx2};
   static const TileKernels generic{gemmGeneric, softmaxTileGeneric, bwdTileGeneric, transposeGeneric};
+  if (bf16) return avx512bf16;  // bf16KernelSet() implies the avx512 tier
   return activeIsa() == Isa::Avx512 ? avx512 : activeIsa() == Isa::Avx2 ? avx2 : generic;
 }
 
@@ -237,8 +297,8 @@ struct FwdItem {
 };
 
 template <typename HeadFn>
-void runFwd(const char* fn, int nHeads, int nq, int nkMax, int hd, const HeadFn& headAt, float scale) {
-  const TileKernels& K = tileKernels();
+void runFwd(const char* fn, int nHeads, int nq, int nkMax, int hd, const HeadFn& headAt, float scale,
+            const TileKernels& K = tileKernels()) {
   const int nqb = (nq + BR - 1) / BR;
   const int nt0 = std::max(1, threads());
   const int rem = nHeads % nt0;
@@ -405,8 +465,8 @@ AttnArgs parseAttention(const Napi::CallbackInfo& info, const char* fn) {
   return A;
 }
 
-void attention(const AttnArgs& A) {
-  const char* fn = "attention";
+void attention(const AttnArgs& A, bool bf16) {
+  const char* fn = bf16 ? "attentionBf16" : "attention";
   const int64_t B = A.B, S = A.S, H = A.H, hd = A.hd;
   const float scale = A.scale;
   const Span<float> qkv = A.qkv, out = A.out, lse = A.lse;
@@ -423,11 +483,17 @@ void attention(const AttnArgs& A) {
     return FwdHead{base, rs, base + H * hd, rs, base + 2 * H * hd, rs, out.data + b * S * H * hd + h * hd, H * hd,
                    lse.data + (b * H + h) * S, (int)S, 0};
   };
-  runFwd(fn, (int)(B * H), (int)S, (int)S, (int)hd, headAt, scale);
+  runFwd(fn, (int)(B * H), (int)S, (int)S, (int)hd, headAt, scale, tileKernels(bf16));
 }
 
 Napi::Value AttentionNapi(const Napi::CallbackInfo& info) {
-  attention(parseAttention(info, "attention"));
+  attention(parseAttention(info, "attention"), false);
+  return info.Env().Undefined();
+}
+
+Napi::Value AttentionBf16Napi(const Napi::CallbackInfo& info) {
+  needBf16(info.Env(), "attentionBf16");
+  attention(parseAttention(info, "attentionBf16"), true);
   return info.Env().Undefined();
 }
 
@@ -479,8 +545,8 @@ AttnBackwardArgs parseAttentionBackward(const Napi::CallbackInfo& info, const ch
   return A;
 }
 
-void attentionBackward(const AttnBackwardArgs& A) {
-  const char* fn = "attentionBackward";
+void attentionBackward(const AttnBackwardArgs& A, bool bf16) {
+  const char* fn = bf16 ? "attentionBackwardBf16" : "attentionBackward";
   const int64_t B = A.in.B, S = A.in.S, H = A.in.H, hd = A.in.hd;
   const float scale = A.in.scale;
   const Span<float> qkv = A.in.qkv, out = A.in.out, lse = A.in.lse, gout = A.gout, gqkv = A.gqkv;
@@ -494,7 +560,7 @@ void attentionBackward(const AttnBackwardArgs& A) {
                    out.data + oo, gout.data + oo, H * hd, lse.data + (b * H + h) * S,
                    gqkv.data + qo, gqkv.data + qo + H * hd, gqkv.data + qo + 2 * H * hd};
   };
-  const TileKernels& K = tileKernels();
+  const TileKernels& K = tileKernels(bf16);
   const int Si = (int)S, hdi = (int)hd, hdp = roundup8(hd);
   const int64_t BH = B * H;
   const int nt0 = std::max(1, threads());
@@ -553,7 +619,13 @@ void attentionBackward(const AttnBackwardArgs& A) {
 }
 
 Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
-  attentionBackward(parseAttentionBackward(info, "attentionBackward"));
+  attentionBackward(parseAttentionBackward(info, "attentionBackward"), false);
+  return info.Env().Undefined();
+}
+
+Napi::Value AttentionBackwardBf16Napi(const Napi::CallbackInfo& info) {
+  needBf16(info.Env(), "attentionBackwardBf16");
+  attentionBackward(parseAttentionBackward(info, "attentionBackwardBf16"), true);
   return info.Env().Undefined();
 }
 
@@ -562,5 +634,7 @@ Napi::Value AttentionBackwardNapi(const Napi::CallbackInfo& info) {
 MOELAB_EXPORT(attention, AttentionNapi);
 MOELAB_EXPORT(attentionBackward, AttentionBackwardNapi);
 MOELAB_EXPORT(attentionKV, AttentionKVNapi);
+MOELAB_EXPORT(attentionBf16, AttentionBf16Napi);
+MOELAB_EXPORT(attentionBackwardBf16, AttentionBackwardBf16Napi);
 
 }  // namespace moelab

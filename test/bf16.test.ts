@@ -270,9 +270,13 @@ if (CHILD || !HAS_BF16) {
     assert.equal(nat.cpuInfo().bf16, false);
     const a = new Float32Array(16), c = new Float32Array(16);
     assert.throws(() => nat.gemmBf16(false, false, 4, 4, 4, 1, a, 4, a, 4, 0, c, 4, null),
-      /gemmBf16: bf16 GEMMs need a CPU with AVX512_BF16 .*Use fp32/);
+      /gemmBf16: bf16 kernels need a CPU with AVX512_BF16 .*Use fp32/);
     assert.throws(() => nat.gemmGroupedRowsBf16(1, Int32Array.from([0, 4]), false, 4, 4, 1, a, 4, a, 16, 4, 0, c, 4, null),
-      /gemmGroupedRowsBf16: bf16 GEMMs need/);
+      /gemmGroupedRowsBf16: bf16 kernels need/);
+    const qkv = new Float32Array(2 * 3 * 4), o = new Float32Array(2 * 4), lse = new Float32Array(2);
+    assert.throws(() => nat.attentionBf16(1, 2, 1, 4, 0.5, qkv, o, lse), /attentionBf16: bf16 kernels need/);
+    assert.throws(() => nat.attentionBackwardBf16(1, 2, 1, 4, 0.5, qkv, o, lse, o, new Float32Array(qkv.length)),
+      /attentionBackwardBf16: bf16 kernels need/);
     const out = new Uint16Array(2);
     nat.f32ToBf16(Float32Array.of(1, -2), out);
     assert.deepEqual([...out], [0x3f80, 0xc000]);

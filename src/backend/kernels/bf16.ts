@@ -1,5 +1,6 @@
 /**
- * The bf16 family of the kernel contract: mixed-precision GEMMs and fp32 <-> bf16 conversions. Part
+ * The bf16 family of the kernel contract: mixed-precision GEMMs and attention, and fp32 <-> bf16
+ * conversions. Part
  * of `Kernels` (../kernels.ts), with its conventions (raw typed arrays, explicit sizes, row-major).
  *
  * bf16 is the top 16 bits of an fp32 (8 exponent bits, 7 stored mantissa bits), held in a
@@ -39,6 +40,23 @@ export interface Bf16Kernels {
     a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, strideC: number, ldc: number): void;
 
   /**
+   * attention() with its matrix products on bf16 operands and fp32 accumulation: q, k, v and the
+   * (unnormalised, blockwise) probabilities are rounded to bf16 (nearest even) where they enter a
+   * product; the scores' scaling, the softmax statistics, lse and the output normalisation stay fp32.
+   * The reference rounds q, k, v and then runs the fp32 reference; the native kernel also rounds the
+   * probabilities, so the two agree to the bf16 bound of a sum over keys (~2^-7 * sum_t p_t |v_t|).
+   */
+  attentionBf16(B: number, S: number, H: number, hd: number, scale: number, qkv: F32, out: F32, lse: F32): void;
+
+  /**
+   * attentionBackward() with the same precision: q, k, v, gout, the recomputed probabilities and the
+   * score gradients are rounded to bf16 where they enter a product; D = rowsum(gout * out) and the
+   * softmax algebra are fp32. The reference rounds q, k, v and gout, then runs the fp32 reference.
+   */
+  attentionBackwardBf16(B: number, S: number, H: number, hd: number, scale: number,
+    qkv: F32, out: F32, lse: F32, gout: F32, gqkv: F32): void;
+
+  /**
    * out[i] = bf16 bits of x[i] rounded to nearest even, for i < out.length (u = fp32 bits of x[i]):
    *   NaN -> (u >>> 16) | 0x40 (stays a quiet NaN);  otherwise (u + 0x7fff + ((u >>> 16) & 1)) >>> 16.
    */
@@ -58,5 +76,6 @@ export interface Bf16Kernels {
 /** Every bf16 kernel name, checked by the compiler against Bf16Kernels. */
 export const BF16_KERNEL_NAMES: Record<keyof Bf16Kernels, true> = {
   gemmBf16: true, gemmUnaryBf16: true, gemmGroupedRowsBf16: true, gemmGroupedKBf16: true,
+  attentionBf16: true, attentionBackwardBf16: true,
   f32ToBf16: true, f32ToBf16Stochastic: true, bf16ToF32: true,
 };

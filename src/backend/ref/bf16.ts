@@ -5,6 +5,7 @@ import type { F32, I32 } from '../kernels.js';
 import type { U16 } from '../kernels/peer.js';
 import { len, need } from './check.js';
 import { gemm, gemmGroupedK, gemmGroupedRows, gemmUnary } from './gemm.js';
+import { attention, attentionBackward } from './attention.js';
 import { hash32 } from './math.js';
 
 const f = new Float32Array(1);
@@ -50,6 +51,17 @@ export function gemmUnaryBf16(op: number, backward: boolean, transA: boolean, tr
   alpha: number, a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number,
   bias: F32 | null, aux: F32, ldaux: number): void {
   gemmUnary(op, backward, transA, transB, m, n, k, alpha, rounded(a), lda, rounded(b), ldb, beta, c, ldc, bias, aux, ldaux);
+}
+
+/** See Bf16Kernels.attentionBf16 (q, k, v rounded; the probabilities stay fp32 here). */
+export function attentionBf16(B: number, S: number, H: number, hd: number, scale: number, qkv: F32, out: F32, lse: F32): void {
+  attention(B, S, H, hd, scale, rounded(qkv), out, lse);
+}
+
+/** See Bf16Kernels.attentionBackwardBf16 (q, k, v and gout rounded). */
+export function attentionBackwardBf16(B: number, S: number, H: number, hd: number, scale: number,
+  qkv: F32, out: F32, lse: F32, gout: F32, gqkv: F32): void {
+  attentionBackward(B, S, H, hd, scale, rounded(qkv), out, lse, rounded(gout), gqkv);
 }
 
 /** See Bf16Kernels.gemmGroupedRowsBf16. */

@@ -1,0 +1,116 @@
+// attentionBf16 / attentionBackwardBf16 (native, AVX512_BF16) against the reference, which rounds
+// q, k, v (and gout) to bf16 and runs the fp32 attention. The native kernel also rounds the blockwise
+// probabilities (and score gradients) where they enter a product, so per output element the forward
+// differs from the reference by at most 2^-8 of sum_t p_t |v_t| <= 2^-8 * max_t |v_t| (plus fp32
+// summation); lse comes from the same rounded q, k in fp32 and agrees to fp32 accuracy. The backward
+// is checked in relative norm (2^-6, as the other bf16 ops). Every result must also differ from the
+// fp32 kernel's: the bf16 path really ran.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { nativeKernels, ref } from '../src/backend/index.js';
+import * as T from '../src/tensor/index.js';
+import { tensor } from '../src/tensor/index.js';
+import { assertClose, randn } from './util.js';
+
+const nat = nativeKernels();
+const HAS_BF16 = nat.cpuInfo().bf16;
+
+type Shape = [B: number, S: number, H: number, hd: number];
+const SHAPES: Shape[] = [[1, 1, 1, 1], [2, 7, 3, 7], [1, 33, 2, 64], [1, 65, 2, 17], [2, 130, 2, 40], [1, 257, 4, 64], [2, 256, 4, 64]];
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  let d = 0, n = 0;
+  for (let i = 0; i < a.length; i++) { d += (a[i] - b[i]) ** 2; n += b[i] ** 2; }
+  return Math.sqrt(d / Math.max(n, 1e-30));
+}
+
+test('attentionBf16: forward within the bf16 bound of the reference, lse to fp32 accuracy', { skip: !HAS_BF16 }, () => {
+  SHAPES.forEach(([B, S, H, hd], si) => {
+    const what = `B=${B} S=${S} H=${H} hd=${hd}`;
+    const qkv = randn(B * S * 3 * H * hd, 300 + si, 1.5), scale = 1 / Math.sqrt(hd);
+    const n = B * S * H * hd;
+    const r = { out: new Float32Array(n), lse: new Float32Array(B * H * S) };
+    const c = { out: new Float32Array(n).fill(NaN), lse: new Float32Array(B * H * S).fill(NaN) };
+    const f = { out: new Float32Array(n), lse: new Float32Array(B * H * S) };
+    ref.attentionBf16(B, S, H, hd, scale, qkv, r.out, r.lse);
+    nat.attentionBf16(B, S, H, hd, scale, qkv, c.out, c.lse);
+    nat.attention(B, S, H, hd, scale, qkv, f.out, f.lse);
+    // max |v| per head bounds sum_t p_t |v_t|
+    const vmax = new Float32Array(B * H);
+    for (let b = 0; b < B; b++)
+      for (let s = 0; s < S; s++)
+        for (let h = 0; h < H; h++)
+          for (let e = 0; e < hd; e++)
+            vmax[b * H + h] = Math.max(vmax[b * H + h], Math.abs(qkv[((b * S + s) * 3 + 2) * H * hd + h * hd + e]));
+    for (let i = 0; i < n; i++) {
+      const b = Math.floor(i / (S * H * hd)), h = Math.floor(i / hd) % H;
+      const bound = 2 ** -8 * vmax[b * H + h] * 1.05 + 1e-5;
+      assert.ok(Math.abs(c.out[i] - r.out[i]) <= bound, `${what}: out[${i}] ${c.out[i]} vs ${r.out[i]} (bound ${bound})`);
+    }
+    assertClose(c.lse, r.lse, 1e-5, 2e-5, `lse ${what}`);
+    if (S * hd > 8) assert.ok(relErr(c.out, f.out) > 0, `${what}: bf16 attention equals the fp32 kernel's`);
+  });
+});
+
+test('attentionBackwardBf16: within 2^-6 (relative norm) of the reference, and not the fp32 result', { skip: !HAS_BF16 }, () => {
+  SHAPES.forEach(([B, S, H, hd], si) => {
+    const what = `B=${B} S=${S} H=${H} hd=${hd}`;
+    const qkv = randn(B * S * 3 * H * hd, 400 + si, 1.5), gout = randn(B * S * H * hd, 500 + si), scale = 1 / Math.sqrt(hd);
+    const out = new Float32Array(B * S * H * hd), lse = new Float32Array(B * H * S);
+    ref.attentionBf16(B, S, H, hd, scale, qkv, out, lse);
+    const gr = new Float32Array(qkv.length), gc = new Float32Array(qkv.length).fill(NaN), gf = new Float32Array(qkv.length);
+    ref.attentionBackwardBf16(B, S, H, hd, scale, qkv, out, lse, gout, gr);
+    nat.attentionBackwardBf16(B, S, H, hd, scale, qkv, out, lse, gout, gc);
+    nat.attentionBackward(B, S, H, hd, scale, qkv, out, lse, gout, gf);
+    assert.ok(gc.every(Number.isFinite), `${what}: non-finite gradient`);
+    const e = relErr(gc, gr);
+    assert.ok(e < 2 ** -6, `${what}: relative error ${e}`);
+    if (S > 1) assert.ok(relErr(gc, gf) > 0, `${what}: bf16 backward equals the fp32 kernel's`);
+  });
+});
+
+test('attentionBf16: results do not depend on the thread count (up to summation order in dq)', { skip: !HAS_BF16 }, () => {
+  const [B, S, H, hd] = [1, 257, 3, 64];
+  const qkv = randn(B * S * 3 * H * hd, 7, 1.5), gout = randn(B * S * H * hd, 8);
+  const run = () => {
+    const out = new Float32Array(B * S * H * hd), lse = new Float32Array(B * H * S), g = new Float32Array(qkv.length);
+    nat.attentionBf16(B, S, H, hd, 0.125, qkv, out, lse);
+    nat.attentionBackwardBf16(B, S, H, hd, 0.125, qkv, out, lse, gout, g);
+    return [out, lse, g];
+  };
+  const prev = nat.getThreads();
+  try {
+    nat.setThreads(1);
+    const one = run();
+    nat.setThreads(2);
+    const two = run();
+    assert.deepEqual(two.slice(0, 2), one.slice(0, 2), 'out and lse are computed per query block: bit for bit');
+    // a head left over when heads % threads != 0 splits its key blocks over the threads, whose private
+    // dq accumulators are summed at the end (as in the fp32 kernel): same values up to summation order
+    assertClose(two[2], one[2], 1e-5, 1e-6, 'gqkv');
+  } finally {
+    nat.setThreads(prev);
+  }
+});
+
+test('causalAttention under bf16 precision runs the bf16 kernels forward and backward', { skip: !HAS_BF16 }, () => {
+  const qkv = tensor(randn(2 * 40 * 3 * 32, 9), [2, 40, 96]);
+  qkv.requiresGrad = true;
+  const run = (p: 'fp32' | 'bf16') => {
+    const prev = T.setMatmulPrecision(p);
+    try {
+      qkv.grad = null;
+      const y = T.causalAttention(qkv, 2);
+      y.backward(randn(y.size, 10));
+      return [Float32Array.from(y.f32), Float32Array.from(qkv.grad!.f32)];
+    } finally {
+      T.setMatmulPrecision(prev);
+    }
+  };
+  const [yf, gf] = run('fp32'), [yb, gb] = run('bf16');
+  for (const [name, b, f] of [['y', yb, yf], ['grad', gb, gf]] as const) {
+    const e = relErr(b, f);
+    assert.ok(e > 0 && e < 2 ** -6, `${name}: relative difference ${e} of bf16 against fp32`);
+  }
+  assert.deepEqual(run('fp32'), [yf, gf], 'fp32 again after bf16');
+});
