@@ -15,4 +15,8 @@ Napi::Value gemmGroupedRowsBody(const Napi::CallbackInfo& info, const char* fn, 
 Napi::Value gemmUnaryBody(const Napi::CallbackInfo& info, const char* fn, const gemmk::KernelSet* ks);
 Napi::Value gemmGroupedKBody(const Napi::CallbackInfo& info, const char* fn, const gemmk::KernelSet* ks);
 
+// The bf16 kernel set, or a JS Error naming fn when this CPU (or MOELAB_ISA) cannot run it
+// (gemm_bf16.cc; the bf16 attention kernels check with it too).
+const gemmk::KernelSet& needBf16(const Napi::Env& env, const char* fn);
+
 }  // namespace moelab

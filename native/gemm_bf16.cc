@@ -32,7 +32,6 @@ const gemmk::KernelSet* bf16KernelSet() {
   return ks;
 }
 
-// The bf16 kernel set, or a JS Error naming fn when this CPU (or MOELAB_ISA) cannot run it.
 const gemmk::KernelSet& needBf16(const Napi::Env& env, const char* fn) {
   const gemmk::KernelSet* ks = bf16KernelSet();
   if (!ks) {
@@ -48,7 +47,6 @@ const gemmk::KernelSet& needBf16(const Napi::Env& env, const char* fn) {
 namespace {
 
 constexpr int64_t kGrainConvert = 1 << 15;
-
 
 Napi::Value GemmBf16Napi(const Napi::CallbackInfo& info) {
   return gemmBody(info, "gemmBf16", &needBf16(info.Env(), "gemmBf16"));

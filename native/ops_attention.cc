@@ -18,6 +18,7 @@
 #include "cpu.h"
 #include "args.h"
 #include "gemm.h"
+#include "gemm_api.h"
 #include "gemm_bf16.h"
 #include "registry.h"
 #include "threadpool.h"
@@ -48,9 +49,6 @@ void attnSoftmaxTileAvx512(int rows, int n, float* S, int64_t lds, int diag, flo
                            float* alpha);
 void attnBwdTileAvx512(int rows, int n, float* S, float* dP, int64_t ld, int diag, float sc, float dsScale,
                        const float* lse, const float* D);
-
-// gemm_bf16.cc
-const gemmk::KernelSet& needBf16(const Napi::Env& env, const char* fn);
 
 namespace {
 

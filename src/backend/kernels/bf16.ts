@@ -1,7 +1,7 @@
 /**
  * The bf16 family of the kernel contract: mixed-precision GEMMs and attention, and fp32 <-> bf16
- * conversions. Part
- * of `Kernels` (../kernels.ts), with its conventions (raw typed arrays, explicit sizes, row-major).
+ * conversions. Part of `Kernels` (../kernels.ts), with its conventions (raw typed arrays, explicit
+ * sizes, row-major).
  *
  * bf16 is the top 16 bits of an fp32 (8 exponent bits, 7 stored mantissa bits), held in a
  * Uint16Array. Rounding to nearest even has relative error <= 2^-8 for normal values.
@@ -44,7 +44,8 @@ export interface Bf16Kernels {
    * (unnormalised, blockwise) probabilities are rounded to bf16 (nearest even) where they enter a
    * product; the scores' scaling, the softmax statistics, lse and the output normalisation stay fp32.
    * The reference rounds q, k, v and then runs the fp32 reference; the native kernel also rounds the
-   * probabilities, so the two agree to the bf16 bound of a sum over keys (~2^-7 * sum_t p_t |v_t|).
+   * probabilities, so per output they differ by at most 2^-8 * sum_t p_t |v_t| <= 2^-8 * max_t |v_t|
+   * (plus fp32 summation), the bound the tests check.
    */
   attentionBf16(B: number, S: number, H: number, hd: number, scale: number, qkv: F32, out: F32, lse: F32): void;
 
