@@ -7,6 +7,8 @@
 //   peerForward           softmax gates, gathered u-row dot products, gated v-row sums (tokens).
 //   peerBackward          per-token side of the backward: gx, gate/score gradients, row coefficients.
 //   peerRetrieveBackward  query and sub-key gradients of the chosen candidates (per-thread key sums).
+//   peerUnionForward/Backward  the per-pick gathers and scatters of the dense union path
+//                         (src/tensor/ops/peer_union.ts): gates, [T, U] coefficient matrices.
 //   peerCoalesce          stable counting sort of expert ids -> unique ids + occurrence lists.
 //   peerRowGrad           row-sparse table gradients from the coalesced lists (threaded over rows).
 //   sparseAdam            lazy Adam on touched rows, fp32 or bf16 moments.
@@ -14,6 +16,7 @@
 // avx2/peer_avx2.cc, the portable ones below (MOELAB_ISA=generic).
 #include "cpu.h"
 #include "op_codes.h"
+#include "ops_simd.h"
 #include "args.h"
 #include "registry.h"
 #include "threadpool.h"
@@ -812,7 +815,7 @@ void peerBackwardRows(const BackwardRowsArgs& A) {
   if (!pkm) std::fill(gx.data, gx.data + Td, 0.0f);
   const PeerIsa& I = isa();
   float* DG = dgBuf.data();
-  parallelChunks(U, 16, [&](int th, int64_t i0, int64_t i1) {
+  parallelChunksWeighted(U, 16, OF, [&](int th, int64_t i0, int64_t i1) {
     float* gxa = pkm ? nullptr : (th == 0 ? gx.data : gxLocal.data() + (th - 1) * Td);
     float* accU = rowBuf.data() + th * 2 * d;
     float* accV = accU + d;
@@ -996,7 +999,7 @@ void peerRowGrad(const RowGradArgs& A) {
   const float* C = A.coef.data;
   const float* S = A.src.data;
   float* O = A.out.data;
-  parallelChunks(U, 8, [&](int, int64_t i0, int64_t i1) {
+  parallelChunksWeighted(U, 8, OF, [&](int, int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
       float* o = O + i * d;
       std::fill(o, o + d, 0.0f);
@@ -1281,6 +1284,147 @@ Napi::Value PeerAdviseHugePagesNapi(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, ok);
 }
 MOELAB_EXPORT(peerAdviseHugePages, PeerAdviseHugePagesNapi);
+
+// ------------------------------------------------------------------ peerUnionForward / peerUnionBackward
+
+// The gate side of the dense union path (src/tensor/ops/peer_union.ts): the GEMMs against the U
+// gathered rows run elsewhere; these pick each token's entries out of the [T, U] products and
+// scatter its coefficients back into [T, U] matrices. Threaded over tokens (each owns its rows).
+//   peerUnionForward(T, hk, k, act, U, cols, scores, A|null, g, a|null, W)
+//   peerUnionBackward(T, hk, k, act, U, cols, g, a|null, GW, gscores, C|null)
+struct UnionShape {
+  int64_t T, hk, k, U, Thk, TU;
+  PeerAct act;
+  Span<int32_t> cols;
+};
+
+UnionShape unionShape(const Napi::CallbackInfo& info, const char* fn, size_t nargs) {
+  auto env = info.Env();
+  needArgs(info, nargs, fn);
+  UnionShape S;
+  S.T = dimArg(info, 0, fn, "T");
+  S.hk = dimArg(info, 1, fn, "hk", 1);
+  S.k = dimArg(info, 2, fn, "k", 1);
+  S.act = actArg(info, 3, fn);
+  S.U = dimArg(info, 4, fn, "U", 1);
+  if (S.hk % S.k) throwRange(env, std::string(fn) + ": hk (" + std::to_string(S.hk) + ") must be a multiple of k (" + std::to_string(S.k) + ")");
+  S.Thk = checkedMul(env, fn, S.T, S.hk);
+  S.TU = checkedMul(env, fn, S.T, S.U);
+  S.cols = i32Arg(info, 5, fn, "cols");
+  needLen(env, S.cols, S.Thk, fn, "cols");
+  idsInRange(env, fn, "cols", S.cols.data, S.Thk, S.U);
+  return S;
+}
+
+UnaryOp unaryOf(PeerAct act) { return act == PeerAct::Gelu ? UnaryOp::GeluErf : UnaryOp::Relu; }
+
+Napi::Value PeerUnionForwardNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "peerUnionForward";
+  auto env = info.Env();
+  const UnionShape S = unionShape(info, fn, 11);
+  const Span<float> sc = f32Arg(info, 6, fn, "scores"), A = f32OptArg(info, 7, fn, "A"), g = f32Arg(info, 8, fn, "g"),
+                    a = f32OptArg(info, 9, fn, "a"), W = f32Arg(info, 10, fn, "W");
+  const bool pkm = !A.data;
+  if (!pkm && !a.data) throwType(env, std::string(fn) + ": argument 'a' must be a Float32Array when A is given");
+  needLen(env, sc, S.Thk, fn, "scores");
+  needLen(env, g, S.Thk, fn, "g");
+  needLen(env, W, S.TU, fn, "W");
+  if (!pkm) {
+    needLen(env, A, S.TU, fn, "A");
+    needLen(env, a, S.Thk, fn, "a");
+  }
+  const Span<float> spans[] = {sc, A, g, pkm ? Span<float>{nullptr, 0} : a, W};
+  const char* names[] = {"scores", "A", "g", "a", "W"};
+  writtenApart(env, fn, spans, names, 5, 2);
+  for (int i = 2; i < 5; i++) noOverlap(env, fn, spans[i], names[i], S.cols, "cols");
+  const int64_t hk = S.hk, k = S.k, U = S.U;
+  const UnaryOp op = unaryOf(S.act);
+  const int32_t* cols = S.cols.data;
+  const simd::OpsTable& K = ops::kernels();
+  const int nt = threadsFor(S.T, 16);
+  std::vector<float> faBuf = scratch<float>(fn, "activations", nt * hk);
+  parallelChunks(S.T, 16, [&](int th, int64_t t0, int64_t t1) {
+    float* fa = faBuf.data() + th * hk;
+    for (int64_t t = t0; t < t1; t++) {
+      float* gt = g.data + t * hk;
+      K.softmaxRows(sc.data + t * hk, gt, hk / k, k, false);
+      const int32_t* ct = cols + t * hk;
+      float* Wt = W.data + t * U;
+      std::fill(Wt, Wt + U, 0.0f);
+      if (pkm) {
+        for (int64_t j = 0; j < hk; j++) Wt[ct[j]] += gt[j];
+      } else {
+        const float* At = A.data + t * U;
+        float* at = a.data + t * hk;
+        for (int64_t j = 0; j < hk; j++) at[j] = At[ct[j]];
+        K.unary(op, at, fa, hk);
+        for (int64_t j = 0; j < hk; j++) Wt[ct[j]] += gt[j] * fa[j];
+      }
+    }
+  });
+  return env.Undefined();
+}
+MOELAB_EXPORT(peerUnionForward, PeerUnionForwardNapi);
+
+Napi::Value PeerUnionBackwardNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "peerUnionBackward";
+  auto env = info.Env();
+  const UnionShape S = unionShape(info, fn, 11);
+  const Span<float> g = f32Arg(info, 6, fn, "g"), a = f32OptArg(info, 7, fn, "a"), GW = f32Arg(info, 8, fn, "GW"),
+                    gs = f32Arg(info, 9, fn, "gscores"), C = f32OptArg(info, 10, fn, "C");
+  const bool pkm = !a.data;
+  if (pkm != !C.data) throwType(env, std::string(fn) + ": arguments 'a' and 'C' must both be Float32Arrays or both null");
+  needLen(env, g, S.Thk, fn, "g");
+  needLen(env, GW, S.TU, fn, "GW");
+  needLen(env, gs, S.Thk, fn, "gscores");
+  if (!pkm) {
+    needLen(env, a, S.Thk, fn, "a");
+    needLen(env, C, S.TU, fn, "C");
+  }
+  const Span<float> spans[] = {g, a, GW, gs, C};
+  const char* names[] = {"g", "a", "GW", "gscores", "C"};
+  writtenApart(env, fn, spans, names, 5, 3);
+  for (int i = 3; i < 5; i++) noOverlap(env, fn, spans[i], names[i], S.cols, "cols");
+  const int64_t hk = S.hk, k = S.k, U = S.U;
+  const UnaryOp op = unaryOf(S.act);
+  const int32_t* cols = S.cols.data;
+  const simd::OpsTable& K = ops::kernels();
+  const int nt = threadsFor(S.T, 16);
+  std::vector<float> buf = scratch<float>(fn, "gate gradients", nt * 4 * hk);
+  parallelChunks(S.T, 16, [&](int th, int64_t t0, int64_t t1) {
+    float* gw = buf.data() + th * 4 * hk;
+    float* dg = gw + hk;
+    float* fa = dg + hk;
+    float* gd = fa + hk;
+    for (int64_t t = t0; t < t1; t++) {
+      const float* gt = g.data + t * hk;
+      const int32_t* ct = cols + t * hk;
+      const float* GWt = GW.data + t * U;
+      for (int64_t j = 0; j < hk; j++) gw[j] = GWt[ct[j]];
+      if (pkm) {
+        for (int64_t j = 0; j < hk; j++) dg[j] = gw[j];
+      } else {
+        const float* at = a.data + t * hk;
+        K.unary(op, at, fa, hk);
+        K.unaryBackward(op, at, fa, gw, gd, hk);  // gw act'(a)
+        float* Ct = C.data + t * U;
+        std::fill(Ct, Ct + U, 0.0f);
+        for (int64_t j = 0; j < hk; j++) {
+          dg[j] = gw[j] * fa[j];
+          Ct[ct[j]] += gd[j] * gt[j];
+        }
+      }
+      float* gst = gs.data + t * hk;
+      for (int64_t j0 = 0; j0 < hk; j0 += k) {
+        float s = 0;
+        for (int64_t j = j0; j < j0 + k; j++) s += gt[j] * dg[j];
+        for (int64_t j = j0; j < j0 + k; j++) gst[j] = gt[j] * (dg[j] - s);
+      }
+    }
+  });
+  return env.Undefined();
+}
+MOELAB_EXPORT(peerUnionBackward, PeerUnionBackwardNapi);
 
 }  // namespace
 }  // namespace moelab

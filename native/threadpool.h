@@ -46,4 +46,24 @@ void parallelChunks(int64_t n, int64_t minPer, const F& fn) {
   });
 }
 
+// Like parallelChunks, but for n items whose cumulative costs are offsets[0..n] (non-decreasing):
+// each thread's contiguous range carries about total/nt of the cost, not n/nt of the items. For
+// skewed occurrence lists (a few experts holding most picks) an even split by items can leave one
+// thread with most of the work.
+template <typename F>
+void parallelChunksWeighted(int64_t n, int64_t minPer, const int32_t* offsets, const F& fn) {
+  if (n <= 0) return;
+  parallelRun(threadsFor(n, minPer), [&](int t, int nt) {
+    const int64_t lo = offsets[0], total = offsets[n] - lo;
+    auto cut = [&](int64_t q) -> int64_t {  // first item whose start reaches lo + total*q/nt
+      if (q == 0) return 0;
+      if (q == nt) return n;
+      const int64_t target = lo + total * q / nt;
+      return std::lower_bound(offsets, offsets + n, target, [](int32_t o, int64_t v) { return o < v; }) - offsets;
+    };
+    const int64_t b = cut(t), e = cut(t + 1);
+    if (b < e) fn(t, b, e);
+  });
+}
+
 }  // namespace moelab

@@ -8,10 +8,11 @@ import { KERNEL_NAMES, ref, profiled, kernelsFromAddon, IncompleteAddonError, se
 import { loadNative } from '../src/backend/native.js';
 import { tensor } from '../src/tensor/index.js';
 import { PEER } from '../src/nn/peer.js';
+import { setPeerDispatch } from '../src/tensor/ops/peer_union.js';
 import { Rng } from '../src/util/random.js';
 import { randn } from './util.js';
 
-const PEER_NAMES = ['peerRetrieve', 'peerRetrieveBackward', 'peerForward', 'peerBackward', 'peerBackwardRows', 'peerCoalesce',
+const PEER_NAMES = ['peerRetrieve', 'peerRetrieveBackward', 'peerForward', 'peerBackward', 'peerBackwardRows', 'peerUnionForward', 'peerUnionBackward', 'peerCoalesce',
   'peerRowGrad', 'peerBatchNorm', 'peerBatchNormBackward', 'sparseAdam', 'peerAdviseHugePages'];
 
 test('KERNEL_NAMES is every reference kernel, once, PEER included', () => {
@@ -65,7 +66,8 @@ test('the profiler wraps every kernel, and a PEER layer runs all its kernels thr
 
   setBackend(p as Kernels);
   try {
-    for (const [training, sparseGrads] of [[true, true], [true, false]] as const) {
+    for (const [training, sparseGrads, path] of [[true, true, 'rows'], [true, false, 'rows'], [true, true, 'union']] as const) {
+      setPeerDispatch(path);
       const layer = new PEER(8, { nSub: 4, heads: 2, k: 2, dKey: 4, bn: true, activation: 'gelu', pkm: false, sparseGrads }, new Rng(1));
       layer.train(training);
       const x = tensor(randn(6 * 8, 3), [6, 8], { requiresGrad: true });
@@ -73,10 +75,11 @@ test('the profiler wraps every kernel, and a PEER layer runs all its kernels thr
     }
   } finally {
     setBackend(ref);
+    setPeerDispatch('auto');
   }
-  for (const n of ['peerRetrieve', 'peerRetrieveBackward', 'peerForward', 'peerBatchNorm', 'peerBatchNormBackward', 'gemm']) {
+  for (const n of ['peerRetrieve', 'peerRetrieveBackward', 'peerForward', 'peerUnionForward', 'peerUnionBackward', 'peerBatchNorm', 'peerBatchNormBackward', 'gemm']) {
     assert.ok(stats.get(n)!.calls >= 1, `${n} did not go through the profiled backend`);
   }
-  assert.ok(stats.get('peerCoalesce')!.calls >= 4, 'backward coalescing not profiled');
+  assert.ok(stats.get('peerCoalesce')!.calls >= 5, `backward coalescing not profiled (${stats.get('peerCoalesce')!.calls} calls)`);
   assert.ok(stats.get('peerBackwardRows')!.calls + stats.get('peerBackward')!.calls >= 2, 'expert backward not profiled');
 });

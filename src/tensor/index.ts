@@ -15,6 +15,7 @@ export * from './ops/routing.js';
 export * from './runtime.js';
 export * from './precision.js';
 export * from './ops/peer.js';
+export { setPeerDispatch, unionWins, type PeerDispatch } from './ops/peer_union.js';
 export * from './ops/batchnorm.js';
 export { adviseHugePages } from './memory.js';
 export { stepScope, poolStats, resetPoolStats, configurePool, clearPool, release, type PoolStats } from './pool.js';

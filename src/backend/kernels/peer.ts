@@ -70,6 +70,26 @@ export interface PeerKernels {
     U: number, uniq: I32, offsets: I32, order: I32, gx: F32 | null, gscores: F32, gu: F32 | null, gv: F32 | null): void;
 
   /**
+   * Gate side of the dense union path (src/tensor/ops/peer_union.ts), for T tokens with hk picks
+   * each whose experts form a union of U rows; cols [T, hk] in [0, U) is each pick's row in it.
+   *   g = softmax of each consecutive group of k scores (as peerForward)       -> g [T, hk]
+   *   a[t,j] = A[t, cols[t,j]]   (A [T, U] = x Us^T, the products with every union row)   -> a [T, hk]
+   *   W[t, i] = sum over t's picks j with cols[t,j] = i of g[t,j] act(a[t,j])  -> W [T, U] (written)
+   * With A null (product-key memory) W sums g alone and a is not touched (may be null).
+   */
+  peerUnionForward(T: number, hk: number, k: number, act: number, U: number, cols: I32, scores: F32,
+    A: F32 | null, g: F32, a: F32 | null, W: F32): void;
+
+  /**
+   * Backward of peerUnionForward given GW [T, U] = gy Vs^T; with gw[t,j] = GW[t, cols[t,j]]:
+   *   dg = gw act(a) (pkm: gw),  gscores = g (dg - sum_head g dg)                 -> gscores [T, hk]
+   *   C[t, i] = sum over t's picks j with cols[t,j] = i of gw g act'(a)          -> C [T, U] (written)
+   * a and C are both given (PEER) or both null (pkm).
+   */
+  peerUnionBackward(T: number, hk: number, k: number, act: number, U: number, cols: I32, g: F32,
+    a: F32 | null, GW: F32, gscores: F32, C: F32 | null): void;
+
+  /**
    * Stable counting sort of ids [n] in [0, N). Returns U, the number of distinct ids; uniq[0..U)
    * receives them ascending; the positions holding uniq[i] are order[offsets[i] .. offsets[i+1])
    * in ascending order. uniq needs n entries, offsets n+1, order n. O(n + N) time, N ints scratch.
@@ -131,6 +151,7 @@ export interface PeerKernels {
 /** Every PEER kernel name, checked by the compiler against PeerKernels (a missing or extra key fails to build). */
 export const PEER_KERNEL_NAMES: Record<keyof PeerKernels, true> = {
   peerRetrieve: true, peerRetrieveBackward: true, peerForward: true, peerBackward: true, peerBackwardRows: true,
+  peerUnionForward: true, peerUnionBackward: true,
   peerCoalesce: true, peerRowGrad: true, peerBatchNorm: true, peerBatchNormBackward: true, sparseAdam: true,
   peerAdviseHugePages: true,
 };

@@ -192,3 +192,60 @@ export function peerBackwardRows(T: number, d: number, N: number, hk: number, k:
   if (u) for (let i = 0; i < T * d; i++) gx![i] = gxa[i];
   softmaxGroupsBackward(n, k, g, dg, gscores);
 }
+
+function checkUnion(fn: string, T: number, hk: number, k: number, act: number, U: number, cols: I32): void {
+  dim(fn, 'T', T); dim(fn, 'hk', hk, 1); dim(fn, 'k', k, 1); dim(fn, 'U', U, 1);
+  need(hk % k === 0, fn, `hk (${hk}) must be a multiple of k (${k})`);
+  checkAct(fn, act);
+  len(fn, 'cols', cols, T * hk);
+  for (let i = 0; i < T * hk; i++) need(cols[i] >= 0 && cols[i] < U, fn, `cols[${i}] = ${cols[i]} out of range [0, ${U})`);
+}
+
+/** Gate side of the dense union path; see Kernels.peerUnionForward. */
+export function peerUnionForward(T: number, hk: number, k: number, act: number, U: number, cols: I32, scores: F32,
+  A: F32 | null, g: F32, a: F32 | null, W: F32): void {
+  const fn = 'peerUnionForward';
+  checkUnion(fn, T, hk, k, act, U, cols);
+  len(fn, 'scores', scores, T * hk); len(fn, 'g', g, T * hk); len(fn, 'W', W, T * U);
+  if (A) { len(fn, 'A', A, T * U); len(fn, 'a', a, T * hk); }
+  softmaxGroups(T * hk / k, k, scores, g);
+  const acc = new Float64Array(U);
+  for (let t = 0; t < T; t++) {
+    acc.fill(0);
+    for (let j = 0; j < hk; j++) {
+      const e = t * hk + j, c = cols[e];
+      let w = g[e];
+      if (A) {
+        a![e] = A[t * U + c];
+        w *= actF(act, a![e]);
+      }
+      acc[c] += w;
+    }
+    for (let i = 0; i < U; i++) W[t * U + i] = acc[i];
+  }
+}
+
+/** Backward of the union gates; see Kernels.peerUnionBackward. */
+export function peerUnionBackward(T: number, hk: number, k: number, act: number, U: number, cols: I32, g: F32,
+  a: F32 | null, GW: F32, gscores: F32, C: F32 | null): void {
+  const fn = 'peerUnionBackward';
+  checkUnion(fn, T, hk, k, act, U, cols);
+  need(!a === !C, fn, "'a' and 'C' must both be given or both be null");
+  len(fn, 'g', g, T * hk); len(fn, 'GW', GW, T * U); len(fn, 'gscores', gscores, T * hk);
+  if (a) { len(fn, 'a', a, T * hk); len(fn, 'C', C, T * U); }
+  const dg = new Float64Array(T * hk), acc = new Float64Array(U);
+  for (let t = 0; t < T; t++) {
+    acc.fill(0);
+    for (let j = 0; j < hk; j++) {
+      const e = t * hk + j, c = cols[e], gw = GW[t * U + c];
+      if (a) {
+        dg[e] = gw * actF(act, a[e]);
+        acc[c] += gw * g[e] * actD(act, a[e]);
+      } else {
+        dg[e] = gw;
+      }
+    }
+    if (C) for (let i = 0; i < U; i++) C[t * U + i] = acc[i];
+  }
+  softmaxGroupsBackward(T * hk, k, g, dg, gscores);
+}

@@ -4,7 +4,8 @@
  * per head, hk = h*k, dk = 2*half query size per head, nSub sub-keys per half, N = nSub^2 experts.
  * The kernels never form the [T*h, N] score matrix nor the gathered [T, hk, d] rows.
  */
-import { backend, PeerAct, type PeerActName } from '../../backend/index.js';
+import { backend, PeerAct, type Kernels, type PeerActName } from '../../backend/index.js';
+import { dispatchAllowsUnion, unionBackward, unionForward, useUnion, type PickIndex } from './peer_union.js';
 import { Tensor, attach } from '../tensor.js';
 import { adviseHugePages } from '../memory.js';
 import { alloc, allocZeroed, release, scratch } from '../pool.js';
@@ -119,14 +120,32 @@ export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | 
   const act = PeerAct[o.activation];
   const xc = x.contiguous(), sc = scores.contiguous(), idc = ids.contiguous().i32;
   const n = T * hk;
-  const g = alloc(n), a = u ? alloc(n) : null, y = alloc(T * d);
   const K = backend();
   const uD = u ? tableData(u) : null, vD = tableData(v);
-  K.peerForward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, sc.f32, g, a, y);
   const inputs = u ? [xc, sc, v, u] : [xc, sc, v];
+  const y = alloc(T * d);
+  // Float32 tables may take the dense path over the picked experts (peer_union.ts), which needs the
+  // coalesced picks up front; the row kernels' backward needs them anyway.
+  let ix: PickIndex | null = null;
+  if (vD instanceof Float32Array && dispatchAllowsUnion()) ix = coalesce(K, n, N, idc);
+  if (ix && useUnion(ix.U, hk)) {
+    const f = unionForward(T, d, hk, k, act, xc.f32, uD as Float32Array | null, vD as Float32Array, sc.f32, ix, y);
+    const { U, uniq } = ix;
+    return attach(new Tensor(y, [T, d]), inputs, (gy) => {
+      const gx = u ? alloc(T * d) : null, gscores = alloc(n);
+      const rows = (t: Tensor) => (pool ? pool.take(t, U * d) : scratch(U * d));
+      const gvRows = v.requiresGrad ? rows(v) : null;
+      const guRows = u && u.requiresGrad ? rows(u) : null;
+      unionBackward(T, d, hk, k, act, xc.f32, gy, f, U, gx, gscores, guRows, gvRows);
+      const rowIds = uniq.slice(0, U);
+      return u ? [gx, gscores, emitRows(v, gvRows, rowIds, pool, N, d), emitRows(u, guRows, rowIds, pool, N, d)]
+        : [null, gscores, emitRows(v, gvRows, rowIds, pool, N, d)];
+    }, 'peerExperts');
+  }
+  const g = alloc(n), a = u ? alloc(n) : null;
+  K.peerForward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, sc.f32, g, a, y);
   return attach(new Tensor(y, [T, d]), inputs, (gy) => {
-    const uniq = new Int32Array(n), offsets = new Int32Array(n + 1), order = new Int32Array(n);
-    const U = K.peerCoalesce(n, N, idc, uniq, offsets, order);
+    const { U, uniq, offsets, order } = ix ?? coalesce(K, n, N, idc);
     const rowIds = uniq.subarray(0, U).slice();
     const gx = u ? alloc(T * d) : null, gscores = alloc(n);
     if (pool && o.factoredRowGrads) {
@@ -150,21 +169,33 @@ export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | 
       if (guRows) K.peerRowGrad(U, d, hk, offsets, order, cu, xc.f32, guRows);
       release(cv, cu);
     }
-    const emit = (t: Tensor, r: Float32Array | null): Float32Array | null => {
-      if (!r) return null;
-      if (pool) {
-        (t.sparseGrad ??= []).push({ ids: rowIds, values: r });
-        return null;
-      }
-      const dense = allocZeroed(N * d); // rows nobody picked stay 0
-      for (let i = 0; i < U; i++) dense.set(r.subarray(i * d, i * d + d), rowIds[i] * d);
-      release(r);
-      return dense;
-    };
-    const gv = emit(v, gvRows);
+    const gv = emitRows(v, gvRows, rowIds, pool, N, d);
     release(g, a);
-    return u ? [gx, gscores, gv, emit(u, guRows)] : [null, gscores, gv];
+    return u ? [gx, gscores, gv, emitRows(u, guRows, rowIds, pool, N, d)] : [null, gscores, gv];
   }, 'peerExperts');
+}
+
+/** peerCoalesce of the n picks. */
+function coalesce(K: Kernels, n: number, N: number, ids: Int32Array): PickIndex {
+  const uniq = new Int32Array(n), offsets = new Int32Array(n + 1), order = new Int32Array(n);
+  const U = K.peerCoalesce(n, N, ids, uniq, offsets, order);
+  return { U, uniq, offsets, order };
+}
+
+/**
+ * A table's coalesced gradient rows r ([U, d], rows of rowIds) handed on: appended to the table's
+ * row-sparse chunks with a pool (autograd then gets none), else scattered into a dense [N, d].
+ */
+function emitRows(t: Tensor, r: Float32Array | null, rowIds: Int32Array, pool: RowGradPool | null, N: number, d: number): Float32Array | null {
+  if (!r) return null;
+  if (pool) {
+    (t.sparseGrad ??= []).push({ ids: rowIds, values: r });
+    return null;
+  }
+  const dense = allocZeroed(N * d); // rows nobody picked stay 0
+  for (let i = 0; i < rowIds.length; i++) dense.set(r.subarray(i * d, i * d + d), rowIds[i] * d);
+  release(r);
+  return dense;
 }
 
 /** A table's elements for the PEER kernels: float32, or bfloat16 bit patterns. */
