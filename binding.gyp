@@ -17,7 +17,7 @@
       "type": "static_library",
       "sources": ["<!@(node -e \"const fs=require('fs');console.log(fs.readdirSync('native/avx512').filter(f=>f.endsWith('.cc')).map(f=>'native/avx512/'+f).join(' '))\")"],
       "include_dirs": ["native"],
-      "cflags_cc": ["-O3", "-std=c++17", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c", "-fno-math-errno", "-fPIC"],
+      "cflags_cc": ["-O3", "-std=c++17", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c", "-mpopcnt", "-fno-math-errno", "-fPIC"],
       "cflags_cc!": ["-fno-exceptions"]
     },
     {

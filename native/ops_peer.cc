@@ -13,7 +13,8 @@
 //   peerRowGrad           row-sparse table gradients from the coalesced lists (threaded over rows).
 //   sparseAdam            lazy Adam on touched rows, fp32 or bf16 moments.
 // This file validates every argument, packs, threads and dispatches; the AVX2 inner loops are in
-// avx2/peer_avx2.cc, the portable ones below (MOELAB_ISA=generic).
+// avx2/peer_avx2.cc (AVX-512 selection in avx512/peer_avx512.cc), the portable ones below
+// (MOELAB_ISA=generic).
 #include "cpu.h"
 #include "op_codes.h"
 #include "ops_simd.h"
@@ -39,6 +40,9 @@ void peerScoreAvx2(int rows, int nPanels, int half, const float* Q, int64_t ldq,
                    int64_t lds);
 int peerTopkAvx2(const float* s, int n, int k, float* vals, int32_t* idx);
 void peerCandidatesAvx2(const float* v1, const float* v2, int k, float* cv, int32_t* ci);
+// avx512/peer_avx512.cc: the two selections as filter-then-rank (same results)
+int peerTopkAvx512(const float* s, int n, int k, float* vals, int32_t* idx);
+void peerCandidatesAvx512(const float* v1, const float* v2, int k, float* cv, int32_t* ci);
 void peerGatherDotsAvx2(const float* x, const float* table, const int32_t* ids, int n, int64_t d, float* out);
 void peerGatherAxpyAvx2(const float* table, const int32_t* ids, const float* w, int n, int64_t d, float* y);
 void peerAxpyAvx2(float a, const float* x, float* y, int64_t d);
@@ -216,7 +220,13 @@ const PeerIsa& isa() {
                                axpyGeneric<float>, adamRowGeneric, adamRowBf16Generic, gatherDotsGeneric<uint16_t>,
                                gatherAxpyGeneric<uint16_t>, axpyGeneric<uint16_t>, adamRowSrGeneric<float>,
                                adamRowSrGeneric<uint16_t>};
-  return activeIsa() >= Isa::Avx2 ? avx2 : generic;
+  static const PeerIsa avx512 = [] {
+    PeerIsa t = avx2;
+    t.topk = peerTopkAvx512;
+    t.cand = peerCandidatesAvx512;
+    return t;
+  }();
+  return activeIsa() >= Isa::Avx512 ? avx512 : activeIsa() >= Isa::Avx2 ? avx2 : generic;
 }
 
 // ------------------------------------------------------------------ activations (float, as torch)

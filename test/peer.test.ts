@@ -6,6 +6,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import { ref, nativeKernels, setBackend, PeerAct, type Kernels } from '../src/backend/index.js';
 import { loadNative } from '../src/backend/native.js';
 import { Tensor, tensor, noGrad } from '../src/tensor/index.js';
@@ -342,6 +343,45 @@ describe('PEER native kernels vs reference', { skip: !maybeNative() }, () => {
     for (let i = 0; i < 4 * 32; i++) P.keys[32 * 4 + i] = -Infinity; // second table all -inf
     const { ids } = runRetrieve(N(), P);
     for (const id of ids) assert.ok(id >= 0 && id < 32 * 32, `invalid id ${id} from non-finite inputs`);
+  });
+
+  test('retrieval selection equals the reference exactly on every ISA path (sizes, tails, tie densities)', () => {
+    // integer queries and keys make every score exact, so native and reference must agree bit for
+    // bit; the value range sets how many scores tie (few at +-20, most at +-1), which moves rows
+    // between the AVX-512 rank path and its insertion fallback (many survivors)
+    const cases: [number, number, number, number, number, number][] = [];
+    for (const [nSub, k] of [[17, 16], [37, 5], [64, 16], [100, 16], [256, 16], [256, 1], [50, 20], [16, 16]])
+      for (const range of [1, 3, 20]) cases.push([nSub, k, range, 4, 3, nSub * 7 + range]);
+    const results: string[] = [];
+    for (const [nSub, k, range, T, h, seed] of cases) {
+      const half = 6;
+      const q = Float32Array.from(randint(T * h * 2 * half, 2 * range + 1, seed), (v) => v - range);
+      const keys = Float32Array.from(randint(2 * nSub * half, 2 * range + 1, seed + 1), (v) => v - range);
+      const P: Problem = { T, h, nSub, half, k, q, keys };
+      const a = runRetrieve(N(), P), b = runRetrieve(R, P);
+      const tag = `nSub${nSub} k${k} range${range}`;
+      assert.deepEqual([...a.ids], [...b.ids], `${tag} ids`);
+      assert.deepEqual([...a.scores], [...b.scores], `${tag} scores`);
+      results.push([...a.ids].join(','));
+    }
+    // the same problems through the AVX2 selection (a child process; on an AVX-512 CPU the parent ran the AVX-512 one)
+    if (process.env.MOELAB_ISA) return;
+    const script = `
+      const { nativeKernels } = await import(${JSON.stringify(new URL('../src/backend/index.js', import.meta.url).href)});
+      const { randint } = await import(${JSON.stringify(new URL('./util.js', import.meta.url).href)});
+      const K = nativeKernels(), out = [];
+      for (const [nSub, k, range, T, h, seed] of ${JSON.stringify(cases)}) {
+        const half = 6;
+        const q = Float32Array.from(randint(T * h * 2 * half, 2 * range + 1, seed), (v) => v - range);
+        const keys = Float32Array.from(randint(2 * nSub * half, 2 * range + 1, seed + 1), (v) => v - range);
+        const ids = new Int32Array(T * h * k), sc = new Float32Array(T * h * k);
+        K.peerRetrieve(T, h, nSub, half, k, q, keys, ids, sc);
+        out.push([...ids].join(','));
+      }
+      process.stdout.write(JSON.stringify(out));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, MOELAB_ISA: 'avx2' }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), results, 'AVX2 selection differs');
   });
 
   test('expert forward/backward, retrieval backward, coalesce, row grads', () => {
