@@ -12,7 +12,8 @@
 // the remainder (heads % threads) is split by query blocks (forward) or key blocks with private
 // dQ accumulators summed afterwards (backward). Q, K, V, dO rows are read in place from qkv/gout
 // (packed with zero padding only when hd % 8 != 0); K and V are packed transposed into per-thread
-// scratch that is reused across calls. This file validates, packs, threads and dispatches; the tile
+// scratch that is reused across calls. The bf16 kernels instead pack each head's B operands once as
+// bf16 pair panels (K^T and V forward; K^T, V^T, dO, Q, K backward) that every tile product slices. This file validates, packs, threads and dispatches; the tile
 // kernels are AVX-512 (avx512/attention_avx512.cc), AVX2 (avx2/attention_avx2.cc) or the portable
 // versions below (MOELAB_ISA=generic).
 #include "cpu.h"
@@ -135,39 +136,32 @@ struct TileKernels {
   decltype(&softmaxTileGeneric) softmax;
   decltype(&bwdTileGeneric) bwd;
   decltype(&transposeGeneric) transpose;
+  bool bf16 = false;  // the heads pack their B operands once (PackedB) and use gemmBf16Packed
 };
 
-// The tile GEMM's contract (see gemmGeneric) with op(A) and B rounded to bf16 (nearest even) and
-// fp32 accumulation, on the bf16 GEMM's packing and 12x32 vdpbf16ps kernel: both operands are
-// packed whole into pair panels (zero padded), each 12-row group runs over its causal column and
-// depth range widened to whole 32-column slivers and whole pairs (the widening only adds entries of
-// A that the callers hold as zeros: masked probabilities and score gradients, or padding), and
-// finished tiles are merged into C with its init (C*cscale | C | 0). Only with bf16KernelSet().
-void gemmBf16Tile(int m, int n, int k, const float* A, int64_t lda, bool transA, const float* B, int64_t ldb,
-                  float* C, int64_t ldc, const float* cscale, bool acc, int tri, int diag) {
-  const gemmk::KernelSet& ks = *bf16KernelSet();
-  const int MR = ks.mr, NR = ks.nr, kq = (k + 1) / 2;
-  const int64_t aLen = (int64_t)(m + MR - 1) / MR * MR * kq, bLen = (int64_t)(n + NR - 1) / NR * NR * kq;
-  thread_local std::vector<float> panels;
-  if ((int64_t)panels.size() < aLen + bLen + 32) panels.resize((size_t)(aLen + bLen + 32));
-  float* pb = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(panels.data()) + 63) & ~uintptr_t(63));
-  float* pa = pb + bLen;  // bLen is a multiple of 16 floats, so pb's slivers stay 64-byte aligned
-  ks.packA(m, k, A, transA ? 1 : lda, transA ? lda : 1, pa);
-  ks.packB(k, n, B, ldb, 1, pb);
+// The bf16 tile GEMM's loop over 12-row groups and 32-column slivers, given op(A) packed at pa (kq
+// pairs deep) and B as pair panels: sliver j of the call starts at pb + (j / NR) * panel, and depth
+// index p of the call is row kOff + p of the panels (kOff even). Each group runs over its causal
+// column and depth range widened to whole slivers and whole pairs (the widening only adds entries
+// of A that the callers hold as zeros: masked probabilities and score gradients, or padding), and
+// finished tiles are merged into C with its init (C*cscale | C | 0).
+void bf16TileLoop(const gemmk::KernelSet& ks, int m, int n, int kq, const float* pa, const float* pb, int64_t panel,
+                  int kOff, float* C, int64_t ldc, const float* cscale, bool acc, int tri, int diag) {
+  const int MR = ks.mr, NR = ks.nr;
   alignas(64) float tile[16 * 32];
   for (int i0 = 0; i0 < m; i0 += MR) {
     const int mr = std::min(MR, m - i0);
-    int nn = n, kb = 0, ke = k;
+    int nn = n, kb = 0, ke = 2 * kq;
     if (tri == 1) nn = std::clamp(roundup8(diag + i0 + mr), 0, n);
-    else if (tri == 2) ke = std::clamp(diag + i0 + mr, 0, k);
-    else if (tri == 3) kb = std::clamp(i0 - diag, 0, k);
+    else if (tri == 2) ke = std::clamp(diag + i0 + mr, 0, 2 * kq);
+    else if (tri == 3) kb = std::clamp(i0 - diag, 0, 2 * kq);
     kb &= ~1;
     ke = std::min((ke + 1) & ~1, 2 * kq);
     const int depth = std::max(0, ke - kb);
     const float* ap = pa + (int64_t)(i0 / MR) * MR * kq + (int64_t)(kb / 2) * MR;
     for (int j = 0; j < nn; j += NR) {
       const int nr = std::min(NR, nn - j);
-      const float* bp = pb + (int64_t)(j / NR) * NR * kq + (int64_t)(kb / 2) * NR;
+      const float* bp = pb + (int64_t)(j / NR) * panel + (int64_t)((kOff + kb) / 2) * NR;
       if (mr == MR && nr == NR && !cscale) {  // a whole tile straight into C
         ks.kernel(depth, ap, bp, C + (int64_t)i0 * ldc + j, ldc, 1.0f, acc ? 1.0f : 0.0f, nullptr);
         continue;
@@ -189,10 +183,69 @@ void gemmBf16Tile(int m, int n, int k, const float* A, int64_t lda, bool transA,
   }
 }
 
+// Packs op(A) ([m, k]) into a thread-local panel buffer (after `reserve` floats kept for B) and
+// returns it; *pbOut is the 64-byte aligned start of the reserved part.
+float* packBf16A(const gemmk::KernelSet& ks, int m, int k, const float* A, int64_t lda, bool transA, int64_t reserve,
+                 float** pbOut) {
+  const int MR = ks.mr, kq = (k + 1) / 2;
+  const int64_t aLen = (int64_t)(m + MR - 1) / MR * MR * kq;
+  thread_local std::vector<float> panels;
+  if ((int64_t)panels.size() < aLen + reserve + 32) panels.resize((size_t)(aLen + reserve + 32));
+  float* pb = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(panels.data()) + 63) & ~uintptr_t(63));
+  float* pa = pb + reserve;  // reserve is a multiple of 16 floats, so pb's slivers stay 64-byte aligned
+  ks.packA(m, k, A, transA ? 1 : lda, transA ? lda : 1, pa);
+  *pbOut = pb;
+  return pa;
+}
+
+// The tile GEMM's contract (see gemmGeneric) with op(A) and B rounded to bf16 (nearest even) and
+// fp32 accumulation, on the bf16 GEMM's packing and 12x32 vdpbf16ps kernel: both operands are
+// packed whole into pair panels (zero padded), then bf16TileLoop. Only with bf16KernelSet().
+void gemmBf16Tile(int m, int n, int k, const float* A, int64_t lda, bool transA, const float* B, int64_t ldb,
+                  float* C, int64_t ldc, const float* cscale, bool acc, int tri, int diag) {
+  const gemmk::KernelSet& ks = *bf16KernelSet();
+  const int NR = ks.nr, kq = (k + 1) / 2;
+  const int64_t bLen = (int64_t)(n + NR - 1) / NR * NR * kq;
+  float* pb;
+  const float* pa = packBf16A(ks, m, k, A, lda, transA, bLen, &pb);
+  ks.packB(k, n, B, ldb, 1, pb);
+  bf16TileLoop(ks, m, n, kq, pa, pb, (int64_t)NR * kq, 0, C, ldc, cscale, acc, tri, diag);
+}
+
+// A whole B operand of a head ([k, n] at B with strides rsb along k, csb along n), packed once as
+// bf16 pair panels so every tile product slices it instead of packing its own block: the slice of
+// depth rows [k0, k0 + k') and columns [n0, n0 + n') (k0 even, n0 a multiple of 32) is what
+// gemmBf16Packed multiplies by.
+struct PackedB {
+  const float* p = nullptr;
+  int kq = 0;  // pairs of depth per panel
+  int64_t panel() const { return (int64_t)32 * kq; }
+};
+
+PackedB packBf16B(std::vector<float>& store, int k, int n, const float* B, int64_t rsb, int64_t csb) {
+  const gemmk::KernelSet& ks = *bf16KernelSet();
+  const int NR = ks.nr, kq = (k + 1) / 2;
+  const int64_t len = (int64_t)(n + NR - 1) / NR * NR * kq;
+  if ((int64_t)store.size() < len + 16) store.resize((size_t)(len + 16));
+  float* p = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(store.data()) + 63) & ~uintptr_t(63));
+  ks.packB(k, n, B, rsb, csb, p);
+  return PackedB{p, kq};
+}
+
+// gemmBf16Tile with B the slice (depth from k0, columns from n0) of a packed head operand.
+void gemmBf16Packed(int m, int n, int k, const float* A, int64_t lda, bool transA, const PackedB& B, int k0, int n0,
+                    float* C, int64_t ldc, const float* cscale, bool acc, int tri, int diag) {
+  const gemmk::KernelSet& ks = *bf16KernelSet();
+  float* unused;
+  const float* pa = packBf16A(ks, m, k, A, lda, transA, 0, &unused);
+  bf16TileLoop(ks, m, n, (k + 1) / 2, pa, B.p + (int64_t)(n0 / ks.nr) * B.panel(), B.panel(), k0, C, ldc, cscale, acc,
+               tri, diag);
+}
+
 // bf16: the active ISA's softmax, backward and transpose tiles with the bf16 tile GEMM.
 const TileKernels& tileKernels(bool bf16 = false) {
   static const TileKernels avx512{attnGemmAvx512, attnSoftmaxTileAvx512, attnBwdTileAvx512, attnTransposeAvx2};
-  static const TileKernels avx512bf16{gemmBf16Tile, attnSoftmaxTileAvx512, attnBwdTileAvx512, attnTransposeAvx2};
+  static const TileKernels avx512bf16{gemmBf16Tile, attnSoftmaxTileAvx512, attnBwdTileAvx512, attnTransposeAvx2, true};
   static const TileKernels avx2{attnGemmAvx2, attnSoftmaxTileAvx2, attnBwdTileAvx2, attnTransposeAvx2};
   static const TileKernels generic{gemmGeneric, softmaxTileGeneric, bwdTileGeneric, transposeGeneric};
   if (bf16) return avx512bf16;  // bf16KernelSet() implies the avx512 tier
@@ -252,13 +305,22 @@ void fwdHead(const TileKernels& K, const FwdHead& h, int hd, float scale, int qb
   float* l = m + BR;
   float* alpha = l + BR;
 
-  packTransposed(K, nk, hd, h.k, h.ks, KT, Sp);
+  // bf16: K (as B of Q K^T, transposed) and V (as B of P V) packed once as bf16 panels; fp32: K^T
+  // packed, V read in place (packed when hd % 8).
+  thread_local std::vector<float> kStore, vStore;
+  PackedB Kb, Vb;
   const float* V = h.v;
   int64_t ldv = h.vs;
-  if (hd % 8) {
-    packRows(nk, hd, h.v, h.vs, Vp, hdp);
-    V = Vp;
-    ldv = hdp;
+  if (K.bf16) {
+    Kb = packBf16B(kStore, hd, nk, h.k, 1, h.ks);
+    Vb = packBf16B(vStore, nk, hd, h.v, h.vs, 1);
+  } else {
+    packTransposed(K, nk, hd, h.k, h.ks, KT, Sp);
+    if (hd % 8) {
+      packRows(nk, hd, h.v, h.vs, Vp, hdp);
+      V = Vp;
+      ldv = hdp;
+    }
   }
 
   for (int qb = qb0; qb < qb1; qb++) {
@@ -273,9 +335,16 @@ void fwdHead(const TileKernels& K, const FwdHead& h, int hd, float scale, int qb
     for (int t0 = 0; t0 < nkb; t0 += FBC) {
       const int nkt = std::min(FBC, nkb - t0), ncol = roundup8(nkt);
       const int diag = h.pos0 + r0 - t0;
-      K.gemm(nr, ncol, hd, Q, h.qs, false, KT + t0, Sp, St, FBC, nullptr, false, 1, diag);
-      K.softmax(nr, ncol, St, FBC, diag, sc, m, l, alpha);
-      K.gemm(nr, hdp, nkt, St, FBC, false, V + t0 * ldv, ldv, O, hdp, t0 == 0 ? nullptr : alpha, false, 2, diag);
+      const float* oscale = t0 == 0 ? nullptr : alpha;
+      if (K.bf16) {
+        gemmBf16Packed(nr, ncol, hd, Q, h.qs, false, Kb, 0, t0, St, FBC, nullptr, false, 1, diag);
+        K.softmax(nr, ncol, St, FBC, diag, sc, m, l, alpha);
+        gemmBf16Packed(nr, hdp, nkt, St, FBC, false, Vb, t0, 0, O, hdp, oscale, false, 2, diag);
+      } else {
+        K.gemm(nr, ncol, hd, Q, h.qs, false, KT + t0, Sp, St, FBC, nullptr, false, 1, diag);
+        K.softmax(nr, ncol, St, FBC, diag, sc, m, l, alpha);
+        K.gemm(nr, hdp, nkt, St, FBC, false, V + t0 * ldv, ldv, O, hdp, oscale, false, 2, diag);
+      }
     }
     for (int i = 0; i < nr; i++) {
       const float inv = 1.0f / l[i];
@@ -365,18 +434,30 @@ void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale,
 
   const float *Q = h.q, *Kr = h.k, *dO = h.go;
   int64_t ldq = h.qkvs, ldk = h.qkvs, ldo = h.os;
-  if (hd % 8) {
-    float* Qp = packed;
-    float* Kp = Qp + (int64_t)S * hdp;
-    float* Op = Kp + (int64_t)S * hdp;
-    packRows(S, hd, h.q, h.qkvs, Qp, hdp);
-    packRows(S, hd, h.k, h.qkvs, Kp, hdp);
-    packRows(S, hd, h.go, h.os, Op, hdp);
-    Q = Qp, Kr = Kp, dO = Op;
-    ldq = ldk = ldo = hdp;
+  // bf16: the five B operands (K^T, V^T, dO, Q, K) packed once per head as bf16 panels, A operands
+  // read in place (its packer takes any hd); fp32: K^T and V^T packed, rows padded when hd % 8.
+  thread_local std::vector<float> bStore[5];
+  PackedB Kt, Vt, dOb, Qb, Kb;
+  if (K.bf16) {
+    Kt = packBf16B(bStore[0], hd, S, h.k, 1, h.qkvs);
+    Vt = packBf16B(bStore[1], hd, S, h.v, 1, h.qkvs);
+    dOb = packBf16B(bStore[2], S, hd, h.go, h.os, 1);
+    Qb = packBf16B(bStore[3], S, hd, h.q, h.qkvs, 1);
+    Kb = packBf16B(bStore[4], S, hd, h.k, h.qkvs, 1);
+  } else {
+    if (hd % 8) {
+      float* Qp = packed;
+      float* Kp = Qp + (int64_t)S * hdp;
+      float* Op = Kp + (int64_t)S * hdp;
+      packRows(S, hd, h.q, h.qkvs, Qp, hdp);
+      packRows(S, hd, h.k, h.qkvs, Kp, hdp);
+      packRows(S, hd, h.go, h.os, Op, hdp);
+      Q = Qp, Kr = Kp, dO = Op;
+      ldq = ldk = ldo = hdp;
+    }
+    packTransposed(K, S, hd, h.k, h.qkvs, KT, Sp);
+    packTransposed(K, S, hd, h.v, h.qkvs, VT, Sp);
   }
-  packTransposed(K, S, hd, h.k, h.qkvs, KT, Sp);
-  packTransposed(K, S, hd, h.v, h.qkvs, VT, Sp);
   for (int s = 0; s < S; s++) {  // D = rowsum(dO * O), 8 partial sums so it vectorizes
     const float* o = h.o + s * h.os;
     const float* go = h.go + s * h.os;
@@ -399,12 +480,21 @@ void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale,
       if (diag + nr <= 0) continue;
       const float* Qi = Q + r0 * ldq;
       const float* dOi = dO + r0 * ldo;
-      K.gemm(nr, ncol, hd, Qi, ldq, false, KT + t0, Sp, St, BC, nullptr, false, 1, diag);
-      K.gemm(nr, ncol, hd, dOi, ldo, false, VT + t0, Sp, dPt, BC, nullptr, false, 1, diag);
-      K.bwd(nr, ncol, St, dPt, BC, diag, sc, scale, h.lse + r0, D + r0);
-      K.gemm(nkt, hdp, nr, St, BC, true, dOi, ldo, dVt, hdp, nullptr, !first, 3, diag);
-      K.gemm(nkt, hdp, nr, dPt, BC, true, Qi, ldq, dKt, hdp, nullptr, !first, 3, diag);
-      K.gemm(nr, hdp, nkt, dPt, BC, false, Kr + t0 * ldk, ldk, dQ + r0 * lddq, lddq, nullptr, true, 2, diag);
+      if (K.bf16) {
+        gemmBf16Packed(nr, ncol, hd, Qi, ldq, false, Kt, 0, t0, St, BC, nullptr, false, 1, diag);
+        gemmBf16Packed(nr, ncol, hd, dOi, ldo, false, Vt, 0, t0, dPt, BC, nullptr, false, 1, diag);
+        K.bwd(nr, ncol, St, dPt, BC, diag, sc, scale, h.lse + r0, D + r0);
+        gemmBf16Packed(nkt, hdp, nr, St, BC, true, dOb, r0, 0, dVt, hdp, nullptr, !first, 3, diag);
+        gemmBf16Packed(nkt, hdp, nr, dPt, BC, true, Qb, r0, 0, dKt, hdp, nullptr, !first, 3, diag);
+        gemmBf16Packed(nr, hdp, nkt, dPt, BC, false, Kb, t0, 0, dQ + r0 * lddq, lddq, nullptr, true, 2, diag);
+      } else {
+        K.gemm(nr, ncol, hd, Qi, ldq, false, KT + t0, Sp, St, BC, nullptr, false, 1, diag);
+        K.gemm(nr, ncol, hd, dOi, ldo, false, VT + t0, Sp, dPt, BC, nullptr, false, 1, diag);
+        K.bwd(nr, ncol, St, dPt, BC, diag, sc, scale, h.lse + r0, D + r0);
+        K.gemm(nkt, hdp, nr, St, BC, true, dOi, ldo, dVt, hdp, nullptr, !first, 3, diag);
+        K.gemm(nkt, hdp, nr, dPt, BC, true, Qi, ldq, dKt, hdp, nullptr, !first, 3, diag);
+        K.gemm(nr, hdp, nkt, dPt, BC, false, Kr + t0 * ldk, ldk, dQ + r0 * lddq, lddq, nullptr, true, 2, diag);
+      }
       first = false;
     }
     if (first) {  // no query block (cannot happen for S > t0, kept for safety)
