@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { nativeKernels, ref, type Kernels } from '../src/backend/index.js';
-import { setMatmulPrecision, matmulPrecision } from '../src/tensor/index.js';
+import { setMatmulPrecision, setAttentionPrecision, attentionPrecision, matmulPrecision } from '../src/tensor/index.js';
 import { randn, rng } from './util.js';
 
 const CHILD = process.env.MOELAB_BF16_TEST_CHILD === '1';
@@ -282,5 +282,7 @@ if (CHILD || !HAS_BF16) {
     assert.deepEqual([...out], [0x3f80, 0xc000]);
     assert.throws(() => setMatmulPrecision('bf16'), /train\.precision "bf16" needs a CPU with AVX512_BF16.*"fp32"/);
     assert.equal(matmulPrecision(), 'fp32');
+    assert.throws(() => setAttentionPrecision('bf16'), /bf16 attention needs a CPU with AVX512_BF16/);
+    assert.equal(attentionPrecision(), 'fp32');
   });
 }

@@ -93,24 +93,28 @@ test('attentionBf16: results do not depend on the thread count (up to summation 
   }
 });
 
-test('causalAttention under bf16 precision runs the bf16 kernels forward and backward', { skip: !HAS_BF16 }, () => {
+test('causalAttention runs the bf16 kernels only under bf16 attention precision, not under bf16 matmuls alone', { skip: !HAS_BF16 }, () => {
   const qkv = tensor(randn(2 * 40 * 3 * 32, 9), [2, 40, 96]);
   qkv.requiresGrad = true;
-  const run = (p: 'fp32' | 'bf16') => {
-    const prev = T.setMatmulPrecision(p);
+  const run = (attn: 'fp32' | 'bf16', matmul: 'fp32' | 'bf16' = 'fp32') => {
+    const prevA = T.setAttentionPrecision(attn), prevM = T.setMatmulPrecision(matmul);
     try {
       qkv.grad = null;
       const y = T.causalAttention(qkv, 2);
       y.backward(randn(y.size, 10));
       return [Float32Array.from(y.f32), Float32Array.from(qkv.grad!.f32)];
     } finally {
-      T.setMatmulPrecision(prev);
+      T.setAttentionPrecision(prevA);
+      T.setMatmulPrecision(prevM);
     }
   };
   const [yf, gf] = run('fp32'), [yb, gb] = run('bf16');
+  assert.equal(T.attentionPrecision(), 'fp32', 'the default');
+  assert.deepEqual(run('fp32', 'bf16'), [yf, gf], 'bf16 matmuls alone leave attention in fp32');
   for (const [name, b, f] of [['y', yb, yf], ['grad', gb, gf]] as const) {
     const e = relErr(b, f);
     assert.ok(e > 0 && e < 2 ** -6, `${name}: relative difference ${e} of bf16 against fp32`);
   }
   assert.deepEqual(run('fp32'), [yf, gf], 'fp32 again after bf16');
+  assert.throws(() => T.setAttentionPrecision('fp16' as 'bf16'), /attention precision must be/);
 });

@@ -3,7 +3,7 @@ import { backend } from '../../backend/index.js';
 import { isGradEnabled } from '../autograd.js';
 import { Tensor, attach } from '../tensor.js';
 import { alloc, allocZeroed, release, scratch } from '../pool.js';
-import { matmulPrecision } from '../precision.js';
+import { attentionPrecision, matmulPrecision } from '../precision.js';
 
 /** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * w + b (biased variance). */
 export function layerNorm(x: Tensor, w: Tensor, b: Tensor, eps = 1e-5): Tensor {
@@ -101,7 +101,7 @@ export function causalAttention(qkv: Tensor, heads: number): Tensor {
   const qc = qkv.contiguous();
   const out = alloc(B * S * d), lse = alloc(B * heads * S);
   const k = backend();
-  const bf16 = matmulPrecision() === 'bf16';
+  const bf16 = attentionPrecision() === 'bf16';
   (bf16 ? k.attentionBf16 : k.attention)(B, S, heads, hd, scale, qc.f32, out, lse);
   return attach(new Tensor(out, [B, S, d]), [qc], (g) => {
     const gqkv = alloc(qc.size);
