@@ -242,6 +242,16 @@ inline float actD(PeerAct act, float x) {
   return x > 0 ? 1.0f : 0.0f;
 }
 
+// Softmax backward within each head's k gates of one token: gs = g (dg - sum_head g dg). Shared by
+// the row kernels' and the union path's backward, so all give the same score gradients.
+inline void softmaxHeadsBackward(const float* g, const float* dg, int64_t hk, int64_t k, float* gs) {
+  for (int64_t j0 = 0; j0 < hk; j0 += k) {
+    float s = 0;
+    for (int64_t j = j0; j < j0 + k; j++) s += g[j] * dg[j];
+    for (int64_t j = j0; j < j0 + k; j++) gs[j] = g[j] * (dg[j] - s);
+  }
+}
+
 // ------------------------------------------------------------------ validation helpers
 
 PeerAct actArg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
@@ -712,11 +722,7 @@ void peerBackward(const PeerBackwardArgs& A) {
         u.axpys(I, it, cut, (int)hk, d, gx.data + t * d);
       }
       float* gst = gs.data + t * hk;
-      for (int64_t j0 = 0; j0 < hk; j0 += k) {
-        float s = 0;
-        for (int64_t j = j0; j < j0 + k; j++) s += gt[j] * dg[j];
-        for (int64_t j = j0; j < j0 + k; j++) gst[j] = gt[j] * (dg[j] - s);
-      }
+      softmaxHeadsBackward(gt, dg, hk, k, gst);
     }
   });
 }
@@ -878,11 +884,7 @@ void peerBackwardRows(const BackwardRowsArgs& A) {
       const float* gt = g.data + t * hk;
       const float* dg = DG + t * hk;
       float* gst = gs.data + t * hk;
-      for (int64_t j0 = 0; j0 < hk; j0 += k) {
-        float s = 0;
-        for (int64_t j = j0; j < j0 + k; j++) s += gt[j] * dg[j];
-        for (int64_t j = j0; j < j0 + k; j++) gst[j] = gt[j] * (dg[j] - s);
-      }
+      softmaxHeadsBackward(gt, dg, hk, k, gst);
       if (!pkm)
         for (int th = 1; th < nt; th++) I.axpy(1.0f, GL + (th - 1) * Td + t * d, gx.data + t * d, d);
     }
@@ -1425,11 +1427,7 @@ Napi::Value PeerUnionBackwardNapi(const Napi::CallbackInfo& info) {
         }
       }
       float* gst = gs.data + t * hk;
-      for (int64_t j0 = 0; j0 < hk; j0 += k) {
-        float s = 0;
-        for (int64_t j = j0; j < j0 + k; j++) s += gt[j] * dg[j];
-        for (int64_t j = j0; j < j0 + k; j++) gst[j] = gt[j] * (dg[j] - s);
-      }
+      softmaxHeadsBackward(gt, dg, hk, k, gst);
     }
   });
   return env.Undefined();

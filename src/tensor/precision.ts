@@ -19,8 +19,7 @@ export function matmulPrecision(): MatmulPrecision {
  * not emulated there: emulation does the fp32 multiply-adds plus conversions, so it is slower than fp32.
  */
 export function setMatmulPrecision(p: MatmulPrecision): MatmulPrecision {
-  if (p !== 'fp32' && p !== 'bf16') throw new RangeError(`matmul precision must be 'fp32' or 'bf16', got ${JSON.stringify(p)}`);
-  if (p === 'bf16') needBf16Kernels('train.precision "bf16"');
+  checkPrecision(p, 'matmul', 'train.precision "bf16"');
   const prev = current;
   current = p;
   return prev;
@@ -41,18 +40,20 @@ export function attentionPrecision(): MatmulPrecision {
  * with it, 0.8% without; README, Mixed precision).
  */
 export function setAttentionPrecision(p: MatmulPrecision): MatmulPrecision {
-  if (p !== 'fp32' && p !== 'bf16') throw new RangeError(`attention precision must be 'fp32' or 'bf16', got ${JSON.stringify(p)}`);
-  if (p === 'bf16') needBf16Kernels('bf16 attention');
+  checkPrecision(p, 'attention', 'bf16 attention');
   const prev = attention;
   attention = p;
   return prev;
 }
 
-function needBf16Kernels(what: string): void {
+/** Refuses anything but 'fp32' / 'bf16', and 'bf16' (naming `what`) where the bf16 kernels cannot run. */
+function checkPrecision(p: MatmulPrecision, setting: string, what: string): void {
+  if (p !== 'fp32' && p !== 'bf16') throw new RangeError(`${setting} precision must be 'fp32' or 'bf16', got ${JSON.stringify(p)}`);
+  if (p === 'fp32') return;
   const info = backend().cpuInfo();
   if (!info.bf16) {
     throw new Error(`${what} needs a CPU with AVX512_BF16 instructions (bf16 dot products, e.g. AMD Zen 4/5, ` +
-        `Intel Cooper Lake or Sapphire Rapids and later) running moelab's avx512 kernels; this process runs the ` +
+      `Intel Cooper Lake or Sapphire Rapids and later) running moelab's avx512 kernels; this process runs the ` +
       `${info.isa} kernels${info.avx512f ? ' (MOELAB_ISA may have lowered the tier, or the CPU lacks AVX512_BF16)' : ''}. ` +
       'Train with train.precision "fp32" (the default) on this machine.');
   }

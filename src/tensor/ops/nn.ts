@@ -3,7 +3,7 @@ import { backend } from '../../backend/index.js';
 import { isGradEnabled } from '../autograd.js';
 import { Tensor, attach } from '../tensor.js';
 import { alloc, allocZeroed, release, scratch } from '../pool.js';
-import { attentionPrecision, matmulPrecision } from '../precision.js';
+import { attentionPrecision } from '../precision.js';
 
 /** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * w + b (biased variance). */
 export function layerNorm(x: Tensor, w: Tensor, b: Tensor, eps = 1e-5): Tensor {

@@ -128,30 +128,17 @@ export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | 
   // coalesced picks up front; the row kernels' backward needs them anyway.
   let ix: PickIndex | null = null;
   if (vD instanceof Float32Array && dispatchAllowsUnion()) ix = coalesce(K, n, N, idc);
-  if (ix && useUnion(ix.U, hk)) {
-    const f = unionForward(T, d, hk, k, act, xc.f32, uD as Float32Array | null, vD as Float32Array, sc.f32, ix, y);
-    const { U, uniq } = ix;
-    return attach(new Tensor(y, [T, d]), inputs, (gy) => {
-      const gx = u ? alloc(T * d) : null, gscores = alloc(n);
-      const rows = (t: Tensor) => (pool ? pool.take(t, U * d) : scratch(U * d));
-      const gvRows = v.requiresGrad ? rows(v) : null;
-      const guRows = u && u.requiresGrad ? rows(u) : null;
-      unionBackward(T, d, hk, k, act, xc.f32, gy, f, U, gx, gscores, guRows, gvRows);
-      const rowIds = uniq.slice(0, U);
-      return u ? [gx, gscores, emitRows(v, gvRows, rowIds, pool, N, d), emitRows(u, guRows, rowIds, pool, N, d)]
-        : [null, gscores, emitRows(v, gvRows, rowIds, pool, N, d)];
-    }, 'peerExperts');
-  }
-  const g = alloc(n), a = u ? alloc(n) : null;
-  K.peerForward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, sc.f32, g, a, y);
+  const f = ix && useUnion(ix.U, hk) ? unionForward(T, d, hk, k, act, xc.f32, uD as Float32Array | null, vD as Float32Array, sc.f32, ix, y) : null;
+  const g = f ? null : alloc(n), a = f || !u ? null : alloc(n);
+  if (!f) K.peerForward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, sc.f32, g!, a, y);
   return attach(new Tensor(y, [T, d]), inputs, (gy) => {
     const { U, uniq, offsets, order } = ix ?? coalesce(K, n, N, idc);
     const rowIds = uniq.subarray(0, U).slice();
     const gx = u ? alloc(T * d) : null, gscores = alloc(n);
-    if (pool && o.factoredRowGrads) {
+    if (pool && o.factoredRowGrads) { // bf16 tables: never the union path
       // fresh (unpooled) arrays: the chunk keeps them until the optimizer step
       const cv = new Float32Array(n), cu = u ? new Float32Array(n) : null;
-      K.peerBackward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, g, a, gy, gx, gscores, cu, cv);
+      K.peerBackward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, g!, a, gy, gx, gscores, cu, cv);
       const index = { offsets: offsets.subarray(0, U + 1), order };
       if (v.requiresGrad) (v.sparseGrad ??= []).push({ ids: rowIds, values: new Float32Array(0), factors: { ...index, coef: cv, src: gy.slice(), per: hk } });
       if (u && cu && u.requiresGrad) (u.sparseGrad ??= []).push({ ids: rowIds, values: new Float32Array(0), factors: { ...index, coef: cu, src: xc.f32.slice(), per: hk } });
@@ -160,11 +147,13 @@ export function peerExperts(x: Tensor, ids: Tensor, scores: Tensor, u: Tensor | 
     const rows = (t: Tensor) => (pool ? pool.take(t, U * d) : scratch(U * d));
     const gvRows = v.requiresGrad ? rows(v) : null;
     const guRows = u && u.requiresGrad ? rows(u) : null;
-    if (2 * U <= n) {
-      K.peerBackwardRows(T, d, N, hk, k, act, xc.f32, uD, vD, idc, g, a, gy, U, uniq, offsets, order, gx, gscores, guRows, gvRows);
+    if (f) {
+      unionBackward(T, d, hk, k, act, xc.f32, gy, f, U, gx, gscores, guRows, gvRows);
+    } else if (2 * U <= n) {
+      K.peerBackwardRows(T, d, N, hk, k, act, xc.f32, uD, vD, idc, g!, a, gy, U, uniq, offsets, order, gx, gscores, guRows, gvRows);
     } else {
       const cv = scratch(n), cu = u ? scratch(n) : null;
-      K.peerBackward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, g, a, gy, gx, gscores, cu, cv);
+      K.peerBackward(T, d, N, hk, k, act, xc.f32, uD, vD, idc, g!, a, gy, gx, gscores, cu, cv);
       if (gvRows) K.peerRowGrad(U, d, hk, offsets, order, cv, gy, gvRows);
       if (guRows) K.peerRowGrad(U, d, hk, offsets, order, cu, xc.f32, guRows);
       release(cv, cu);

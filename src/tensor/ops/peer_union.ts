@@ -30,8 +30,8 @@ export interface PickIndex {
 /**
  * Whether the dense union path is expected to be faster: its six GEMMs cost T*U*d each against
  * T*hk*d per pass of gathered row products. Measured forward + backward at T 2048, d 256, hk 128
- * (bench/peer_union.ts, Zen 4): union 3.5-4.4x faster at U <= 2 hk, 2.3x at 4 hk, even at 8 hk,
- * 0.7x at 16 hk.
+ * (bench/peer_union.ts, Zen 4): union 3.9-4.6x faster at U <= 2 hk, 2.5x at 4 hk, 1.27x at 8 hk,
+ * 0.65x at 16 hk (avx2 tier: 3.2-3.8x, 2.0x, 1.17x, 0.62x).
  */
 export function unionWins(U: number, hk: number): boolean {
   return U <= 6 * hk;
@@ -57,7 +57,7 @@ export function useUnion(U: number, hk: number): boolean {
   return dispatch === 'union' || (dispatch === 'auto' && unionWins(U, hk));
 }
 
-/** State the union forward keeps for its backward; freeUnion hands the buffers back. */
+/** State the union forward keeps for its backward; unionBackward hands the buffers back. */
 export interface UnionForward {
   g: Float32Array;          // [T, hk] gates
   a: Float32Array | null;   // [T, hk] u-row products (null: pkm)
