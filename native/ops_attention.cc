@@ -13,7 +13,8 @@
 // dQ accumulators summed afterwards (backward). Q, K, V, dO rows are read in place from qkv/gout
 // (packed with zero padding only when hd % 8 != 0); K and V are packed transposed into per-thread
 // scratch that is reused across calls. The bf16 kernels instead pack each head's B operands once as
-// bf16 pair panels (K^T and V forward; K^T, V^T, dO, Q, K backward) that every tile product slices. This file validates, packs, threads and dispatches; the tile
+// bf16 pair panels (K^T and V forward; K^T, V^T, dO, Q, K backward) that every tile product slices,
+// with keys and values shifted by their means first (see shiftedRows). This file validates, packs, threads and dispatches; the tile
 // kernels are AVX-512 (avx512/attention_avx512.cc), AVX2 (avx2/attention_avx2.cc) or the portable
 // versions below (MOELAB_ISA=generic).
 #include "cpu.h"
@@ -274,6 +275,32 @@ inline float* align64(float* p) {
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
 
+// The bf16 kernels multiply by k_t - c_k and v_t - c_v instead of k_t and v_t, with c_k, c_v the
+// means of the head's keys and values over the sequence. Scores move by q . c_k, the same for a whole
+// row, which the softmax ignores (lse is corrected back), and out = c_v + sum_t p_t (v_t - c_v): exact
+// in real arithmetic. In bf16 it keeps the rounding error proportional to how keys and values differ
+// from each other rather than to their size. Early in training a head's values share one large
+// component (the mean carries ~100% of E|v|^2 at step 100 of dense-d256), and the score gradient
+// P (dP - D), a difference of near-equal numbers there, lost all precision without the shift (dq off
+// by 25x its own norm in layer 0, measured on captured tensors; 0.16% with it). The means use later
+// positions, so outputs depend on them at the level of bf16 rounding only; gradients treat c_k, c_v
+// as constants, which is exact (d out / d c_v = 1 - sum_t p_t = 0, likewise for c_k).
+void shiftedRows(int n, int nAll, int hd, const float* src, int64_t lds, float* c, float* dst) {
+  thread_local std::vector<double> acc;
+  acc.assign((size_t)hd, 0.0);
+  for (int t = 0; t < nAll; t++)
+    for (int e = 0; e < hd; e++) acc[e] += src[t * lds + e];
+  for (int e = 0; e < hd; e++) c[e] = (float)(acc[e] / nAll);
+  for (int t = 0; t < n; t++)
+    for (int e = 0; e < hd; e++) dst[(int64_t)t * hd + e] = src[t * lds + e] - c[e];
+}
+
+inline float dotf(int n, const float* a, const float* b) {
+  double d = 0;
+  for (int e = 0; e < n; e++) d += (double)a[e] * b[e];
+  return (float)d;
+}
+
 // Copies rows [0, n) of src (stride lds, hd floats) into dst [n][hdp] with zero padding.
 void packRows(int n, int hd, const float* src, int64_t lds, float* dst, int hdp) {
   for (int t = 0; t < n; t++) {
@@ -311,9 +338,16 @@ void fwdHead(const TileKernels& K, const FwdHead& h, int hd, float scale, int qb
   PackedB Kb, Vb;
   const float* V = h.v;
   int64_t ldv = h.vs;
+  thread_local std::vector<float> shifted;
+  float *ck = nullptr, *cv = nullptr;
   if (K.bf16) {
-    Kb = packBf16B(kStore, hd, nk, h.k, 1, h.ks);
-    Vb = packBf16B(vStore, nk, hd, h.v, h.vs, 1);
+    const int nAll = h.pos0 + h.nq;
+    if ((int64_t)shifted.size() < (int64_t)nk * hd + 2 * hd) shifted.resize((size_t)nk * hd + 2 * hd);
+    ck = shifted.data() + (int64_t)nk * hd, cv = ck + hd;
+    shiftedRows(nk, nAll, hd, h.k, h.ks, ck, shifted.data());
+    Kb = packBf16B(kStore, hd, nk, shifted.data(), 1, hd);
+    shiftedRows(nk, nAll, hd, h.v, h.vs, cv, shifted.data());
+    Vb = packBf16B(vStore, nk, hd, shifted.data(), hd, 1);
   } else {
     packTransposed(K, nk, hd, h.k, h.ks, KT, Sp);
     if (hd % 8) {
@@ -350,8 +384,15 @@ void fwdHead(const TileKernels& K, const FwdHead& h, int hd, float scale, int qb
       const float inv = 1.0f / l[i];
       float* od = h.o + (r0 + i) * h.os;
       const float* os = O + (int64_t)i * hdp;
-      for (int c = 0; c < hd; c++) od[c] = os[c] * inv;
-      if (h.lse) h.lse[r0 + i] = (m[i] + std::log2(l[i])) * (float)M_LN2;
+      if (cv) {
+        for (int c = 0; c < hd; c++) od[c] = os[c] * inv + cv[c];
+      } else {
+        for (int c = 0; c < hd; c++) od[c] = os[c] * inv;
+      }
+      if (h.lse) {
+        h.lse[r0 + i] = (m[i] + std::log2(l[i])) * (float)M_LN2;
+        if (ck) h.lse[r0 + i] += scale * dotf(hd, Q + (int64_t)i * h.qs, ck);
+      }
     }
   }
 }
@@ -438,12 +479,25 @@ void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale,
   // read in place (its packer takes any hd); fp32: K^T and V^T packed, rows padded when hd % 8.
   thread_local std::vector<float> bStore[5];
   PackedB Kt, Vt, dOb, Qb, Kb;
+  // bf16: keys and values shifted by their means (see shiftedRows); lse and D follow.
+  thread_local std::vector<float> shifted;
+  const float* lseRow = h.lse;
+  const float* cv = nullptr;
   if (K.bf16) {
-    Kt = packBf16B(bStore[0], hd, S, h.k, 1, h.qkvs);
-    Vt = packBf16B(bStore[1], hd, S, h.v, 1, h.qkvs);
+    if ((int64_t)shifted.size() < (int64_t)S * hd + 2 * hd + S) shifted.resize((size_t)S * hd + 2 * hd + S);
+    float* ck = shifted.data() + (int64_t)S * hd;
+    float* cvw = ck + hd;
+    float* lseS = cvw + hd;
+    shiftedRows(S, S, hd, h.k, h.qkvs, ck, shifted.data());
+    Kt = packBf16B(bStore[0], hd, S, shifted.data(), 1, hd);
+    Kb = packBf16B(bStore[4], S, hd, shifted.data(), hd, 1);
+    shiftedRows(S, S, hd, h.v, h.qkvs, cvw, shifted.data());
+    Vt = packBf16B(bStore[1], hd, S, shifted.data(), 1, hd);
     dOb = packBf16B(bStore[2], S, hd, h.go, h.os, 1);
     Qb = packBf16B(bStore[3], S, hd, h.q, h.qkvs, 1);
-    Kb = packBf16B(bStore[4], S, hd, h.k, h.qkvs, 1);
+    for (int s = 0; s < S; s++) lseS[s] = h.lse[s] - scale * dotf(hd, h.q + s * h.qkvs, ck);
+    lseRow = lseS;
+    cv = cvw;
   } else {
     if (hd % 8) {
       float* Qp = packed;
@@ -458,16 +512,26 @@ void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale,
     packTransposed(K, S, hd, h.k, h.qkvs, KT, Sp);
     packTransposed(K, S, hd, h.v, h.qkvs, VT, Sp);
   }
-  for (int s = 0; s < S; s++) {  // D = rowsum(dO * O), 8 partial sums so it vectorizes
-    const float* o = h.o + s * h.os;
-    const float* go = h.go + s * h.os;
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int c = 0;
-    for (; c + 8 <= hd; c += 8)
-      for (int u = 0; u < 8; u++) acc[u] += go[c + u] * o[c + u];
-    float d = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; c < hd; c++) d += go[c] * o[c];
-    D[s] = d;
+  if (cv) {  // D = rowsum(dO * (O - c_v)), the shifted output the score gradients difference against
+    for (int s = 0; s < S; s++) {
+      const float* o = h.o + s * h.os;
+      const float* go = h.go + s * h.os;
+      double d = 0;
+      for (int c = 0; c < hd; c++) d += (double)go[c] * (o[c] - cv[c]);
+      D[s] = (float)d;
+    }
+  } else {
+    for (int s = 0; s < S; s++) {  // D = rowsum(dO * O), 8 partial sums so it vectorizes
+      const float* o = h.o + s * h.os;
+      const float* go = h.go + s * h.os;
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int c = 0;
+      for (; c + 8 <= hd; c += 8)
+        for (int u = 0; u < 8; u++) acc[u] += go[c + u] * o[c + u];
+      float d = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+      for (; c < hd; c++) d += go[c] * o[c];
+      D[s] = d;
+    }
   }
 
   for (;;) {
@@ -483,7 +547,7 @@ void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale,
       if (K.bf16) {
         gemmBf16Packed(nr, ncol, hd, Qi, ldq, false, Kt, 0, t0, St, BC, nullptr, false, 1, diag);
         gemmBf16Packed(nr, ncol, hd, dOi, ldo, false, Vt, 0, t0, dPt, BC, nullptr, false, 1, diag);
-        K.bwd(nr, ncol, St, dPt, BC, diag, sc, scale, h.lse + r0, D + r0);
+        K.bwd(nr, ncol, St, dPt, BC, diag, sc, scale, lseRow + r0, D + r0);
         gemmBf16Packed(nkt, hdp, nr, St, BC, true, dOb, r0, 0, dVt, hdp, nullptr, !first, 3, diag);
         gemmBf16Packed(nkt, hdp, nr, dPt, BC, true, Qb, r0, 0, dKt, hdp, nullptr, !first, 3, diag);
         gemmBf16Packed(nr, hdp, nkt, dPt, BC, false, Kb, t0, 0, dQ + r0 * lddq, lddq, nullptr, true, 2, diag);

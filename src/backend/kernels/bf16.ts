@@ -40,19 +40,28 @@ export interface Bf16Kernels {
     a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, strideC: number, ldc: number): void;
 
   /**
-   * attention() with its matrix products on bf16 operands and fp32 accumulation: q, k, v and the
+   * attention() with its matrix products on bf16 operands and fp32 accumulation. Keys and values
+   * enter as offsets from the head's means over the sequence, c_k and c_v (fp32):
+   *   out_s = c_v + sum_{t<=s} p_st (v_t - c_v),  p_st = softmax_t(scale * q_s . (k_t - c_k)),
+   * equal to attention() in real arithmetic (the shift moves a row's scores by one constant); lse is
+   * returned for the unshifted scores (+ scale * q_s . c_k). q, k - c_k, v - c_v and the
    * (unnormalised, blockwise) probabilities are rounded to bf16 (nearest even) where they enter a
-   * product; the scores' scaling, the softmax statistics, lse and the output normalisation stay fp32.
-   * The reference rounds q, k, v and then runs the fp32 reference; the native kernel also rounds the
-   * probabilities, so per output they differ by at most 2^-8 * sum_t p_t |v_t| <= 2^-8 * max_t |v_t|
-   * (plus fp32 summation), the bound the tests check.
+   * product; the scores' scaling, the softmax statistics, lse and the normalisation stay fp32.
+   * Why the shift: rounding then costs 2^-8 of how keys and values differ from each other, not of
+   * their size, which matters when a head's values share one large component (early in training;
+   * the score gradients are differences of near-equal numbers there). The means include later
+   * positions, so an output depends on them at the level of bf16 rounding (never in its gradient).
+   * The reference shifts and rounds the same way and runs the fp32 reference; the native kernel also
+   * rounds the probabilities, so per output they differ by at most 2^-8 * max_t |v_t - c_v| (plus
+   * fp32 summation), the bound the tests check.
    */
   attentionBf16(B: number, S: number, H: number, hd: number, scale: number, qkv: F32, out: F32, lse: F32): void;
 
   /**
-   * attentionBackward() with the same precision: q, k, v, gout, the recomputed probabilities and the
-   * score gradients are rounded to bf16 where they enter a product; D = rowsum(gout * out) and the
-   * softmax algebra are fp32. The reference rounds q, k, v and gout, then runs the fp32 reference.
+   * attentionBackward() with the same precision and shift: q, k - c_k, v - c_v, gout, the recomputed
+   * probabilities and the score gradients are rounded to bf16 where they enter a product;
+   * D = rowsum(gout * (out - c_v)) and the softmax algebra are fp32. The reference rounds q, the
+   * shifted k and v, and gout, then runs the fp32 reference.
    */
   attentionBackwardBf16(B: number, S: number, H: number, hd: number, scale: number,
     qkv: F32, out: F32, lse: F32, gout: F32, gqkv: F32): void;

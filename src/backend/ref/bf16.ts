@@ -53,15 +53,62 @@ export function gemmUnaryBf16(op: number, backward: boolean, transA: boolean, tr
   gemmUnary(op, backward, transA, transB, m, n, k, alpha, rounded(a), lda, rounded(b), ldb, beta, c, ldc, bias, aux, ldaux);
 }
 
-/** See Bf16Kernels.attentionBf16 (q, k, v rounded; the probabilities stay fp32 here). */
-export function attentionBf16(B: number, S: number, H: number, hd: number, scale: number, qkv: F32, out: F32, lse: F32): void {
-  attention(B, S, H, hd, scale, rounded(qkv), out, lse);
+/**
+ * qkv with q rounded to bf16 and k, v replaced by their offsets from the head's means over the
+ * sequence, rounded (the native kernels' shift, see Bf16Kernels.attentionBf16), and the means
+ * ck, cv ([B, H, hd] each).
+ */
+function shiftedRounded(B: number, S: number, H: number, hd: number, qkv: F32): { x: F32; ck: F32; cv: F32 } {
+  const x = new Float32Array(qkv.length), ck = new Float32Array(B * H * hd), cv = new Float32Array(B * H * hd);
+  const at = (b: number, s: number, w: number, h: number): number => ((b * S + s) * 3 + w) * H * hd + h * hd;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let w = 1; w <= 2; w++) {
+        const c = (w === 1 ? ck : cv).subarray((b * H + h) * hd, (b * H + h + 1) * hd);
+        for (let e = 0; e < hd; e++) {
+          let acc = 0;
+          for (let s = 0; s < S; s++) acc += qkv[at(b, s, w, h) + e];
+          c[e] = Math.fround(acc / S);
+          for (let s = 0; s < S; s++) x[at(b, s, w, h) + e] = widen(roundNearest(Math.fround(qkv[at(b, s, w, h) + e] - c[e])));
+        }
+      }
+      for (let s = 0; s < S; s++) for (let e = 0; e < hd; e++) x[at(b, s, 0, h) + e] = widen(roundNearest(qkv[at(b, s, 0, h) + e]));
+    }
+  }
+  return { x, ck, cv };
 }
 
-/** See Bf16Kernels.attentionBackwardBf16 (q, k, v and gout rounded). */
+/** lse of the shifted keys -> lse of the keys: + scale * q . ck (q unrounded), or - for the inverse. */
+function shiftLse(B: number, S: number, H: number, hd: number, scale: number, qkv: F32, ck: F32, lse: F32, sign: number): F32 {
+  const r = new Float32Array(lse.length);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let s = 0; s < S; s++) {
+        let d = 0;
+        for (let e = 0; e < hd; e++) d += qkv[((b * S + s) * 3) * H * hd + h * hd + e] * ck[(b * H + h) * hd + e];
+        const i = (b * H + h) * S + s;
+        r[i] = lse[i] + sign * Math.fround(scale * Math.fround(d));
+      }
+    }
+  }
+  return r;
+}
+
+/** See Bf16Kernels.attentionBf16 (q and the shifted k, v rounded; the probabilities stay fp32 here). */
+export function attentionBf16(B: number, S: number, H: number, hd: number, scale: number, qkv: F32, out: F32, lse: F32): void {
+  const { x, ck, cv } = shiftedRounded(B, S, H, hd, qkv);
+  attention(B, S, H, hd, scale, x, out, lse);
+  for (let i = 0; i < out.length; i++) out[i] += cv[Math.floor(i / (H * hd) / S) * H * hd + (i % (H * hd))];
+  lse.set(shiftLse(B, S, H, hd, scale, qkv, ck, lse, 1));
+}
+
+/** See Bf16Kernels.attentionBackwardBf16 (q, the shifted k, v, and gout rounded). */
 export function attentionBackwardBf16(B: number, S: number, H: number, hd: number, scale: number,
   qkv: F32, out: F32, lse: F32, gout: F32, gqkv: F32): void {
-  attentionBackward(B, S, H, hd, scale, rounded(qkv), out, lse, rounded(gout), gqkv);
+  const { x, ck, cv } = shiftedRounded(B, S, H, hd, qkv);
+  const outS = new Float32Array(out.length);
+  for (let i = 0; i < out.length; i++) outS[i] = out[i] - cv[Math.floor(i / (H * hd) / S) * H * hd + (i % (H * hd))];
+  attentionBackward(B, S, H, hd, scale, x, outS, shiftLse(B, S, H, hd, scale, qkv, ck, lse, -1), rounded(gout), gqkv);
 }
 
 /** See Bf16Kernels.gemmGroupedRowsBf16. */
