@@ -95,6 +95,10 @@ struct Prob {
   UnaryOp act = UnaryOp::Neg;
   float* aux = nullptr;
   int64_t ldaux = 0;
+  // Operand shifts (bf16 kernel sets only): op(A)(i,p) - shiftA[p] and op(B)(p,j) - shiftB[j]
+  // enter the product in place of op(A) and op(B); null = no shift.
+  const float* shiftA = nullptr;
+  const float* shiftB = nullptr;
 };
 
 // Applies P's epilogue to the finished block C[m0:m1, n0:n1], row by row through the elementwise
@@ -153,6 +157,23 @@ void directBlock(const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
         for (int64_t p = 0; p < P.k; p++) s += ai[p * P.csa] * bj[p * P.rsb];
         cr[j] += P.alpha * s;
       }
+    }
+  }
+}
+
+// Unpacked loops for tiny problems with operand shifts (fp32 on the unrounded, shifted operands).
+void directShifted(const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  for (int64_t i = m0; i < m1; i++) {
+    float* cr = P.c + i * P.ldc;
+    for (int64_t j = n0; j < n1; j++) {
+      float s = 0.f;
+      for (int64_t p = 0; p < P.k; p++) {
+        const float a = P.a[i * P.rsa + p * P.csa] - (P.shiftA ? P.shiftA[p] : 0.f);
+        const float b = P.b[p * P.rsb + j * P.csb] - (P.shiftB ? P.shiftB[j] : 0.f);
+        s += a * b;
+      }
+      const float v = P.alpha * s + (P.bias ? P.bias[j] : 0.f);
+      cr[j] = P.beta == 0.f ? v : v + P.beta * cr[j];
     }
   }
 }
@@ -231,17 +252,27 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
       const float* bi = pc == k0 ? bias : nullptr;
       const bool lastK = epi && pc + kc >= k1;
       const float* bsrc = P.b + pc * P.rsb + jc * P.csb;
-      if (eagerB) ks.packB(kc, nc, bsrc, P.rsb, P.csb, pb);
+      if (eagerB && P.shiftB)
+        ks.packBShift(kc, nc, bsrc, P.rsb, P.csb, P.shiftB + jc, pb);
+      else if (eagerB)
+        ks.packB(kc, nc, bsrc, P.rsb, P.csb, pb);
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const bool packingB = !eagerB && ic == m0;
         const int64_t mc = std::min(MC, m1 - ic);
-        ks.packA(mc, kc, P.a + ic * P.rsa + pc * P.csa, P.rsa, P.csa, pa);
+        const float* asrc = P.a + ic * P.rsa + pc * P.csa;
+        if (P.shiftA)
+          ks.packAShift(mc, kc, asrc, P.rsa, P.csa, P.shiftA + pc, pa);
+        else
+          ks.packA(mc, kc, asrc, P.rsa, P.csa, pa);
         const int64_t tilesM = (mc + MR - 1) / MR;
         int64_t epiFrom = 0;  // first column of the strip still waiting for the epilogue
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min(NR, nc - jr);
           float* bp = pb + jr * kcs;
-          if (packingB) ks.packB(kc, nr, bsrc + jr * P.csb, P.rsb, P.csb, bp);
+          if (packingB && P.shiftB)
+            ks.packBShift(kc, nr, bsrc + jr * P.csb, P.rsb, P.csb, P.shiftB + jc + jr, bp);
+          else if (packingB)
+            ks.packB(kc, nr, bsrc + jr * P.csb, P.rsb, P.csb, bp);
           const float* bb = bi ? bi + jc + jr : nullptr;
           // While this B sliver is in use, pull the next one toward L1 a slice per micro-tile
           // (it otherwise arrives from L3 at the start of the next column of tiles).
@@ -282,7 +313,9 @@ void runBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64_
   if (P.k == 0) {
     scaleBlock(P, m0, m1, n0, n1);
   } else if (isDirect(P)) {
-    if (P.m * P.n <= 8 && m0 == 0 && n0 == 0 && m1 == P.m && n1 == P.n)
+    if (P.shiftA || P.shiftB)
+      directShifted(P, m0, m1, n0, n1);
+    else if (P.m * P.n <= 8 && m0 == 0 && n0 == 0 && m1 == P.m && n1 == P.n)
       tinyC(P);
     else
       directBlock(P, m0, m1, n0, n1);
@@ -531,11 +564,31 @@ void outputsDisjoint(const Napi::Env& env, const char* fn, const char* name, int
   fail(env, fn, std::string("matrices of '") + name + "' overlap (stride " + std::to_string(stride) + ")");
 }
 
+// The optional operand shifts of the bf16 GEMMs, arguments i (shiftA, length k) and i + 1 (shiftB,
+// length n), into P. Kernel sets without shifted packing (fp32) take no such arguments.
+void shiftArgs(const Napi::CallbackInfo& info, size_t i, const char* fn, const KernelSet* ks, Span<float> cs,
+               Prob& P) {
+  if (!ks || !ks->packAShift) return;
+  Napi::Env env = info.Env();
+  auto sa = f32OptArg(info, i, fn, "shiftA"), sb = f32OptArg(info, i + 1, fn, "shiftB");
+  if (sa.data) {
+    needLen(env, sa, P.k, fn, "shiftA");
+    noOverlap(env, fn, cs, "c", slice(sa, 0, P.k), "shiftA");
+  }
+  if (sb.data) {
+    needLen(env, sb, P.n, fn, "shiftB");
+    noOverlap(env, fn, cs, "c", slice(sb, 0, P.n), "shiftB");
+  }
+  P.shiftA = sa.data;
+  P.shiftB = sb.data;
+}
+
 // ------------------------------------------------------------------ N-API entry points
 
 }  // namespace
 
-// gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias)
+// gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias[, shiftA, shiftB]): the shifts
+// only for bf16 kernel sets.
 Napi::Value gemmBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
   Napi::Env env = info.Env();
   needArgs(info, 14, fn);
@@ -562,10 +615,11 @@ Napi::Value gemmBody(const Napi::CallbackInfo& info, const char* fn, const Kerne
   noOverlap(env, fn, cs, "c", slice(a, 0, extA), "a");
   noOverlap(env, fn, cs, "c", slice(b, 0, extB), "b");
   if (bias.data) noOverlap(env, fn, cs, "c", slice(bias, 0, n), "bias");
+  Prob P = makeProb(tA, tB, m, n, k, (float)alpha, a.data, lda, b.data, ldb, (float)beta, c.data, ldc, bias.data);
+  shiftArgs(info, 14, fn, ks, cs, P);
   if (m == 0 || n == 0) return env.Undefined();
 
-  runProblems(std::vector<Prob>{
-      makeProb(tA, tB, m, n, k, (float)alpha, a.data, lda, b.data, ldb, (float)beta, c.data, ldc, bias.data)}, 0, ks);
+  runProblems(std::vector<Prob>{P}, 0, ks);
   return env.Undefined();
 }
 
@@ -581,7 +635,8 @@ bool derivFromInput(UnaryOp op) {
 
 }  // namespace
 
-// gemmUnary(op, backward, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, aux, ldaux)
+// gemmUnary(op, backward, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, aux, ldaux
+//           [, shiftA, shiftB]): the shifts only for bf16 kernel sets.
 Napi::Value gemmUnaryBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
   Napi::Env env = info.Env();
   needArgs(info, 18, fn);
@@ -625,9 +680,9 @@ Napi::Value gemmUnaryBody(const Napi::CallbackInfo& info, const char* fn, const 
     noOverlap(env, fn, xs, "aux", slice(b, 0, extB), "b");
     if (bias.data) noOverlap(env, fn, xs, "aux", slice(bias, 0, n), "bias");
   }
-  if (m == 0 || n == 0) return env.Undefined();
-
   Prob P = makeProb(tA, tB, m, n, k, (float)alpha, a.data, lda, b.data, ldb, (float)beta, c.data, ldc, bias.data);
+  shiftArgs(info, 18, fn, ks, cs, P);
+  if (m == 0 || n == 0) return env.Undefined();
   P.epi = backward ? Epilogue::Backward : Epilogue::Forward;
   P.act = op;
   P.aux = aux.data;

@@ -32,6 +32,13 @@ typedef void (*MicroKernelFn)(int64_t kc, const float* a, const float* b, float*
 typedef void (*PackAFn)(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst);
 // Pack a kc x nc block of B (element (p,j) = b[p*rs + j*cs]) into NR-column slivers.
 typedef void (*PackBFn)(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dst);
+// Shifted packing (the bf16 set's operand shifts, see gemm_bf16.h): as PackAFn with shift[p]
+// subtracted from element (i, p) before it is rounded, p counted from the block's first column.
+typedef void (*PackAShiftFn)(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, const float* shift,
+                             float* dst);
+// As PackBFn with shift[j] subtracted from element (p, j), j counted from the block's first column.
+typedef void (*PackBShiftFn)(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, const float* shift,
+                             float* dst);
 
 struct KernelSet {
   const char* name;
@@ -43,6 +50,9 @@ struct KernelSet {
   MicroKernelFn kernelRows[17];
   PackAFn packA;
   PackBFn packB;
+  // Shifted packing, or null where the set has none (the fp32 sets).
+  PackAShiftFn packAShift;
+  PackBShiftFn packBShift;
   // k elements per packed 32-bit slot: 0 or 1 for fp32 panels, 2 for bf16 pairs (a kc-deep sliver
   // then holds ceil(kc/2) groups of MR or NR slots; see gemm_bf16.h).
   int kpack;

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { nativeKernels, ref, type Kernels } from '../src/backend/index.js';
+import { nativeKernels, ref, UnaryOp, type Kernels } from '../src/backend/index.js';
 import { setMatmulPrecision, setAttentionPrecision, attentionPrecision, matmulPrecision } from '../src/tensor/index.js';
 import { randn, rng } from './util.js';
 
@@ -193,6 +193,91 @@ if (HAS_BF16 && !CHILD) {
           }
         }
     nat.setThreads(old);
+  });
+
+  test('operand shifts: gemmBf16 / gemmUnaryBf16 multiply op(A) - shiftA and op(B) - shiftB, exactly (every packing path, direct path)', () => {
+    // A = A' + shiftA with A' and shiftA small integers (so A, A' and the products are exact), and the
+    // same for B: the shifted product must equal A' B' bit for bit, while the unshifted one differs.
+    const r = rng(19);
+    const ints = (n: number, span = 17) => Float32Array.from({ length: n }, () => Math.floor(r() * span) - (span >> 1));
+    const shapes: Array<[number, number, number]> = [[13, 33, 17], [25, 65, 31], [37, 70, 63], [12, 33, 1537], [300, 2, 49],
+      [3, 3, 5], [1, 4, 2]];
+    const old = nat.getThreads();
+    const at = (x: Float32Array, t: boolean, ld: number, r0: number, c0: number) => (t ? c0 * ld + r0 : r0 * ld + c0);
+    for (const [m, n, k] of shapes)
+      for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]])
+        for (const which of ['A', 'B', 'AB']) {
+          const pad = (m + n + k) % 3;
+          const lda = (tA ? m : k) + pad, ldb = (tB ? k : n) + pad;
+          const a0 = ints((tA ? k : m) * lda), b0 = ints((tB ? n : k) * ldb);
+          const sA = which.includes('A') ? ints(k, 9) : null, sB = which.includes('B') ? ints(n, 9) : null;
+          const a = a0.slice(), b = b0.slice();
+          for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) if (sA) a[at(a, tA, lda, i, p)] += sA[p];
+          for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) if (sB) b[at(b, tB, ldb, p, j)] += sB[j];
+          const want = new Float32Array(m * n), got = new Float32Array(m * n).fill(NaN);
+          nat.gemm(tA, tB, m, n, k, 1, a0, lda, b0, ldb, 0, want, n, null);
+          const label = `${m}x${n}x${k} tA=${tA} tB=${tB} shift ${which}`;
+          for (const t of [1, 2]) {
+            nat.setThreads(t);
+            nat.gemmBf16(tA, tB, m, n, k, 1, a, lda, b, ldb, 0, got, n, null, sA, sB);
+            assert.deepEqual(got, want, `${label} threads=${t}`);
+          }
+          const viaRef = new Float32Array(m * n);
+          ref.gemmBf16(tA, tB, m, n, k, 1, a, lda, b, ldb, 0, viaRef, n, null, sA, sB);
+          assert.deepEqual(viaRef, want, `reference ${label}`);
+          if (which === 'A') {  // the epilogue applies to the shifted product plus bias
+            const bias = ints(n), h = new Float32Array(m * n), act = new Float32Array(m * n), hw = new Float32Array(m * n), aw = new Float32Array(m * n);
+            nat.gemmUnaryBf16(UnaryOp.relu, false, tA, tB, m, n, k, 1, a, lda, b, ldb, 0, h, n, bias, act, n, sA, null);
+            nat.gemmUnary(UnaryOp.relu, false, tA, tB, m, n, k, 1, a0, lda, b0, ldb, 0, hw, n, bias, aw, n);
+            assert.deepEqual(h, hw, `gemmUnaryBf16 ${label}`);
+            assert.deepEqual(act, aw, `gemmUnaryBf16 activation ${label}`);
+          }
+        }
+    nat.setThreads(old);
+    // Unshifted, the same operands are not the shifted product (the test above can fail).
+    const a = Float32Array.from({ length: 12 }, (_, i) => i), b = new Float32Array(12).fill(1), c = new Float32Array(9);
+    nat.gemmBf16(false, false, 3, 3, 4, 1, a, 4, b, 3, 0, c, 3, null, Float32Array.of(0, 1, 2, 3), null);
+    assert.deepEqual([...c], [0, 0, 0, 16, 16, 16, 32, 32, 32]);
+  });
+
+  test('operand shifts keep a common-mode product accurate where plain bf16 rounding loses it', () => {
+    // x_t = c + d_t with |d| ~ 1e-2 |c| (early LM activations): y = x W^T. Rounding x costs 2^-9 |c| per
+    // element, more than the per-row signal; shifted by the row mean (added back as the bias W c in
+    // fp32) the error is 2^-9 |d|. Compared on the row-centred outputs y_t - mean_t y, the signal.
+    const T = 64, d = 256, n = 32;
+    const c = randn(d, 3), x = new Float32Array(T * d), w = randn(n * d, 4, 0.06), noise = randn(T * d, 5, 0.01);
+    for (let t = 0; t < T; t++) for (let e = 0; e < d; e++) x[t * d + e] = c[e] + noise[t * d + e];
+    const mean = new Float32Array(d);
+    for (let t = 0; t < T; t++) for (let e = 0; e < d; e++) mean[e] += x[t * d + e] / T;
+    const exact = new Float64Array(T * n);
+    for (let t = 0; t < T; t++) for (let j = 0; j < n; j++) { let s = 0; for (let e = 0; e < d; e++) s += x[t * d + e] * w[j * d + e]; exact[t * n + j] = s; }
+    const fold = new Float32Array(n);
+    nat.gemm(false, true, 1, n, d, 1, mean, d, w, d, 0, fold, n, null);
+    const plain = new Float32Array(T * n), shifted = new Float32Array(T * n);
+    nat.gemmBf16(false, true, T, n, d, 1, x, d, w, d, 0, plain, n, null);
+    nat.gemmBf16(false, true, T, n, d, 1, x, d, w, d, 0, shifted, n, fold, mean, null);
+    const relSignalError = (y: Float32Array): number => {
+      let num = 0, den = 0;
+      for (let j = 0; j < n; j++) {
+        let my = 0, me = 0;
+        for (let t = 0; t < T; t++) my += y[t * n + j] / T, me += exact[t * n + j] / T;
+        for (let t = 0; t < T; t++) num += ((y[t * n + j] - my) - (exact[t * n + j] - me)) ** 2, den += (exact[t * n + j] - me) ** 2;
+      }
+      return Math.sqrt(num / den);
+    };
+    const ePlain = relSignalError(plain), eShift = relSignalError(shifted);
+    assert.ok(ePlain > 0.1, `plain bf16 should lose the signal here (${ePlain})`);
+    assert.ok(eShift < 0.01, `shifted bf16 keeps it (${eShift})`);
+  });
+
+  test('operand shifts: bad lengths and overlaps are JS errors', () => {
+    const a = new Float32Array(12), b = new Float32Array(12), c = new Float32Array(9);
+    assert.throws(() => nat.gemmBf16(false, false, 3, 3, 4, 1, a, 4, b, 3, 0, c, 3, null, new Float32Array(3), null), /gemmBf16: 'shiftA' has 3/);
+    assert.throws(() => nat.gemmBf16(false, false, 3, 3, 4, 1, a, 4, b, 3, 0, c, 3, null, null, new Float32Array(2)), /gemmBf16: 'shiftB' has 2/);
+    assert.throws(() => nat.gemmBf16(false, false, 3, 3, 4, 1, a, 4, b, 3, 0, c, 3, null, c.subarray(0, 4), null), /gemmBf16: .*overlap/);
+    assert.throws(() => nat.gemmUnaryBf16(UnaryOp.relu, false, false, false, 3, 3, 4, 1, a, 4, b, 3, 0, c, 3, null,
+      new Float32Array(9), 3, new Int32Array(4) as unknown as Float32Array, null), /gemmUnaryBf16: /);
+    assert.throws(() => ref.gemmBf16(false, false, 3, 3, 4, 1, a, 4, b, 3, 0, c, 3, null, new Float32Array(3), null), /gemmBf16: 'shiftA' has 3/);
   });
 
   test('native gemmBf16 on the dense-d256 shapes (T = 2048: forward, input and weight gradients), sampled entries', () => {

@@ -75,6 +75,8 @@ void avx512Bf16KernelSet(KernelSet* ks) {
   ks->kernel = kernel12x32;
   ks->packA = packABf16;
   ks->packB = packBBf16;
+  ks->packAShift = packABf16Shift;
+  ks->packBShift = packBBf16Shift;
   ks->kpack = 2;
 }
 

@@ -68,23 +68,35 @@ inline void transpose16(__m512i r[16]) {
 
 // Lines along k: line l (< lines <= 16) of the group has element p at src[l*ld + p], p < kc. Writes
 // slot (q, l) to dst[q*W + l] for q < ceil(kc/2), l < 16 (the store mask keeps l < W when W = 12);
-// lines past `lines` are zero.
+// lines past `lines` are zero. Before rounding, kShift[p] (a shift along k, shared by the lines) or
+// lineShift[l] (one per line) is subtracted when given; padding stays zero.
 template <int W>
-void linesAlongK(int64_t lines, int64_t kc, const float* src, int64_t ld, uint32_t* dst) {
+void linesAlongK(int64_t lines, int64_t kc, const float* src, int64_t ld, uint32_t* dst, const float* kShift,
+                 const float* lineShift) {
   const __mmask16 keep = W >= 16 ? (__mmask16)0xffff : firstN(W);
   const int64_t kq = (kc + 1) / 2;
   __m512i r[16];
   for (int64_t q0 = 0; q0 < kq; q0 += 16) {
     const int64_t rem = kc - 2 * q0;
     const __mmask16 mlo = firstN(rem), mhi = firstN(rem - 16);
+    __m512 klo = _mm512_setzero_ps(), khi = _mm512_setzero_ps();
+    if (kShift) klo = _mm512_maskz_loadu_ps(mlo, kShift + 2 * q0), khi = _mm512_maskz_loadu_ps(mhi, kShift + 2 * q0 + 16);
     for (int l = 0; l < 16; l++) {
       if (l >= lines) {
         r[l] = _mm512_setzero_si512();
         continue;
       }
       const float* s = src + l * ld + 2 * q0;
-      const __m512 lo = rem >= 32 ? _mm512_loadu_ps(s) : _mm512_maskz_loadu_ps(mlo, s);
-      const __m512 hi = rem >= 32 ? _mm512_loadu_ps(s + 16) : _mm512_maskz_loadu_ps(mhi, s + 16);
+      __m512 lo = rem >= 32 ? _mm512_loadu_ps(s) : _mm512_maskz_loadu_ps(mlo, s);
+      __m512 hi = rem >= 32 ? _mm512_loadu_ps(s + 16) : _mm512_maskz_loadu_ps(mhi, s + 16);
+      if (kShift) {
+        lo = _mm512_sub_ps(lo, klo);
+        hi = _mm512_sub_ps(hi, khi);
+      } else if (lineShift) {
+        const __m512 v = _mm512_set1_ps(lineShift[l]);
+        lo = _mm512_maskz_sub_ps(mlo, lo, v);
+        hi = _mm512_maskz_sub_ps(mhi, hi, v);
+      }
       r[l] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
     }
     transpose16(r);
@@ -95,10 +107,16 @@ void linesAlongK(int64_t lines, int64_t kc, const float* src, int64_t ld, uint32
 }
 
 // Scalar packing for blocks with neither orientation contiguous (not produced by the GEMM entry
-// points, which always have a unit stride on one side, but kept general).
+// points, which always have a unit stride on one side, but kept general). laneShift[lane] or
+// kShift[p] is subtracted when given.
 template <int W>
-void scalarPack(int64_t lanes, int64_t kc, const float* src, int64_t laneStride, int64_t kStride, uint32_t* dst) {
+void scalarPack(int64_t lanes, int64_t kc, const float* src, int64_t laneStride, int64_t kStride, uint32_t* dst,
+                const float* laneShift, const float* kShift) {
   const int64_t kq = (kc + 1) / 2;
+  auto at = [&](int64_t i, int64_t p) {
+    const float x = src[i * laneStride + p * kStride];
+    return laneShift ? x - laneShift[i] : kShift ? x - kShift[p] : x;
+  };
   for (int64_t s0 = 0; s0 < lanes; s0 += W) {
     uint32_t* d = dst + s0 * kq;
     for (int64_t q = 0; q < kq; q++)
@@ -106,9 +124,8 @@ void scalarPack(int64_t lanes, int64_t kc, const float* src, int64_t laneStride,
         const int64_t i = s0 + l;
         uint32_t v = 0;
         if (i < lanes) {
-          const float* e = src + i * laneStride + 2 * q * kStride;
-          v = bf16RoundNearest(e[0]);
-          if (2 * q + 1 < kc) v |= (uint32_t)bf16RoundNearest(e[kStride]) << 16;
+          v = bf16RoundNearest(at(i, 2 * q));
+          if (2 * q + 1 < kc) v |= (uint32_t)bf16RoundNearest(at(i, 2 * q + 1)) << 16;
         }
         d[q * W + l] = v;
       }
@@ -117,15 +134,15 @@ void scalarPack(int64_t lanes, int64_t kc, const float* src, int64_t laneStride,
 
 }  // namespace
 
-void packABf16(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dstf) {
+void packABf16Shift(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, const float* shift, float* dstf) {
   uint32_t* dst = reinterpret_cast<uint32_t*>(dstf);
   const int64_t kq = (kc + 1) / 2;
   if (cs == 1) {  // rows of op(A) contiguous (activations, output gradients)
     for (int64_t i0 = 0; i0 < mc; i0 += MR)
-      linesAlongK<MR>(mc - i0 < MR ? mc - i0 : MR, kc, a + i0 * rs, rs, dst + i0 * kq);
+      linesAlongK<MR>(mc - i0 < MR ? mc - i0 : MR, kc, a + i0 * rs, rs, dst + i0 * kq, shift, nullptr);
     return;
   }
-  if (rs != 1) return scalarPack<MR>(mc, kc, a, rs, cs, dst);
+  if (rs != 1) return scalarPack<MR>(mc, kc, a, rs, cs, dst, nullptr, shift);
   // Columns of op(A) contiguous (A^T of a row-major array, the output gradient of a weight
   // gradient): pair q reads source rows 2q and 2q+1 front to back, once, for every sliver.
   // The source rows are strided (a new page for every pair), where hardware prefetchers stop, so
@@ -142,29 +159,34 @@ void packABf16(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, f
         _mm_prefetch((const char*)(f1 + i), _MM_HINT_T0);
       }
     }
+    const __m512 se = _mm512_set1_ps(shift ? shift[2 * q] : 0.f), so = _mm512_set1_ps(shift && odd ? shift[2 * q + 1] : 0.f);
     for (int64_t i0 = 0; i0 < mc; i0 += MR) {
       const __mmask16 m = firstN(mc - i0 < MR ? mc - i0 : MR);
-      const __m512 ev = _mm512_maskz_loadu_ps(m, s0 + i0);
-      const __m512 ov = odd ? _mm512_maskz_loadu_ps(m, s0 + cs + i0) : _mm512_setzero_ps();
+      const __m512 ev = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, s0 + i0), se);
+      const __m512 ov = odd ? _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, s0 + cs + i0), so) : _mm512_setzero_ps();
       _mm512_mask_storeu_epi32(dst + i0 * kq + q * MR, firstN(MR), pairsAcross(ev, ov, idx));
     }
   }
 }
 
-void packBBf16(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dstf) {
+void packABf16(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst) {
+  packABf16Shift(mc, kc, a, rs, cs, nullptr, dst);
+}
+
+void packBBf16Shift(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, const float* shift, float* dstf) {
   uint32_t* dst = reinterpret_cast<uint32_t*>(dstf);
   const int64_t kq = (kc + 1) / 2;
   if (rs == 1 && cs != 1) {  // columns of op(B) contiguous (a weight used transposed, W^T)
     for (int64_t j0 = 0; j0 < nc; j0 += NR) {
       const int64_t nr = nc - j0 < NR ? nc - j0 : NR;
       uint32_t* d = dst + j0 * kq;
-      linesAlongK<NR>(nr, kc, b + j0 * cs, cs, d);
+      linesAlongK<NR>(nr, kc, b + j0 * cs, cs, d, nullptr, shift ? shift + j0 : nullptr);
       // the second 16 columns of the sliver (zeros past nr)
-      linesAlongK<NR>(nr - 16, kc, b + (j0 + 16) * cs, cs, d + 16);
+      linesAlongK<NR>(nr - 16, kc, b + (j0 + 16) * cs, cs, d + 16, nullptr, shift ? shift + j0 + 16 : nullptr);
     }
     return;
   }
-  if (cs != 1) return scalarPack<NR>(nc, kc, b, cs, rs, dst);
+  if (cs != 1) return scalarPack<NR>(nc, kc, b, cs, rs, dst, shift, nullptr);
   // Rows of op(B) contiguous: pair q interleaves rows 2q and 2q+1, 16 columns at a time.
   const __m512i idx = _mm512_load_si512(kInterleave);
   for (int64_t j0 = 0; j0 < nc; j0 += NR) {
@@ -172,6 +194,8 @@ void packBBf16(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, f
     const __mmask16 m0 = firstN(nr), m1 = firstN(nr - 16);
     uint32_t* d = dst + j0 * kq;
     const float* s = b + j0;
+    __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
+    if (shift) c0 = _mm512_maskz_loadu_ps(m0, shift + j0), c1 = _mm512_maskz_loadu_ps(m1, shift + j0 + 16);
     for (int64_t q = 0; q < kq; q++) {
       const float* s0 = s + 2 * q * rs;
       const bool odd = 2 * q + 1 < kc;
@@ -183,10 +207,18 @@ void packBBf16(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, f
         e0 = _mm512_maskz_loadu_ps(m0, s0), e1 = _mm512_maskz_loadu_ps(m1, s0 + 16);
         if (odd) o0 = _mm512_maskz_loadu_ps(m0, s0 + rs), o1 = _mm512_maskz_loadu_ps(m1, s0 + rs + 16);
       }
+      if (shift) {  // c0, c1 are zero past nr, so the padding stays zero
+        e0 = _mm512_sub_ps(e0, c0), e1 = _mm512_sub_ps(e1, c1);
+        if (odd) o0 = _mm512_sub_ps(o0, c0), o1 = _mm512_sub_ps(o1, c1);
+      }
       _mm512_storeu_si512(d + q * NR, pairsAcross(e0, o0, idx));
       _mm512_storeu_si512(d + q * NR + 16, pairsAcross(e1, o1, idx));
     }
   }
+}
+
+void packBBf16(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dst) {
+  packBBf16Shift(kc, nc, b, rs, cs, nullptr, dst);
 }
 
 }  // namespace gemmk

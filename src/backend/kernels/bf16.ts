@@ -16,6 +16,14 @@
  * and they treat bf16 subnormals as zero (vdpbf16ps), which adds at most 2^-126 * |other operand| per term.
  * Native: AVX512_BF16 only; on other CPUs (or MOELAB_ISA below avx512) they throw an Error, see
  * CpuInfo.bf16. The reference implements them everywhere.
+ *
+ * Operand shifts (gemmBf16, gemmUnaryBf16): optional fp32 vectors shiftA [k] and shiftB [n]. When
+ * given, op(A)(i,p) - shiftA[p] and op(B)(p,j) - shiftB[j] are rounded and multiplied in place of
+ * op(A) and op(B), i.e. the kernel computes alpha (op(A) - 1 shiftA^T)(op(B) - 1 shiftB^T) + beta C + bias
+ * (S above then sums the shifted operands). The caller adds back what the shift removed, in fp32:
+ * why it exists is that activations are often one large vector common to all rows plus a small
+ * per-row signal (early in LM training, 95-100% of the energy of most GEMM inputs), and rounding
+ * x = c + d costs 2^-9 |c| per element, more than d carries; x - c rounds with error 2^-9 |d|.
  */
 import type { F32, I32 } from '../kernels.js';
 import type { U16 } from './peer.js';
@@ -23,12 +31,16 @@ import type { U16 } from './peer.js';
 export interface Bf16Kernels {
   /** gemm() with A and B rounded to bf16 and fp32 accumulation (see the family doc for the bound). */
   gemmBf16(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
-    a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null): void;
+    a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null,
+    shiftA?: F32 | null, shiftB?: F32 | null): void;
 
-  /** gemmUnary() (the GEMM with a unary epilogue) with A and B rounded to bf16 and fp32 accumulation; the epilogue is fp32. */
+  /**
+   * gemmUnary() (the GEMM with a unary epilogue) with A and B rounded to bf16 and fp32 accumulation;
+   * the epilogue is fp32 and applies to the shifted product (plus bias) when shifts are given.
+   */
   gemmUnaryBf16(op: number, backward: boolean, transA: boolean, transB: boolean, m: number, n: number, k: number,
     alpha: number, a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number,
-    bias: F32 | null, aux: F32, ldaux: number): void;
+    bias: F32 | null, aux: F32, ldaux: number, shiftA?: F32 | null, shiftB?: F32 | null): void;
 
   /** gemmGroupedRows() with A and B rounded to bf16 and fp32 accumulation. */
   gemmGroupedRowsBf16(G: number, offsets: I32, transB: boolean, n: number, k: number, alpha: number,

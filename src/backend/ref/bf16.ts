@@ -40,17 +40,39 @@ function rounded(x: F32): F32 {
   return y;
 }
 
+/**
+ * A rounded copy of x, where the rows x cols operand op(X)(r, q) = x[trans ? q*ld + r : r*ld + q]
+ * has shift[q] subtracted first when shift is given.
+ */
+function roundedOperand(x: F32, trans: boolean, rows: number, cols: number, ld: number, shift: F32 | null | undefined,
+  fn: string, name: string): F32 {
+  if (!shift) return rounded(x);
+  len(fn, name, shift, cols);
+  const y = rounded(x);
+  for (let r = 0; r < rows; r++) {
+    for (let q = 0; q < cols; q++) {
+      const i = trans ? q * ld + r : r * ld + q;
+      y[i] = widen(roundNearest(Math.fround(x[i] - shift[q])));
+    }
+  }
+  return y;
+}
+
 /** See Bf16Kernels.gemmBf16. */
 export function gemmBf16(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
-  a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null): void {
-  gemm(transA, transB, m, n, k, alpha, rounded(a), lda, rounded(b), ldb, beta, c, ldc, bias);
+  a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null,
+  shiftA: F32 | null = null, shiftB: F32 | null = null): void {
+  gemm(transA, transB, m, n, k, alpha, roundedOperand(a, transA, m, k, lda, shiftA, 'gemmBf16', 'shiftA'), lda,
+    roundedOperand(b, transB, k, n, ldb, shiftB, 'gemmBf16', 'shiftB'), ldb, beta, c, ldc, bias);
 }
 
 /** See Bf16Kernels.gemmUnaryBf16. */
 export function gemmUnaryBf16(op: number, backward: boolean, transA: boolean, transB: boolean, m: number, n: number, k: number,
   alpha: number, a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number,
-  bias: F32 | null, aux: F32, ldaux: number): void {
-  gemmUnary(op, backward, transA, transB, m, n, k, alpha, rounded(a), lda, rounded(b), ldb, beta, c, ldc, bias, aux, ldaux);
+  bias: F32 | null, aux: F32, ldaux: number, shiftA: F32 | null = null, shiftB: F32 | null = null): void {
+  gemmUnary(op, backward, transA, transB, m, n, k, alpha,
+    roundedOperand(a, transA, m, k, lda, shiftA, 'gemmUnaryBf16', 'shiftA'), lda,
+    roundedOperand(b, transB, k, n, ldb, shiftB, 'gemmUnaryBf16', 'shiftB'), ldb, beta, c, ldc, bias, aux, ldaux);
 }
 
 /**
