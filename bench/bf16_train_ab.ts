@@ -1,8 +1,9 @@
 /**
- * Short interleaved A/B/C of mixed precision against fp32 training (ratios, not a benchmark):
- * three identical models of a preset train side by side, round-robin one step each (the order
- * rotating every round), after `warmup` steps each: fp32; bf16 matmuls with fp32 attention
- * (train.precision bf16); bf16 matmuls and bf16 attention (setAttentionPrecision). Prints the median
+ * Short interleaved A/B of mixed precision against fp32 training (ratios, not a benchmark): identical
+ * models of a preset train side by side, round-robin one step each (the order rotating every round),
+ * after `warmup` steps each: fp32; bf16 matmuls with fp32 attention (train.precision bf16, activations
+ * centred); the same without centring (setBf16Centering(false)); bf16 matmuls and bf16 attention
+ * (setAttentionPrecision). Prints the median
  * step time of each, fp32 over each, and each side's kernel time per step by kernel (the profiler
  * wrapped around the native backend, one table per side), largest first.
  *
@@ -12,15 +13,15 @@ import { loadConfig } from '../src/index.js';
 import { trainingSide } from './training_side.js';
 import { nativeKernels, profiled, setBackend, type KernelStats } from '../src/backend/index.js';
 import { setMatmulPrecision } from '../src/tensor/index.js';
-import { setAttentionPrecision } from '../src/tensor/precision.js';
+import { setAttentionPrecision, setBf16Centering } from '../src/tensor/precision.js';
 
 const [preset = 'dense-d256', warmupArg = '3', stepsArg = '12'] = process.argv.slice(2);
 const warmup = Number(warmupArg), steps = Number(stepsArg);
 const cfg = loadConfig({ preset, overrides: { 'train.threads': 2 } });
-const modes = ['fp32', 'bf16', 'bf16Attn'] as const;
+const modes = ['fp32', 'bf16', 'bf16Uncentred', 'bf16Attn'] as const;
 type Mode = (typeof modes)[number];
-const precision: Record<Mode, ['fp32' | 'bf16', 'fp32' | 'bf16']> = {
-  fp32: ['fp32', 'fp32'], bf16: ['bf16', 'fp32'], bf16Attn: ['bf16', 'bf16'],
+const precision: Record<Mode, ['fp32' | 'bf16', 'fp32' | 'bf16', boolean]> = {
+  fp32: ['fp32', 'fp32', true], bf16: ['bf16', 'fp32', true], bf16Uncentred: ['bf16', 'fp32', false], bf16Attn: ['bf16', 'bf16', true],
 };
 const nat = nativeKernels();
 const stats = Object.fromEntries(modes.map((m) => [m, new Map()])) as Record<Mode, KernelStats>;
@@ -34,12 +35,14 @@ for (let i = 0; i < warmup + steps; i++) {
     setBackend(kernels[mode]);
     setMatmulPrecision(precision[mode][0]);
     setAttentionPrecision(precision[mode][1]);
+    setBf16Centering(precision[mode][2]);
     const ms = run[mode]();
     if (i >= warmup) t[mode].push(ms);
   }
 }
 setMatmulPrecision('fp32');
 setAttentionPrecision('fp32');
+setBf16Centering(true);
 setBackend(nat);
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const profile = (m: Mode) => Object.fromEntries([...stats[m]].filter(([, s]) => s.calls).sort((a, b) => b[1].ms - a[1].ms)

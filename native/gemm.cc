@@ -95,9 +95,10 @@ struct Prob {
   UnaryOp act = UnaryOp::Neg;
   float* aux = nullptr;
   int64_t ldaux = 0;
-  // Operand shifts (bf16 kernel sets only): op(A)(i,p) - shiftA[p] and op(B)(p,j) - shiftB[j]
-  // enter the product in place of op(A) and op(B); null = no shift.
+  // Operand shifts (bf16 kernel sets only): op(A)(i,p) - shiftA[p] - shiftAi[i] and
+  // op(B)(p,j) - shiftB[j] enter the product in place of op(A) and op(B); null = no shift.
   const float* shiftA = nullptr;
+  const float* shiftAi = nullptr;
   const float* shiftB = nullptr;
 };
 
@@ -168,7 +169,7 @@ void directShifted(const Prob& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1
     for (int64_t j = n0; j < n1; j++) {
       float s = 0.f;
       for (int64_t p = 0; p < P.k; p++) {
-        const float a = P.a[i * P.rsa + p * P.csa] - (P.shiftA ? P.shiftA[p] : 0.f);
+        const float a = P.a[i * P.rsa + p * P.csa] - (P.shiftA ? P.shiftA[p] : 0.f) - (P.shiftAi ? P.shiftAi[i] : 0.f);
         const float b = P.b[p * P.rsb + j * P.csb] - (P.shiftB ? P.shiftB[j] : 0.f);
         s += a * b;
       }
@@ -260,8 +261,9 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
         const bool packingB = !eagerB && ic == m0;
         const int64_t mc = std::min(MC, m1 - ic);
         const float* asrc = P.a + ic * P.rsa + pc * P.csa;
-        if (P.shiftA)
-          ks.packAShift(mc, kc, asrc, P.rsa, P.csa, P.shiftA + pc, pa);
+        if (P.shiftA || P.shiftAi)
+          ks.packAShift(mc, kc, asrc, P.rsa, P.csa, P.shiftA ? P.shiftA + pc : nullptr,
+                        P.shiftAi ? P.shiftAi + ic : nullptr, pa);
         else
           ks.packA(mc, kc, asrc, P.rsa, P.csa, pa);
         const int64_t tilesM = (mc + MR - 1) / MR;
@@ -313,7 +315,7 @@ void runBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64_
   if (P.k == 0) {
     scaleBlock(P, m0, m1, n0, n1);
   } else if (isDirect(P)) {
-    if (P.shiftA || P.shiftB)
+    if (P.shiftA || P.shiftAi || P.shiftB)
       directShifted(P, m0, m1, n0, n1);
     else if (P.m * P.n <= 8 && m0 == 0 && n0 == 0 && m1 == P.m && n1 == P.n)
       tinyC(P);
@@ -564,23 +566,23 @@ void outputsDisjoint(const Napi::Env& env, const char* fn, const char* name, int
   fail(env, fn, std::string("matrices of '") + name + "' overlap (stride " + std::to_string(stride) + ")");
 }
 
-// The optional operand shifts of the bf16 GEMMs, arguments i (shiftA, length k) and i + 1 (shiftB,
-// length n), into P. Kernel sets without shifted packing (fp32) take no such arguments.
+// An optional operand shift of the bf16 GEMMs (argument i, `len` floats, must not overlap C), or
+// null. Kernel sets without shifted packing (fp32) take no such arguments.
+const float* shiftArg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, const KernelSet* ks,
+                      int64_t len, Span<float> cs) {
+  if (!ks || !ks->packAShift) return nullptr;
+  auto sh = f32OptArg(info, i, fn, name);
+  if (!sh.data) return nullptr;
+  needLen(info.Env(), sh, len, fn, name);
+  noOverlap(info.Env(), fn, cs, "c", slice(sh, 0, len), name);
+  return sh.data;
+}
+
+// gemm's and gemmUnary's shifts, arguments i (shiftA, length k) and i + 1 (shiftB, length n), into P.
 void shiftArgs(const Napi::CallbackInfo& info, size_t i, const char* fn, const KernelSet* ks, Span<float> cs,
                Prob& P) {
-  if (!ks || !ks->packAShift) return;
-  Napi::Env env = info.Env();
-  auto sa = f32OptArg(info, i, fn, "shiftA"), sb = f32OptArg(info, i + 1, fn, "shiftB");
-  if (sa.data) {
-    needLen(env, sa, P.k, fn, "shiftA");
-    noOverlap(env, fn, cs, "c", slice(sa, 0, P.k), "shiftA");
-  }
-  if (sb.data) {
-    needLen(env, sb, P.n, fn, "shiftB");
-    noOverlap(env, fn, cs, "c", slice(sb, 0, P.n), "shiftB");
-  }
-  P.shiftA = sa.data;
-  P.shiftB = sb.data;
+  P.shiftA = shiftArg(info, i, fn, "shiftA", ks, P.k, cs);
+  P.shiftB = shiftArg(info, i + 1, fn, "shiftB", ks, P.n, cs);
 }
 
 // ------------------------------------------------------------------ N-API entry points
@@ -741,7 +743,8 @@ MOELAB_EXPORT(gemmBatched, GemmBatchedNapi);
 
 }  // namespace
 
-// gemmGroupedRows(G, offsets, transB, n, k, alpha, a, lda, b, strideB, ldb, beta, c, ldc, bias)
+// gemmGroupedRows(G, offsets, transB, n, k, alpha, a, lda, b, strideB, ldb, beta, c, ldc, bias[, shift]):
+// shift [k] (bf16 kernel sets only) is subtracted from every row of a.
 Napi::Value gemmGroupedRowsBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
   Napi::Env env = info.Env();
   needArgs(info, 15, fn);
@@ -775,6 +778,7 @@ Napi::Value gemmGroupedRowsBody(const Napi::CallbackInfo& info, const char* fn, 
   noOverlap(env, fn, cs, "c", slice(a, begA, extA), "a");
   noOverlap(env, fn, cs, "c", slice(b, 0, totB), "b");
   if (bias.data) noOverlap(env, fn, cs, "c", slice(bias, 0, G * n), "bias");
+  const float* shift = shiftArg(info, 15, fn, "shift", ks, k, cs);
   if (rows == 0 || n == 0) return env.Undefined();
 
   std::vector<Prob> probs;
@@ -794,6 +798,7 @@ Napi::Value gemmGroupedRowsBody(const Napi::CallbackInfo& info, const char* fn, 
     P.m = e - s, P.n = n, P.k = k;
     P.alpha = (float)alpha, P.beta = (float)beta;
     P.bias = bias.data ? bias.data + g * n : nullptr;
+    P.shiftA = shift;
     probs.push_back(P);
   }
   runProblems(probs, 0, ks);
@@ -806,7 +811,8 @@ MOELAB_EXPORT(gemmGroupedRows, GemmGroupedRowsNapi);
 
 }  // namespace
 
-// gemmGroupedK(G, offsets, m, n, alpha, a, lda, b, ldb, beta, c, strideC, ldc)
+// gemmGroupedK(G, offsets, m, n, alpha, a, lda, b, ldb, beta, c, strideC, ldc[, shift]): shift [m]
+// (bf16 kernel sets only) is subtracted from every row of a.
 Napi::Value gemmGroupedKBody(const Napi::CallbackInfo& info, const char* fn, const KernelSet* ks) {
   Napi::Env env = info.Env();
   needArgs(info, 13, fn);
@@ -837,6 +843,7 @@ Napi::Value gemmGroupedKBody(const Napi::CallbackInfo& info, const char* fn, con
   auto cs = slice(c, 0, totC);
   noOverlap(env, fn, cs, "c", slice(a, begA, extA), "a");
   noOverlap(env, fn, cs, "c", slice(b, begB, extB), "b");
+  const float* shift = shiftArg(info, 13, fn, "shift", ks, m, cs);
   if (G == 0 || m == 0 || n == 0) return env.Undefined();
 
   std::vector<Prob> probs((size_t)G);
@@ -854,6 +861,7 @@ Napi::Value gemmGroupedKBody(const Napi::CallbackInfo& info, const char* fn, con
     P.m = m, P.n = n, P.k = e - s;
     P.alpha = (float)alpha, P.beta = (float)beta;
     P.bias = nullptr;
+    P.shiftAi = shift;
   }
   runProblems(probs, 0, ks);
   return env.Undefined();

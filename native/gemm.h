@@ -32,10 +32,11 @@ typedef void (*MicroKernelFn)(int64_t kc, const float* a, const float* b, float*
 typedef void (*PackAFn)(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst);
 // Pack a kc x nc block of B (element (p,j) = b[p*rs + j*cs]) into NR-column slivers.
 typedef void (*PackBFn)(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dst);
-// Shifted packing (the bf16 set's operand shifts, see gemm_bf16.h): as PackAFn with shift[p]
-// subtracted from element (i, p) before it is rounded, p counted from the block's first column.
-typedef void (*PackAShiftFn)(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, const float* shift,
-                             float* dst);
+// Shifted packing (the bf16 set's operand shifts, see gemm_bf16.h): as PackAFn with kShift[p] and/or
+// laneShift[i] (either may be null) subtracted from element (i, p) before it is rounded, p and i
+// counted from the block's first column and row.
+typedef void (*PackAShiftFn)(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, const float* kShift,
+                             const float* laneShift, float* dst);
 // As PackBFn with shift[j] subtracted from element (p, j), j counted from the block's first column.
 typedef void (*PackBShiftFn)(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, const float* shift,
                              float* dst);

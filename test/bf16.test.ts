@@ -240,6 +240,40 @@ if (HAS_BF16 && !CHILD) {
     assert.deepEqual([...c], [0, 0, 0, 16, 16, 16, 32, 32, 32]);
   });
 
+  test('operand shifts of the grouped bf16 GEMMs: every row of a minus shift, exactly (groups of 0 to 70 rows)', () => {
+    const r = rng(23);
+    const ints = (n: number, span = 17) => Float32Array.from({ length: n }, () => Math.floor(r() * span) - (span >> 1));
+    const G = 4, offs = Int32Array.from([0, 3, 3, 70, 101]), rows = 101, old = nat.getThreads();
+    for (const [n, k] of [[37, 70], [5, 3], [64, 200]]) {
+      const lda = k + 2, a0 = ints(rows * lda), sh = ints(k, 9), a = a0.slice();
+      for (let i = 0; i < rows; i++) for (let p = 0; p < k; p++) a[i * lda + p] += sh[p];
+      for (const tB of [false, true]) {
+        const b = ints(G * k * n), bias = ints(G * n), want = new Float32Array(rows * n), got = new Float32Array(rows * n);
+        nat.gemmGroupedRows(G, offs, tB, n, k, 1, a0, lda, b, k * n, tB ? k : n, 0, want, n, bias);
+        for (const t of [1, 2]) {
+          nat.setThreads(t);
+          nat.gemmGroupedRowsBf16(G, offs, tB, n, k, 1, a, lda, b, k * n, tB ? k : n, 0, got, n, bias, sh);
+          assert.deepEqual(got, want, `gemmGroupedRowsBf16 n=${n} k=${k} tB=${tB} threads=${t}`);
+        }
+        ref.gemmGroupedRowsBf16(G, offs, tB, n, k, 1, a, lda, b, k * n, tB ? k : n, 0, got, n, bias, sh);
+        assert.deepEqual(got, want, `reference gemmGroupedRowsBf16 n=${n} k=${k} tB=${tB}`);
+      }
+      // gemmGroupedK: C_g = a_g^T b_g with a [rows, m = k here]
+      const m = k, b = ints(rows * n), want = new Float32Array(G * m * n), got = new Float32Array(G * m * n).fill(NaN);
+      nat.gemmGroupedK(G, offs, m, n, 1, a0, lda, b, n, 0, want, m * n, n);
+      for (const t of [1, 2]) {
+        nat.setThreads(t);
+        nat.gemmGroupedKBf16(G, offs, m, n, 1, a, lda, b, n, 0, got, m * n, n, sh);
+        assert.deepEqual(got, want, `gemmGroupedKBf16 m=${m} n=${n} threads=${t}`);
+      }
+      ref.gemmGroupedKBf16(G, offs, m, n, 1, a, lda, b, n, 0, got, m * n, n, sh);
+      assert.deepEqual(got, want, `reference gemmGroupedKBf16 m=${m} n=${n}`);
+    }
+    nat.setThreads(old);
+    assert.throws(() => nat.gemmGroupedKBf16(1, Int32Array.of(0, 2), 3, 2, 1, new Float32Array(6), 3, new Float32Array(4), 2, 0,
+      new Float32Array(6), 6, 2, new Float32Array(2)), /gemmGroupedKBf16: 'shift' has 2/);
+  });
+
   test('operand shifts keep a common-mode product accurate where plain bf16 rounding loses it', () => {
     // x_t = c + d_t with |d| ~ 1e-2 |c| (early LM activations): y = x W^T. Rounding x costs 2^-9 |c| per
     // element, more than the per-row signal; shifted by the row mean (added back as the bias W c in

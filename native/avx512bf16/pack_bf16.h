@@ -11,8 +11,10 @@ namespace gemmk {
 void packABf16(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst);
 // op(B)(p,j) = b[p*rs + j*cs], a kc x nc block -> 32-column slivers of ceil(kc/2) pairs.
 void packBBf16(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, float* dst);
-// The same with shift[p] (A) or shift[j] (B) subtracted from each element before it is rounded.
-void packABf16Shift(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, const float* shift, float* dst);
+// The same with shifts subtracted from each element before it is rounded: kShift[p] and/or
+// laneShift[i] for A (either may be null), shift[j] for B.
+void packABf16Shift(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, const float* kShift,
+                    const float* laneShift, float* dst);
 void packBBf16Shift(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, const float* shift, float* dst);
 
 }  // namespace gemmk

@@ -68,8 +68,8 @@ inline void transpose16(__m512i r[16]) {
 
 // Lines along k: line l (< lines <= 16) of the group has element p at src[l*ld + p], p < kc. Writes
 // slot (q, l) to dst[q*W + l] for q < ceil(kc/2), l < 16 (the store mask keeps l < W when W = 12);
-// lines past `lines` are zero. Before rounding, kShift[p] (a shift along k, shared by the lines) or
-// lineShift[l] (one per line) is subtracted when given; padding stays zero.
+// lines past `lines` are zero. Before rounding, kShift[p] (a shift along k, shared by the lines) and
+// lineShift[l] (one per line) are subtracted when given; padding stays zero.
 template <int W>
 void linesAlongK(int64_t lines, int64_t kc, const float* src, int64_t ld, uint32_t* dst, const float* kShift,
                  const float* lineShift) {
@@ -92,7 +92,8 @@ void linesAlongK(int64_t lines, int64_t kc, const float* src, int64_t ld, uint32
       if (kShift) {
         lo = _mm512_sub_ps(lo, klo);
         hi = _mm512_sub_ps(hi, khi);
-      } else if (lineShift) {
+      }
+      if (lineShift) {
         const __m512 v = _mm512_set1_ps(lineShift[l]);
         lo = _mm512_maskz_sub_ps(mlo, lo, v);
         hi = _mm512_maskz_sub_ps(mhi, hi, v);
@@ -107,15 +108,17 @@ void linesAlongK(int64_t lines, int64_t kc, const float* src, int64_t ld, uint32
 }
 
 // Scalar packing for blocks with neither orientation contiguous (not produced by the GEMM entry
-// points, which always have a unit stride on one side, but kept general). laneShift[lane] or
-// kShift[p] is subtracted when given.
+// points, which always have a unit stride on one side, but kept general). laneShift[lane] and
+// kShift[p] are subtracted when given.
 template <int W>
 void scalarPack(int64_t lanes, int64_t kc, const float* src, int64_t laneStride, int64_t kStride, uint32_t* dst,
                 const float* laneShift, const float* kShift) {
   const int64_t kq = (kc + 1) / 2;
   auto at = [&](int64_t i, int64_t p) {
-    const float x = src[i * laneStride + p * kStride];
-    return laneShift ? x - laneShift[i] : kShift ? x - kShift[p] : x;
+    float x = src[i * laneStride + p * kStride];
+    if (kShift) x -= kShift[p];
+    if (laneShift) x -= laneShift[i];
+    return x;
   };
   for (int64_t s0 = 0; s0 < lanes; s0 += W) {
     uint32_t* d = dst + s0 * kq;
@@ -134,15 +137,17 @@ void scalarPack(int64_t lanes, int64_t kc, const float* src, int64_t laneStride,
 
 }  // namespace
 
-void packABf16Shift(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, const float* shift, float* dstf) {
+void packABf16Shift(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, const float* kShift,
+                    const float* laneShift, float* dstf) {
   uint32_t* dst = reinterpret_cast<uint32_t*>(dstf);
   const int64_t kq = (kc + 1) / 2;
   if (cs == 1) {  // rows of op(A) contiguous (activations, output gradients)
     for (int64_t i0 = 0; i0 < mc; i0 += MR)
-      linesAlongK<MR>(mc - i0 < MR ? mc - i0 : MR, kc, a + i0 * rs, rs, dst + i0 * kq, shift, nullptr);
+      linesAlongK<MR>(mc - i0 < MR ? mc - i0 : MR, kc, a + i0 * rs, rs, dst + i0 * kq, kShift,
+                      laneShift ? laneShift + i0 : nullptr);
     return;
   }
-  if (rs != 1) return scalarPack<MR>(mc, kc, a, rs, cs, dst, nullptr, shift);
+  if (rs != 1) return scalarPack<MR>(mc, kc, a, rs, cs, dst, laneShift, kShift);
   // Columns of op(A) contiguous (A^T of a row-major array, the output gradient of a weight
   // gradient): pair q reads source rows 2q and 2q+1 front to back, once, for every sliver.
   // The source rows are strided (a new page for every pair), where hardware prefetchers stop, so
@@ -159,18 +164,20 @@ void packABf16Shift(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t 
         _mm_prefetch((const char*)(f1 + i), _MM_HINT_T0);
       }
     }
-    const __m512 se = _mm512_set1_ps(shift ? shift[2 * q] : 0.f), so = _mm512_set1_ps(shift && odd ? shift[2 * q + 1] : 0.f);
+    const __m512 se = _mm512_set1_ps(kShift ? kShift[2 * q] : 0.f), so = _mm512_set1_ps(kShift && odd ? kShift[2 * q + 1] : 0.f);
     for (int64_t i0 = 0; i0 < mc; i0 += MR) {
       const __mmask16 m = firstN(mc - i0 < MR ? mc - i0 : MR);
-      const __m512 ev = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, s0 + i0), se);
-      const __m512 ov = odd ? _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, s0 + cs + i0), so) : _mm512_setzero_ps();
+      // the lanes' shifts are zero past the edge, as are the loads, so padding stays zero
+      const __m512 sl = laneShift ? _mm512_maskz_loadu_ps(m, laneShift + i0) : _mm512_setzero_ps();
+      const __m512 ev = _mm512_sub_ps(_mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, s0 + i0), se), sl);
+      const __m512 ov = odd ? _mm512_sub_ps(_mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, s0 + cs + i0), so), sl) : _mm512_setzero_ps();
       _mm512_mask_storeu_epi32(dst + i0 * kq + q * MR, firstN(MR), pairsAcross(ev, ov, idx));
     }
   }
 }
 
 void packABf16(int64_t mc, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst) {
-  packABf16Shift(mc, kc, a, rs, cs, nullptr, dst);
+  packABf16Shift(mc, kc, a, rs, cs, nullptr, nullptr, dst);
 }
 
 void packBBf16Shift(int64_t kc, int64_t nc, const float* b, int64_t rs, int64_t cs, const float* shift, float* dstf) {

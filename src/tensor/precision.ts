@@ -25,6 +25,24 @@ export function setMatmulPrecision(p: MatmulPrecision): MatmulPrecision {
   return prev;
 }
 
+let centering = true;
+
+/** Whether bf16 linear layers centre their activation operand (ops/bf16_center.ts); on by default. */
+export function bf16Centering(): boolean {
+  return centering;
+}
+
+/**
+ * Turns the centring of bf16 GEMM activations on or off; returns the previous setting. Off only to
+ * measure what it costs and what it buys (bench/bf16_train_ab.ts): it is exact in real arithmetic
+ * and keeps bf16 training on the fp32 loss curve.
+ */
+export function setBf16Centering(on: boolean): boolean {
+  const prev = centering;
+  centering = on;
+  return prev;
+}
+
 let attention: MatmulPrecision = 'fp32';
 
 export function attentionPrecision(): MatmulPrecision {

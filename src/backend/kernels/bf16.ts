@@ -17,10 +17,13 @@
  * Native: AVX512_BF16 only; on other CPUs (or MOELAB_ISA below avx512) they throw an Error, see
  * CpuInfo.bf16. The reference implements them everywhere.
  *
- * Operand shifts (gemmBf16, gemmUnaryBf16): optional fp32 vectors shiftA [k] and shiftB [n]. When
- * given, op(A)(i,p) - shiftA[p] and op(B)(p,j) - shiftB[j] are rounded and multiplied in place of
- * op(A) and op(B), i.e. the kernel computes alpha (op(A) - 1 shiftA^T)(op(B) - 1 shiftB^T) + beta C + bias
- * (S above then sums the shifted operands). The caller adds back what the shift removed, in fp32:
+ * Operand shifts: optional fp32 vectors subtracted from an operand's rows before rounding; the
+ * kernel then computes the product of the shifted operands (S above sums those):
+ * - gemmBf16, gemmUnaryBf16: shiftA [k], shiftB [n]: op(A)(i,p) - shiftA[p] and op(B)(p,j) - shiftB[j]
+ *   in place of op(A) and op(B): alpha (op(A) - 1 shiftA^T)(op(B) - 1 shiftB^T) + beta C + bias;
+ * - gemmGroupedRowsBf16: shift [k], gemmGroupedKBf16: shift [m]: every row of a (as stored, one row
+ *   per token) minus shift.
+ * The caller adds back what the shift removed, in fp32:
  * why it exists is that activations are often one large vector common to all rows plus a small
  * per-row signal (early in LM training, 95-100% of the energy of most GEMM inputs), and rounding
  * x = c + d costs 2^-9 |c| per element, more than d carries; x - c rounds with error 2^-9 |d|.
@@ -42,14 +45,15 @@ export interface Bf16Kernels {
     alpha: number, a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number,
     bias: F32 | null, aux: F32, ldaux: number, shiftA?: F32 | null, shiftB?: F32 | null): void;
 
-  /** gemmGroupedRows() with A and B rounded to bf16 and fp32 accumulation. */
+  /** gemmGroupedRows() with A and B rounded to bf16 and fp32 accumulation; shift [k] is subtracted from a's rows. */
   gemmGroupedRowsBf16(G: number, offsets: I32, transB: boolean, n: number, k: number, alpha: number,
     a: F32, lda: number, b: F32, strideB: number, ldb: number, beta: number, c: F32, ldc: number,
-    bias: F32 | null): void;
+    bias: F32 | null, shift?: F32 | null): void;
 
-  /** gemmGroupedK() with A and B rounded to bf16 and fp32 accumulation. */
+  /** gemmGroupedK() with A and B rounded to bf16 and fp32 accumulation; shift [m] is subtracted from a's rows. */
   gemmGroupedKBf16(G: number, offsets: I32, m: number, n: number, alpha: number,
-    a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, strideC: number, ldc: number): void;
+    a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, strideC: number, ldc: number,
+    shift?: F32 | null): void;
 
   /**
    * attention() with its matrix products on bf16 operands and fp32 accumulation. Keys and values

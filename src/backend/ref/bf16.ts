@@ -136,14 +136,16 @@ export function attentionBackwardBf16(B: number, S: number, H: number, hd: numbe
 /** See Bf16Kernels.gemmGroupedRowsBf16. */
 export function gemmGroupedRowsBf16(G: number, offsets: I32, transB: boolean, n: number, k: number, alpha: number,
   a: F32, lda: number, b: F32, strideB: number, ldb: number, beta: number, c: F32, ldc: number,
-  bias: F32 | null): void {
-  gemmGroupedRows(G, offsets, transB, n, k, alpha, rounded(a), lda, rounded(b), strideB, ldb, beta, c, ldc, bias);
+  bias: F32 | null, shift: F32 | null = null): void {
+  const A = roundedOperand(a, false, G > 0 ? offsets[G] : 0, k, lda, shift, 'gemmGroupedRowsBf16', 'shift');
+  gemmGroupedRows(G, offsets, transB, n, k, alpha, A, lda, rounded(b), strideB, ldb, beta, c, ldc, bias);
 }
 
 /** See Bf16Kernels.gemmGroupedKBf16. */
 export function gemmGroupedKBf16(G: number, offsets: I32, m: number, n: number, alpha: number,
-  a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, strideC: number, ldc: number): void {
-  gemmGroupedK(G, offsets, m, n, alpha, rounded(a), lda, rounded(b), ldb, beta, c, strideC, ldc);
+  a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, strideC: number, ldc: number, shift: F32 | null = null): void {
+  const A = roundedOperand(a, false, G > 0 ? offsets[G] : 0, m, lda, shift, 'gemmGroupedKBf16', 'shift');
+  gemmGroupedK(G, offsets, m, n, alpha, A, lda, rounded(b), ldb, beta, c, strideC, ldc);
 }
 
 /** See Bf16Kernels.f32ToBf16. */

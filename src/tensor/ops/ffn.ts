@@ -3,6 +3,7 @@ import { backend, ReduceOp, UnaryOp } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
 import { matmulPrecision } from '../precision.js';
 import { alloc, release, scratch } from '../pool.js';
+import { addBackShift, foldedBias, rowMean } from './bf16_center.js';
 
 /**
  * y = gelu(x W1^T + b1) W2^T + b2, GELU the exact erf form 0.5h(1 + erf(h/sqrt2)) (torch's F.gelu).
@@ -15,7 +16,8 @@ import { alloc, release, scratch } from '../pool.js';
  * Trade-off: h is kept (not recomputed) for gelu'(h), because recomputing it costs fc1's whole GEMM;
  * a is kept for fc2's weight gradient. That is the same 2 x T x hidden floats the unfused pair holds.
  * Under matmulPrecision() 'bf16' all five GEMMs round their operands to bf16 and accumulate in fp32;
- * the bias, GELU and its derivative stay fp32.
+ * the bias, GELU and its derivative stay fp32. The activation operands x and a are centred on their
+ * means over rows in the forward and weight-gradient GEMMs (bf16_center.ts).
  */
 export function mlpGelu(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2: Tensor | null): Tensor {
   const d = w1.shape[1], hidden = w1.shape[0], out = w2.shape[0];
@@ -32,21 +34,30 @@ export function mlpGelu(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2
   const bf16 = matmulPrecision() === 'bf16';
   const gemm = bf16 ? kern.gemmBf16 : kern.gemm, gemmUnary = bf16 ? kern.gemmUnaryBf16 : kern.gemmUnary;
   const h = scratch(M * hidden), a = scratch(M * hidden); // saved for backward, released after it
-  gemmUnary(UnaryOp.gelu_erf, false, false, true, M, hidden, d, 1, X, d, W1, d, 0, h, hidden, b1 ? b1.f32 : null, a, hidden);
+  const cx = bf16 ? rowMean(X, M, d) : null;
+  if (cx) kern.gemmUnaryBf16(UnaryOp.gelu_erf, false, false, true, M, hidden, d, 1, X, d, W1, d, 0, h, hidden, foldedBias(W1, hidden, d, cx, b1 ? b1.f32 : null), a, hidden, cx, null);
+  else gemmUnary(UnaryOp.gelu_erf, false, false, true, M, hidden, d, 1, X, d, W1, d, 0, h, hidden, b1 ? b1.f32 : null, a, hidden);
   const y = alloc(M * out);
-  gemm(false, true, M, out, hidden, 1, a, hidden, W2, hidden, 0, y, out, b2 ? b2.f32 : null);
+  const ca = bf16 ? rowMean(a, M, hidden) : null;
+  if (ca) kern.gemmBf16(false, true, M, out, hidden, 1, a, hidden, W2, hidden, 0, y, out, foldedBias(W2, out, hidden, ca, b2 ? b2.f32 : null), ca, null);
+  else gemm(false, true, M, out, hidden, 1, a, hidden, W2, hidden, 0, y, out, b2 ? b2.f32 : null);
   const inputs = [xc, w1c, w2c, ...(b1 ? [b1] : []), ...(b2 ? [b2] : [])];
   const result = attach(new Tensor(y, [...x.shape.slice(0, -1), out]), inputs, (g) => {
     const need1 = xc.requiresGrad || w1c.requiresGrad || (b1 !== null && b1.requiresGrad);
     let gx: Float32Array | null = null, gw1: Float32Array | null = null, gw2: Float32Array | null = null;
     let gb1: Float32Array | null = null, gb2: Float32Array | null = null;
-    if (w2c.requiresGrad) {
-      gw2 = alloc(out * hidden);
-      gemm(true, false, out, hidden, M, 1, g, out, a, hidden, 0, gw2, hidden, null); // g^T @ a
-    }
     if (b2 && b2.requiresGrad) {
       gb2 = alloc(out);
       kern.reduce(ReduceOp.sum, 1, M, out, g, gb2, null);
+    }
+    if (w2c.requiresGrad) {
+      gw2 = alloc(out * hidden);
+      if (ca) {
+        kern.gemmBf16(true, false, out, hidden, M, 1, g, out, a, hidden, 0, gw2, hidden, null, null, ca); // g^T @ (a - ca)
+        addBackShift(g, M, out, gb2, ca, hidden, gw2);
+      } else {
+        gemm(true, false, out, hidden, M, 1, g, out, a, hidden, 0, gw2, hidden, null); // g^T @ a
+      }
     }
     if (need1) {
       const gh = scratch(M * hidden); // (g @ W2) * gelu'(h)
@@ -55,13 +66,18 @@ export function mlpGelu(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2
         gx = alloc(M * d);
         gemm(false, false, M, d, hidden, 1, gh, hidden, W1, d, 0, gx, d, null); // gh @ W1
       }
-      if (w1c.requiresGrad) {
-        gw1 = alloc(hidden * d);
-        gemm(true, false, hidden, d, M, 1, gh, hidden, X, d, 0, gw1, d, null); // gh^T @ x
-      }
       if (b1 && b1.requiresGrad) {
         gb1 = alloc(hidden);
         kern.reduce(ReduceOp.sum, 1, M, hidden, gh, gb1, null);
+      }
+      if (w1c.requiresGrad) {
+        gw1 = alloc(hidden * d);
+        if (cx) {
+          kern.gemmBf16(true, false, hidden, d, M, 1, gh, hidden, X, d, 0, gw1, d, null, null, cx); // gh^T @ (x - cx)
+          addBackShift(gh, M, hidden, gb1, cx, d, gw1);
+        } else {
+          gemm(true, false, hidden, d, M, 1, gh, hidden, X, d, 0, gw1, d, null); // gh^T @ x
+        }
       }
       release(gh);
     }

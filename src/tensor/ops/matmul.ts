@@ -3,11 +3,13 @@ import { backend, ReduceOp } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
 import { matmulPrecision } from '../precision.js';
 import { alloc } from '../pool.js';
+import { addBackShift, foldedBias, rowMean } from './bf16_center.js';
 
 /**
  * Affine map as in torch.nn.Linear: y = x W^T + b. x: [..., in], w: [out, in], b: [out] or null.
  * The bias add is fused into the GEMM's store. Under matmulPrecision() 'bf16' the three GEMMs
- * (forward, input and weight gradients) round their operands to bf16 and accumulate in fp32.
+ * (forward, input and weight gradients) round their operands to bf16 and accumulate in fp32, with x
+ * centred on its mean over rows (bf16_center.ts) in the forward and the weight gradient.
  */
 export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   const inF = w.shape[1], outF = w.shape[0];
@@ -17,9 +19,12 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   const M = x.size / inF;
   const y = alloc(M * outF);
   const kern = backend();
-  const gemm = matmulPrecision() === 'bf16' ? kern.gemmBf16 : kern.gemm;
+  const bf16 = matmulPrecision() === 'bf16';
+  const gemm = bf16 ? kern.gemmBf16 : kern.gemm;
   const X = xc.f32, W = wc.f32;
-  gemm(false, true, M, outF, inF, 1, X, inF, W, inF, 0, y, outF, b ? b.f32 : null);
+  const cx = bf16 ? rowMean(X, M, inF) : null;
+  if (cx) kern.gemmBf16(false, true, M, outF, inF, 1, X, inF, W, inF, 0, y, outF, foldedBias(W, outF, inF, cx, b ? b.f32 : null), cx, null);
+  else gemm(false, true, M, outF, inF, 1, X, inF, W, inF, 0, y, outF, b ? b.f32 : null);
   const shape = [...x.shape.slice(0, -1), outF];
   const inputs = b ? [xc, wc, b] : [xc, wc];
   return attach(new Tensor(y, shape), inputs, (g) => {
@@ -28,13 +33,18 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
       gx = alloc(M * inF);
       gemm(false, false, M, inF, outF, 1, g, outF, W, inF, 0, gx, inF, null); // g @ W
     }
-    if (wc.requiresGrad) {
-      gw = alloc(outF * inF);
-      gemm(true, false, outF, inF, M, 1, g, outF, X, inF, 0, gw, inF, null); // g^T @ x
-    }
     if (b && b.requiresGrad) {
       gb = alloc(outF);
       kern.reduce(ReduceOp.sum, 1, M, outF, g, gb, null);
+    }
+    if (wc.requiresGrad) {
+      gw = alloc(outF * inF);
+      if (cx) {
+        kern.gemmBf16(true, false, outF, inF, M, 1, g, outF, X, inF, 0, gw, inF, null, null, cx); // g^T @ (x - c)
+        addBackShift(g, M, outF, gb, cx, inF, gw);
+      } else {
+        gemm(true, false, outF, inF, M, 1, g, outF, X, inF, 0, gw, inF, null); // g^T @ x
+      }
     }
     return b ? [gx, gw, gb] : [gx, gw];
   }, 'linear');

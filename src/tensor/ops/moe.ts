@@ -10,6 +10,7 @@ import { backend, BinaryOp, ReduceOp, UnaryOp } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
 import { matmulPrecision } from '../precision.js';
 import { alloc, allocZeroed, release, scratch } from '../pool.js';
+import { addBackShiftGrouped, foldedBiasGrouped, rowMean } from './bf16_center.js';
 
 /** The routing of one forward pass: which slots each expert processes, in expert order. */
 export interface Route {
@@ -103,7 +104,8 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
   }
   const kern = backend();
   // Under bf16 precision the expert GEMMs (both layers, forward and backward) take bf16 operands with
-  // fp32 accumulation; the bias gradients (column sums) stay fp32 reductions.
+  // fp32 accumulation; the bias gradients (column sums) stay fp32 reductions. Each layer's input is
+  // centred on its mean over rows in the forward and weight-gradient GEMMs (bf16_center.ts).
   const bf16 = matmulPrecision() === 'bf16';
   const gemmRows = bf16 ? kern.gemmGroupedRowsBf16 : kern.gemmGroupedRows, gemmK = bf16 ? kern.gemmGroupedKBf16 : kern.gemmGroupedK;
   const xc = x.contiguous(), gc = gates.contiguous();
@@ -116,7 +118,9 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
   const xs = scratch(N * d);
   kern.indexSelect(N, d, X, tok, xs);
   const hpre = scratch(N * h);
-  gemmRows(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, B1);
+  const cx = bf16 ? rowMean(X, T, d) : null;
+  if (cx) kern.gemmGroupedRowsBf16(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, foldedBiasGrouped(W1, E, d, h, cx, B1), cx);
+  else gemmRows(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, B1);
   const act = scratch(N * h);
   kern.unary(UnaryOp.gelu_erf, hpre, act);
   // fc2's input: the activations, or with expert dropout their masked and rescaled copy
@@ -127,7 +131,9 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
     kern.dropout(drop.p, drop.seed, act, fc2In, mask);
   }
   const ys = scratch(N * d);
-  gemmRows(E, offsets, false, d, h, 1, fc2In, h, W2, h * d, d, 0, ys, d, B2);
+  const ca = bf16 ? rowMean(fc2In, N, h) : null;
+  if (ca) kern.gemmGroupedRowsBf16(E, offsets, false, d, h, 1, fc2In, h, W2, h * d, d, 0, ys, d, foldedBiasGrouped(W2, E, h, d, ca, B2), ca);
+  else gemmRows(E, offsets, false, d, h, 1, fc2In, h, W2, h * d, d, 0, ys, d, B2);
   const rowShape = Int32Array.of(N, d), rowStrides = Int32Array.of(d, 1), gateStrides = Int32Array.of(1, 0);
   const scaled = scratch(N * d);
   kern.binary(BinaryOp.mul, rowShape, ys, 0, rowStrides, gs, 0, gateStrides, scaled);
@@ -152,10 +158,20 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
     const gY = tmp; // d loss / d y = gate * gScaled
     kern.binary(BinaryOp.mul, rowShape, gScaled, 0, rowStrides, gs, 0, gateStrides, gY);
     const ones = scratch(N).fill(1); // bias gradients = per-group column sums = ones^T @ rows
-    const gb2 = b2.requiresGrad ? alloc(E * d) : null; // beta 0: written, empty groups included
-    if (gb2) kern.gemmGroupedK(E, offsets, 1, d, 1, ones, 1, gY, d, 0, gb2, d, d);
+    // per-expert column sums of a gradient (beta 0: written, empty groups included)
+    const colSums = (g: Float32Array, n: number, into: Float32Array | null): Float32Array => {
+      const out = into ?? new Float32Array(E * n);
+      kern.gemmGroupedK(E, offsets, 1, n, 1, ones, 1, g, n, 0, out, n, n);
+      return out;
+    };
+    const gb2 = b2.requiresGrad ? colSums(gY, d, alloc(E * d)) : null;
     const gw2 = w2.requiresGrad ? alloc(E * h * d) : null;
-    if (gw2) gemmK(E, offsets, h, d, 1, fc2In, h, gY, d, 0, gw2, h * d, d);
+    if (gw2 && ca) {
+      kern.gemmGroupedKBf16(E, offsets, h, d, 1, fc2In, h, gY, d, 0, gw2, h * d, d, ca);
+      addBackShiftGrouped(E, h, d, ca, gb2 ?? colSums(gY, d, null), gw2);
+    } else if (gw2) {
+      gemmK(E, offsets, h, d, 1, fc2In, h, gY, d, 0, gw2, h * d, d);
+    }
     let gw1: Float32Array | null = null, gb1: Float32Array | null = null, gx: Float32Array | null = null;
     if (w1.requiresGrad || b1.requiresGrad || xc.requiresGrad) {
       let gAct = scratch(N * h);
@@ -169,13 +185,15 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
       const gH = scratch(N * h);
       kern.unaryBackward(UnaryOp.gelu_erf, hpre, act, gAct, gH);
       release(gAct);
-      if (b1.requiresGrad) {
-        gb1 = alloc(E * h);
-        kern.gemmGroupedK(E, offsets, 1, h, 1, ones, 1, gH, h, 0, gb1, h, h);
-      }
+      if (b1.requiresGrad) gb1 = colSums(gH, h, alloc(E * h));
       if (w1.requiresGrad) {
         gw1 = alloc(E * d * h);
-        gemmK(E, offsets, d, h, 1, xs, d, gH, h, 0, gw1, d * h, h);
+        if (cx) {
+          kern.gemmGroupedKBf16(E, offsets, d, h, 1, xs, d, gH, h, 0, gw1, d * h, h, cx);
+          addBackShiftGrouped(E, d, h, cx, gb1 ?? colSums(gH, h, null), gw1);
+        } else {
+          gemmK(E, offsets, d, h, 1, xs, d, gH, h, 0, gw1, d * h, h);
+        }
       }
       if (xc.requiresGrad) {
         const gxs = gScaled; // reuse: no longer needed

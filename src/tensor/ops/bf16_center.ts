@@ -1,0 +1,66 @@
+/**
+ * Centring of the activation operand of bf16 GEMMs (linear, mlpGelu).
+ *
+ * Why: early in LM training the inputs of almost every linear layer are one vector c shared by all
+ * tokens plus a small per-token part d_t (measured on dense-d256 at step 100, the 2.5 plateau:
+ * |mean_t x|^2 / mean_t |x|^2 = 0.95-1.000 for every GEMM input). Rounding x_t = c + d_t to bf16 costs
+ * 2^-9 |c| per element, more than d_t carries (~0.03 |c|), and the model learned more slowly than in
+ * fp32. Centred, only d_t is rounded (error 2^-9 |d_t|) and c enters in fp32:
+ *   forward   y = x W^T + b       = (x - 1 c^T) W^T + (b + W c)          (the kernel's shiftA, a fp32 GEMV)
+ *   weight    dW = g^T x           = g^T (x - 1 c^T) + colsum(g) c^T    (the kernel's shiftB, a fp32 rank-1 update)
+ *   input     dx = g W             unchanged (gradients have no common part: 0.001 measured).
+ * Exact in real arithmetic for any c; c = the mean over tokens, computed in fp32 once per forward and
+ * reused by the weight gradient. Costs one read of x per GEMM input and two products of weight size.
+ */
+import { backend, BinaryOp, ReduceOp } from '../../backend/index.js';
+import { bf16Centering } from '../precision.js';
+
+type F32 = Float32Array;
+
+/** The mean over rows of x [rows, cols] (fp32), or null when centring is off or there are no rows. */
+export function rowMean(x: F32, rows: number, cols: number): F32 | null {
+  if (!bf16Centering() || rows === 0) return null;
+  const kern = backend();
+  const c = new Float32Array(cols);
+  kern.reduce(ReduceOp.sum, 1, rows, cols, x, c, null);
+  kern.binaryScalar(BinaryOp.mul, c, 1 / rows, c);
+  return c;
+}
+
+/** b + W c in fp32 (W [n, k], c [k], b [n] or null): the bias that adds back the forward's shift. */
+export function foldedBias(w: F32, n: number, k: number, c: F32, b: F32 | null): F32 {
+  const out = new Float32Array(n);
+  backend().gemm(false, true, 1, n, k, 1, c, k, w, k, 0, out, n, b);
+  return out;
+}
+
+/**
+ * gw [n, k] += colsum(g) c^T, the part of g^T x the weight gradient's shift removed; colSum = colsum
+ * of g [rows, n] when the caller has it (the bias gradient), else it is computed here.
+ */
+export function addBackShift(g: F32, rows: number, n: number, colSum: F32 | null, c: F32, k: number, gw: F32): void {
+  const kern = backend();
+  let s = colSum;
+  if (!s) {
+    s = new Float32Array(n);
+    kern.reduce(ReduceOp.sum, 1, rows, n, g, s, null);
+  }
+  kern.gemm(false, false, n, k, 1, 1, s, 1, c, k, 1, gw, k, null);
+}
+
+/**
+ * The grouped form for expert weights w [G, k, n] (used as x w[g]): out[g] = b[g] + c^T w[g] in fp32
+ * (c [k], b [G, n]): the biases that add back the forward's shift, one per expert.
+ */
+export function foldedBiasGrouped(w: F32, G: number, k: number, n: number, c: F32, b: F32): F32 {
+  const kern = backend();
+  const out = new Float32Array(G * n);
+  kern.gemmBatched(G, false, false, 1, n, k, 1, c, 0, k, w, k * n, n, 0, out, n, n);
+  kern.axpy(1, b, out);
+  return out;
+}
+
+/** gw[g] [k, n] += c colSums[g]^T for every expert g (c [k], colSums [G, n]: each expert's column sums of g). */
+export function addBackShiftGrouped(G: number, k: number, n: number, c: F32, colSums: F32, gw: F32): void {
+  backend().gemmBatched(G, false, false, k, n, 1, 1, c, 0, 1, colSums, n, n, 1, gw, k * n, n);
+}
