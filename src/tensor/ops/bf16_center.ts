@@ -12,7 +12,7 @@
  * Exact in real arithmetic for any c; c = the mean over tokens, computed in fp32 once per forward and
  * reused by the weight gradient. Costs one read of x per GEMM input and two products of weight size.
  */
-import { backend, BinaryOp, ReduceOp } from '../../backend/index.js';
+import { backend, BinaryOp, ReduceOp, type Kernels } from '../../backend/index.js';
 import { bf16Centering } from '../precision.js';
 
 type F32 = Float32Array;
@@ -63,4 +63,26 @@ export function foldedBiasGrouped(w: F32, G: number, k: number, n: number, c: F3
 /** gw[g] [k, n] += c colSums[g]^T for every expert g (c [k], colSums [G, n]: each expert's column sums of g). */
 export function addBackShiftGrouped(G: number, k: number, n: number, c: F32, colSums: F32, gw: F32): void {
   backend().gemmBatched(G, false, false, k, n, 1, 1, c, 0, 1, colSums, n, n, 1, gw, k * n, n);
+}
+
+type Gemm = Kernels['gemm'];
+
+/**
+ * y [rows, n] = x W^T + b (x [rows, k], W [n, k], b [n] or null) by `gemm`, or with a centre c as
+ * the bf16 GEMM of x - 1 c^T with the bias b + W c.
+ */
+export function affine(gemm: Gemm, x: F32, rows: number, k: number, w: F32, n: number, b: F32 | null, c: F32 | null, y: F32): void {
+  if (c) backend().gemmBf16(false, true, rows, n, k, 1, x, k, w, k, 0, y, n, foldedBias(w, n, k, c, b), c, null);
+  else gemm(false, true, rows, n, k, 1, x, k, w, k, 0, y, n, b);
+}
+
+/**
+ * gw [n, k] = g^T x (g [rows, n], x [rows, k]) by `gemm`, or with a centre c as the bf16 GEMM of
+ * g^T (x - 1 c^T) plus colsum(g) c^T in fp32 (colSum: g's column sums if the caller has them).
+ */
+export function weightGradient(gemm: Gemm, g: F32, rows: number, n: number, x: F32, k: number, c: F32 | null,
+  colSum: F32 | null, gw: F32): void {
+  if (!c) return gemm(true, false, n, k, rows, 1, g, n, x, k, 0, gw, k, null);
+  backend().gemmBf16(true, false, n, k, rows, 1, g, n, x, k, 0, gw, k, null, null, c);
+  addBackShift(g, rows, n, colSum, c, k, gw);
 }

@@ -3,7 +3,7 @@ import { backend, ReduceOp, UnaryOp } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
 import { matmulPrecision } from '../precision.js';
 import { alloc, release, scratch } from '../pool.js';
-import { addBackShift, foldedBias, rowMean } from './bf16_center.js';
+import { affine, foldedBias, rowMean, weightGradient } from './bf16_center.js';
 
 /**
  * y = gelu(x W1^T + b1) W2^T + b2, GELU the exact erf form 0.5h(1 + erf(h/sqrt2)) (torch's F.gelu).
@@ -39,8 +39,7 @@ export function mlpGelu(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2
   else gemmUnary(UnaryOp.gelu_erf, false, false, true, M, hidden, d, 1, X, d, W1, d, 0, h, hidden, b1 ? b1.f32 : null, a, hidden);
   const y = alloc(M * out);
   const ca = bf16 ? rowMean(a, M, hidden) : null;
-  if (ca) kern.gemmBf16(false, true, M, out, hidden, 1, a, hidden, W2, hidden, 0, y, out, foldedBias(W2, out, hidden, ca, b2 ? b2.f32 : null), ca, null);
-  else gemm(false, true, M, out, hidden, 1, a, hidden, W2, hidden, 0, y, out, b2 ? b2.f32 : null);
+  affine(gemm, a, M, hidden, W2, out, b2 ? b2.f32 : null, ca, y);
   const inputs = [xc, w1c, w2c, ...(b1 ? [b1] : []), ...(b2 ? [b2] : [])];
   const result = attach(new Tensor(y, [...x.shape.slice(0, -1), out]), inputs, (g) => {
     const need1 = xc.requiresGrad || w1c.requiresGrad || (b1 !== null && b1.requiresGrad);
@@ -52,12 +51,7 @@ export function mlpGelu(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2
     }
     if (w2c.requiresGrad) {
       gw2 = alloc(out * hidden);
-      if (ca) {
-        kern.gemmBf16(true, false, out, hidden, M, 1, g, out, a, hidden, 0, gw2, hidden, null, null, ca); // g^T @ (a - ca)
-        addBackShift(g, M, out, gb2, ca, hidden, gw2);
-      } else {
-        gemm(true, false, out, hidden, M, 1, g, out, a, hidden, 0, gw2, hidden, null); // g^T @ a
-      }
+      weightGradient(gemm, g, M, out, a, hidden, ca, gb2, gw2); // g^T @ a
     }
     if (need1) {
       const gh = scratch(M * hidden); // (g @ W2) * gelu'(h)
@@ -72,12 +66,7 @@ export function mlpGelu(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2
       }
       if (w1c.requiresGrad) {
         gw1 = alloc(hidden * d);
-        if (cx) {
-          kern.gemmBf16(true, false, hidden, d, M, 1, gh, hidden, X, d, 0, gw1, d, null, null, cx); // gh^T @ (x - cx)
-          addBackShift(gh, M, hidden, gb1, cx, d, gw1);
-        } else {
-          gemm(true, false, hidden, d, M, 1, gh, hidden, X, d, 0, gw1, d, null); // gh^T @ x
-        }
+        weightGradient(gemm, gh, M, hidden, X, d, cx, gb1, gw1); // gh^T @ x
       }
       release(gh);
     }

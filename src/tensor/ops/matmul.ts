@@ -3,7 +3,7 @@ import { backend, ReduceOp } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
 import { matmulPrecision } from '../precision.js';
 import { alloc } from '../pool.js';
-import { addBackShift, foldedBias, rowMean } from './bf16_center.js';
+import { affine, rowMean, weightGradient } from './bf16_center.js';
 
 /**
  * Affine map as in torch.nn.Linear: y = x W^T + b. x: [..., in], w: [out, in], b: [out] or null.
@@ -23,8 +23,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   const gemm = bf16 ? kern.gemmBf16 : kern.gemm;
   const X = xc.f32, W = wc.f32;
   const cx = bf16 ? rowMean(X, M, inF) : null;
-  if (cx) kern.gemmBf16(false, true, M, outF, inF, 1, X, inF, W, inF, 0, y, outF, foldedBias(W, outF, inF, cx, b ? b.f32 : null), cx, null);
-  else gemm(false, true, M, outF, inF, 1, X, inF, W, inF, 0, y, outF, b ? b.f32 : null);
+  affine(gemm, X, M, inF, W, outF, b ? b.f32 : null, cx, y);
   const shape = [...x.shape.slice(0, -1), outF];
   const inputs = b ? [xc, wc, b] : [xc, wc];
   return attach(new Tensor(y, shape), inputs, (g) => {
@@ -39,12 +38,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
     }
     if (wc.requiresGrad) {
       gw = alloc(outF * inF);
-      if (cx) {
-        kern.gemmBf16(true, false, outF, inF, M, 1, g, outF, X, inF, 0, gw, inF, null, null, cx); // g^T @ (x - c)
-        addBackShift(g, M, outF, gb, cx, inF, gw);
-      } else {
-        gemm(true, false, outF, inF, M, 1, g, outF, X, inF, 0, gw, inF, null); // g^T @ x
-      }
+      weightGradient(gemm, g, M, outF, X, inF, cx, gb, gw); // g^T @ x
     }
     return b ? [gx, gw, gb] : [gx, gw];
   }, 'linear');
