@@ -3,7 +3,7 @@ import { backend, ReduceOp } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
 import { matmulPrecision } from '../precision.js';
 import { alloc } from '../pool.js';
-import { affine, rowMean, weightGradient } from './bf16_center.js';
+import { affine, centerOf, weightGradient } from './bf16_center.js';
 
 /**
  * Affine map as in torch.nn.Linear: y = x W^T + b. x: [..., in], w: [out, in], b: [out] or null.
@@ -22,7 +22,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   const bf16 = matmulPrecision() === 'bf16';
   const gemm = bf16 ? kern.gemmBf16 : kern.gemm;
   const X = xc.f32, W = wc.f32;
-  const cx = bf16 ? rowMean(X, M, inF) : null;
+  const cx = bf16 ? centerOf(X, M, inF) : null;
   affine(gemm, X, M, inF, W, outF, b ? b.f32 : null, cx, y);
   const shape = [...x.shape.slice(0, -1), outF];
   const inputs = b ? [xc, wc, b] : [xc, wc];
