@@ -53,9 +53,9 @@ export function attentionPrecision(): MatmulPrecision {
  * Selects the arithmetic of the fused attention's tile products (causalAttention), apart from the
  * matmul precision; returns the previous setting. 'bf16' runs attentionBf16 / attentionBackwardBf16
  * (q, k, v, the probabilities, gout and the score gradients rounded where they enter a product).
- * Off by default, and train.precision "bf16" leaves it off: on the dense-d256 preset it cost
- * accuracy for a few percent of step time (2,000 steps, seed 0: validation loss 9.7% above fp32
- * with it, 0.8% without; README, Mixed precision).
+ * Off by default, and train.precision "bf16" leaves it off: at head size 64 it is no faster than
+ * the fp32 kernel (Zen 4), and before its mean shift it cost accuracy (dense-d256, 2,000 steps, seed 0:
+ * validation loss 9.7% above fp32; README, Mixed precision).
  */
 export function setAttentionPrecision(p: MatmulPrecision): MatmulPrecision {
   checkPrecision(p, 'attention', 'bf16 attention');
