@@ -7,6 +7,7 @@ import { nativeKernels, ref, UnaryOp } from '../src/backend/index.js';
 import * as T from '../src/tensor/index.js';
 import { tensor, type Tensor } from '../src/tensor/index.js';
 import { randn } from './util.js';
+import { centerOf, centerRows } from '../src/tensor/ops/bf16_center.js';
 
 const HAS_BF16 = nativeKernels().cpuInfo().bf16;
 
@@ -137,4 +138,32 @@ test('centring: on common-mode inputs (x = c + small d) bf16 linear, mlpGelu and
     assert.ok(eOff[0] > outGain * eOn[0], `${name} output: uncentred ${eOff[0]} vs centred ${eOn[0]}`);
     assert.ok(eOff[gwAt] > gwGain * eOn[gwAt], `${name} weight gradient: uncentred ${eOff[gwAt]} vs centred ${eOn[gwAt]}`);
   }
+});
+
+test('centring estimates the centre from the first rows only (700 rows: 256 used), and stays exact in real arithmetic', { skip: !HAS_BF16 }, () => {
+  // Any centre is exact; the estimate only has to catch the common part, so a centre from the first
+  // 256 rows keeps the error as small as the full mean would.
+  const Tn = 700, d = 48, h = 40;
+  const c = randn(d, 31), noise = randn(Tn * d, 32, 0.01), xs = new Float32Array(Tn * d);
+  for (let t = 0; t < Tn; t++) for (let e = 0; e < d; e++) xs[t * d + e] = c[e] + noise[t * d + e] + (t >= 256 ? 0.003 : 0);
+  assert.equal(centerRows(Tn), 256);
+  assert.equal(centerRows(4096), 512);
+  assert.equal(centerRows(100), 100);
+  const centre = centerOf(xs, Tn, d)!;
+  for (let e = 0; e < d; e++) {
+    let m = 0;
+    for (let t = 0; t < 256; t++) m += xs[t * d + e];
+    assert.ok(Math.abs(centre[e] - m / 256) < 1e-6, `centre[${e}] = ${centre[e]}, mean of the first 256 rows ${m / 256}`);
+  }
+  const x = tensor(xs, [Tn, d]);
+  x.requiresGrad = true;
+  const inputs = [x, leaf([h, d], 33, 0.1), leaf([h], 34, 0.1)];
+  const fn = (a: Tensor, w: Tensor, b: Tensor) => T.linear(a, w, b);
+  const f = run('fp32', inputs, fn, 35), on = run('bf16', inputs, fn, 35);
+  const prev = T.setBf16Centering(false);
+  let off: Float32Array[];
+  try { off = run('bf16', inputs, fn, 35); } finally { T.setBf16Centering(prev); }
+  // weight gradient: the common part dominates it, so relative errors show the difference directly
+  assert.ok(relErr(on[2], f[2]) < relErr(off[2], f[2]) / 10, `gw: centred ${relErr(on[2], f[2])}, uncentred ${relErr(off[2], f[2])}`);
+  assert.ok(relErr(on[0], f[0]) < relErr(off[0], f[0]) / 10, `y: centred ${relErr(on[0], f[0])}, uncentred ${relErr(off[0], f[0])}`);
 });
