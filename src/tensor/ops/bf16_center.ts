@@ -9,32 +9,26 @@
  *   forward   y = x W^T + b       = (x - 1 c^T) W^T + (b + W c)          (the kernel's shiftA, a fp32 GEMV)
  *   weight    dW = g^T x           = g^T (x - 1 c^T) + colsum(g) c^T    (the kernel's shiftB, a fp32 rank-1 update)
  *   input     dx = g W             unchanged (gradients have no common part: 0.001 measured).
- * Exact in real arithmetic for any c, so c only has to catch the common part: it is the mean of
- * about 256 rows spread evenly over x (every 8th row of a 2048-token batch, so every sequence is in
- * it), computed in fp32 once per forward and reused by the weight gradient. The mean over all rows
- * cost 3 of the 9 ms centring added to a 200 ms dense-d256 bf16 step; the mean of the first 256 rows
- * (one sequence) was cheap too but not good enough: bf16 then left the loss plateau 110 and 290 steps
- * after fp32 on seeds 0 and 1 (the full mean: 0 and 30), so sequences differ in their common part.
+ * Exact in real arithmetic for any c; c is the mean over all rows, computed in fp32 once per forward
+ * and reused by the weight gradient. Costs one read of each activation (about 3 ms of a 180 ms
+ * dense-d256 bf16 step) and two products of weight size (about 3.5 ms). Cheaper centres were worse:
+ * measured by the step where bf16 leaves dense-d256's loss plateau against fp32 on the same seed (an
+ * fp32 run with another rounding order: within 30 steps), the mean of all rows gave 0, +30, 0, +400,
+ * +20 steps on seeds 0-4; the mean of the first 256 rows (one sequence) +110 and +290 on seeds 0-1;
+ * the mean of every 8th row +110, -70, +130 and over +360 on seeds 0-3.
  */
-import { backend, ReduceOp, type Kernels } from '../../backend/index.js';
+import { backend, BinaryOp, ReduceOp, type Kernels } from '../../backend/index.js';
 import { bf16Centering } from '../precision.js';
 
 type F32 = Float32Array;
 
-/** The centre is the mean of rows 0, s, 2s, ... of x: s = centerStride(rows), about 256 rows in all. */
-export function centerStride(rows: number): number {
-  return Math.max(1, Math.floor(rows / 256));
-}
-
-/**
- * The centre of x [rows, cols]: the mean of every centerStride(rows)-th row (fp32), or null when
- * centring is off or there are no rows.
- */
+/** The centre of x [rows, cols]: its mean over rows (fp32), or null when centring is off or there are no rows. */
 export function centerOf(x: F32, rows: number, cols: number): F32 | null {
   if (!bf16Centering() || rows === 0) return null;
-  const s = centerStride(rows), r = Math.ceil(rows / s);
+  const kern = backend();
   const c = new Float32Array(cols);
-  backend().gemm(false, false, 1, cols, r, 1 / r, new Float32Array(r).fill(1), r, x, s * cols, 0, c, cols, null);
+  kern.reduce(ReduceOp.sum, 1, rows, cols, x, c, null);
+  kern.binaryScalar(BinaryOp.mul, c, 1 / rows, c);
   return c;
 }
 
