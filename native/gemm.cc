@@ -253,10 +253,14 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
       const float* bi = pc == k0 ? bias : nullptr;
       const bool lastK = epi && pc + kc >= k1;
       const float* bsrc = P.b + pc * P.rsb + jc * P.csb;
-      if (eagerB && P.shiftB)
-        ks.packBShift(kc, nc, bsrc, P.rsb, P.csb, P.shiftB + jc, pb);
-      else if (eagerB)
-        ks.packB(kc, nc, bsrc, P.rsb, P.csb, pb);
+      // packs columns [j, j + cols) of this block (j from jc), shifted when P has a shift for B
+      auto packB = [&](int64_t j, int64_t cols, float* dst) {
+        if (P.shiftB)
+          ks.packBShift(kc, cols, bsrc + j * P.csb, P.rsb, P.csb, P.shiftB + jc + j, dst);
+        else
+          ks.packB(kc, cols, bsrc + j * P.csb, P.rsb, P.csb, dst);
+      };
+      if (eagerB) packB(0, nc, pb);
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const bool packingB = !eagerB && ic == m0;
         const int64_t mc = std::min(MC, m1 - ic);
@@ -271,10 +275,7 @@ void gotoBlock(const KernelSet& ks, const Prob& P, int64_t m0, int64_t m1, int64
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min(NR, nc - jr);
           float* bp = pb + jr * kcs;
-          if (packingB && P.shiftB)
-            ks.packBShift(kc, nr, bsrc + jr * P.csb, P.rsb, P.csb, P.shiftB + jc + jr, bp);
-          else if (packingB)
-            ks.packB(kc, nr, bsrc + jr * P.csb, P.rsb, P.csb, bp);
+          if (packingB) packB(jr, nr, bp);
           const float* bb = bi ? bi + jc + jr : nullptr;
           // While this B sliver is in use, pull the next one toward L1 a slice per micro-tile
           // (it otherwise arrives from L3 at the start of the next column of tiles).

@@ -146,14 +146,17 @@ test('the bf16 centre is the mean over all rows (700 rows whose common part shif
   const Tn = 700, d = 48, h = 40;
   const c = randn(d, 31), noise = randn(Tn * d, 32, 0.01), xs = new Float32Array(Tn * d);
   for (let t = 0; t < Tn; t++) for (let e = 0; e < d; e++) xs[t * d + e] = c[e] + noise[t * d + e] + (t >= 256 ? 0.003 : 0);
-  const centre = centerOf(xs, Tn, d)!;
+  const prevP = T.setMatmulPrecision('bf16');
+  let centre: Float32Array;
+  try { centre = centerOf(xs, Tn, d)!; } finally { T.setMatmulPrecision(prevP); }
+  assert.equal(centerOf(xs, Tn, d), null, 'fp32 matmuls: no centre');
   for (let e = 0; e < d; e++) {
     let m = 0;
     for (let t = 0; t < Tn; t++) m += xs[t * d + e];
     assert.ok(Math.abs(centre[e] - m / Tn) < 1e-6 * (1 + Math.abs(m / Tn)), `centre[${e}] = ${centre[e]}, mean ${m / Tn}`);
   }
-  const prevOff = T.setBf16Centering(false);
-  try { assert.equal(centerOf(xs, Tn, d), null, 'off: no centre'); } finally { T.setBf16Centering(prevOff); }
+  const prevOff = T.setBf16Centering(false), prevP2 = T.setMatmulPrecision('bf16');
+  try { assert.equal(centerOf(xs, Tn, d), null, 'off: no centre'); } finally { T.setBf16Centering(prevOff); T.setMatmulPrecision(prevP2); }
   const x = tensor(xs, [Tn, d]);
   x.requiresGrad = true;
   const inputs = [x, leaf([h, d], 33, 0.1), leaf([h], 34, 0.1)];

@@ -1,5 +1,5 @@
 /**
- * Centring of the activation operand of bf16 GEMMs (linear, mlpGelu).
+ * Centring of the activation operand of bf16 GEMMs (linear, mlpGelu, expertMix).
  *
  * Why: early in LM training the inputs of almost every linear layer are one vector c shared by all
  * tokens plus a small per-token part d_t (measured on dense-d256 at step 100, the 2.5 plateau:
@@ -18,13 +18,16 @@
  * the mean of every 8th row +110, -70, +130 and over +360 on seeds 0-3.
  */
 import { backend, BinaryOp, ReduceOp, type Kernels } from '../../backend/index.js';
-import { bf16Centering } from '../precision.js';
+import { bf16Centering, matmulPrecision } from '../precision.js';
 
 type F32 = Float32Array;
 
-/** The centre of x [rows, cols]: its mean over rows (fp32), or null when centring is off or there are no rows. */
+/**
+ * The centre of x [rows, cols]: its mean over rows (fp32), or null when the matmuls are not bf16,
+ * centring is off or there are no rows.
+ */
 export function centerOf(x: F32, rows: number, cols: number): F32 | null {
-  if (!bf16Centering() || rows === 0) return null;
+  if (matmulPrecision() !== 'bf16' || !bf16Centering() || rows === 0) return null;
   const kern = backend();
   const c = new Float32Array(cols);
   kern.reduce(ReduceOp.sum, 1, rows, cols, x, c, null);

@@ -34,11 +34,11 @@ export function mlpGelu(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2
   const bf16 = matmulPrecision() === 'bf16';
   const gemm = bf16 ? kern.gemmBf16 : kern.gemm, gemmUnary = bf16 ? kern.gemmUnaryBf16 : kern.gemmUnary;
   const h = scratch(M * hidden), a = scratch(M * hidden); // saved for backward, released after it
-  const cx = bf16 ? centerOf(X, M, d) : null;
+  const cx = centerOf(X, M, d);
   if (cx) kern.gemmUnaryBf16(UnaryOp.gelu_erf, false, false, true, M, hidden, d, 1, X, d, W1, d, 0, h, hidden, foldedBias(W1, hidden, d, cx, b1 ? b1.f32 : null), a, hidden, cx, null);
   else gemmUnary(UnaryOp.gelu_erf, false, false, true, M, hidden, d, 1, X, d, W1, d, 0, h, hidden, b1 ? b1.f32 : null, a, hidden);
   const y = alloc(M * out);
-  const ca = bf16 ? centerOf(a, M, hidden) : null;
+  const ca = centerOf(a, M, hidden);
   affine(gemm, a, M, hidden, W2, out, b2 ? b2.f32 : null, ca, y);
   const inputs = [xc, w1c, w2c, ...(b1 ? [b1] : []), ...(b2 ? [b2] : [])];
   const result = attach(new Tensor(y, [...x.shape.slice(0, -1), out]), inputs, (g) => {

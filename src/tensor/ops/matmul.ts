@@ -19,10 +19,9 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   const M = x.size / inF;
   const y = alloc(M * outF);
   const kern = backend();
-  const bf16 = matmulPrecision() === 'bf16';
-  const gemm = bf16 ? kern.gemmBf16 : kern.gemm;
+  const gemm = matmulPrecision() === 'bf16' ? kern.gemmBf16 : kern.gemm;
   const X = xc.f32, W = wc.f32;
-  const cx = bf16 ? centerOf(X, M, inF) : null;
+  const cx = centerOf(X, M, inF);
   affine(gemm, X, M, inF, W, outF, b ? b.f32 : null, cx, y);
   const shape = [...x.shape.slice(0, -1), outF];
   const inputs = b ? [xc, wc, b] : [xc, wc];

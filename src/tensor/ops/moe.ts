@@ -118,7 +118,7 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
   const xs = scratch(N * d);
   kern.indexSelect(N, d, X, tok, xs);
   const hpre = scratch(N * h);
-  const cx = bf16 ? centerOf(X, T, d) : null;
+  const cx = centerOf(X, T, d);
   if (cx) kern.gemmGroupedRowsBf16(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, foldedBiasGrouped(W1, E, d, h, cx, B1), cx);
   else gemmRows(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, B1);
   const act = scratch(N * h);
@@ -131,7 +131,7 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
     kern.dropout(drop.p, drop.seed, act, fc2In, mask);
   }
   const ys = scratch(N * d);
-  const ca = bf16 ? centerOf(fc2In, N, h) : null;
+  const ca = centerOf(fc2In, N, h);
   if (ca) kern.gemmGroupedRowsBf16(E, offsets, false, d, h, 1, fc2In, h, W2, h * d, d, 0, ys, d, foldedBiasGrouped(W2, E, h, d, ca, B2), ca);
   else gemmRows(E, offsets, false, d, h, 1, fc2In, h, W2, h * d, d, 0, ys, d, B2);
   const rowShape = Int32Array.of(N, d), rowStrides = Int32Array.of(d, 1), gateStrides = Int32Array.of(1, 0);
