@@ -22,6 +22,7 @@
 #include "gemm.h"
 #include "gemm_api.h"
 #include "gemm_bf16.h"
+#include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
 
@@ -521,17 +522,8 @@ void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale,
       D[s] = (float)d;
     }
   } else {
-    for (int s = 0; s < S; s++) {  // D = rowsum(dO * O), 8 partial sums so it vectorizes
-      const float* o = h.o + s * h.os;
-      const float* go = h.go + s * h.os;
-      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      int c = 0;
-      for (; c + 8 <= hd; c += 8)
-        for (int u = 0; u < 8; u++) acc[u] += go[c + u] * o[c + u];
-      float d = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-      for (; c < hd; c++) d += go[c] * o[c];
-      D[s] = d;
-    }
+    const simd::OpsTable& rows = ops::kernels();
+    for (int s = 0; s < S; s++) D[s] = rows.dot(h.go + s * h.os, h.o + s * h.os, hd);  // D = rowsum(dO * O)
   }
 
   for (;;) {

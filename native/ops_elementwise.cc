@@ -227,6 +227,16 @@ void dropout(uint64_t thr, float scale, uint32_t seed, uint32_t start, const flo
   }
 }
 
+float dot(const float* a, const float* b, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // 8 partial sums, so it vectorizes
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int u = 0; u < 8; u++) acc[u] += a[i + u] * b[i + u];
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
 void transpose(const float* src, int64_t ss, float* dst, int64_t ds, int64_t R, int64_t C) {
   for (int64_t j0 = 0; j0 < C; j0 += 16)
     for (int64_t i = 0; i < R; i++)
@@ -237,7 +247,7 @@ const OpsTable table = {
     binary,        unary,           unaryBackward, axpy,       fill,        sumSquares, maskedFill,
     dropout,       sum,             colSum,        colMax,     argmax,      softmaxRows, softmaxBackwardRows,
     crossEntropyRows, crossEntropyBackwardRows, layerNormRows, layerNormBackwardRows, adamw, colSumRows,
-    transpose,
+    transpose,     dot,
 };
 
 }  // namespace generic

@@ -4,6 +4,7 @@
 // Accumulating kernels split work so no two threads write the same element and each element sums its
 // contributions in input order (results do not depend on the thread count).
 #include "args.h"
+#include "ops_simd.h"
 #include "registry.h"
 #include "threadpool.h"
 
@@ -380,17 +381,11 @@ Napi::Value EmbeddingBagBackwardNapi(const Napi::CallbackInfo& info) {
   const float* W = weights.data;
   const float* G = gout.data;
   float* GW = gweights.data;
+  const simd::OpsTable& K = ops::kernels();
   parallelFor(ne, grainFor(d), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) {
       const float* g = G + (i / per) * d;
-      const float* t = T + (int64_t)I[i] * d;
-      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      int64_t c = 0;
-      for (; c + 8 <= d; c += 8)
-        for (int u = 0; u < 8; u++) acc[u] += g[c + u] * t[c + u];
-      float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-      for (; c < d; c++) s += g[c] * t[c];
-      GW[i] = s;
+      GW[i] = K.dot(g, T + (int64_t)I[i] * d, d);
     }
   });
   if (hasG) {

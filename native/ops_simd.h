@@ -54,6 +54,8 @@ struct OpsTable {
   void (*colSumRows)(double* acc, const float* x, int64_t ld, int64_t rows, int64_t n);
   // dst[i*ds + j] = src[i + j*ss] for i < R, j < C (a transposing tile copy)
   void (*transpose)(const float* src, int64_t ss, float* dst, int64_t ds, int64_t R, int64_t C);
+  // sum_i a[i] b[i] in fp32 over several partial sums
+  float (*dot)(const float* a, const float* b, int64_t n);
 };
 
 namespace avx2 {
@@ -72,6 +74,7 @@ void unaryBackward(UnaryOp op, const float* x, const float* y, const float* gy, 
 void axpy(float alpha, const float* x, float* y, int64_t n);
 void fill(float* x, float v, int64_t n);
 double sumSquares(const float* x, int64_t n);
+float dot(const float* a, const float* b, int64_t n);
 void maskedFill(const float* x, const uint8_t* mask, float v, float* out, int64_t n);
 void dropout(uint64_t thr, float scale, uint32_t seed, uint32_t start, const float* x, float* out, uint8_t* mask,
              int64_t n);

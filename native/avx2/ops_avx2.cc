@@ -368,6 +368,22 @@ void axpy(float alpha, const float* x, float* y, int64_t n) {
   map2(x, y, y, n, [a](__m256 xv, __m256 yv) { return _mm256_fmadd_ps(a, xv, yv); });
 }
 
+float dot(const float* a, const float* b, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(ld(a + i), ld(b + i), s0);
+    s1 = _mm256_fmadd_ps(ld(a + i + 8), ld(b + i + 8), s1);
+  }
+  __m256 v = _mm256_add_ps(s0, s1);
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+  float s = _mm_cvtss_f32(h);
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
 double sumSquares(const float* x, int64_t n) {
   __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
@@ -821,7 +837,7 @@ void adamw(float* p, const float* g, float* m, float* v, int64_t n, const float*
 const OpsTable table = {
     binary,      unary,           unaryBackward, axpy, fillImpl, sumSquares, maskedFill, dropout, sum, colSum,
     colMax,      argmax,          softmaxRows,   softmaxBackwardRows, crossEntropyRows, crossEntropyBackwardRows,
-    layerNormRows, layerNormBackwardRows, adamw, colSumRows, transpose,
+    layerNormRows, layerNormBackwardRows, adamw, colSumRows, transpose, dot,
 };
 
 }  // namespace avx2

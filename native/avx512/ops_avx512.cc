@@ -348,6 +348,24 @@ void axpy(float alpha, const float* x, float* y, int64_t n) {
   map2(x, y, y, n, [a](V xv, V yv) { return _mm512_fmadd_ps(a, xv, yv); });
 }
 
+float dot(const float* a, const float* b, int64_t n) {
+  V s0 = zero(), s1 = zero();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm512_fmadd_ps(ld(a + i), ld(b + i), s0);
+    s1 = _mm512_fmadd_ps(ld(a + i + 16), ld(b + i + 16), s1);
+  }
+  if (i + 16 <= n) {
+    s0 = _mm512_fmadd_ps(ld(a + i), ld(b + i), s0);
+    i += 16;
+  }
+  if (i < n) {
+    const M t = tailMask(n - i);
+    s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(t, a + i), _mm512_maskz_loadu_ps(t, b + i), s1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
 double sumSquares(const float* x, int64_t n) {
   __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
@@ -745,6 +763,7 @@ void overrideTable(OpsTable* t) {
   t->axpy = axpy;
   t->fill = fillImpl;
   t->sumSquares = sumSquares;
+  t->dot = dot;
   t->sum = sum;
   t->colSum = colSum;
   t->softmaxRows = softmaxRows;

@@ -74,6 +74,8 @@ export function addBackShiftGrouped(G: number, k: number, n: number, c: F32, col
 }
 
 type Gemm = Kernels['gemm'];
+type GemmRows = Kernels['gemmGroupedRows'];
+type GemmK = Kernels['gemmGroupedK'];
 
 /**
  * y [rows, n] = x W^T + b (x [rows, k], W [n, k], b [n] or null) by `gemm`, or with a centre c as
@@ -93,4 +95,27 @@ export function weightGradient(gemm: Gemm, g: F32, rows: number, n: number, x: F
   if (!c) return gemm(true, false, n, k, rows, 1, g, n, x, k, 0, gw, k, null);
   backend().gemmBf16(true, false, n, k, rows, 1, g, n, x, k, 0, gw, k, null, null, c);
   addBackShift(g, rows, n, colSum, c, k, gw);
+}
+
+/**
+ * The grouped affine of the expert layers: y [N, n] = x w[g] + b[g] on each group's rows (x [N, k],
+ * w [G, k, n], b [G, n], groups by `offsets`) by `gemmRows`, or with a centre c as the bf16 grouped
+ * GEMM of x - 1 c^T with the biases b[g] + c^T w[g].
+ */
+export function affineGrouped(gemmRows: GemmRows, G: number, offsets: Int32Array, x: F32, k: number, w: F32, n: number,
+  b: F32, c: F32 | null, y: F32): void {
+  if (c) backend().gemmGroupedRowsBf16(G, offsets, false, n, k, 1, x, k, w, k * n, n, 0, y, n, foldedBiasGrouped(w, G, k, n, c, b), c);
+  else gemmRows(G, offsets, false, n, k, 1, x, k, w, k * n, n, 0, y, n, b);
+}
+
+/**
+ * gw[g] [k, n] = x_g^T g_g over each group's rows (x [N, k], g [N, n]) by `gemmK`, or with a centre c
+ * as the bf16 grouped GEMM of (x - 1 c^T)^T g plus c colsum(g_g)^T in fp32; colSums gives the
+ * groups' column sums of g [G, n] (called only when centred: the bias gradient if there is one).
+ */
+export function weightGradientGrouped(gemmK: GemmK, G: number, offsets: Int32Array, x: F32, k: number, g: F32, n: number,
+  c: F32 | null, colSums: () => F32, gw: F32): void {
+  if (!c) return gemmK(G, offsets, k, n, 1, x, k, g, n, 0, gw, k * n, n);
+  backend().gemmGroupedKBf16(G, offsets, k, n, 1, x, k, g, n, 0, gw, k * n, n, c);
+  addBackShiftGrouped(G, k, n, c, colSums(), gw);
 }

@@ -10,7 +10,7 @@ import { backend, BinaryOp, ReduceOp, UnaryOp } from '../../backend/index.js';
 import { Tensor, attach } from '../tensor.js';
 import { matmulPrecision } from '../precision.js';
 import { alloc, allocZeroed, release, scratch } from '../pool.js';
-import { addBackShiftGrouped, foldedBiasGrouped, centerOf } from './bf16_center.js';
+import { affineGrouped, centerOf, weightGradientGrouped } from './bf16_center.js';
 
 /** The routing of one forward pass: which slots each expert processes, in expert order. */
 export interface Route {
@@ -119,8 +119,7 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
   kern.indexSelect(N, d, X, tok, xs);
   const hpre = scratch(N * h);
   const cx = centerOf(X, T, d);
-  if (cx) kern.gemmGroupedRowsBf16(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, foldedBiasGrouped(W1, E, d, h, cx, B1), cx);
-  else gemmRows(E, offsets, false, h, d, 1, xs, d, W1, d * h, h, 0, hpre, h, B1);
+  affineGrouped(gemmRows, E, offsets, xs, d, W1, h, B1, cx, hpre);
   const act = scratch(N * h);
   kern.unary(UnaryOp.gelu_erf, hpre, act);
   // fc2's input: the activations, or with expert dropout their masked and rescaled copy
@@ -132,8 +131,7 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
   }
   const ys = scratch(N * d);
   const ca = centerOf(fc2In, N, h);
-  if (ca) kern.gemmGroupedRowsBf16(E, offsets, false, d, h, 1, fc2In, h, W2, h * d, d, 0, ys, d, foldedBiasGrouped(W2, E, h, d, ca, B2), ca);
-  else gemmRows(E, offsets, false, d, h, 1, fc2In, h, W2, h * d, d, 0, ys, d, B2);
+  affineGrouped(gemmRows, E, offsets, fc2In, h, W2, d, B2, ca, ys);
   const rowShape = Int32Array.of(N, d), rowStrides = Int32Array.of(d, 1), gateStrides = Int32Array.of(1, 0);
   const scaled = scratch(N * d);
   kern.binary(BinaryOp.mul, rowShape, ys, 0, rowStrides, gs, 0, gateStrides, scaled);
@@ -166,12 +164,7 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
     };
     const gb2 = b2.requiresGrad ? colSums(gY, d, alloc(E * d)) : null;
     const gw2 = w2.requiresGrad ? alloc(E * h * d) : null;
-    if (gw2 && ca) {
-      kern.gemmGroupedKBf16(E, offsets, h, d, 1, fc2In, h, gY, d, 0, gw2, h * d, d, ca);
-      addBackShiftGrouped(E, h, d, ca, gb2 ?? colSums(gY, d, null), gw2);
-    } else if (gw2) {
-      gemmK(E, offsets, h, d, 1, fc2In, h, gY, d, 0, gw2, h * d, d);
-    }
+    if (gw2) weightGradientGrouped(gemmK, E, offsets, fc2In, h, gY, d, ca, () => gb2 ?? colSums(gY, d, null), gw2);
     let gw1: Float32Array | null = null, gb1: Float32Array | null = null, gx: Float32Array | null = null;
     if (w1.requiresGrad || b1.requiresGrad || xc.requiresGrad) {
       let gAct = scratch(N * h);
@@ -188,12 +181,7 @@ export function expertMix(x: Tensor, gates: Tensor, w1: Tensor, b1: Tensor, w2: 
       if (b1.requiresGrad) gb1 = colSums(gH, h, alloc(E * h));
       if (w1.requiresGrad) {
         gw1 = alloc(E * d * h);
-        if (cx) {
-          kern.gemmGroupedKBf16(E, offsets, d, h, 1, xs, d, gH, h, 0, gw1, d * h, h, cx);
-          addBackShiftGrouped(E, d, h, cx, gb1 ?? colSums(gH, h, null), gw1);
-        } else {
-          gemmK(E, offsets, d, h, 1, xs, d, gH, h, 0, gw1, d * h, h);
-        }
+        weightGradientGrouped(gemmK, E, offsets, xs, d, gH, h, cx, () => gb1 ?? colSums(gH, h, null), gw1);
       }
       if (xc.requiresGrad) {
         const gxs = gScaled; // reuse: no longer needed
