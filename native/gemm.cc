@@ -628,6 +628,56 @@ Napi::Value gemmBody(const Napi::CallbackInfo& info, const char* fn, const Kerne
 
 namespace {
 Napi::Value GemmNapi(const Napi::CallbackInfo& info) { return gemmBody(info, "gemm", nullptr); }
+
+// gemv(trans, m, n, alpha, a, lda, x, beta, y): y = alpha * op(A) x + beta * y with A stored [m, n]
+// (row stride lda); op(A) = A (x [n], y [m]) or A^T (x [m], y [n]). A matrix-vector product through
+// gemm would pad its one row to a micro-tile and pack all of A for one use: this reads A once, as
+// dot products of its rows (A x) or axpys along them (A^T x), over the ISA's row kernels. Rows
+// (or column ranges) are split over threads only when large: the product is memory-bound.
+Napi::Value GemvNapi(const Napi::CallbackInfo& info) {
+  const char* fn = "gemv";
+  Napi::Env env = info.Env();
+  needArgs(info, 9, fn);
+  const bool trans = boolArg(info, 0, fn, "trans");
+  const int64_t m = dimArg(info, 1, fn, "m"), n = dimArg(info, 2, fn, "n");
+  const float alpha = (float)numArg(info, 3, fn, "alpha");
+  auto a = f32Arg(info, 4, fn, "a");
+  const int64_t lda = dimArg(info, 5, fn, "lda");
+  auto x = f32Arg(info, 6, fn, "x");
+  const float beta = (float)numArg(info, 7, fn, "beta");
+  auto y = f32Arg(info, 8, fn, "y");
+  const int64_t extA = matExtent(env, fn, "a", m, n, lda), nx = trans ? m : n, ny = trans ? n : m;
+  needLen(env, a, extA, fn, "a");
+  needLen(env, x, nx, fn, "x");
+  needLen(env, y, ny, fn, "y");
+  const auto ys = slice(y, 0, ny);
+  noOverlap(env, fn, ys, "y", slice(a, 0, extA), "a");
+  noOverlap(env, fn, ys, "y", slice(x, 0, nx), "x");
+  if (ny == 0) return env.Undefined();
+  const simd::OpsTable& K = ops::kernels();
+  const float *A = a.data, *X = x.data;
+  float* Y = y.data;
+  const int64_t grainElems = int64_t(1) << 16;  // about 20 us of streaming per chunk
+  if (!trans) {
+    parallelFor(m, std::max<int64_t>(1, grainElems / std::max<int64_t>(n, 1)), [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++) {
+        const float d = n ? K.dot(A + i * lda, X, n) : 0.f;
+        Y[i] = beta == 0.f ? alpha * d : alpha * d + beta * Y[i];
+      }
+    });
+  } else {
+    parallelFor(n, std::max<int64_t>(64, grainElems / std::max<int64_t>(m, 1)), [&](int64_t j0, int64_t j1) {
+      float* yj = Y + j0;
+      const int64_t len = j1 - j0;
+      if (beta == 0.f) std::fill(yj, yj + len, 0.f);
+      else if (beta != 1.f)
+        for (int64_t j = 0; j < len; j++) yj[j] *= beta;
+      for (int64_t i = 0; i < m; i++) K.axpy(alpha * X[i], A + i * lda + j0, yj, len);
+    });
+  }
+  return env.Undefined();
+}
+MOELAB_EXPORT(gemv, GemvNapi);
 MOELAB_EXPORT(gemm, GemmNapi);
 
 // Unary ops whose derivative gemmUnary's backward can form from the pre-activation alone (the

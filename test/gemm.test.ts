@@ -178,6 +178,21 @@ test('gemmGroupedK matches reference, with empty groups (C_g = beta*C_g)', () =>
   runChecks();
 });
 
+test('gemv: A x and A^T x against the reference, strided A, alpha/beta, NaN in y ignored at beta 0, threaded sizes', () => {
+  for (const trans of [false, true])
+    for (const [m, n] of [[1, 1], [3, 5], [17, 33], [64, 256], [257, 100], [1024, 300], [5, 5000], [0, 7], [7, 0]])
+      for (const [alpha, beta, pad] of [[1, 0, 0], [-0.5, 1, 3], [2, -0.25, 0]]) {
+        const lda = n + pad;
+        const a = randn(Math.max(0, m * lda), seed++), x = randn(trans ? m : n, seed++);
+        const y0 = randn(trans ? n : m, seed++);
+        if (beta === 0 && y0.length) y0[0] = NaN;
+        compare(y0, trans ? m : n, `gemv trans=${trans} ${m}x${n} alpha=${alpha} beta=${beta} lda=${lda}`,
+          (y) => ref.gemv(trans, m, n, alpha, a, lda, x, beta, y),
+          (y) => nat.gemv(trans, m, n, alpha, a, lda, x, beta, y));
+      }
+  runChecks();
+});
+
 if (!CHILD) {
   test('every ISA tier this CPU supports passes the same tests (child processes)', () => {
     const info = nat.cpuInfo();
@@ -245,6 +260,23 @@ if (!CHILD) {
     assert.throws(() => kCall(Int32Array.from([6, 0, 10])), RangeError);
     assert.throws(() => kCall(Int32Array.from([0, 6, 10]), 5), /overlap/);
     assert.throws(() => kCall(Int32Array.from([0, 6, 10]), 12, kB.subarray(0, 24)), /overlap/);
+
+    // gemv: short operands, lda < n, y overlapping A or x, wrong types
+    const vA = new Float32Array(12), vx = new Float32Array(4), vy = new Float32Array(3);
+    const vgood = (): unknown[] => [false, 3, 4, 1, vA, 4, vx, 0, vy];
+    const vcall = (args: unknown[]): void => { (nat.gemv as (...x: unknown[]) => void)(...args); };
+    vcall(vgood());
+    for (const [i, v] of [[4, new Float32Array(11)], [6, new Float32Array(3)], [8, new Float32Array(2)], [5, 3], [1, -1],
+      [2, 1.5], [0, 1], [4, new Float64Array(12)], [3, 'x']] as Array<[number, unknown]>) {
+      const args = vgood();
+      args[i] = v;
+      assert.throws(() => vcall(args), Error, `gemv arg ${i} = ${String(v)}`);
+    }
+    { const args = vgood(); args[0] = true; args[8] = new Float32Array(3); assert.throws(() => vcall(args), RangeError, 'A^T x needs y [n]'); }
+    { const args = vgood(); args[8] = vA.subarray(0, 3); assert.throws(() => vcall(args), /overlap/); }
+    { const buf = new Float32Array(8); const args = vgood(); args[6] = buf.subarray(0, 4); args[8] = buf.subarray(3, 6);
+      assert.throws(() => vcall(args), /overlap/); }
+    assert.throws(() => vcall(vgood().slice(0, 8)), Error, 'too few arguments');
 
     // still alive and correct afterwards
     checkGemm({ tA: false, tB: false, m: 7, n: 7, k: 7, alpha: 1, beta: 0, pad: 0, bias: false });

@@ -58,6 +58,14 @@ export interface Kernels extends PeerKernels, RoutingKernels, Bf16Kernels {
     a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number, bias: F32 | null): void;
 
   /**
+   * y = alpha * op(A) x + beta * y, A stored [m, n] with row stride lda: op(A) = A (x [n], y [m]) or,
+   * if trans, A^T (x [m], y [n]). beta = 0 ignores y's old contents. gemm() with one row would pad it
+   * to a micro-tile and pack all of A; this reads A once. Its sums run in another order than gemm's
+   * rows, so it is for products that are vectors by nature, not for a batch that happens to have one row.
+   */
+  gemv(trans: boolean, m: number, n: number, alpha: number, a: F32, lda: number, x: F32, beta: number, y: F32): void;
+
+  /**
    * gemm() with a unary epilogue (UnaryOp code `op`, f) applied to each finished output tile while it
    * is still in cache. With R = alpha * op(A) @ op(B) + beta * C (+ bias), aux [m,n] with row stride ldaux:
    *   backward false:  C = R (the pre-activation, kept for the backward) and aux = f(R)   (aux written)
@@ -267,7 +275,7 @@ export interface Kernels extends PeerKernels, RoutingKernels, Bf16Kernels {
 /** Every kernel name outside the PEER and routing families, checked by the compiler against Kernels (see KERNEL_NAMES). */
 const CORE_KERNEL_NAMES: Record<Exclude<keyof Kernels, 'name' | keyof PeerKernels | keyof RoutingKernels | keyof Bf16Kernels>, true> = {
   cpuInfo: true, getThreads: true, setThreads: true,
-  gemm: true, gemmUnary: true, gemmBatched: true, gemmGroupedRows: true, gemmGroupedK: true,
+  gemm: true, gemv: true, gemmUnary: true, gemmBatched: true, gemmGroupedRows: true, gemmGroupedK: true,
   copyStrided: true, binary: true, binaryScalar: true, unary: true, unaryBackward: true, axpy: true, fill: true,
   sumSquares: true, maskedFill: true, dropout: true,
   reduce: true, sumInto: true, softmax: true, softmaxBackward: true,

@@ -37,6 +37,12 @@ export function gemm(transA: boolean, transB: boolean, m: number, n: number, k: 
   gemmAt(transA, transB, m, n, k, alpha, a, 0, lda, b, 0, ldb, beta, c, 0, ldc, bias, 0);
 }
 
+/** y = alpha * op(A) x + beta * y, A stored [m, n]. See Kernels.gemv. */
+export function gemv(trans: boolean, m: number, n: number, alpha: number, a: F32, lda: number, x: F32, beta: number, y: F32): void {
+  if (trans) gemmAt(true, false, n, 1, m, alpha, a, 0, lda, x, 0, 1, beta, y, 0, 1, null, 0);
+  else gemmAt(false, false, m, 1, n, alpha, a, 0, lda, x, 0, 1, beta, y, 0, 1, null, 0);
+}
+
 /**
  * gemm() then a unary epilogue on each row of C (see Kernels.gemmUnary): forward writes
  * aux = f(C) and keeps C; backward sets C = C * f'(aux).

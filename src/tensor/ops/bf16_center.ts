@@ -6,7 +6,7 @@
  * |mean_t x|^2 / mean_t |x|^2 = 0.95-1.000 for every GEMM input). Rounding x_t = c + d_t to bf16 costs
  * 2^-9 |c| per element, more than d_t carries (~0.03 |c|), and the model learned more slowly than in
  * fp32. Centred, only d_t is rounded (error 2^-9 |d_t|) and c enters in fp32:
- *   forward   y = x W^T + b       = (x - 1 c^T) W^T + (b + W c)          (the kernel's shiftA, a fp32 GEMV)
+ *   forward   y = x W^T + b       = (x - 1 c^T) W^T + (b + W c)          (the kernel's shiftA, an fp32 gemv)
  *   weight    dW = g^T x           = g^T (x - 1 c^T) + colsum(g) c^T    (the kernel's shiftB, a fp32 rank-1 update)
  *   input     dx = g W             unchanged (gradients have no common part: 0.001 measured).
  * Exact in real arithmetic for any c; c is the mean over all rows, computed in fp32 once per forward
@@ -37,8 +37,8 @@ export function centerOf(x: F32, rows: number, cols: number): F32 | null {
 
 /** b + W c in fp32 (W [n, k], c [k], b [n] or null): the bias that adds back the forward's shift. */
 export function foldedBias(w: F32, n: number, k: number, c: F32, b: F32 | null): F32 {
-  const out = new Float32Array(n);
-  backend().gemm(false, true, 1, n, k, 1, c, k, w, k, 0, out, n, b);
+  const out = b ? b.slice() : new Float32Array(n);
+  backend().gemv(false, n, k, 1, w, k, c, b ? 1 : 0, out);
   return out;
 }
 
@@ -62,9 +62,8 @@ export function addBackShift(g: F32, rows: number, n: number, colSum: F32 | null
  */
 export function foldedBiasGrouped(w: F32, G: number, k: number, n: number, c: F32, b: F32): F32 {
   const kern = backend();
-  const out = new Float32Array(G * n);
-  kern.gemmBatched(G, false, false, 1, n, k, 1, c, 0, k, w, k * n, n, 0, out, n, n);
-  kern.axpy(1, b, out);
+  const out = b.slice();
+  for (let g = 0; g < G; g++) kern.gemv(true, k, n, 1, w.subarray(g * k * n, (g + 1) * k * n), n, c, 1, out.subarray(g * n, (g + 1) * n));
   return out;
 }
 
