@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { train, configHash, configIdentity, loadConfig, ConfigError, type TrainEvent } from '../src/index.js';
 import { nativeKernels } from '../src/backend/index.js';
-import { matmulPrecision, setMatmulPrecision } from '../src/tensor/index.js';
+import { bf16Centering, matmulPrecision, setMatmulPrecision } from '../src/tensor/index.js';
 import { tinyTrainConfig, checkpointWeights } from './train_util.js';
 
 const CHILD = process.env.MOELAB_BF16_TRAIN_CHILD === '1';
@@ -57,6 +57,15 @@ describe('train.precision', { skip: CHILD }, () => {
     assert.equal(configHash(old), configHash(loadConfig({ preset: 'tiny', overrides: { 'data.paths': [corpus], 'train.precision': 'fp32' } })));
   });
 
+  test('train.bf16Centering: on by default; off enters the identity only under bf16; not a boolean is refused', () => {
+    const on = tinyTrainConfig(corpus, { 'train.precision': 'bf16' }), off = tinyTrainConfig(corpus, { 'train.precision': 'bf16', 'train.bf16Centering': false });
+    assert.equal(on.train.bf16Centering, true);
+    assert.notEqual(configHash(on), configHash(off));
+    assert.equal((configIdentity(on).train as Record<string, unknown>).bf16Centering, undefined, 'the default keeps earlier hashes');
+    assert.equal(configHash(tinyTrainConfig(corpus, { 'train.bf16Centering': false })), configHash(tinyTrainConfig(corpus)), 'no effect in fp32');
+    assert.throws(() => tinyTrainConfig(corpus, { 'train.bf16Centering': 'no' }), (e: Error) => e instanceof ConfigError && /bf16Centering/.test(e.message));
+  });
+
   test('setMatmulPrecision rejects unknown values and returns the previous setting', () => {
     assert.throws(() => setMatmulPrecision('fp16' as 'fp32'), RangeError);
     assert.equal(matmulPrecision(), 'fp32');
@@ -78,6 +87,13 @@ describe('bf16 training', { skip: CHILD || !HAS_BF16 }, () => {
     for (let i = 0; i < 20; i++) assert.ok(Math.abs(b[i] - f[i]) <= 2e-3 * f[i], `step ${i + 1}: bf16 ${b[i]} vs fp32 ${f[i]}`);
     assert.ok(f[19] < 0.8 * f[0], `the fp32 run learns (${f[0]} -> ${f[19]})`);
     assert.ok(b.some((x, i) => x !== f[i]), 'bf16 changed nothing: the precision switch is not reaching the GEMMs');
+  });
+
+  test('train.bf16Centering false reaches the GEMMs for the run only', async () => {
+    const on = await losses('bf16', 'centred'), off = await losses('bf16', 'uncentred', { 'train.bf16Centering': false });
+    assert.ok(off.some((x, i) => x !== on[i]), 'turning centring off changed nothing');
+    for (let i = 0; i < 20; i++) assert.ok(Math.abs(off[i] - on[i]) <= 2e-3 * on[i], `step ${i + 1}: ${off[i]} vs ${on[i]}`);
+    assert.equal(bf16Centering(), true, 'the trainer restores the setting after the run');
   });
 
   test('an MoE model (expert FFNs on the grouped bf16 GEMMs) trained 20 steps in bf16 tracks fp32', async () => {

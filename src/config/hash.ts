@@ -9,7 +9,8 @@
 //   train.saveEvery   how often a checkpoint is written
 // Data paths enter as the (absolute) paths, not the files' contents. Fields added after hashes were
 // first published enter only when they differ from the value every earlier config implied
-// (train.precision 'fp32'), so existing run folders keep their names.
+// (train.precision 'fp32'; train.bf16Centering true, and under fp32 it changes nothing), so existing
+// run folders keep their names.
 import { createHash } from 'node:crypto';
 import type { Config } from './schema.js';
 
@@ -29,6 +30,7 @@ export function canonicalJson(value: unknown): string {
 export function configIdentity(cfg: Config): Record<string, unknown> {
   const out = JSON.parse(JSON.stringify(cfg)) as Record<string, unknown>;
   const train = out.train as Record<string, unknown> | undefined;
+  if (train && (train.bf16Centering === true || train.precision === 'fp32')) delete train.bf16Centering;
   if (train && train.precision === 'fp32') delete train.precision;
   for (const path of NON_IDENTITY_FIELDS) {
     const parts = path.split('.');

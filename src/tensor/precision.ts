@@ -33,9 +33,10 @@ export function bf16Centering(): boolean {
 }
 
 /**
- * Turns the centring of bf16 GEMM activations on or off; returns the previous setting. Off only to
- * measure what it costs and what it buys (bench/bf16_train_ab.ts): it is exact in real arithmetic
- * and keeps bf16 training on the fp32 loss curve.
+ * Turns the centring of bf16 GEMM activations on or off; returns the previous setting. The trainer
+ * sets it from train.bf16Centering for the run and restores it. Exact in real arithmetic; it kept
+ * dense-d256's bf16 runs on the fp32 loss curve, while moe64-d256 left its plateau closer to fp32
+ * without it (README, Mixed precision).
  */
 export function setBf16Centering(on: boolean): boolean {
   const prev = centering;

@@ -4,7 +4,7 @@
  * steps, peak RSS and achieved GFLOP/s under the reference's FLOP convention, as one JSON object.
  */
 import type { Config } from '../config/schema.js';
-import { computeInfo, restartKernelProfile, setComputeThreads, setMatmulPrecision } from '../tensor/index.js';
+import { computeInfo, restartKernelProfile, setBf16Centering, setComputeThreads, setMatmulPrecision } from '../tensor/index.js';
 import { countModel } from '../spec/count.js';
 import { getTokenizer } from '../data/tokenizer.js';
 import { loadCorpus } from '../data/corpus.js';
@@ -29,11 +29,12 @@ const median = (xs: number[]): number => {
 };
 
 export function benchTrain(o: BenchTrainOptions): Record<string, unknown> {
-  const prev = setMatmulPrecision(o.config.train.precision);
+  const prev = setMatmulPrecision(o.config.train.precision), prevCentering = setBf16Centering(o.config.train.bf16Centering);
   try {
     return benchSteps(o);
   } finally {
     setMatmulPrecision(prev);
+    setBf16Centering(prevCentering);
   }
 }
 

@@ -11,7 +11,7 @@
  */
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { setComputeThreads, setMatmulPrecision } from '../tensor/index.js';
+import { setBf16Centering, setComputeThreads, setMatmulPrecision } from '../tensor/index.js';
 import { BatchSampler, fixedValBatches, type SamplerState } from '../data/loader.js';
 import { countModel } from '../spec/count.js';
 import type { GPT } from '../nn/gpt.js';
@@ -73,7 +73,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const dir = resolve(opts.dir);
   if (tc.threads) setComputeThreads(tc.threads);
   // Refused here, before any file is touched, on a CPU that cannot run bf16 GEMMs.
-  const prevPrecision = setMatmulPrecision(tc.precision);
+  const prevPrecision = setMatmulPrecision(tc.precision), prevCentering = setBf16Centering(tc.bf16Centering);
   try {
     const provenance = currentProvenance(tc.seed);
     const data = loadTrainingData(cfg);
@@ -88,6 +88,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   } finally {
     setMatmulPrecision(prevPrecision);
+    setBf16Centering(prevCentering);
   }
 }
 
