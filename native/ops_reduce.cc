@@ -97,7 +97,6 @@ namespace {
 using namespace ops;
 
 constexpr int64_t kColBlock = 512;  // columns per unit for column reductions (double acc on the stack)
-constexpr int64_t kRowChunk = 256;  // rows per unit when column blocks alone cannot fill the threads
 
 // ---------------------------------------------------------------- reduce
 Napi::Value ReduceNapi(const Napi::CallbackInfo& info) {
@@ -145,31 +144,6 @@ Napi::Value ReduceNapi(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   const int64_t nb = (inner + kColBlock - 1) / kColBlock, units = outer * nb;
-  if (!isMax && units < 8 && n >= 2 * kRowChunk) {
-    // Too few column blocks to occupy the threads (a bias gradient or a column mean of [rows, d]
-    // with d <= 1024 is one or two): cut the rows into chunks of kRowChunk as well, each summed into
-    // its own double partials, then add the chunks in order. The choice and the chunks depend on
-    // the shape only, so the sums do not depend on the thread count.
-    const int64_t chunks = (n + kRowChunk - 1) / kRowChunk;
-    std::vector<double> part((size_t)(chunks * oi));
-    parallelFor(units * chunks, 1, [&](int64_t b, int64_t e) {
-      for (int64_t u = b; u < e; u++) {
-        const int64_t c = u % chunks, blk = u / chunks, o = blk / nb, j0 = (blk % nb) * kColBlock;
-        const int64_t len = std::min(kColBlock, inner - j0), r0 = c * kRowChunk, rows = std::min(kRowChunk, n - r0);
-        double* acc = part.data() + c * oi + o * inner + j0;
-        std::fill(acc, acc + len, 0.0);
-        K.colSumRows(acc, px + (o * n + r0) * inner + j0, inner, rows, len);
-      }
-    });
-    parallelFor(oi, kGrainCheap / 8, [&](int64_t b, int64_t e) {
-      for (int64_t j = b; j < e; j++) {
-        double s = 0;
-        for (int64_t c = 0; c < chunks; c++) s += part[c * oi + j];
-        po[j] = (float)s;
-      }
-    });
-    return env.Undefined();
-  }
   const int64_t work = std::max<int64_t>(1, n * std::min(inner, kColBlock));
   parallelFor(units, std::max<int64_t>(1, kGrainCheap / work), [&](int64_t b, int64_t e) {
     double acc[kColBlock];
