@@ -11,11 +11,14 @@
  *   input     dx = g W             unchanged (gradients have no common part: 0.001 measured).
  * Exact in real arithmetic for any c; c is the mean over all rows, computed in fp32 once per forward
  * and reused by the weight gradient. Costs one read of each activation (about 3 ms of a 180 ms
- * dense-d256 bf16 step) and two products of weight size (about 3.5 ms). Cheaper centres were worse:
- * measured by the step where bf16 leaves dense-d256's loss plateau against fp32 on the same seed (an
+ * dense-d256 bf16 step) and two products of weight size (a gemv and a rank-1 update, about 1 ms).
+ * Cheaper centres were worse: measured by the step where bf16 leaves dense-d256's loss plateau against fp32 on the same seed (an
  * fp32 run with another rounding order: within 30 steps), the mean of all rows gave 0, +30, 0, +400,
  * +20 steps on seeds 0-4; the mean of the first 256 rows (one sequence) +110 and +290 on seeds 0-1;
- * the mean of every 8th row +110, -70, +130 and over +360 on seeds 0-3.
+ * the mean of every 8th row +110, -70, +130 and over +360 on seeds 0-3. On moe64-d256 (5 seeds)
+ * centring made the exit later instead (+30 to +330 steps against fp32, later than uncentred bf16
+ * on every seed where both left), with or without the expert layers centred: train.bf16Centering
+ * turns it off per run, and that preset does.
  */
 import { backend, BinaryOp, ReduceOp, type Kernels } from '../../backend/index.js';
 import { bf16Centering, matmulPrecision } from '../precision.js';
