@@ -661,7 +661,7 @@ Napi::Value GemvNapi(const Napi::CallbackInfo& info) {
   if (!trans) {
     parallelFor(m, std::max<int64_t>(1, grainElems / std::max<int64_t>(n, 1)), [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; i++) {
-        const float d = n ? K.dot(A + i * lda, X, n) : 0.f;
+        const float d = K.dot(A + i * lda, X, n);
         Y[i] = beta == 0.f ? alpha * d : alpha * d + beta * Y[i];
       }
     });

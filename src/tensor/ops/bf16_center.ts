@@ -12,10 +12,11 @@
  * Exact in real arithmetic for any c; c is the mean over all rows, computed in fp32 once per forward
  * and reused by the weight gradient. Costs one read of each activation (about 3 ms of a 180 ms
  * dense-d256 bf16 step) and two products of weight size (a gemv and a rank-1 update, about 1 ms).
- * Cheaper centres were worse: measured by the step where bf16 leaves dense-d256's loss plateau against fp32 on the same seed (an
- * fp32 run with another rounding order: within 30 steps), the mean of all rows gave 0, +30, 0, +400,
- * +20 steps on seeds 0-4; the mean of the first 256 rows (one sequence) +110 and +290 on seeds 0-1;
- * the mean of every 8th row +110, -70, +130 and over +360 on seeds 0-3. On moe64-d256 (5 seeds)
+ * Cheaper centres were worse: measured by the step where bf16 leaves dense-d256's loss plateau
+ * against fp32 on the same seed (an fp32 run with another rounding order: within 30 steps), the mean
+ * of all rows gave 0, +30, 0, +400, +20 steps on seeds 0-4; the mean of the first 256 rows (one
+ * sequence) +110 and +290 on seeds 0-1; the mean of every 8th row +110, -70, +130 and over +360 on
+ * seeds 0-3. On moe64-d256 (5 seeds)
  * centring made the exit later instead (+30 to +330 steps against fp32, later than uncentred bf16
  * on every seed where both left), with or without the expert layers centred: train.bf16Centering
  * turns it off per run, and that preset does.
@@ -49,7 +50,7 @@ export function foldedBias(w: F32, n: number, k: number, c: F32, b: F32 | null):
  * gw [n, k] += colsum(g) c^T, the part of g^T x the weight gradient's shift removed; colSum = colsum
  * of g [rows, n] when the caller has it (the bias gradient), else it is computed here.
  */
-export function addBackShift(g: F32, rows: number, n: number, colSum: F32 | null, c: F32, k: number, gw: F32): void {
+function addBackShift(g: F32, rows: number, n: number, colSum: F32 | null, c: F32, k: number, gw: F32): void {
   const kern = backend();
   let s = colSum;
   if (!s) {
@@ -63,7 +64,7 @@ export function addBackShift(g: F32, rows: number, n: number, colSum: F32 | null
  * The grouped form for expert weights w [G, k, n] (used as x w[g]): out[g] = b[g] + c^T w[g] in fp32
  * (c [k], b [G, n]): the biases that add back the forward's shift, one per expert.
  */
-export function foldedBiasGrouped(w: F32, G: number, k: number, n: number, c: F32, b: F32): F32 {
+function foldedBiasGrouped(w: F32, G: number, k: number, n: number, c: F32, b: F32): F32 {
   const kern = backend();
   const out = b.slice();
   for (let g = 0; g < G; g++) kern.gemv(true, k, n, 1, w.subarray(g * k * n, (g + 1) * k * n), n, c, 1, out.subarray(g * n, (g + 1) * n));
@@ -71,7 +72,7 @@ export function foldedBiasGrouped(w: F32, G: number, k: number, n: number, c: F3
 }
 
 /** gw[g] [k, n] += c colSums[g]^T for every expert g (c [k], colSums [G, n]: each expert's column sums of g). */
-export function addBackShiftGrouped(G: number, k: number, n: number, c: F32, colSums: F32, gw: F32): void {
+function addBackShiftGrouped(G: number, k: number, n: number, c: F32, colSums: F32, gw: F32): void {
   backend().gemmBatched(G, false, false, k, n, 1, 1, c, 0, 1, colSums, n, n, 1, gw, k * n, n);
 }
 
