@@ -76,6 +76,10 @@ describe('a worker on a real queue', () => {
   let redis: RedisServer;
   before(async () => { redis = await RedisServer.start(); });
   after(async () => { await redis?.stop(); });
+  // polls for up to 10 s; the callers assert afterwards, so a timeout fails with their message
+  const until = async (what: () => boolean | Promise<boolean>) => {
+    for (let i = 0; i < 400 && !(await what()); i++) await new Promise((d) => setTimeout(d, 25));
+  };
 
   test('refuses escaping jobs at once (no retries) and writes nothing outside --runs', async () => {
     const events: WorkerEvent[] = [];
@@ -121,14 +125,14 @@ describe('a worker on a real queue', () => {
     try {
       await queue.enqueue([{ hash, config, dir }]);
       const id = queue.idOf({ hash, config, dir });
-      const until = async (what: () => boolean) => {
-        for (let i = 0; i < 400 && !what(); i++) await new Promise((d) => setTimeout(d, 25));
-      };
       await until(() => events.filter((e) => e.type === 'lock-wait').length >= 2);
       assert.ok(events.filter((e) => e.type === 'lock-wait').length >= 2, JSON.stringify(events));
       assert.equal(events.filter((e) => e.type === 'start').length, 0);
       lock.release();
       await until(() => events.some((e) => e.type === 'finish'));
+      // the worker reports 'finish' when the run ends; BullMQ marks the job completed after the
+      // processor returns, a moment later
+      await until(async () => (await queue.inspect(id)).state === 'completed');
       const j = await queue.inspect(id);
       assert.equal(j.state, 'completed', JSON.stringify(events));
       assert.equal(j.attemptsMade, 1, 'only the run that trained counts as a try (attempts: 1, yet it waited twice)');
@@ -191,9 +195,6 @@ describe('a worker on a real queue', () => {
     await (await queue.queue.getJob(id))!.updateProgress({ step: 1, end: 3, loss: null, tokensPerSecond: null, worker: 'someone-else:1', resumed: false });
     const w = startQueueWorker({ url: redis.url, runsRoot: root, lockRetryMs: 100, onEvent: (e) => events.push(e) });
     try {
-      const until = async (what: () => boolean) => {
-        for (let i = 0; i < 400 && !what(); i++) await new Promise((d) => setTimeout(d, 25));
-      };
       await until(() => events.some((e) => e.type === 'lock-wait'));
       assert.ok(events.some((e) => e.type === 'lock-wait'), 'a foreign lock of another worker is waited for');
       assert.ok(existsSync(join(dir, 'moelab.lock')));
