@@ -84,7 +84,7 @@ export { moelabVersion, gitCommit } from './util/package.js';
 
 // the compute runtime
 export { computeInfo, setComputeThreads, type ComputeInfo } from './tensor/runtime.js';
-export { matmulPrecision, setMatmulPrecision, attentionPrecision, setAttentionPrecision, bf16Centering, setBf16Centering, type MatmulPrecision } from './tensor/precision.js';
+export { matmulPrecision, setMatmulPrecision, checkMatmulPrecision, withArithmetic, attentionPrecision, setAttentionPrecision, bf16Centering, setBf16Centering, type MatmulPrecision, type RunArithmetic } from './tensor/precision.js';
 
 // studies: sweeps, executors, results, compute-matched comparison
 export { parseSweepSpec, readSweepSpec, sweepSpecSchema, type SweepSpec, type SweepSpecInput, type SweepGenerator } from './study/spec.js';

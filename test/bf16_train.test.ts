@@ -104,6 +104,27 @@ describe('bf16 training', { skip: CHILD || !HAS_BF16 }, () => {
     assert.ok(b.some((x, i) => x !== f[i]), 'bf16 changed nothing');
   });
 
+  test('runs trained at once in one process keep their own precision and centring: each equals the run trained alone', async () => {
+    // a queue worker with --concurrency 2, or a program with Promise.all: the runs' steps alternate
+    const cfgs = [
+      tinyTrainConfig(corpus, { 'train.precision': 'bf16', 'train.steps': 12, 'train.evalEvery': 4 }),
+      tinyTrainConfig(corpus, { 'train.steps': 12, 'train.evalEvery': 4 }),
+      tinyTrainConfig(corpus, { 'train.precision': 'bf16', 'train.bf16Centering': false, 'train.steps': 12, 'train.evalEvery': 4 }),
+    ];
+    for (const [i, config] of cfgs.entries()) await train({ config, dir: join(dir, `alone-${i}`) });
+    let turns = 0, last = -1;
+    await Promise.all(cfgs.map((config, i) => train({
+      config, dir: join(dir, `together-${i}`),
+      listeners: [(e: TrainEvent) => { if (e.type === 'step' && last !== i) { turns++; last = i; } }],
+    })));
+    assert.ok(turns > cfgs.length, `the runs took turns (${turns} switches)`);
+    for (let i = 0; i < cfgs.length; i++) {
+      assert.ok(checkpointWeights(join(dir, `alone-${i}`)).equals(checkpointWeights(join(dir, `together-${i}`))), `run ${i} (${cfgs[i].train.precision}) differs when trained beside the others`);
+    }
+    assert.equal(matmulPrecision(), 'fp32');
+    assert.equal(bf16Centering(), true);
+  });
+
   test('a resumed bf16 run equals an uninterrupted one; checkpoints stay fp32 and config.json records bf16', async () => {
     const cfg = tinyTrainConfig(corpus, { 'train.precision': 'bf16', 'train.steps': 10, 'train.evalEvery': 5 });
     await train({ config: cfg, dir: join(dir, 'straight') });

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { resolveConfig, configHash, pointStatus } from '../src/index.js';
+import { resolveConfig, configHash, pointStatus, train } from '../src/index.js';
+import { nativeKernels } from '../src/backend/index.js';
+import { checkpointWeights } from './train_util.js';
 import { validateJob, JobRefused, redactUrl, redisOptions, relativeRunDir, startQueueWorker, QUEUE_NAME, SweepQueue, type WorkerEvent } from '../src/queue/index.js';
 import { acquireRunLock } from '../src/io/lock.js';
 import { RedisServer } from './redis_server.js';
@@ -141,6 +143,33 @@ describe('a worker on a real queue', () => {
       lock.release();
       await w.close();
       await queue.close();
+    }
+  });
+
+  test('--concurrency 2 trains two points at once in one process, each to the weights it has trained alone', async () => {
+    // with bf16 where the CPU has it: the two runs' arithmetic must not leak into each other's steps
+    const bf16 = nativeKernels().cpuInfo().bf16;
+    const points = [{ 'train.lr': 2e-3 }, { 'train.lr': 3e-3, ...(bf16 ? { 'train.precision': 'bf16' } : {}) }].map((set) => {
+      const c = resolveConfig({ ...config, train: { ...config.train, steps: 60, saveEvery: 20, ...Object.fromEntries(Object.entries(set).map(([k, v]) => [k.slice(6), v])) } });
+      return { hash: configHash(c), config: c, dir: join(root, 'two', configHash(c)) };
+    });
+    const events: WorkerEvent[] = [];
+    const w = startQueueWorker({ url: redis.url, runsRoot: root, concurrency: 2, threads: 1, onEvent: (e) => events.push(e) });
+    const queue = await SweepQueue.open({ url: redis.url, runsRoot: root, attempts: 1 });
+    try {
+      await queue.enqueue(points);
+      await until(async () => (await Promise.all(points.map(async (p) => (await queue.inspect(queue.idOf(p))).state))).every((s) => s === 'completed'));
+      for (const p of points) assert.equal((await queue.inspect(queue.idOf(p))).state, 'completed', JSON.stringify(events));
+      const order = events.filter((e) => e.type === 'start' || e.type === 'finish').map((e) => e.type);
+      assert.deepEqual(order, ['start', 'start', 'finish', 'finish'], 'both points ran at once');
+    } finally {
+      await w.close();
+      await queue.close();
+    }
+    for (const p of points) {
+      const alone = join(root, 'two-alone', p.hash);
+      await train({ config: { ...p.config, train: { ...p.config.train, threads: 1 } }, dir: alone });
+      assert.ok(checkpointWeights(alone).equals(checkpointWeights(p.dir)), `${p.config.train.precision} point trained beside another differs from it trained alone`);
     }
   });
 

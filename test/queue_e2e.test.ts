@@ -10,8 +10,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openRun, train, readManifest, pointStatus, runDirOf, readFailure } from '../src/index.js';
+import { train, readManifest, pointStatus, runDirOf, readFailure } from '../src/index.js';
 import { RedisServer } from './redis_server.js';
+import { checkpointWeights } from './train_util.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 let root = '';
@@ -47,11 +48,6 @@ async function stopWorker(w: WorkerProc): Promise<void> {
 /** Run folders each worker trained to the end (its "done" lines). */
 const doneDirs = (log: string): string[] => [...log.matchAll(/ done {3}(\S+): step/g)].map((m) => m[1]);
 const sleep = (ms: number) => new Promise((d) => setTimeout(d, ms));
-
-function weights(dir: string): Buffer {
-  const { model } = openRun(dir);
-  return Buffer.concat([...model.namedParameters(), ...model.namedBuffers()].map(([, t]) => Buffer.from(Float32Array.from(t.contiguous().data as ArrayLike<number>).buffer)));
-}
 
 before(async () => {
   redis = await RedisServer.start();
@@ -108,7 +104,7 @@ describe('sweep --queue with worker processes', () => {
       const point = m.points.find((p) => killed.endsWith(p.hash))!;
       const ref = join(root, 'reference');
       await train({ config: point.config, dir: ref });
-      assert.ok(weights(ref).equals(weights(killed)), 'the resumed point ends with the weights of an uninterrupted run');
+      assert.ok(checkpointWeights(ref).equals(checkpointWeights(killed)), 'the resumed point ends with the weights of an uninterrupted run');
       const st = await cli(['sweep', 'status', '--out', 'six', '--queue', redis.url]);
       assert.equal(st.code, 0, st.err);
       assert.match(st.out, /6 points: 6 done, 0 running, 0 failed, 0 pending; queue redis:\/\/127\.0\.0\.1:\d+\/0: .*6 completed/);

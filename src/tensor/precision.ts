@@ -1,8 +1,9 @@
 // The arithmetic of the matrix products the ops run (train.precision): 'fp32', or 'bf16' mixed
 // precision, where linear() multiplies operands rounded to bf16 with fp32 accumulation (the kernels'
 // gemmBf16) while every tensor, gradient and master weight stays fp32. A process-wide setting, like
-// the thread count: the trainer sets it for a run and restores the previous one afterwards. The fused
-// attention has its own switch (setAttentionPrecision), fp32 unless a program asks for bf16.
+// the thread count, read by the ops as they run: the trainer applies a run's settings around each of
+// its synchronous steps (withArithmetic), so runs that take turns in one process keep their own. The
+// fused attention has its own switch (setAttentionPrecision), fp32 unless a program asks for bf16.
 import { backend } from '../backend/index.js';
 
 export type MatmulPrecision = 'fp32' | 'bf16';
@@ -19,10 +20,15 @@ export function matmulPrecision(): MatmulPrecision {
  * not emulated there: emulation does the fp32 multiply-adds plus conversions, so it is slower than fp32.
  */
 export function setMatmulPrecision(p: MatmulPrecision): MatmulPrecision {
-  checkPrecision(p, 'matmul', 'train.precision "bf16"');
+  checkMatmulPrecision(p);
   const prev = current;
   current = p;
   return prev;
+}
+
+/** Throws what setMatmulPrecision(p) would (an unknown value, bf16 where it cannot run); changes nothing. */
+export function checkMatmulPrecision(p: MatmulPrecision): void {
+  checkPrecision(p, 'matmul', 'train.precision "bf16"');
 }
 
 let centering = true;
@@ -34,7 +40,7 @@ export function bf16Centering(): boolean {
 
 /**
  * Turns the centring of bf16 GEMM activations on or off; returns the previous setting. The trainer
- * sets it from train.bf16Centering for the run and restores it. Exact in real arithmetic; it kept
+ * applies train.bf16Centering around each step (withArithmetic). Exact in real arithmetic; it kept
  * dense-d256's bf16 runs on the fp32 loss curve, while moe64-d256 left its plateau closer to fp32
  * without it (README, Mixed precision).
  */
@@ -42,6 +48,31 @@ export function setBf16Centering(on: boolean): boolean {
   const prev = centering;
   centering = on;
   return prev;
+}
+
+/** A run's arithmetic: its train.precision and train.bf16Centering (a TrainConfig has both). */
+export interface RunArithmetic {
+  precision: MatmulPrecision;
+  bf16Centering: boolean;
+}
+
+/**
+ * Runs the synchronous `fn` under a run's arithmetic and restores the previous settings after it.
+ * Runs that take turns in one process (a queue worker with --concurrency 2, a program training two
+ * models with Promise.all) each compute with their own this way, where setting them once per run
+ * would let the later run's settings leak into the earlier one's steps. `fn` must not be async:
+ * whatever it awaited would run under the settings of whichever run stepped last.
+ */
+export function withArithmetic<T>(a: RunArithmetic, fn: () => T): T {
+  const prevPrecision = setMatmulPrecision(a.precision), prevCentering = setBf16Centering(a.bf16Centering);
+  try {
+    const out = fn();
+    if (out instanceof Promise) throw new TypeError('withArithmetic runs synchronous code only: an async function would leave its awaited work under other settings');
+    return out;
+  } finally {
+    current = prevPrecision;
+    centering = prevCentering;
+  }
 }
 
 let attention: MatmulPrecision = 'fp32';

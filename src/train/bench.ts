@@ -4,7 +4,7 @@
  * steps, peak RSS and achieved GFLOP/s under the reference's FLOP convention, as one JSON object.
  */
 import type { Config } from '../config/schema.js';
-import { computeInfo, restartKernelProfile, setBf16Centering, setComputeThreads, setMatmulPrecision } from '../tensor/index.js';
+import { computeInfo, restartKernelProfile, setComputeThreads, withArithmetic } from '../tensor/index.js';
 import { countModel } from '../spec/count.js';
 import { getTokenizer } from '../data/tokenizer.js';
 import { loadCorpus } from '../data/corpus.js';
@@ -29,13 +29,7 @@ const median = (xs: number[]): number => {
 };
 
 export function benchTrain(o: BenchTrainOptions): Record<string, unknown> {
-  const prev = setMatmulPrecision(o.config.train.precision), prevCentering = setBf16Centering(o.config.train.bf16Centering);
-  try {
-    return benchSteps(o);
-  } finally {
-    setMatmulPrecision(prev);
-    setBf16Centering(prevCentering);
-  }
+  return withArithmetic(o.config.train, () => benchSteps(o));
 }
 
 function benchSteps(o: BenchTrainOptions): Record<string, unknown> {

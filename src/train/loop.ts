@@ -11,7 +11,7 @@
  */
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { setBf16Centering, setComputeThreads, setMatmulPrecision } from '../tensor/index.js';
+import { checkMatmulPrecision, setComputeThreads, withArithmetic } from '../tensor/index.js';
 import { BatchSampler, fixedValBatches, type SamplerState } from '../data/loader.js';
 import { countModel } from '../spec/count.js';
 import type { GPT } from '../nn/gpt.js';
@@ -73,22 +73,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const dir = resolve(opts.dir);
   if (tc.threads) setComputeThreads(tc.threads);
   // Refused here, before any file is touched, on a CPU that cannot run bf16 GEMMs.
-  const prevPrecision = setMatmulPrecision(tc.precision), prevCentering = setBf16Centering(tc.bf16Centering);
+  checkMatmulPrecision(tc.precision);
+  const provenance = currentProvenance(tc.seed);
+  const data = loadTrainingData(cfg);
+  const memory = checkTrainingMemory(cfg);
+  // The run folder's single writer from here on: a second trainer (or a sweep worker) on the same
+  // folder is refused with the holder's name; a half-finished save of a killed writer is completed.
+  const writer = openRunWriter(dir, { resume: Boolean(opts.resume), command: opts.command });
   try {
-    const provenance = currentProvenance(tc.seed);
-    const data = loadTrainingData(cfg);
-    const memory = checkTrainingMemory(cfg);
-    // The run folder's single writer from here on: a second trainer (or a sweep worker) on the same
-    // folder is refused with the holder's name; a half-finished save of a killed writer is completed.
-    const writer = openRunWriter(dir, { resume: Boolean(opts.resume), command: opts.command });
-    try {
-      return await trainLocked(opts, writer, data, memory, provenance);
-    } finally {
-      writer.release();
-    }
+    return await trainLocked(opts, writer, data, memory, provenance);
   } finally {
-    setMatmulPrecision(prevPrecision);
-    setBf16Centering(prevCentering);
+    writer.release();
   }
 }
 
@@ -96,6 +91,9 @@ async function trainLocked(opts: TrainOptions, writer: RunWriter, data: Training
   const cfg = opts.config, tc = cfg.train, mc = cfg.model;
   const dir = writer.dir;
   const { model, optimizer } = buildTraining(cfg);
+  // the run's precision around each synchronous compute call, never across an await (another run in
+  // this process may step in between)
+  const inRun = <T>(fn: () => T): T => withArithmetic(tc, fn);
   const sampler = new BatchSampler(data.train, tc.batch, mc.seq, tc.seed);
   const valBatches = fixedValBatches(data.val, tc.batch, mc.seq, tc.evalBatches);
   let state: RunState = {
@@ -133,7 +131,7 @@ async function trainLocked(opts: TrainOptions, writer: RunWriter, data: Training
     if (!modelIsFinite(model)) {
       throw new TrainingDiverged(`the parameters became non-finite by step ${state.step}`, state.step, 'parameters');
     }
-    const loss = evaluatedAt === state.step ? state.valLoss! : validationLoss(model, valBatches.slice(0, 1));
+    const loss = evaluatedAt === state.step ? state.valLoss! : inRun(() => validationLoss(model, valBatches.slice(0, 1)));
     if (!Number.isFinite(loss)) {
       throw new TrainingDiverged(`the loss of the parameters after step ${state.step} is ${loss}`, state.step, 'loss');
     }
@@ -153,7 +151,7 @@ async function trainLocked(opts: TrainOptions, writer: RunWriter, data: Training
         stoppedBy = 'stopped';
         break;
       }
-      const r = trainStep({ model, optimizer, train: tc, nextBatch: () => sampler.next() }, state.step);
+      const r = inRun(() => trainStep({ model, optimizer, train: tc, nextBatch: () => sampler.next() }, state.step));
       state.step = r.step + 1;
       state.tokensSeen += r.tokens;
       state.lastLoss = r.loss;
@@ -164,7 +162,7 @@ async function trainLocked(opts: TrainOptions, writer: RunWriter, data: Training
         tokensPerSecond: r.tokens / (r.ms.total / 1000), elapsed: (performance.now() - t0) / 1000,
       });
       if ((tc.evalEvery > 0 && state.step % tc.evalEvery === 0) || state.step === end) {
-        state.valLoss = validationLoss(model, valBatches);
+        state.valLoss = inRun(() => validationLoss(model, valBatches));
         evaluatedAt = state.step;
         await bus.emit({ type: 'eval', step: state.step, valLoss: state.valLoss, ffn: ffnStats(model) });
       }
