@@ -10,7 +10,8 @@ import { finetune, encodeExample, freezeGroup } from '../src/eval/finetune.js';
 import { finetuneRun } from '../src/eval/finetune_run.js';
 import { evaluateTask } from '../src/eval/task_eval.js';
 import { parseTask } from '../src/eval/task_format.js';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { nativeKernels } from '../src/backend/index.js';
 
 const tok = getTokenizer('bytes');
 const SMALL = { 'model.d': 32, 'model.layers': 2, 'model.heads': 2, 'model.seq': 32, 'train.batch': 4, 'train.warmup': 1, 'train.evalEvery': 100, 'train.evalBatches': 1 };
@@ -70,5 +71,26 @@ describe('finetune', () => {
     const ft = openRun(join(dir, 'ft', 'seed-0'));
     assert.ok(Math.abs(evaluateTask(ft.model, ft.tokenizer, task).metrics.acc.mean - rep.after[0].result.metrics.acc.mean) < 1e-12);
     assert.throws(() => finetuneRun(join(dir, 'parent'), task, { out: join(dir, 'ft'), steps: 1, seeds: 2 }), /already holds a run/);
+  });
+
+  test('precision: fp32 by default whatever the parent trained in, bf16 on request; recorded in the new run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moelab-ft-prec-'));
+    writeFileSync(join(dir, 'c.txt'), 'Item A1: yes\nItem C2: no\n'.repeat(300));
+    const bf16 = nativeKernels().cpuInfo().bf16;
+    const config = loadConfig({ preset: 'tiny', overrides: { ...SMALL, 'train.steps': 4, 'data.paths': [join(dir, 'c.txt')], ...(bf16 ? { 'train.precision': 'bf16' } : {}) } });
+    await train({ config, dir: join(dir, 'parent') });
+    const saved = (d: string) => JSON.parse(readFileSync(join(dir, d, 'config.json'), 'utf8')).train.precision;
+    const fp32 = finetuneRun(join(dir, 'parent'), task, { out: join(dir, 'fp32'), steps: 6, lr: 3e-3 });
+    assert.equal(saved('fp32'), 'fp32');
+    assert.equal(JSON.parse(readFileSync(join(dir, 'fp32', 'state.json'), 'utf8')).state.finetune.precision, 'fp32');
+    assert.throws(() => finetuneRun(join(dir, 'parent'), task, { out: join(dir, 'bad'), precision: 'fp16' as 'fp32' }), /'fp32' or 'bf16'/);
+    assert.ok(!existsSync(join(dir, 'bad')));
+    if (!bf16) return;
+    const half = finetuneRun(join(dir, 'parent'), task, { out: join(dir, 'bf16'), steps: 6, lr: 3e-3, precision: 'bf16' });
+    assert.equal(saved('bf16'), 'bf16');
+    const l32 = fp32.after[0].finalLoss, l16 = half.after[0].finalLoss;
+    assert.notEqual(l16, l32, 'bf16 reached the GEMMs');
+    // measured 1.1e-4 relative; 2e-3 as in bf16_train.test, far below what a wrong path would give
+    assert.ok(Math.abs(l16 - l32) <= 2e-3 * l32, `fine-tune loss bf16 ${l16} vs fp32 ${l32}`);
   });
 });

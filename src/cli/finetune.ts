@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { finetuneRun, resolveTask, writeResultFile, FREEZE_GROUPS, type FreezeGroup } from '../index.js';
 import { join } from 'node:path';
 import { positiveInt, floatOption } from './common.js';
@@ -26,13 +26,14 @@ export function registerFinetune(program: Command): void {
     .option('--freeze <groups>', `parameter groups not updated: ${FREEZE_GROUPS.join(', ')} (repeatable)`, freezeList)
     .option('--no-balance', 'turn the MoE balancing and z-losses off while fine-tuning')
     .option('--expert-dropout <p>', 'dropout rate in [0, 1) on MoE experts\' hidden activations while fine-tuning (Switch Transformer uses 0.4)', floatOption('--expert-dropout'), 0)
+    .addOption(new Option('--precision <p>', "the GEMMs' arithmetic while fine-tuning, whatever the parent trained in (bf16 needs AVX512_BF16)").choices(['fp32', 'bf16']).default('fp32'))
     .option('--seeds <n>', 'independent fine-tunes (seeds 0..n-1)', positiveInt('--seeds'), 1)
     .option('--json', 'print the report as JSON')
     .action((o) => {
       const task = resolveTask(o.task);
       const onNotice = (m: string): void => void process.stderr.write(`moelab: ${m}\n`);
       const report = finetuneRun(o.run, task, {
-        out: o.out, steps: o.steps, lr: o.lr, batch: o.batch, freeze: o.freeze, balance: o.balance, expertDropout: o.expertDropout, seeds: o.seeds, onNotice,
+        out: o.out, steps: o.steps, lr: o.lr, batch: o.batch, freeze: o.freeze, balance: o.balance, expertDropout: o.expertDropout, precision: o.precision, seeds: o.seeds, onNotice,
         onStep: (e) => { if (e.step % 10 === 0 || e.step === o.steps) onNotice(`step ${e.step}: answer loss ${e.loss.toFixed(4)}`); },
       });
       const file = writeResultFile(join(o.out, 'eval', `finetune-${task.name}.json`.replace(/[^A-Za-z0-9._-]/g, '_')), report);

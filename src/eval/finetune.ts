@@ -6,6 +6,8 @@
  * model's own auxiliary (balancing) losses. Steps go through trainStep, the trainer's one step
  * (clipping, NaN guard), with AdamW at `lr`, warmup min(steps/10, 100) and cosine decay to lr/10.
  * Batches draw `batch` train examples uniformly with replacement from a generator seeded by `seed`.
+ * The GEMMs run at `precision` (default fp32, whatever the parent trained in, so any CPU can
+ * fine-tune any run); the result's trainConfig, which the fine-tuned run saves, records it.
  *
  * `balance: false` zeroes the MoE balancing and z-loss weights for the fine-tune (restored after).
  * `expertDropout: p` turns on expert dropout in every MoE layer for the fine-tune (restored after):
@@ -28,6 +30,7 @@ import { trainStep } from '../train/step.js';
 import { buildOptimizers, type OptimizerSet } from '../train/optimizers.js';
 import { Rng } from '../util/random.js';
 import { MoE } from '../nn/moe.js';
+import { checkMatmulPrecision, withArithmetic, type MatmulPrecision } from '../tensor/index.js';
 import type { Task } from './task_format.js';
 import { DEFAULT_PROMPT } from './fewshot.js';
 
@@ -44,6 +47,8 @@ export interface FinetuneOptions {
   balance?: boolean;
   /** Expert dropout rate in [0, 1) on MoE layers while fine-tuning (default 0: off). */
   expertDropout?: number;
+  /** The GEMMs' arithmetic while fine-tuning (default 'fp32'; 'bf16' needs AVX512_BF16). */
+  precision?: MatmulPrecision;
   targetDelimiter?: string;
   onNotice?: (message: string) => void;
   onStep?: (e: { step: number; loss: number; lr: number }) => void;
@@ -106,7 +111,9 @@ export function finetune(model: GPT, tok: Tokenizer, config: Config, task: Task,
     p.requiresGrad = !f;
     if (f) frozen.push(name);
   }
-  const tc: Config['train'] = { ...config.train, steps, lr, minLr: lr / 10, warmup: Math.min(Math.floor(steps / 10), 100), schedule: 'cosine', accum: 1, batch };
+  const precision = o.precision ?? 'fp32';
+  checkMatmulPrecision(precision);
+  const tc: Config['train'] = { ...config.train, steps, lr, minLr: lr / 10, warmup: Math.min(Math.floor(steps / 10), 100), schedule: 'cosine', accum: 1, batch, precision };
   const optimizer = buildOptimizers(model, { ...config, train: tc });
   const rng = new Rng(seed, 5);
   const nextBatch = (): Batch => {
@@ -133,7 +140,7 @@ export function finetune(model: GPT, tok: Tokenizer, config: Config, task: Task,
   model.train(true);
   try {
     for (let step = 0; step < steps; step++) {
-      const r = trainStep({ model, optimizer, train: tc, nextBatch }, step);
+      const r = withArithmetic(tc, () => trainStep({ model, optimizer, train: tc, nextBatch }, step));
       losses.push(r.loss);
       aux.push(r.aux);
       o.onStep?.({ step: step + 1, loss: r.loss, lr: r.lr });

@@ -10,6 +10,7 @@ import type { Task } from './task_format.js';
 import { finetune, type FinetuneOptions } from './finetune.js';
 import { evaluateTask, type TaskResult } from './task_eval.js';
 import { mean, sampleStd, METRICS, type MetricName } from './mc_metrics.js';
+import { checkMatmulPrecision } from '../tensor/index.js';
 
 export interface FinetuneRunOptions extends Omit<FinetuneOptions, 'seed'> {
   /** Seeds 0..seeds-1 (default 1). */
@@ -35,6 +36,7 @@ export function finetuneRun(parentDir: string, task: Task, o: FinetuneRunOptions
   if (!(Number.isSafeInteger(seeds) && seeds >= 1)) throw new RangeError(`seeds must be an integer >= 1, got ${seeds}`);
   const p = o.expertDropout ?? 0;
   if (!(p >= 0 && p < 1)) throw new RangeError(`expert dropout must be a number in [0, 1), got ${p}`); // before any evaluation
+  checkMatmulPrecision(o.precision ?? 'fp32');
   const dirs = Array.from({ length: seeds }, (_, s) => (seeds === 1 ? o.out : join(o.out, `seed-${s}`)));
   for (const d of dirs) if (runExists(d)) throw new Error(`${d} already holds a run: choose another --out (fine-tuning never overwrites a run)`);
   const parent = openRun(parentDir);
@@ -45,7 +47,7 @@ export function finetuneRun(parentDir: string, task: Task, o: FinetuneRunOptions
     const ft = finetune(model, tokenizer, config, task, { ...o, seed, onNotice: seed === 0 ? o.onNotice : undefined });
     const cfg = { ...config, train: ft.trainConfig };
     saveRun(dir, model, ft.optimizer, cfg, {
-      step: ft.steps, finetune: { parent: resolve(parentDir), task: task.name, source: task.source, seed, steps: ft.steps, lr: ft.trainConfig.lr, batch: ft.trainConfig.batch, frozen: o.freeze ?? [], balance: o.balance !== false, expertDropout: o.expertDropout ?? 0, losses: ft.losses, aux: ft.aux },
+      step: ft.steps, finetune: { parent: resolve(parentDir), task: task.name, source: task.source, seed, steps: ft.steps, lr: ft.trainConfig.lr, batch: ft.trainConfig.batch, frozen: o.freeze ?? [], balance: o.balance !== false, expertDropout: o.expertDropout ?? 0, precision: ft.trainConfig.precision, losses: ft.losses, aux: ft.aux },
     });
     const result = evaluateTask(model, tokenizer, task, { batchTokens: o.batchTokens, onNotice: o.onNotice });
     after.push({ seed, dir, result, finalLoss: ft.losses[ft.losses.length - 1] });
