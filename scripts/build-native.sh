@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Incremental native build for development (npm install does a full `node-gyp rebuild`).
+# Incremental native build for development, quiet but for errors and warnings (npm install runs
+# scripts/install-native.sh: a full build in a fresh checkout, else incremental).
 # Re-runs configure so new .cc files are picked up, then make; a lock keeps concurrent builds from
 # clobbering build/.
 set -euo pipefail
