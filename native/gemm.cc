@@ -417,37 +417,37 @@ void runTasks(const KernelSet& ks, const std::vector<Prob>& probs, const std::ve
   });
 }
 
-// Split-k for one problem over T threads: thread t computes depth range t into its own partial
-// buffer (thread 0 straight into C with beta and bias), then the partials are summed into C.
+// Split-k, for a product with few output tiles and a long depth (the weight gradient of a narrow
+// layer, e.g. a router's [E, d] summed over every token): the depth is cut into slices, each summed
+// into a partial of its own (slice 0 straight into C with beta and bias), and the partials are
+// added in slice order. Whether to split and where are decided by the shape alone (threadpool.h,
+// sumSlices), so C's bits do not depend on the thread count; on one thread the slices run in turn.
+bool splitKShape(const KernelSet& ks, const Prob& P) {
+  const int64_t mt = (P.m + ks.mr - 1) / ks.mr, ntl = (P.n + ks.nr - 1) / ks.nr;
+  return !isDirect(P) && P.k >= 2 * ks.kc && mt * ntl < 16;
+}
+
 void runSplitK(const KernelSet& ks, const Prob& P, int T) {
-  std::vector<float*> parts(T, nullptr);
   const int64_t kUnit = 8;
   const int64_t kt = (P.k + kUnit - 1) / kUnit;
-  int used = T;
-  parallelRun(T, [&](int t, int nt) {
-    if (t == 0) used = nt;
-    int64_t k0 = std::min(P.k, kt * t / nt * kUnit), k1 = std::min(P.k, kt * (t + 1) / nt * kUnit);
-    if (t == 0) {
+  const int S = sumSlices(P.k, ks.kc);
+  const int64_t mn = P.m * P.n;
+  std::vector<float> parts = scratch<float>("gemm", "split-k partials", (S - 1) * mn);
+  forSlicesOn(T, S, [&](int s) {
+    const int64_t k0 = std::min(P.k, kt * s / S * kUnit), k1 = std::min(P.k, kt * (s + 1) / S * kUnit);
+    if (s == 0)
       gotoBlock(ks, P, 0, P.m, 0, P.n, k0, k1, P.c, P.ldc, P.beta, P.bias);
-    } else {
-      float* w = tbufs.w.get((size_t)(P.m * P.n));
-      parts[t] = w;
-      if (k0 < k1)
-        gotoBlock(ks, P, 0, P.m, 0, P.n, k0, k1, w, P.n, 0.f, nullptr);
-      else
-        std::memset(w, 0, sizeof(float) * (size_t)(P.m * P.n));
-    }
+    else if (k0 < k1)
+      gotoBlock(ks, P, 0, P.m, 0, P.n, k0, k1, parts.data() + (s - 1) * mn, P.n, 0.f, nullptr);
   });
-  parallelFor(P.m, std::max<int64_t>(1, 4096 / std::max<int64_t>(P.n, 1)), [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) {
-      float* cr = P.c + i * P.ldc;
-      for (int t = 1; t < used; t++) {
-        const float* wr = parts[t] + i * P.n;
-        for (int64_t j = 0; j < P.n; j++) cr[j] += wr[j];
-      }
+  for (int64_t i = 0; i < P.m; i++) {
+    float* cr = P.c + i * P.ldc;
+    for (int s = 1; s < S; s++) {
+      const float* wr = parts.data() + (s - 1) * mn + i * P.n;
+      for (int64_t j = 0; j < P.n; j++) cr[j] += wr[j];
     }
-    epilogueBlock(P, i0, i1, 0, P.n);
-  });
+  }
+  epilogueBlock(P, 0, P.m, 0, P.n);
 }
 
 // Plans and runs a set of independent problems (their C blocks are disjoint).
@@ -462,6 +462,7 @@ void runProblems(const std::vector<Prob>& probs, int maxThreads = 0, const Kerne
   if (total <= 0) return;
   int T = maxThreads > 0 ? std::min(maxThreads, threads()) : threads();
   T = (int)std::max<double>(1, std::min<double>(T, std::floor(total / kParallelMin)));
+  if (probs.size() == 1 && splitKShape(ks, probs[0])) return runSplitK(ks, probs[0], T);
 
   std::vector<Task> tasks;
   if (T <= 1) {
@@ -473,13 +474,6 @@ void runProblems(const std::vector<Prob>& probs, int maxThreads = 0, const Kerne
 
   if (probs.size() == 1) {
     const Prob& P = probs[0];
-    double grid = splitProb(ks, P, 0, T, nullptr);
-    // Split-k: each thread does all of C for k/T of the depth, plus the reduction.
-    const int64_t mt = (P.m + ks.mr - 1) / ks.mr, ntl = (P.n + ks.nr - 1) / ks.nr;
-    if (!isDirect(P) && P.k >= 2 * ks.kc && (double)P.m * P.n <= 1 << 20 && mt * ntl < 8 * T) {
-      double sk = blockCost(ks, P.m, P.n, (P.k + T - 1) / T) + 4.0 * (double)P.m * P.n * T;
-      if (sk < 0.9 * grid) return runSplitK(ks, P, T);
-    }
     splitProb(ks, P, 0, T, &tasks);
     runTasks(ks, probs, tasks, T);
     return;

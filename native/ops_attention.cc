@@ -454,12 +454,12 @@ inline int64_t bwdScratch(int S, int hd) {
   return (hd % 8 ? 3 * (int64_t)S * hdp : 0) + 2 * hd * Sp + 2 * BR * BC + 2 * (int64_t)BC * hdp + S + 64;
 }
 
-// Key blocks taken from `nextKb` (shared counter) of one head; dq accumulates into dQ (rows at stride
-// lddq, hdp columns writable), which the caller zeroed. dS carries the softmax scale, so dQ = dS K and
+// Key blocks [kbBegin, kbEnd) of one head, in order; dq accumulates into dQ (rows at stride lddq,
+// hdp columns writable), which the caller zeroed. dS carries the softmax scale, so dQ = dS K and
 // dK = dS^T Q need no rescaling. dK and dV of each key block are written to the head's gk, gv.
 // q, k, gout rows are read in place when hd is a multiple of 8 (else packed, zero padded); K and V
 // are packed transposed.
-void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale, std::atomic<int>& nextKb,
+void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale, int kbBegin, int kbEnd,
              float* scratch, float* dQ, int64_t lddq) {
   const int hdp = roundup8(hd), Sp = transStride(S);
   const int nkbTotal = (S + BC - 1) / BC;
@@ -526,9 +526,7 @@ void bwdHead(const TileKernels& K, const BwdHead& h, int S, int hd, float scale,
     for (int s = 0; s < S; s++) D[s] = rows.dot(h.go + s * h.os, h.o + s * h.os, hd);  // D = rowsum(dO * O)
   }
 
-  for (;;) {
-    const int kb = nextKb.fetch_add(1, std::memory_order_relaxed);
-    if (kb >= nkbTotal) break;
+  for (int kb = kbBegin; kb < std::min(kbEnd, nkbTotal); kb++) {
     const int t0 = kb * BC, nkt = std::min(BC, S - t0), ncol = roundup8(nkt);
     bool first = true;  // the first query block writes dK/dV tiles, later ones accumulate
     for (int r0 = (t0 / BR) * BR; r0 < S; r0 += BR) {
@@ -708,57 +706,60 @@ void attentionBackward(const AttnBackwardArgs& A, bool bf16) {
   const int Si = (int)S, hdi = (int)hd, hdp = roundup8(hd);
   const int64_t BH = B * H;
   const int nt0 = std::max(1, threads());
-  const int64_t rem = BH % nt0;
+  const int nkb = (Si + BC - 1) / BC;
+  // dq sums over key blocks. Its bits must not depend on the thread count (a run resumed with other
+  // --threads trains the same numbers), so how a head is split is decided by the shapes alone: with
+  // kSumSlices heads or more, each head is whole on one thread (key blocks in order); with fewer,
+  // each head's key blocks are cut into fixed slices (threadpool.h, sumSlices) whose dq partials
+  // are added in slice order.
+  const bool whole = BH >= kSumSlices;
+  const int slices = whole ? 1 : sumSlices(nkb, 1);
   const int64_t per = bwdScratch(Si, hdi) + (int64_t)Si * hdp + 16;  // + private dQ
   auto writeDq = [&](const BwdHead& h, const float* dQ) {
     for (int s = 0; s < Si; s++) std::memcpy(h.gq + s * rs, dQ + (int64_t)s * hdp, sizeof(float) * hdi);
   };
 
-  {
-    thread_local std::vector<float> arena;
-    growScratch(fn, "attention tiles", arena, per * nt0);
-    float* base = arena.data();
-    // Whole heads, one thread each: no write conflicts. When rows of gq can take 8-float stores
-    // (hd % 8 == 0), dq accumulates right there; else in a padded buffer that is copied out.
-    if (BH - rem > 0) {
-      std::atomic<int64_t> next{0};
-      parallelRun(nt0, [&](int t, int) {  // BH - rem >= nt0 heads
-        float* scratch = base + per * t;
-        float* dQbuf = align64(scratch + bwdScratch(Si, hdi));
-        for (;;) {
-          int64_t bh = next.fetch_add(1, std::memory_order_relaxed);
-          if (bh >= BH - rem) break;
-          BwdHead h = headAt(bh);
-          std::atomic<int> kb{0};
-          if (hdi % 8 == 0) {
-            for (int s = 0; s < Si; s++) std::fill(h.gq + s * rs, h.gq + s * rs + hdi, 0.0f);
-            bwdHead(K, h, Si, hdi, scale, kb, scratch, h.gq, rs);
-          } else {
-            std::fill(dQbuf, dQbuf + (int64_t)Si * hdp, 0.0f);
-            bwdHead(K, h, Si, hdi, scale, kb, scratch, dQbuf, hdp);
-            writeDq(h, dQbuf);
-          }
+  thread_local std::vector<float> arena;
+  growScratch(fn, "attention tiles", arena, per * (whole ? nt0 : slices));
+  float* base = arena.data();
+  if (whole) {
+    // One thread per head: no write conflicts. When rows of gq can take 8-float stores (hd % 8 ==
+    // 0), dq accumulates right there; else in a padded buffer that is copied out.
+    std::atomic<int64_t> next{0};
+    parallelRun(nt0, [&](int t, int) {
+      float* scratch = base + per * t;
+      float* dQbuf = align64(scratch + bwdScratch(Si, hdi));
+      for (;;) {
+        int64_t bh = next.fetch_add(1, std::memory_order_relaxed);
+        if (bh >= BH) break;
+        BwdHead h = headAt(bh);
+        if (hdi % 8 == 0) {
+          for (int s = 0; s < Si; s++) std::fill(h.gq + s * rs, h.gq + s * rs + hdi, 0.0f);
+          bwdHead(K, h, Si, hdi, scale, 0, nkb, scratch, h.gq, rs);
+        } else {
+          std::fill(dQbuf, dQbuf + (int64_t)Si * hdp, 0.0f);
+          bwdHead(K, h, Si, hdi, scale, 0, nkb, scratch, dQbuf, hdp);
+          writeDq(h, dQbuf);
         }
-      });
-    }
-    // Remaining heads one at a time, key blocks shared by all threads, private dQ summed after.
-    for (int64_t bh = BH - rem; bh < BH; bh++) {
-      BwdHead h = headAt(bh);
-      std::atomic<int> kb{0};
-      const int nt = (S + BC - 1) / BC > 1 ? nt0 : 1;  // all pool threads or none (see runFwd)
-      parallelRun(nt, [&](int t, int) {
-        float* scratch = base + per * t;
-        float* dQ = align64(scratch + bwdScratch(Si, hdi));
-        std::fill(dQ, dQ + (int64_t)Si * hdp, 0.0f);
-        bwdHead(K, h, Si, hdi, scale, kb, scratch, dQ, hdp);
-      });
-      float* dQ0 = align64(base + bwdScratch(Si, hdi));
-      for (int t = 1; t < nt; t++) {
-        const float* dQt = align64(base + per * t + bwdScratch(Si, hdi));
-        for (int64_t i = 0; i < (int64_t)Si * hdp; i++) dQ0[i] += dQt[i];
       }
-      writeDq(h, dQ0);
+    });
+    return;
+  }
+  // Few heads: one at a time, its key-block slices over the threads, private dQ per slice.
+  for (int64_t bh = 0; bh < BH; bh++) {
+    BwdHead h = headAt(bh);
+    forSlices(nkb, slices, nullptr, [&](int s, int64_t kb0, int64_t kb1) {
+      float* scratch = base + per * s;
+      float* dQ = align64(scratch + bwdScratch(Si, hdi));
+      std::fill(dQ, dQ + (int64_t)Si * hdp, 0.0f);
+      bwdHead(K, h, Si, hdi, scale, (int)kb0, (int)kb1, scratch, dQ, hdp);
+    });
+    float* dQ0 = align64(base + bwdScratch(Si, hdi));
+    for (int s = 1; s < slices; s++) {
+      const float* dQs = align64(base + per * s + bwdScratch(Si, hdi));
+      for (int64_t i = 0; i < (int64_t)Si * hdp; i++) dQ0[i] += dQs[i];
     }
+    writeDq(h, dQ0);
   }
 }
 

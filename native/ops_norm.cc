@@ -101,22 +101,21 @@ Napi::Value LayerNormBackwardNapi(const Napi::CallbackInfo& info) {
                     gb = arr[7];
   if (rows == 0 || d == 0) return env.Undefined();
   const auto& K = kernels();
-  const int64_t want = std::min<int64_t>({(int64_t)threads(), rows, std::max<int64_t>(1, total / kGrainCheap)});
-  const int nt = (int)std::max<int64_t>(1, want);
-  std::vector<double> part = scratch<double>(fn, "per-thread gw/gb sums", 2 * d * nt);
-  std::vector<float> rowScratch = scratch<float>(fn, "row scratch", 2 * d * nt);
-  parallelRun(nt, [&](int t, int ntt) {
-    const int64_t r0 = rows * t / ntt, r1 = rows * (t + 1) / ntt;
-    if (r0 < r1)
-      K.layerNormBackwardRows(x.data + r0 * d, w.data, mean.data + r0, rstd.data + r0, gy.data + r0 * d,
-                              gx.data + r0 * d, part.data() + 2 * d * t, part.data() + 2 * d * t + d,
-                              rowScratch.data() + 2 * d * t, r1 - r0, d);
+  // gw and gb sum over rows: per-slice partials (threadpool.h, sumSlices), so their bits do not
+  // depend on the thread count
+  const int S = sumSlices(rows, std::max<int64_t>(1, kGrainCheap / d));
+  std::vector<double> part = scratch<double>(fn, "per-slice gw/gb sums", 2 * d * S);
+  std::vector<float> rowScratch = scratch<float>(fn, "row scratch", 2 * d * S);
+  forSlices(rows, S, nullptr, [&](int s, int64_t r0, int64_t r1) {
+    K.layerNormBackwardRows(x.data + r0 * d, w.data, mean.data + r0, rstd.data + r0, gy.data + r0 * d,
+                            gx.data + r0 * d, part.data() + 2 * d * s, part.data() + 2 * d * s + d,
+                            rowScratch.data() + 2 * d * s, r1 - r0, d);
   });
   for (int64_t j = 0; j < d; j++) {
     double sw = 0, sb = 0;
-    for (int t = 0; t < nt; t++) {
-      sw += part[2 * d * t + j];
-      sb += part[2 * d * t + d + j];
+    for (int s = 0; s < S; s++) {
+      sw += part[2 * d * s + j];
+      sb += part[2 * d * s + d + j];
     }
     gw.data[j] = (float)((double)gw.data[j] + sw);
     gb.data[j] = (float)((double)gb.data[j] + sb);

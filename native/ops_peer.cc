@@ -403,14 +403,15 @@ void peerRetrieveBackward(const PeerRetrieveBackwardArgs& A) {
   const char* fn = "peerRetrieveBackward";
   const int64_t R = A.in.R, nSub = A.in.nSub, half = A.in.half, k = A.in.k, dk = A.in.dk, nk = A.in.nk;
   if (R == 0) return;
-  int nt = threadsFor(R, 16);
-  std::vector<float> local = scratch<float>(fn, "per-thread key gradients", (nt - 1) * nk);  // thread 0 accumulates straight into gkeys
+  // the key gradient sums over rows: per-slice partials, so its bits do not depend on the threads
+  const int S = sumSlices(R, 16);
+  std::vector<float> local = scratch<float>(fn, "per-slice key gradients", (S - 1) * nk);  // slice 0 accumulates straight into gkeys
   const PeerIsa& I = isa();
   const float *Q = A.in.q.data, *KY = A.in.keys.data, *GS = A.gs.data;
   const int32_t* IDS = A.in.ids.data;
   float *GQ = A.gq.data, *GK = A.gk.data;
-  parallelChunks(R, 16, [&](int t, int64_t r0, int64_t r1) {
-    float* acc = t == 0 ? GK : local.data() + (t - 1) * nk;
+  forSlices(R, S, nullptr, [&](int s, int64_t r0, int64_t r1) {
+    float* acc = s == 0 ? GK : local.data() + (s - 1) * nk;
     for (int64_t r = r0; r < r1; r++) {
       float* gqr = GQ + r * dk;
       std::fill(gqr, gqr + dk, 0.0f);
@@ -426,10 +427,10 @@ void peerRetrieveBackward(const PeerRetrieveBackwardArgs& A) {
       }
     }
   });
-  if (nt > 1) {
+  if (S > 1) {
     parallelChunks(nk, 4096, [&](int, int64_t b, int64_t e) {
-      for (int t = 1; t < nt; t++) {
-        const float* l = local.data() + (t - 1) * nk;
+      for (int s = 1; s < S; s++) {
+        const float* l = local.data() + (s - 1) * nk;
         for (int64_t i = b; i < e; i++) GK[i] += l[i];
       }
     });
@@ -738,7 +739,7 @@ MOELAB_EXPORT(peerBackward, PeerBackwardNapi);
 // peerBackwardRows(T, d, N, hk, k, act, x, u|null, v, ids, g, a|null, gy, U, uniq, offsets, order,
 //                  gx|null, gscores, gu|null, gv|null)
 // Expert-major backward: each touched expert's u and v rows are read once (in ascending id order)
-// and all its occurrences are processed against them, producing gx (per-thread partial sums),
+// and all its occurrences are processed against them, producing gx (per-slice partial sums),
 // the gate gradients and the coalesced row gradients in one pass.
 struct BackwardRowsArgs {
   BackwardInputs in;
@@ -823,17 +824,18 @@ void peerBackwardRows(const BackwardRowsArgs& A) {
   const int32_t *OF = A.offsets.data, *OR = A.order.data, *UQ = A.uniq.data;
   if (T == 0) return;
 
-  // phase 1: experts, per-thread gx partials (thread 0 writes gx itself)
-  const int nt = threadsFor(U, 16);
-  std::vector<float> gxLocal = scratch<float>(fn, "per-thread gx", pkm ? 0 : (nt - 1) * Td);
+  // phase 1: experts in slices of about equal occurrence counts, per-slice gx partials (slice 0
+  // writes gx itself), so gx's bits do not depend on the threads
+  const int S = sumSlices(U, 16);
+  std::vector<float> gxLocal = scratch<float>(fn, "per-slice gx", pkm ? 0 : (S - 1) * Td);
   std::vector<float> dgBuf = scratch<float>(fn, "gate gradients", Thk);
-  std::vector<float> rowBuf = scratch<float>(fn, "row accumulators", nt * 2 * d);
+  std::vector<float> rowBuf = scratch<float>(fn, "row accumulators", S * 2 * d);
   if (!pkm) std::fill(gx.data, gx.data + Td, 0.0f);
   const PeerIsa& I = isa();
   float* DG = dgBuf.data();
-  parallelChunksWeighted(U, 16, OF, [&](int th, int64_t i0, int64_t i1) {
-    float* gxa = pkm ? nullptr : (th == 0 ? gx.data : gxLocal.data() + (th - 1) * Td);
-    float* accU = rowBuf.data() + th * 2 * d;
+  forSlices(U, S, OF, [&](int sl, int64_t i0, int64_t i1) {
+    float* gxa = pkm ? nullptr : (sl == 0 ? gx.data : gxLocal.data() + (sl - 1) * Td);
+    float* accU = rowBuf.data() + sl * 2 * d;
     float* accV = accU + d;
     for (int64_t i = i0; i < i1; i++) {
       if (i + 1 < i1) {  // next expert's rows
@@ -886,7 +888,7 @@ void peerBackwardRows(const BackwardRowsArgs& A) {
       float* gst = gs.data + t * hk;
       softmaxHeadsBackward(gt, dg, hk, k, gst);
       if (!pkm)
-        for (int th = 1; th < nt; th++) I.axpy(1.0f, GL + (th - 1) * Td + t * d, gx.data + t * d, d);
+        for (int sl = 1; sl < S; sl++) I.axpy(1.0f, GL + (sl - 1) * Td + t * d, gx.data + t * d, d);
     }
   });
 }

@@ -35,6 +35,15 @@ inline int threadsFor(int64_t n, int64_t minPer) {
   return (int)std::min<int64_t>(threads(), maxT);
 }
 
+// The start of part q of `parts` when n items with cumulative costs offsets[0..n] (non-decreasing)
+// are cut into parts of about equal cost: the first item whose start reaches total * q / parts.
+inline int64_t costCut(int64_t n, const int32_t* offsets, int64_t q, int64_t parts) {
+  if (q <= 0) return 0;
+  if (q >= parts) return n;
+  const int64_t lo = offsets[0], target = lo + (offsets[n] - lo) * q / parts;
+  return std::lower_bound(offsets, offsets + n, target, [](int32_t o, int64_t v) { return o < v; }) - offsets;
+}
+
 // Splits [0, n) into one contiguous range per thread (threadsFor(n, minPer) threads) and calls
 // fn(thread, begin, end); thread indexes scratch sized with threadsFor.
 template <typename F>
@@ -54,15 +63,39 @@ template <typename F>
 void parallelChunksWeighted(int64_t n, int64_t minPer, const int32_t* offsets, const F& fn) {
   if (n <= 0) return;
   parallelRun(threadsFor(n, minPer), [&](int t, int nt) {
-    const int64_t lo = offsets[0], total = offsets[n] - lo;
-    auto cut = [&](int64_t q) -> int64_t {  // first item whose start reaches lo + total*q/nt
-      if (q == 0) return 0;
-      if (q == nt) return n;
-      const int64_t target = lo + total * q / nt;
-      return std::lower_bound(offsets, offsets + n, target, [](int32_t o, int64_t v) { return o < v; }) - offsets;
-    };
-    const int64_t b = cut(t), e = cut(t + 1);
+    const int64_t b = costCut(n, offsets, t, nt), e = costCut(n, offsets, t + 1, nt);
     if (b < e) fn(t, b, e);
+  });
+}
+
+// Sums whose bits must not depend on the thread count (a run resumed with another --threads, or on
+// another machine, must train the same numbers). The items are cut into slices by the problem
+// alone, at most kSumSlices of about minPer items or more each; each slice accumulates its items in
+// order into a partial of its own (slice 0 into the output), and the partials are then added in
+// slice order. The slices are spread over the threads, so up to kSumSlices threads share the work.
+constexpr int kSumSlices = 8;
+
+inline int sumSlices(int64_t n, int64_t minPer) {
+  return (int)std::clamp<int64_t>((n + minPer - 1) / std::max<int64_t>(1, minPer), 1, kSumSlices);
+}
+
+// Calls fn(slice) for slices 0 .. slices-1 on up to maxThreads threads (slice s on thread s mod nt).
+template <typename F>
+void forSlicesOn(int maxThreads, int slices, const F& fn) {
+  parallelRun(std::min(maxThreads, slices), [&](int t, int nt) {
+    for (int s = t; s < slices; s += nt) fn(s);
+  });
+}
+
+// Calls fn(slice, begin, end) for each of `slices` contiguous ranges of [0, n), cut even by items,
+// or with offsets (cumulative costs offsets[0..n], non-decreasing) even by cost.
+template <typename F>
+void forSlices(int64_t n, int slices, const int32_t* offsets, const F& fn) {
+  if (n <= 0) return;
+  forSlicesOn(slices, slices, [&](int s) {
+    const int64_t b = offsets ? costCut(n, offsets, s, slices) : n * s / slices;
+    const int64_t e = offsets ? costCut(n, offsets, s + 1, slices) : n * (s + 1) / slices;
+    if (b < e) fn(s, b, e);
   });
 }
 

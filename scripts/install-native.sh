@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -f build/Makefile ] && [ -f build/Release/moelab.node ]; then
   node-gyp configure
-  node-gyp build
+  node-gyp build -j max
 else
-  node-gyp rebuild
+  node-gyp rebuild -j max
 fi
