@@ -9,7 +9,7 @@ export type NativeAddon = Kernels;
 
 export function runWorkload(K: NativeAddon, seed: number): Float32Array[] {
   const out: Float32Array[] = [];
-  // GEMM 96x80x128 (parallel grid split; k too short for split-k, so thread-count independent)
+  // GEMM 96x80x128 (parallel grid split)
   const m = 96, n = 80, k = 128;
   const a = randn(m * k, seed + 1), b = randn(k * n, seed + 2), c = new Float32Array(m * n);
   K.gemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n, null);

@@ -3,7 +3,7 @@
 // the same bits as an uninterrupted one. Every sum that spans threads is cut by the problem's shape
 // alone (native/threadpool.h, sumSlices): layerNorm's gamma/beta gradients, split-k GEMMs (a
 // router's weight gradient over all tokens), attention's dq when there are few heads, PEER's key
-// and gx gradients. Checked here on whole training steps at 1, 2, 3 and 5 threads (3 and 5 leave
+// and gx gradients; and no kernel lets an element's value depend on its neighbours in a vector. Checked here on whole training steps at 1, 2, 3 and 5 threads (3 and 5 leave
 // remainders that powers of two hide), and on the kernels at the shapes that take the sliced paths.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +13,7 @@ import { setComputeThreads, setPeerDispatch, withArithmetic, type PeerDispatch }
 import { buildTraining } from '../src/train/setup.js';
 import { trainStep } from '../src/train/step.js';
 import { Rng } from '../src/util/random.js';
+import { UnaryOp } from '../src/backend/op_codes.js';
 
 const nat = nativeKernels();
 const before = nat.getThreads();
@@ -76,6 +77,19 @@ describe('the sliced kernels at any thread count', () => {
       const one = run(1);
       for (const t of [2, 3, 8]) assert.ok(run(t).equals(one), `[${m}, ${n}, ${k}] at ${t} threads`);
     }
+  });
+
+  test('tanh-GELU forward and backward, whose fast path is picked per lane, equal themselves at 1..8 threads', () => {
+    // values around -3 put lanes below the fast path's z >= -6 next to lanes above it
+    const n = 200_003, x = Float32Array.from({ length: n }, () => rng.uniform() * 8 - 5), gy = rand(n);
+    const run = (t: number) => at(t, () => {
+      const y = new Float32Array(n), gx = new Float32Array(n);
+      nat.unary(UnaryOp.gelu_tanh, x, y);
+      nat.unaryBackward(UnaryOp.gelu_tanh, x, y, gy, gx);
+      return Buffer.concat([Buffer.from(y.buffer), Buffer.from(gx.buffer)]);
+    });
+    const one = run(1);
+    for (const t of [2, 3, 8]) assert.ok(run(t).equals(one), `${t} threads`);
   });
 
   test('attentionBackward with few heads (key-block slices) and with many equals itself at 1..8 threads', () => {

@@ -217,15 +217,20 @@ inline void geluZ(__m256 x, __m256* zh, __m256* zl) {
   *zh = _mm256_set_m128(h1, h0);
   *zl = _mm256_set_m128(l1, l0);
 }
-// z for tanh-GELU: float when every lane has z >= -6 (error <= ~1e-6 relative there), else the
-// double path above. Positive z needs no care: there e^{-z} only enters as 1/(1+e).
+// z for tanh-GELU: float in the lanes with z >= -6 (error <= ~1e-6 relative there), the double
+// path above in the others. Positive z needs no care: there e^{-z} only enters as 1/(1+e). Chosen
+// lane by lane, so an element's bits do not depend on which elements share its vector (the
+// chunking of a threaded call); the double path runs only for vectors that have such a lane.
 inline void geluZFast(__m256 x, __m256* zh, __m256* zl) {
   __m256 z = _mm256_mul_ps(x, _mm256_fmadd_ps(_mm256_mul_ps(x, x), set1(0.07135481627159562f), set1(1.5957691216057308f)));
-  if (_mm256_movemask_ps(_mm256_cmp_ps(z, set1(-6.0f), _CMP_LT_OQ)) == 0) {
-    *zh = z;
-    *zl = _mm256_setzero_ps();
-  } else {
-    geluZ(x, zh, zl);
+  const __m256 low = _mm256_cmp_ps(z, set1(-6.0f), _CMP_LT_OQ);
+  *zh = z;
+  *zl = _mm256_setzero_ps();
+  if (_mm256_movemask_ps(low)) {
+    __m256 h, l;
+    geluZ(x, &h, &l);
+    *zh = sel(low, h, z);
+    *zl = sel(low, l, _mm256_setzero_ps());
   }
 }
 // Sig parts of z = zh + zl: e = exp(-|z|)

@@ -203,13 +203,19 @@ inline void geluZ(V x, V* zh, V* zl) {
   *zh = _mm512_insertf32x8(_mm512_castps256_ps512(h0), h1, 1);
   *zl = _mm512_insertf32x8(_mm512_castps256_ps512(l0), l1, 1);
 }
+// z for tanh-GELU: float in the lanes with z >= -6, the double path above in the others. Chosen lane
+// by lane, so an element's bits do not depend on which elements share its vector (the chunking of
+// a threaded call); the double path runs only for vectors that have such a lane.
 inline void geluZFast(V x, V* zh, V* zl) {
   V z = _mm512_mul_ps(x, _mm512_fmadd_ps(_mm512_mul_ps(x, x), set1(0.07135481627159562f), set1(1.5957691216057308f)));
-  if (lt(z, set1(-6.0f)) == 0) {
-    *zh = z;
-    *zl = zero();
-  } else {
-    geluZ(x, zh, zl);
+  const M low = lt(z, set1(-6.0f));
+  *zh = z;
+  *zl = zero();
+  if (low) {
+    V h, l;
+    geluZ(x, &h, &l);
+    *zh = sel(low, h, z);
+    *zl = sel(low, l, zero());
   }
 }
 inline Sig sigPartsHL(V zh, V zl) {
