@@ -3,8 +3,9 @@
 // the same bits as an uninterrupted one. Every sum that spans threads is cut by the problem's shape
 // alone (native/threadpool.h, sumSlices): layerNorm's gamma/beta gradients, split-k GEMMs (a
 // router's weight gradient over all tokens), attention's dq when there are few heads, PEER's key
-// and gx gradients; and no kernel lets an element's value depend on its neighbours in a vector. Checked here on whole training steps at 1, 2, 3 and 5 threads (3 and 5 leave
-// remainders that powers of two hide), and on the kernels at the shapes that take the sliced paths.
+// and gx gradients; and no kernel lets an element's value depend on its neighbours in a vector.
+// Checked here on whole training steps at 1, 2, 3 and 5 threads (3 and 5 leave remainders that
+// powers of two hide), and on the kernels at the shapes that take the sliced paths.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../src/index.js';
