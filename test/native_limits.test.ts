@@ -47,21 +47,22 @@ test('peerCoalesce: the sort path (huge N) equals the counting path (small N) on
 });
 
 test('an allocation failure in a kernel is a JS Error naming the kernel and the size, not an abort', { skip: !K || ASAN }, () => {
-  // 64 threads each get a private copy of the 64 MiB key gradient: ~4 GiB of scratch, over the
-  // 3 GB address-space limit of the child.
+  // 64 threads each get attention-backward tiles for S = 200,000 (about 66 MiB with hd 9, whose
+  // rows are packed): about 4 GiB of scratch, past the 3 GB address-space limit of the child, while
+  // the arguments take under 0.5 GB.
   const r = limited(3_000_000, `
     K.setThreads(64);
-    const nSub = 4096, half = 2048, R = 1024, k = 1;
-    const q = new Float32Array(R * 2 * half), keys = new Float32Array(2 * nSub * half), ids = new Int32Array(R * k);
-    const gs = new Float32Array(R * k), gq = new Float32Array(R * 2 * half), gk = new Float32Array(2 * nSub * half);
-    try { K.peerRetrieveBackward(R, 1, nSub, half, k, q, keys, ids, gs, gq, gk); console.log('no error'); }
+    const B = 8, S = 200000, H = 1, hd = 9;
+    const qkv = new Float32Array(B * S * 3 * H * hd), out = new Float32Array(B * S * H * hd), lse = new Float32Array(B * H * S);
+    const gout = new Float32Array(B * S * H * hd), gqkv = new Float32Array(B * S * 3 * H * hd);
+    try { K.attentionBackward(B, S, H, hd, 0.3, qkv, out, lse, gout, gqkv); console.log('no error'); }
     catch (e) { console.log(e.constructor.name + ': ' + e.message); }
     // the addon still works afterwards
     K.setThreads(2);
     const y = new Float32Array(3); K.unary(0, Float32Array.of(1, 2, 3), y); console.log(y.join(','));`);
   assert.equal(r.status, 0, `child failed (${r.signal ?? r.status}): ${r.stderr}`);
   const [msg, after] = r.stdout.trim().split('\n');
-  assert.match(msg, /^Error: peerRetrieveBackward: cannot allocate 3\.\d+ GiB of scratch for per-thread key gradients/);
+  assert.match(msg, /^Error: attentionBackward: cannot allocate \d\.\d+ GiB of scratch for attention tiles \(out of memory\)/);
   assert.equal(after, '-1,-2,-3');
 });
 
