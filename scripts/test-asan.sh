@@ -11,7 +11,7 @@ LIBASAN="$(gcc -print-file-name=libasan.so)"
 LIBUBSAN="$(gcc -print-file-name=libubsan.so)"
 FILES=("$@")
 if [ ${#FILES[@]} -eq 0 ]; then
-  FILES=(dist/test/kernels_*.test.js dist/test/gemm.test.js dist/test/mlp_fused.test.js dist/test/peer.test.js dist/test/peer_ops.test.js dist/test/moe.test.js dist/test/bf16*.test.js dist/test/native_*.test.js)
+  FILES=(dist/test/kernels_*.test.js dist/test/gemm.test.js dist/test/mlp_fused.test.js dist/test/peer.test.js dist/test/peer_ops.test.js dist/test/moe.test.js dist/test/bf16*.test.js dist/test/native_*.test.js dist/test/thread_invariance.test.js)
 fi
 export MOELAB_ADDON_PATH="$PWD/build-asan/Release/moelab.node"
 export LD_PRELOAD="$LIBASAN $LIBUBSAN"
