@@ -8,7 +8,11 @@
 // powers of two hide), and on the kernels at the shapes that take the sliced paths.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfig } from '../src/index.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, train } from '../src/index.js';
+import { checkpointWeights } from './train_util.js';
 import { nativeKernels } from '../src/backend/index.js';
 import { setComputeThreads, setPeerDispatch, withArithmetic, type PeerDispatch } from '../src/tensor/index.js';
 import { buildTraining } from '../src/train/setup.js';
@@ -60,6 +64,16 @@ describe('training steps give the same bits at any thread count', () => {
       }
     });
   }
+});
+
+test('a run resumed with other threads equals the run trained straight through', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'moelab-threads-'));
+  writeFileSync(join(dir, 'corpus.txt'), 'experts route tokens to the model, and the model learns. '.repeat(400));
+  const config = (threads: number) => loadConfig({ preset: 'tiny-moe', overrides: { 'train.steps': 6, 'train.evalEvery': 3, 'train.threads': threads, 'data.paths': [join(dir, 'corpus.txt')] } });
+  await train({ config: config(1), dir: join(dir, 'straight') });
+  await train({ config: config(2), dir: join(dir, 'split'), stopAt: 3 });
+  await train({ config: config(3), dir: join(dir, 'split'), resume: true });
+  assert.ok(checkpointWeights(join(dir, 'straight')).equals(checkpointWeights(join(dir, 'split'))));
 });
 
 describe('the sliced kernels at any thread count', () => {
